@@ -1,0 +1,530 @@
+//! The safe Rust client: one account key, one connection pool, one method per API call.
+//!
+//! Every public method returns a [`Report`]: the outcome plus how many HTTP requests the call
+//! sent and the last HTTP status seen, which is what a `cm_result` carries.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
+use ureq::{Agent, Proxy};
+
+use crate::answer::{self, TaskState};
+use crate::budget::{self, KeyDigest};
+use crate::endpoint::{self, BaseUrl, ProxyUrl};
+use crate::error::{Code, Error};
+
+/// Default per-request timeout, as in the official SDKs.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
+/// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// The largest response head accepted.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Idle connections kept per client (and per host): enough for the threads of a busy program
+/// to share one client without reopening connections (ureq's default of 3 is not).
+pub const MAX_IDLE_CONNECTIONS: usize = 64;
+/// The longest client key accepted (real keys are 32 characters).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// The largest task JSON accepted by `create_task`.
+pub const MAX_TASK_JSON_BYTES: usize = 8 * 1024 * 1024;
+
+/// The outcome of one call, with what it cost.
+#[derive(Debug)]
+pub struct Report<T> {
+    pub result: Result<T, Error>,
+    /// HTTP requests this call sent (retries included).
+    pub requests: u32,
+    /// The last HTTP status received, if any answer arrived.
+    pub http_status: Option<u16>,
+}
+
+/// What one call has spent so far.
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct CallStats {
+    pub requests: u32,
+    pub http_status: Option<u16>,
+}
+
+impl CallStats {
+    pub fn report<T>(self, result: Result<T, Error>) -> Report<T> {
+        Report { result, requests: self.requests, http_status: self.http_status }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    GetTaskResult,
+    CreateTask,
+    GetBalance,
+}
+
+impl Method {
+    const ALL: [Method; 3] = [Method::GetTaskResult, Method::CreateTask, Method::GetBalance];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::GetTaskResult => "getTaskResult",
+            Method::CreateTask => "createTask",
+            Method::GetBalance => "getBalance",
+        }
+    }
+
+    /// Whether a request that died on a reused connection may be sent again. Never createTask:
+    /// a duplicate would be a second paid task.
+    fn retry_on_stale_connection(self) -> bool {
+        self != Method::CreateTask
+    }
+}
+
+/// Where proxy settings come from.
+#[derive(Clone, Debug)]
+enum ProxyChoice {
+    /// The standard environment variables, by curl's rules (the default).
+    Environment,
+    /// Set by the caller; `None` means direct connections.
+    Set(Option<ProxyUrl>),
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    base_url: BaseUrl,
+    request_timeout: Duration,
+    proxy: ProxyChoice,
+}
+
+/// What requests are sent with: rebuilt when a setting changes, shared by in-flight calls.
+struct Channel {
+    agent: Agent,
+    /// The method URLs, built once.
+    urls: [String; 3],
+    request_timeout: Duration,
+    /// The proxy in use, for scrubbing its credentials from messages.
+    proxy: Option<ProxyUrl>,
+}
+
+/// A client of the CapMonster Cloud API. `Send + Sync`: share it between threads freely.
+pub struct Client {
+    key_json: String,
+    key: String,
+    digest: KeyDigest,
+    settings: Mutex<Settings>,
+    transport: RwLock<Arc<Channel>>,
+    connections: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key is a secret: never shown.
+        f.debug_struct("Client").field("client_key", &"***").field("settings", &self.settings()).finish()
+    }
+}
+
+impl Client {
+    /// A client for the official service, with the environment's proxy (if any).
+    pub fn new(client_key: &str) -> Result<Client, Error> {
+        if client_key.is_empty() {
+            return Err(Error::invalid_argument("client_key is empty"));
+        }
+        if client_key.len() > MAX_KEY_BYTES {
+            return Err(Error::invalid_argument(format!("client_key is longer than {MAX_KEY_BYTES} bytes")));
+        }
+        let settings = Settings {
+            base_url: BaseUrl::official(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            proxy: ProxyChoice::Environment,
+        };
+        let connections = Arc::new(AtomicU64::new(0));
+        let transport = build_transport(&settings, &connections)?;
+        Ok(Client {
+            key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
+            key: client_key.to_owned(),
+            digest: KeyDigest::of(client_key),
+            settings: Mutex::new(settings),
+            transport: RwLock::new(Arc::new(transport)),
+            connections,
+        })
+    }
+
+    /// Sends requests to `base_url` (e.g. a local emulator) instead of the official service.
+    pub fn set_base_url(&self, base_url: &str) -> Result<(), Error> {
+        let base_url = BaseUrl::parse(base_url)?;
+        self.update(|settings| settings.base_url = base_url)
+    }
+
+    /// Bounds every HTTP request (connect, send, answer); at least 1 ms.
+    pub fn set_request_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        if timeout.is_zero() {
+            return Err(Error::invalid_argument("timeout_ms must be at least 1"));
+        }
+        self.update(|settings| settings.request_timeout = timeout)
+    }
+
+    /// `Some(url)`: send everything through that proxy; `None`: no proxy at all, whatever the
+    /// environment says.
+    pub fn set_proxy(&self, proxy_url: Option<&str>) -> Result<(), Error> {
+        let proxy = proxy_url.map(|url| ProxyUrl::parse(url, "proxy_url")).transpose()?;
+        self.update(|settings| settings.proxy = ProxyChoice::Set(proxy))
+    }
+
+    /// TCP connections this client has opened so far.
+    pub fn connections_opened(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Asks once for the state of a task. The request counts in the process-wide budget.
+    pub fn get_task_result(&self, task_id: i64) -> Report<TaskState> {
+        let mut stats = CallStats::default();
+        let result = self.poll_task(task_id, None, &mut stats, &mut |_| Ok(()));
+        stats.report(result)
+    }
+
+    /// One getTaskResult exchange (plus at most one retry on a stale connection), each attempt
+    /// admitted by `admit` (the caller's own cap) and then by the process-wide budget.
+    pub(crate) fn poll_task(
+        &self,
+        task_id: i64,
+        deadline: Option<Instant>,
+        stats: &mut CallStats,
+        admit: &mut dyn FnMut(u32) -> Result<(), Error>,
+    ) -> Result<TaskState, Error> {
+        check_task_id(task_id)?;
+        let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
+        let mut admit_within_budget = |sent: u32| {
+            admit(sent)?;
+            budget::global().take(self.digest, task_id).map(drop).map_err(|_| {
+                Error::new(
+                    Code::BudgetExhausted,
+                    format!(
+                        "{} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent",
+                        budget::REQUESTS_PER_TASK
+                    ),
+                )
+            })
+        };
+        let (status, answer) = self.exchange(Method::GetTaskResult, &body, deadline, stats, &mut admit_within_budget)?;
+        answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
+    }
+
+    /// Creates a task. `task_json` is the `task` object (with its `type`); nothing is sent
+    /// unless it is one. Never retried: a duplicate would be a second paid task.
+    pub fn create_task(&self, task_json: &str, callback_url: Option<&str>) -> Report<i64> {
+        let mut stats = CallStats::default();
+        let result = (|| {
+            let task = check_task_json(task_json)?;
+            let callback = match callback_url {
+                Some(url) => {
+                    endpoint::check_callback_url(url)?;
+                    let url = serde_json::to_string(url).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
+                    format!(r#","callbackUrl":{url}"#)
+                }
+                None => String::new(),
+            };
+            let body = format!(r#"{{"clientKey":{},"task":{}{}}}"#, self.key_json, task, callback);
+            let (status, answer) = self.exchange(Method::CreateTask, &body, None, &mut stats, &mut |_| Ok(()))?;
+            answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
+        })();
+        stats.report(result)
+    }
+
+    /// The account's balance in US dollars.
+    pub fn get_balance(&self) -> Report<f64> {
+        let mut stats = CallStats::default();
+        let result = (|| {
+            let body = format!(r#"{{"clientKey":{}}}"#, self.key_json);
+            let (status, answer) = self.exchange(Method::GetBalance, &body, None, &mut stats, &mut |_| Ok(()))?;
+            answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
+        })();
+        stats.report(result)
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Applies a settings change: a new agent (and pool) for the calls that start after it.
+    fn update(&self, change: impl FnOnce(&mut Settings)) -> Result<(), Error> {
+        let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = settings.clone();
+        change(&mut changed);
+        let transport = build_transport(&changed, &self.connections)?;
+        *settings = changed;
+        *self.transport.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(transport);
+        Ok(())
+    }
+
+    /// Sends `body` to `method` and reads the answer: (HTTP status, body bytes).
+    fn exchange(
+        &self,
+        method: Method,
+        body: &str,
+        deadline: Option<Instant>,
+        stats: &mut CallStats,
+        admit: &mut dyn FnMut(u32) -> Result<(), Error>,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        let transport = Arc::clone(&self.transport.read().unwrap_or_else(PoisonError::into_inner));
+        let mut retried = false;
+        loop {
+            let timeout = match deadline {
+                Some(deadline) => transport.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
+                None => transport.request_timeout,
+            };
+            if timeout.is_zero() {
+                return Err(Error::new(Code::Timeout, format!("no time was left to send the {} request", method.name())));
+            }
+            admit(stats.requests)?;
+            stats.requests += 1;
+            match attempt(&transport, method, body, timeout) {
+                Ok((status, answer)) => {
+                    stats.http_status = Some(status);
+                    return Ok((status, answer));
+                }
+                Err(failure) => {
+                    if let Some(status) = failure.http_status {
+                        stats.http_status = Some(status);
+                    }
+                    if failure.stale_connection && method.retry_on_stale_connection() && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(self.scrub_with(failure.error, transport.proxy.as_ref()));
+                }
+            }
+        }
+    }
+
+    fn scrub(&self, error: Error) -> Error {
+        let transport = Arc::clone(&self.transport.read().unwrap_or_else(PoisonError::into_inner));
+        self.scrub_with(error, transport.proxy.as_ref())
+    }
+
+    /// Removes the client key and proxy credentials from text that may have come from outside.
+    /// Keys shorter than 6 bytes are not scrubbed: they would mangle ordinary words.
+    fn scrub_with(&self, mut error: Error, proxy: Option<&ProxyUrl>) -> Error {
+        let secrets = [Some(self.key.as_str()).filter(|key| key.len() >= 6), proxy.and_then(ProxyUrl::userinfo)];
+        let scrub = |text: &mut String| {
+            for secret in secrets.iter().flatten() {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "***");
+                }
+            }
+        };
+        scrub(&mut error.message);
+        if let Some(api) = error.api.as_mut() {
+            api.code.as_mut().map(scrub);
+            api.description.as_mut().map(scrub);
+        }
+        error
+    }
+}
+
+pub(crate) fn check_task_id(task_id: i64) -> Result<(), Error> {
+    if task_id <= 0 {
+        return Err(Error::invalid_argument(format!("task_id must be positive, got {task_id}")));
+    }
+    Ok(())
+}
+
+/// Checks that the task is a JSON object with a non-empty string `type`; returns it trimmed.
+fn check_task_json(task_json: &str) -> Result<&str, Error> {
+    #[derive(Deserialize)]
+    struct TaskHead<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    if task_json.len() > MAX_TASK_JSON_BYTES {
+        return Err(Error::invalid_argument(format!("task_json is longer than {MAX_TASK_JSON_BYTES} bytes")));
+    }
+    let task = task_json.trim();
+    if !task.starts_with('{') {
+        return Err(Error::invalid_argument("task_json must be a JSON object"));
+    }
+    match serde_json::from_str::<TaskHead>(task) {
+        Ok(head) if !head.kind.is_empty() => Ok(task),
+        Ok(_) => Err(Error::invalid_argument("task_json has an empty \"type\"")),
+        Err(e) => Err(Error::invalid_argument(format!(
+            "task_json must be a JSON object with a string \"type\" member: {}",
+            answer::truncate(&e.to_string(), 200)
+        ))),
+    }
+}
+
+fn build_transport(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
+    let proxy = match &settings.proxy {
+        ProxyChoice::Set(proxy) => proxy.clone(),
+        ProxyChoice::Environment => {
+            endpoint::proxy_from_env(&settings.base_url, |name| std::env::var(name).ok())?.map(|(_, url)| url)
+        }
+    };
+    let ureq_proxy = proxy
+        .as_ref()
+        .map(|url| Proxy::new(url.as_str()))
+        .transpose()
+        .map_err(|_| Error::invalid_argument("the proxy URL is not one ureq accepts"))?;
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        // A redirect would re-post the key elsewhere: a 3xx is returned as an answer.
+        .max_redirects(0)
+        .max_idle_connections(MAX_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
+        .max_response_header_size(MAX_HEADER_BYTES)
+        .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
+        .proxy(ureq_proxy)
+        .build();
+    let observer = ConnectionObserver { opened: Arc::clone(connections) };
+    let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), DefaultResolver::default());
+    Ok(Channel {
+        agent,
+        urls: Method::ALL.map(|method| settings.base_url.method_url(method.name())),
+        request_timeout: settings.request_timeout,
+        proxy,
+    })
+}
+
+thread_local! {
+    /// Set when the current thread's request had to open a new connection: ureq does not say
+    /// whether a request went out on a pooled connection, but it opens new ones on the
+    /// calling thread, through the connector chain.
+    static OPENED_CONNECTION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The last link of the connector chain: counts new connections and marks them fresh.
+#[derive(Debug)]
+struct ConnectionObserver {
+    opened: Arc<AtomicU64>,
+}
+
+impl Connector<Box<dyn Transport>> for ConnectionObserver {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if chained.is_some() {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            OPENED_CONNECTION.with(|opened| opened.set(true));
+        }
+        Ok(chained)
+    }
+}
+
+struct AttemptFailure {
+    error: Error,
+    /// The request died on a reused connection before any byte of an answer: safe to resend.
+    stale_connection: bool,
+    http_status: Option<u16>,
+}
+
+fn attempt(transport: &Channel, method: Method, body: &str, timeout: Duration) -> Result<(u16, Vec<u8>), AttemptFailure> {
+    let url = &transport.urls[method as usize];
+    OPENED_CONNECTION.with(|opened| opened.set(false));
+    let sent = transport
+        .agent
+        .post(url)
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
+        .content_type("application/json")
+        .send(body);
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            let reused = !OPENED_CONNECTION.with(Cell::get);
+            return Err(AttemptFailure {
+                stale_connection: reused && is_disconnect(&error),
+                error: transport_error(method, error, timeout),
+                http_status: None,
+            });
+        }
+    };
+    let status = response.status().as_u16();
+    match response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec() {
+        Ok(answer) => Ok((status, answer)),
+        Err(error) => Err(AttemptFailure {
+            error: transport_error(method, error, timeout),
+            stale_connection: false,
+            http_status: Some(status),
+        }),
+    }
+}
+
+/// The peer closed or reset the connection.
+fn is_disconnect(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(error, ureq::Error::Io(io) if matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe))
+}
+
+/// Maps a transport failure to a code and one line naming what happened.
+fn transport_error(method: Method, error: ureq::Error, timeout: Duration) -> Error {
+    use std::io::ErrorKind;
+    let name = method.name();
+    let (code, what) = match &error {
+        ureq::Error::Timeout(kind) => {
+            (Code::Timeout, format!("timed out after {} ms ({kind})", timeout.as_millis()))
+        }
+        ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            (Code::Timeout, format!("timed out after {} ms ({io})", timeout.as_millis()))
+        }
+        ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof => {
+            (Code::Network, "the connection closed before a complete answer arrived".to_owned())
+        }
+        ureq::Error::Io(io) => (Code::Network, format!("network error: {io}")),
+        ureq::Error::HostNotFound => (Code::Network, "host not found".to_owned()),
+        ureq::Error::ConnectionFailed => (Code::Network, "could not connect".to_owned()),
+        ureq::Error::ConnectProxyFailed(why) => (Code::Network, format!("the proxy refused: {why}")),
+        ureq::Error::Tls(why) => (Code::Network, format!("TLS failed: {why}")),
+        ureq::Error::Rustls(why) => (Code::Network, format!("TLS failed: {why}")),
+        ureq::Error::BodyExceedsLimit(limit) => {
+            (Code::BadResponse, format!("the answer is larger than the {limit}-byte limit"))
+        }
+        ureq::Error::LargeResponseHeader(_, limit) => {
+            (Code::BadResponse, format!("the answer's headers are larger than the {limit}-byte limit"))
+        }
+        ureq::Error::Protocol(why) => (Code::BadResponse, format!("the answer is not valid HTTP: {why}")),
+        other => (Code::Network, other.to_string()),
+    };
+    Error::new(code, format!("{name}: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let client = Client::new("0123456789abcdef-secret").unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert_eq!(Client::new("").unwrap_err().code, Code::InvalidArgument);
+        assert!(Client::new(&"k".repeat(MAX_KEY_BYTES + 1)).unwrap_err().message.contains("client_key"));
+    }
+
+    #[test]
+    fn task_json_is_checked_before_anything_is_sent() {
+        for (bad, says) in [
+            ("", "object"),
+            ("[]", "object"),
+            ("{", "type"),
+            (r#"{"type":5}"#, "type"),
+            (r#"{"kind":"x"}"#, "type"),
+            (r#"{"type":""}"#, "empty"),
+            (r#"{"type":"x"} trailing"#, "type"),
+        ] {
+            let error = check_task_json(bad).unwrap_err();
+            assert_eq!(error.code, Code::InvalidArgument);
+            assert!(error.message.contains("task_json") && error.message.contains(says), "{bad}: {}", error.message);
+        }
+        assert_eq!(check_task_json(" {\"type\":\"ImageToTextTask\",\"body\":\"x\"}\n").unwrap(), "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}");
+    }
+}

@@ -1,0 +1,119 @@
+//! The one error type of the safe core, and the stable numeric codes it maps to.
+//!
+//! The numbers are the ABI: they are never reused or renumbered. A new kind of
+//! failure gets a new number at the end.
+
+use std::ffi::CStr;
+use std::fmt;
+
+/// What went wrong, as a stable number (the C `cm_code`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Code {
+    InvalidArgument = 1,
+    Api = 2,
+    Network = 3,
+    Timeout = 4,
+    HttpStatus = 5,
+    BadResponse = 6,
+    BudgetExhausted = 7,
+    Cancelled = 8,
+    Internal = 9,
+}
+
+impl Code {
+    /// Every code, in number order.
+    pub const ALL: [Code; 9] = [
+        Code::InvalidArgument,
+        Code::Api,
+        Code::Network,
+        Code::Timeout,
+        Code::HttpStatus,
+        Code::BadResponse,
+        Code::BudgetExhausted,
+        Code::Cancelled,
+        Code::Internal,
+    ];
+
+    /// The C name of the code, e.g. `c"CM_ERR_API"`, NUL-terminated for the C ABI.
+    pub const fn c_name(self) -> &'static CStr {
+        match self {
+            Code::InvalidArgument => c"CM_ERR_INVALID_ARGUMENT",
+            Code::Api => c"CM_ERR_API",
+            Code::Network => c"CM_ERR_NETWORK",
+            Code::Timeout => c"CM_ERR_TIMEOUT",
+            Code::HttpStatus => c"CM_ERR_HTTP_STATUS",
+            Code::BadResponse => c"CM_ERR_BAD_RESPONSE",
+            Code::BudgetExhausted => c"CM_ERR_BUDGET_EXHAUSTED",
+            Code::Cancelled => c"CM_ERR_CANCELLED",
+            Code::Internal => c"CM_ERR_INTERNAL",
+        }
+    }
+
+    /// The C name of the code, e.g. `"CM_ERR_API"`.
+    pub fn name(self) -> &'static str {
+        self.c_name().to_str().unwrap_or("CM_ERR_UNKNOWN")
+    }
+}
+
+/// The service's own error: `errorCode` and `errorDescription` of an answer with `errorId != 0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// e.g. `ERROR_CAPTCHA_UNSOLVABLE`; `None` when the service sent `errorId != 0` without one.
+    pub code: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A failed call: a code, one human-readable line, and what the service said, if anything.
+///
+/// Messages never contain the client key or proxy credentials: the client scrubs
+/// every message that could carry text from outside (see `Client::scrub`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    pub api: Option<ApiError>,
+    /// The HTTP status of the answer that caused this error, when there was one.
+    pub http_status: Option<u16>,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error { code, message: message.into(), api: None, http_status: None }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Error::new(Code::InvalidArgument, message)
+    }
+
+    pub fn bad_response(message: impl Into<String>) -> Self {
+        Error::new(Code::BadResponse, message)
+    }
+
+    pub fn api(code: Option<String>, description: Option<String>, http_status: u16) -> Self {
+        let name = code.as_deref().unwrap_or("an error without errorCode");
+        let message = match description.as_deref() {
+            Some(text) if !text.is_empty() => format!("the service answered {name}: {text}"),
+            _ => format!("the service answered {name}"),
+        };
+        Error {
+            code: Code::Api,
+            message,
+            api: Some(ApiError { code, description }),
+            http_status: Some(http_status),
+        }
+    }
+
+    /// The service's errorCode, when this is an API error that has one.
+    pub fn api_code(&self) -> Option<&str> {
+        self.api.as_ref().and_then(|api| api.code.as_deref())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}

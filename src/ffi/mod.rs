@@ -1,0 +1,30 @@
+//! The C ABI (`include/capmonster.h`): thin `extern "C"` wrappers over the safe core.
+//!
+//! Rules every function here follows:
+//! - its body runs inside the panic boundary ([`boundary`]): no unwind crosses into C;
+//! - every pointer from C is checked for NULL and every string for UTF-8 before use; no Rust
+//!   enum, `&T` or `Box<T>` appears in a signature;
+//! - calls that talk to the service hand back a `cm_result` on every return except a NULL
+//!   `out_result`, so errors need no thread-local state.
+//!
+//! One file per C type, as in rustls-ffi: `client`, `cancel`, `result`, `wait` (options and
+//! `cm_wait_result`), `calls` (the single API calls), `library` (version, codes).
+
+#![allow(non_camel_case_types)]
+
+// In this order in the header: library-wide, then each type, then the calls.
+pub mod library;
+pub mod client;
+pub mod cancel;
+pub mod wait;
+pub mod calls;
+pub mod result;
+
+/// cbindgen:ignore
+pub(crate) mod boundary;
+
+pub use cancel::cm_cancel;
+pub use client::cm_client;
+pub use library::cm_code;
+pub use result::cm_result;
+pub use wait::cm_wait_options;

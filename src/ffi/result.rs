@@ -1,0 +1,266 @@
+//! `cm_result`: what one call did, with its code, message and, for a ready task, the solution.
+//!
+//! Ownership: a `Box<CallResult>` made by the library and handed to the caller, who frees it
+//! with `cm_result_free`. It is immutable, so reading it from many threads at once is safe.
+//! Every string is built once, at creation; accessors hand out pointers into it that live
+//! until `cm_result_free`.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::ffi::{c_char, CString};
+
+use serde_json::value::RawValue;
+
+use crate::answer::TaskState;
+use crate::client::Report;
+use crate::error::{Code, Error};
+use crate::ffi::boundary::{catch, panic_message, str_arg};
+use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
+
+/// The outcome of one call. Opaque; read it with the `cm_result_*` accessors.
+pub struct cm_result {
+    _private: [u8; 0],
+}
+
+/// The Rust value behind a `cm_result *`.
+#[derive(Debug)]
+pub struct CallResult {
+    code: cm_code,
+    ready: bool,
+    task_id: i64,
+    solution_json: Option<CString>,
+    /// The solution's top-level string members, for `cm_result_solution_string`.
+    solution_strings: BTreeMap<String, CString>,
+    api_error_code: Option<CString>,
+    api_error_description: Option<CString>,
+    message: CString,
+    request_count: u32,
+    http_status: i32,
+}
+
+/// A C string from text that may contain NUL bytes (they are shown as `\0`).
+fn c_text(text: &str) -> CString {
+    CString::new(text).unwrap_or_else(|_| CString::new(text.replace('\0', "\\0")).unwrap_or_default())
+}
+
+impl CallResult {
+    fn new(code: cm_code, task_id: i64, message: &str) -> Self {
+        CallResult {
+            code,
+            ready: false,
+            task_id,
+            solution_json: None,
+            solution_strings: BTreeMap::new(),
+            api_error_code: None,
+            api_error_description: None,
+            message: c_text(message),
+            request_count: 0,
+            http_status: 0,
+        }
+    }
+
+    pub fn from_error(error: &Error, task_id: i64) -> Self {
+        let mut result = CallResult::new(error.code as cm_code, task_id, &error.message);
+        if let Some(api) = &error.api {
+            result.api_error_code = api.code.as_deref().map(c_text);
+            result.api_error_description = api.description.as_deref().map(c_text);
+        }
+        result.http_status = error.http_status.map_or(0, i32::from);
+        result
+    }
+
+    pub fn from_panic(panic: &(dyn Any + Send)) -> Self {
+        let message = format!("internal error (a bug in libcapmonster, please report it): {}", panic_message(panic));
+        CallResult::new(Code::Internal as cm_code, 0, &message)
+    }
+
+    /// The result of a call that talked (or meant to talk) to the service. `describe` words
+    /// the success message.
+    pub fn from_report<T>(report: Report<T>, task_id: i64, describe: impl FnOnce(&T) -> String) -> (Self, Option<T>) {
+        let (mut result, value) = match report.result {
+            Ok(value) => (CallResult::new(CM_OK, task_id, &describe(&value)), Some(value)),
+            Err(error) => (CallResult::from_error(&error, task_id), None),
+        };
+        result.request_count = report.requests;
+        if let Some(status) = report.http_status {
+            result.http_status = i32::from(status);
+        }
+        (result, value)
+    }
+
+    /// The result of getTaskResult or a wait.
+    pub fn from_task_report(report: Report<TaskState>, task_id: i64) -> Self {
+        let requests = report.requests;
+        let (mut result, state) = CallResult::from_report(report, task_id, |state| match state {
+            TaskState::Ready(_) => format!("task {task_id} is ready ({requests} requests)"),
+            TaskState::Processing => format!("task {task_id} is still processing"),
+        });
+        if let Some(TaskState::Ready(solution)) = state {
+            result.set_solution(&solution);
+        }
+        result
+    }
+
+    fn set_solution(&mut self, solution: &RawValue) {
+        self.ready = true;
+        self.solution_json = Some(c_text(solution.get()));
+        // Members whose value is a string; a string holding a NUL byte cannot be handed to C
+        // and is left out (cm_result_solution_json still has it).
+        // A repeated member: the last one wins, as in most JSON readers.
+        let members: BTreeMap<String, &RawValue> = serde_json::from_str(solution.get()).unwrap_or_default();
+        self.solution_strings = members
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let text: String = serde_json::from_str(value.get()).ok()?;
+                Some((name, CString::new(text).ok()?))
+            })
+            .collect();
+    }
+
+    pub fn with_task_id(mut self, task_id: i64) -> Self {
+        self.task_id = task_id;
+        self
+    }
+
+    pub fn code(&self) -> cm_code {
+        self.code
+    }
+
+    pub fn into_raw(self) -> *mut cm_result {
+        Box::into_raw(Box::new(self)) as *mut cm_result
+    }
+}
+
+
+/// Reads a result behind a pointer from C; `None` for NULL.
+///
+/// # Safety
+/// `r` is NULL or a live result made by this library.
+unsafe fn view<'a>(r: *const cm_result) -> Option<&'a CallResult> {
+    // SAFETY: the caller's contract.
+    unsafe { (r as *const CallResult).as_ref() }
+}
+
+fn opt_ptr(text: &Option<CString>) -> *const c_char {
+    text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())
+}
+
+/// The code the call returned. `CM_ERR_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_code(r: *const cm_result) -> cm_code {
+    // SAFETY: forwarded contract.
+    catch(CM_ERR_INVALID_ARGUMENT, || unsafe { view(r) }.map_or(CM_ERR_INVALID_ARGUMENT, |r| r.code))
+}
+
+/// 1 when the task's status was "ready" (the solution is there), else 0.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_is_ready(r: *const cm_result) -> i32 {
+    // SAFETY: forwarded contract.
+    catch(0, || unsafe { view(r) }.map_or(0, |r| i32::from(r.ready)))
+}
+
+/// The task the call was about (the new task for cm_create_task); 0 when none.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_task_id(r: *const cm_result) -> i64 {
+    // SAFETY: forwarded contract.
+    catch(0, || unsafe { view(r) }.map_or(0, |r| r.task_id))
+}
+
+/// The solution object as the service sent it (JSON text); NULL unless ready.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_solution_json(r: *const cm_result) -> *const c_char {
+    // SAFETY: forwarded contract.
+    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.solution_json)))
+}
+
+/// The top-level string member `field` of the solution (e.g. "text", "gRecaptchaResponse"),
+/// unescaped; NULL when not ready, absent, not a string, or holding a NUL character.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_solution_string(r: *const cm_result, field: *const c_char) -> *const c_char {
+    catch(std::ptr::null(), || {
+        // SAFETY: forwarded contract.
+        let (Some(r), Ok(field)) = (unsafe { view(r) }, unsafe { str_arg(field, "field") }) else {
+            return std::ptr::null();
+        };
+        r.solution_strings.get(field).map_or(std::ptr::null(), |value| value.as_ptr())
+    })
+}
+
+/// The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
+/// else NULL.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_api_error_code(r: *const cm_result) -> *const c_char {
+    // SAFETY: forwarded contract.
+    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_code)))
+}
+
+/// The service's errorDescription when it sent one, else NULL.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_api_error_description(r: *const cm_result) -> *const c_char {
+    // SAFETY: forwarded contract.
+    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_description)))
+}
+
+/// One human-readable line on what happened. Never NULL (for a NULL `r`, a static text).
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_message(r: *const cm_result) -> *const c_char {
+    let null_message = c"result is NULL".as_ptr();
+    // SAFETY: forwarded contract.
+    catch(null_message, || unsafe { view(r) }.map_or(null_message, |r| r.message.as_ptr()))
+}
+
+/// The HTTP requests this call sent, retries included.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_request_count(r: *const cm_result) -> u32 {
+    // SAFETY: forwarded contract.
+    catch(0, || unsafe { view(r) }.map_or(0, |r| r.request_count))
+}
+
+/// The last HTTP status received, 0 if no answer arrived.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_http_status(r: *const cm_result) -> i32 {
+    // SAFETY: forwarded contract.
+    catch(0, || unsafe { view(r) }.map_or(0, |r| r.http_status))
+}
+
+/// Frees a result and every string read from it. NULL is fine.
+///
+/// # Safety
+/// `r` is NULL or a live `cm_result`, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn cm_result_free(r: *mut cm_result) {
+    if !r.is_null() {
+        // SAFETY: made by Box::into_raw in CallResult::into_raw; the caller gives it up.
+        catch((), || drop(unsafe { Box::from_raw(r as *mut CallResult) }));
+    }
+}

@@ -1,0 +1,34 @@
+//! libcapmonster: a blocking client for the CapMonster Cloud captcha-solving API, with a C ABI.
+//!
+//! Layers, top to bottom (each uses only the ones below it):
+//! - [`ffi`]: the `extern "C"` functions of `include/capmonster.h`: pointer and string checks,
+//!   the panic boundary, result objects. No HTTP or JSON.
+//! - [`wait`]: the polling loop (schedule, deadline, cancel, retries, back-off).
+//! - [`client`]: the safe Rust client, one method per API call, over one ureq connection pool.
+//! - [`answer`]: classifying one answer (status + body) without I/O.
+//! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
+//! - [`schedule`], [`cancel`], [`endpoint`], [`error`]: data and small parts.
+
+/// cbindgen:ignore
+pub mod answer;
+/// cbindgen:ignore
+pub mod budget;
+/// cbindgen:ignore
+pub mod cancel;
+/// cbindgen:ignore
+pub mod client;
+/// cbindgen:ignore
+pub mod endpoint;
+/// cbindgen:ignore
+pub mod error;
+pub mod ffi;
+/// cbindgen:ignore
+pub mod schedule;
+/// cbindgen:ignore
+pub mod wait;
+
+pub use answer::TaskState;
+pub use cancel::Cancel;
+pub use client::{Client, Report};
+pub use error::{ApiError, Code, Error};
+pub use schedule::Schedule;
