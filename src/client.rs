@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
 use ureq::{Agent, Proxy};
 
@@ -18,6 +17,7 @@ use crate::answer::{self, TaskState};
 use crate::budget::{self, KeyDigest};
 use crate::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
+use crate::resolve::LiteralFirstResolver;
 
 /// Default per-request timeout, as in the official SDKs.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
@@ -376,7 +376,7 @@ fn build_transport(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<
         .proxy(ureq_proxy)
         .build();
     let observer = ConnectionObserver { opened: Arc::clone(connections) };
-    let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), DefaultResolver::default());
+    let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), LiteralFirstResolver::default());
     Ok(Channel {
         agent,
         urls: Method::ALL.map(|method| settings.base_url.method_url(method.name())),
@@ -438,7 +438,7 @@ fn attempt(transport: &Channel, method: Method, body: &str, timeout: Duration) -
             let reused = !OPENED_CONNECTION.with(Cell::get);
             return Err(AttemptFailure {
                 stale_connection: reused && is_disconnect(&error),
-                error: transport_error(method, error, timeout),
+                error: transport_error(method, error, timeout, false),
                 http_status: None,
             });
         }
@@ -447,7 +447,7 @@ fn attempt(transport: &Channel, method: Method, body: &str, timeout: Duration) -
     match response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec() {
         Ok(answer) => Ok((status, answer)),
         Err(error) => Err(AttemptFailure {
-            error: transport_error(method, error, timeout),
+            error: transport_error(method, error, timeout, true),
             stale_connection: false,
             http_status: Some(status),
         }),
@@ -460,8 +460,9 @@ fn is_disconnect(error: &ureq::Error) -> bool {
     matches!(error, ureq::Error::Io(io) if matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe))
 }
 
-/// Maps a transport failure to a code and one line naming what happened.
-fn transport_error(method: Method, error: ureq::Error, timeout: Duration) -> Error {
+/// Maps a transport failure to a code and one line naming what happened. `answer_started`:
+/// the status line had arrived.
+fn transport_error(method: Method, error: ureq::Error, timeout: Duration, answer_started: bool) -> Error {
     use std::io::ErrorKind;
     let name = method.name();
     let (code, what) = match &error {
@@ -471,8 +472,11 @@ fn transport_error(method: Method, error: ureq::Error, timeout: Duration) -> Err
         ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             (Code::Timeout, format!("timed out after {} ms ({io})", timeout.as_millis()))
         }
+        ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof && answer_started => {
+            (Code::Network, "the connection closed before the whole answer arrived".to_owned())
+        }
         ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof => {
-            (Code::Network, "the connection closed before a complete answer arrived".to_owned())
+            (Code::Network, "the server closed the connection without answering".to_owned())
         }
         ureq::Error::Io(io) => (Code::Network, format!("network error: {io}")),
         ureq::Error::HostNotFound => (Code::Network, "host not found".to_owned()),

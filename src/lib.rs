@@ -22,6 +22,7 @@ pub mod endpoint;
 /// cbindgen:ignore
 pub mod error;
 pub mod ffi;
+mod resolve;
 /// cbindgen:ignore
 pub mod schedule;
 /// cbindgen:ignore

@@ -1,0 +1,31 @@
+# Sourced by the other scripts: start_emulator [emulator args...] starts the release emulator
+# on a free loopback port, sets EMULATOR_URL and stops it when the script exits.
+
+start_emulator() {
+    local root port_file i
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    port_file=$(mktemp -u "${TMPDIR:-/tmp}/capmonster-emulator-port.XXXXXX")
+    "$root/target/release/capmonster-emulator" --port 0 --port-file "$port_file" "$@" >/dev/null &
+    EMULATOR_PID=$!
+    trap 'stop_emulator' EXIT
+    for i in $(seq 1 200); do
+        [ -s "$port_file" ] && break
+        if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then
+            echo "the emulator did not start" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    [ -s "$port_file" ] || { echo "the emulator did not report its port" >&2; return 1; }
+    EMULATOR_URL="http://127.0.0.1:$(cat "$port_file")"
+    rm -f "$port_file"
+    export EMULATOR_URL
+}
+
+stop_emulator() {
+    if [ -n "${EMULATOR_PID:-}" ]; then
+        kill "$EMULATOR_PID" 2>/dev/null || true
+        wait "$EMULATOR_PID" 2>/dev/null || true
+        EMULATOR_PID=
+    fi
+}

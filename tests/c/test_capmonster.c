@@ -1,0 +1,481 @@
+/*
+ * C tests of libcapmonster through its public header, against the emulator.
+ * Usage: test_capmonster BASE_URL   (the emulator started with emulator-script.json)
+ * Built with -std=c99 -Wall -Wextra -Werror -pedantic; run under valgrind by scripts/test-c.sh.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "capmonster.h"
+
+static int failures = 0;
+static int checks = 0;
+static const char *base_url;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        checks++;                                                                     \
+        if (!(cond)) {                                                                \
+            failures++;                                                               \
+            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__,      \
+                    __func__, #cond);                                                 \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_CODE(actual, expected)                                                  \
+    do {                                                                              \
+        cm_code actual_ = (actual);                                                   \
+        checks++;                                                                     \
+        if (actual_ != (expected)) {                                                  \
+            failures++;                                                               \
+            fprintf(stderr, "%s:%d: %s: got %s, expected %s\n", __FILE__, __LINE__,   \
+                    __func__, cm_code_name(actual_), cm_code_name(expected));         \
+        }                                                                             \
+    } while (0)
+
+static int contains(const char *haystack, const char *needle) {
+    return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* A client for the emulator; each test uses its own key, so budgets never mix. */
+static cm_client *emulator_client(const char *key) {
+    cm_client *client = NULL;
+    if (cm_client_new(key, &client) != CM_OK) return NULL;
+    if (cm_client_set_base_url(client, base_url) != CM_OK) {
+        cm_client_free(client);
+        return NULL;
+    }
+    return client;
+}
+
+static void fast_options(cm_wait_options *options) {
+    cm_wait_options_init(options);
+    options->first_delay_ms = 0;
+    options->interval_ms = 10;
+    options->timeout_ms = 10000;
+}
+
+static void test_version_and_code_names(void) {
+    char expected[32];
+    int32_t code;
+    sprintf(expected, "%d.%d.%d", CM_VERSION_MAJOR, CM_VERSION_MINOR, CM_VERSION_PATCH);
+    CHECK(strcmp(cm_version(), expected) == 0);
+    CHECK(strcmp(cm_code_name(CM_OK), "CM_OK") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_INVALID_ARGUMENT), "CM_ERR_INVALID_ARGUMENT") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_API), "CM_ERR_API") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_NETWORK), "CM_ERR_NETWORK") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_TIMEOUT), "CM_ERR_TIMEOUT") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_HTTP_STATUS), "CM_ERR_HTTP_STATUS") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_BAD_RESPONSE), "CM_ERR_BAD_RESPONSE") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_BUDGET_EXHAUSTED), "CM_ERR_BUDGET_EXHAUSTED") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_CANCELLED), "CM_ERR_CANCELLED") == 0);
+    CHECK(strcmp(cm_code_name(CM_ERR_INTERNAL), "CM_ERR_INTERNAL") == 0);
+    CHECK(strcmp(cm_code_name(10), "CM_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(cm_code_name(-1), "CM_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(cm_code_name(INT32_MIN), "CM_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(cm_code_name(INT32_MAX), "CM_ERR_UNKNOWN") == 0);
+    for (code = -1000; code < 1000; code++) CHECK(cm_code_name(code) != NULL);
+}
+
+static void test_invalid_arguments(void) {
+    cm_client *client = NULL;
+    cm_result *result = NULL;
+    cm_wait_options options;
+    int64_t task_id = -7;
+    double balance = -7.0;
+    const char bad_utf8[] = {'k', (char)0xC3, (char)0x28, 0};
+
+    CHECK_CODE(cm_client_new(NULL, &client), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_new("", &client), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_new(bad_utf8, &client), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_new("key", NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK(client == NULL);
+
+    client = emulator_client("c-invalid-arguments");
+    CHECK(client != NULL);
+    CHECK_CODE(cm_client_set_base_url(client, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_base_url(client, "http://example.com"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_base_url(client, "not a url"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_base_url(NULL, base_url), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_request_timeout_ms(client, 0), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_request_timeout_ms(NULL, 10), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_proxy(client, "ftp://127.0.0.1:1"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_proxy(NULL, NULL), CM_ERR_INVALID_ARGUMENT);
+
+    /* A NULL out_result: nothing is written, nothing sent. */
+    CHECK_CODE(cm_get_task_result(client, 101, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_wait_result(client, 101, NULL, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_create_task(client, "{\"type\":\"ImageToTextTask\"}", NULL, &task_id, NULL),
+               CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_get_balance(client, &balance, NULL), CM_ERR_INVALID_ARGUMENT);
+
+    /* Every other bad argument still hands back a result naming the argument. */
+    CHECK_CODE(cm_get_task_result(NULL, 101, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_result_code(result) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "client"));
+    CHECK(cm_result_request_count(result) == 0);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_get_task_result(client, 0, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "task_id"));
+    cm_result_free(result);
+    CHECK_CODE(cm_get_task_result(client, -1, &result), CM_ERR_INVALID_ARGUMENT);
+    cm_result_free(result);
+
+    fast_options(&options);
+    options.interval_ms = 0;
+    CHECK_CODE(cm_wait_result(client, 101, &options, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "interval_ms"));
+    CHECK(cm_result_request_count(result) == 0);
+    cm_result_free(result);
+    fast_options(&options);
+    options.max_requests = 0;
+    CHECK_CODE(cm_wait_result(client, 101, &options, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "max_requests"));
+    cm_result_free(result);
+
+    CHECK_CODE(cm_create_task(client, "[1,2]", NULL, &task_id, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "task_json"));
+    cm_result_free(result);
+    CHECK_CODE(cm_create_task(client, "{\"body\":\"x\"}", NULL, &task_id, &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "type"));
+    cm_result_free(result);
+    CHECK_CODE(cm_create_task(client, NULL, NULL, &task_id, &result), CM_ERR_INVALID_ARGUMENT);
+    cm_result_free(result);
+    CHECK_CODE(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}", "ftp://x",
+                              &task_id, &result),
+               CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "callback_url"));
+    cm_result_free(result);
+    CHECK_CODE(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}", NULL, NULL,
+                              &result),
+               CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "out_task_id"));
+    cm_result_free(result);
+    CHECK(task_id == -7); /* out-parameters are written only on CM_OK */
+
+    CHECK_CODE(cm_get_balance(client, NULL, &result), CM_ERR_INVALID_ARGUMENT);
+    cm_result_free(result);
+    CHECK(balance == -7.0);
+
+    CHECK_CODE(cm_wait_options_for_task_type(NULL, "ImageToTextTask"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_cancel_new(NULL), CM_ERR_INVALID_ARGUMENT);
+
+    /* NULL is harmless wherever a function takes something to free or read. */
+    cm_client_free(NULL);
+    cm_result_free(NULL);
+    cm_cancel_free(NULL);
+    cm_cancel_trigger(NULL);
+    cm_wait_options_init(NULL);
+    CHECK(cm_result_code(NULL) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_result_message(NULL) != NULL);
+    CHECK(cm_result_solution_json(NULL) == NULL);
+    CHECK(cm_result_solution_string(NULL, "text") == NULL);
+    CHECK(cm_result_is_ready(NULL) == 0);
+    cm_client_free(client);
+}
+
+static void test_processing(void) {
+    cm_client *client = emulator_client("c-processing");
+    cm_result *result = NULL;
+    CHECK_CODE(cm_get_task_result(client, 101, &result), CM_OK);
+    CHECK(cm_result_code(result) == CM_OK);
+    CHECK(cm_result_is_ready(result) == 0);
+    CHECK(cm_result_task_id(result) == 101);
+    CHECK(cm_result_solution_json(result) == NULL);
+    CHECK(cm_result_solution_string(result, "text") == NULL);
+    CHECK(cm_result_api_error_code(result) == NULL);
+    CHECK(cm_result_request_count(result) == 1);
+    CHECK(cm_result_http_status(result) == 200);
+    CHECK(contains(cm_result_message(result), "processing"));
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+static void test_ready(void) {
+    cm_client *client = emulator_client("c-ready");
+    cm_result *result = NULL;
+    CHECK_CODE(cm_get_task_result(client, 102, &result), CM_OK);
+    CHECK(cm_result_is_ready(result) == 1);
+    CHECK(contains(cm_result_solution_json(result), "\"nested\""));
+    CHECK(cm_result_solution_string(result, "text") != NULL &&
+          strcmp(cm_result_solution_string(result, "text"), "h\xc3\xa9llo \xe2\x9c\x93") == 0);
+    CHECK(cm_result_solution_string(result, "n") == NULL);      /* not a string */
+    CHECK(cm_result_solution_string(result, "nested") == NULL); /* not a string */
+    CHECK(cm_result_solution_string(result, "absent") == NULL);
+    CHECK(cm_result_solution_string(result, NULL) == NULL);
+    /* Borrowed strings stay put until cm_result_free. */
+    CHECK(cm_result_solution_string(result, "text") == cm_result_solution_string(result, "text"));
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+static void test_api_and_http_errors(void) {
+    cm_client *client = emulator_client("c-errors");
+    cm_result *result = NULL;
+
+    CHECK_CODE(cm_get_task_result(client, 103, &result), CM_ERR_API);
+    CHECK(cm_result_api_error_code(result) != NULL &&
+          strcmp(cm_result_api_error_code(result), "ERROR_CAPTCHA_UNSOLVABLE") == 0);
+    CHECK(contains(cm_result_api_error_description(result), "could not be solved"));
+    CHECK(contains(cm_result_message(result), "ERROR_CAPTCHA_UNSOLVABLE"));
+    CHECK(cm_result_http_status(result) == 200);
+    cm_result_free(result);
+
+    /* An API error body decides over the HTTP status. */
+    CHECK_CODE(cm_get_task_result(client, 104, &result), CM_ERR_API);
+    CHECK(contains(cm_result_api_error_code(result), "ERROR_ZERO_BALANCE"));
+    CHECK(cm_result_http_status(result) == 402);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_get_task_result(client, 105, &result), CM_ERR_HTTP_STATUS);
+    CHECK(cm_result_http_status(result) == 502);
+    CHECK(cm_result_api_error_code(result) == NULL);
+    CHECK(contains(cm_result_message(result), "502"));
+    cm_result_free(result);
+
+    CHECK_CODE(cm_get_task_result(client, 106, &result), CM_ERR_BAD_RESPONSE);
+    cm_result_free(result);
+    CHECK_CODE(cm_get_task_result(client, 113, &result), CM_ERR_BAD_RESPONSE);
+    CHECK(contains(cm_result_message(result), "solution"));
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+static void test_wait_until_ready(void) {
+    cm_client *client = emulator_client("c-wait-ready");
+    cm_result *result = NULL;
+    cm_wait_options options;
+    fast_options(&options);
+    CHECK_CODE(cm_wait_result(client, 107, &options, &result), CM_OK);
+    CHECK(cm_result_is_ready(result) == 1);
+    CHECK(cm_result_request_count(result) == 3);
+    CHECK(contains(cm_result_solution_string(result, "gRecaptchaResponse"), "03AGdBq25SxXT"));
+    cm_result_free(result);
+
+    /* 503, then 429 with ERROR_TOO_MUCH_REQUESTS, then ready: transient failures are retried. */
+    CHECK_CODE(cm_wait_result(client, 112, &options, &result), CM_OK);
+    CHECK(cm_result_request_count(result) == 3);
+    CHECK(contains(cm_result_solution_string(result, "token"), "ok"));
+    cm_result_free(result);
+
+    /* A final error ends the wait at once. */
+    CHECK_CODE(cm_wait_result(client, 103, &options, &result), CM_ERR_API);
+    CHECK(cm_result_request_count(result) == 1);
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+static void test_wait_timeout_and_max_requests(void) {
+    cm_client *client = emulator_client("c-wait-timeout");
+    cm_result *result = NULL;
+    cm_wait_options options;
+    double start;
+
+    fast_options(&options);
+    options.interval_ms = 50;
+    options.timeout_ms = 300;
+    start = now_ms();
+    CHECK_CODE(cm_wait_result(client, 108, &options, &result), CM_ERR_TIMEOUT);
+    CHECK(now_ms() - start < 3000);
+    CHECK(contains(cm_result_message(result), "processing"));
+    CHECK(cm_result_request_count(result) >= 2);
+    cm_result_free(result);
+
+    fast_options(&options);
+    options.max_requests = 3;
+    CHECK_CODE(cm_wait_result(client, 109, &options, &result), CM_ERR_BUDGET_EXHAUSTED);
+    CHECK(cm_result_request_count(result) == 3);
+    CHECK(contains(cm_result_message(result), "max_requests"));
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+struct canceller {
+    cm_cancel *cancel;
+    long after_ms;
+    double triggered_at;
+};
+
+static void *trigger_later(void *arg) {
+    struct canceller *canceller = arg;
+    sleep_ms(canceller->after_ms);
+    canceller->triggered_at = now_ms();
+    cm_cancel_trigger(canceller->cancel);
+    cm_cancel_trigger(canceller->cancel); /* idempotent */
+    return NULL;
+}
+
+static void test_cancel(void) {
+    cm_client *client = emulator_client("c-cancel");
+    cm_result *result = NULL;
+    cm_wait_options options;
+    struct canceller canceller;
+    pthread_t thread;
+    double returned_at;
+
+    CHECK_CODE(cm_cancel_new(&canceller.cancel), CM_OK);
+    canceller.after_ms = 300;
+    fast_options(&options);
+    options.interval_ms = 2000; /* the trigger arrives while the wait sleeps */
+    options.cancel = canceller.cancel;
+    CHECK(pthread_create(&thread, NULL, trigger_later, &canceller) == 0);
+    CHECK_CODE(cm_wait_result(client, 110, &options, &result), CM_ERR_CANCELLED);
+    returned_at = now_ms();
+    pthread_join(thread, NULL);
+    CHECK(returned_at - canceller.triggered_at < 50.0);
+    CHECK(contains(cm_result_message(result), "cancelled"));
+    cm_result_free(result);
+
+    /* It stays triggered: the next wait ends before sending anything. */
+    CHECK_CODE(cm_wait_result(client, 110, &options, &result), CM_ERR_CANCELLED);
+    CHECK(cm_result_request_count(result) == 0);
+    cm_result_free(result);
+    cm_cancel_free(canceller.cancel);
+    cm_client_free(client);
+}
+
+static void test_create_wait_and_balance(void) {
+    cm_client *client = emulator_client("c-create");
+    cm_result *result = NULL;
+    cm_wait_options options;
+    int64_t task_id = 0;
+    double balance = 0;
+
+    CHECK_CODE(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}",
+                              "https://example.com/callback", &task_id, &result),
+               CM_OK);
+    CHECK(task_id > 0);
+    CHECK(cm_result_task_id(result) == task_id);
+    CHECK(cm_result_request_count(result) == 1);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_wait_options_for_task_type(&options, "ImageToTextTask"), CM_OK);
+    CHECK(options.first_delay_ms == 350 && options.interval_ms == 200 && options.timeout_ms == 10000);
+    CHECK(options.max_requests == 120 && options.cancel == NULL);
+    CHECK_CODE(cm_wait_result(client, task_id, &options, &result), CM_OK);
+    CHECK(cm_result_is_ready(result) == 1);
+    CHECK(cm_result_solution_string(result, "text") != NULL);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_get_balance(client, &balance, &result), CM_OK);
+    CHECK(balance > 345.677 && balance < 345.679);
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+static void test_wait_options(void) {
+    cm_wait_options options;
+    cm_wait_options_init(&options);
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000);
+    CHECK(options.timeout_ms == 180000 && options.max_requests == 120 && options.cancel == NULL);
+    CHECK_CODE(cm_wait_options_for_task_type(&options, "RecaptchaV3TaskProxyless"), CM_OK);
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 3000 && options.timeout_ms == 180000);
+    CHECK_CODE(cm_wait_options_for_task_type(&options, "CustomTask"), CM_OK);
+    CHECK(options.interval_ms == 3000);
+    CHECK_CODE(cm_wait_options_for_task_type(&options, "NoSuchTask"), CM_OK);
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000 && options.timeout_ms == 180000);
+}
+
+static void test_budget(void) {
+    cm_client *client = emulator_client("c-budget");
+    cm_client *same_key = emulator_client("c-budget");
+    cm_result *result = NULL;
+    int i, ok = 0;
+    for (i = 0; i < 120; i++) {
+        /* Two client objects with one key share the task's budget. */
+        if (cm_get_task_result(i % 2 ? client : same_key, 111, &result) == CM_OK) ok++;
+        cm_result_free(result);
+    }
+    CHECK(ok == 120);
+    CHECK_CODE(cm_get_task_result(client, 111, &result), CM_ERR_BUDGET_EXHAUSTED);
+    CHECK(cm_result_request_count(result) == 0);
+    CHECK(contains(cm_result_message(result), "120"));
+    cm_result_free(result);
+    cm_client_free(client);
+    cm_client_free(same_key);
+}
+
+#define THREADS 8
+#define CALLS_PER_THREAD 15
+
+static void *poll_many(void *arg) {
+    cm_client *client = arg;
+    long ok = 0;
+    int i;
+    for (i = 0; i < CALLS_PER_THREAD; i++) {
+        cm_result *result = NULL;
+        if (cm_get_task_result(client, 114, &result) == CM_OK && cm_result_is_ready(result) == 0) ok++;
+        cm_result_free(result);
+    }
+    return (void *)ok;
+}
+
+static void test_threads_share_a_client(void) {
+    cm_client *client = emulator_client("c-threads");
+    pthread_t threads[THREADS];
+    long total = 0;
+    int i;
+    for (i = 0; i < THREADS; i++) CHECK(pthread_create(&threads[i], NULL, poll_many, client) == 0);
+    for (i = 0; i < THREADS; i++) {
+        void *ok = NULL;
+        pthread_join(threads[i], &ok);
+        total += (long)ok;
+    }
+    CHECK(total == THREADS * CALLS_PER_THREAD);
+    cm_client_free(client);
+}
+
+static void test_secret_key_stays_out_of_messages(void) {
+    const char *key = "c-super-secret-key-0123456789";
+    cm_client *client = emulator_client(key);
+    cm_result *result = NULL;
+    CHECK_CODE(cm_client_set_proxy(client, "http://user:proxy-password@127.0.0.1:1"), CM_OK);
+    CHECK_CODE(cm_get_task_result(client, 101, &result), CM_ERR_NETWORK);
+    CHECK(!contains(cm_result_message(result), key));
+    CHECK(!contains(cm_result_message(result), "proxy-password"));
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s EMULATOR_BASE_URL\n", argv[0]);
+        return 2;
+    }
+    base_url = argv[1];
+    test_version_and_code_names();
+    test_invalid_arguments();
+    test_processing();
+    test_ready();
+    test_api_and_http_errors();
+    test_wait_until_ready();
+    test_wait_timeout_and_max_requests();
+    test_cancel();
+    test_create_wait_and_balance();
+    test_wait_options();
+    test_budget();
+    test_threads_share_a_client();
+    test_secret_key_stays_out_of_messages();
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
