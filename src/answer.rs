@@ -88,10 +88,8 @@ fn open_envelope(http_status: u16, body: &[u8]) -> Result<Envelope<'_>, Error> {
 }
 
 fn http_status_error(http_status: u16) -> Error {
-    let mut error = Error::new(
-        Code::HttpStatus,
-        format!("the service answered HTTP {http_status} without an API error body"),
-    );
+    let mut error =
+        Error::new(Code::HttpStatus, format!("the service answered HTTP {http_status} without an API error body"));
     error.http_status = Some(http_status);
     error
 }
@@ -188,7 +186,8 @@ mod tests {
     #[test]
     fn api_error_decides_over_http_status() {
         for status in [200, 400, 402, 403, 429, 500, 503] {
-            let error = failure(status, r#"{"errorId":1,"errorCode":"ERROR_ZERO_BALANCE","errorDescription":"no funds"}"#);
+            let error =
+                failure(status, r#"{"errorId":1,"errorCode":"ERROR_ZERO_BALANCE","errorDescription":"no funds"}"#);
             assert_eq!(error.code, Code::Api);
             assert_eq!(error.api_code(), Some("ERROR_ZERO_BALANCE"));
             assert_eq!(error.api.as_ref().unwrap().description.as_deref(), Some("no funds"));
@@ -228,7 +227,8 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_a_bad_response_not_a_stack_overflow() {
-        let body = format!(r#"{{"errorId":0,"status":"ready","solution":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let body =
+            format!(r#"{{"errorId":0,"status":"ready","solution":{}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(failure(200, &body).code, Code::BadResponse);
     }
 
@@ -249,7 +249,8 @@ mod tests {
             classify_create_task(200, br#"{"errorId":0,"taskId":99999999999999999999}"#).unwrap_err().code,
             Code::BadResponse
         );
-        let error = classify_create_task(200, br#"{"errorId":1,"errorCode":"ERROR_KEY_DOES_NOT_EXIST","taskId":0}"#).unwrap_err();
+        let error = classify_create_task(200, br#"{"errorId":1,"errorCode":"ERROR_KEY_DOES_NOT_EXIST","taskId":0}"#)
+            .unwrap_err();
         assert_eq!(error.api_code(), Some("ERROR_KEY_DOES_NOT_EXIST"));
         assert_eq!(classify_balance(200, br#"{"errorId":0,"balance":345.678}"#).unwrap(), 345.678);
         assert_eq!(classify_balance(200, br#"{"errorId":0,"balance":"1"}"#).unwrap_err().code, Code::BadResponse);

@@ -206,7 +206,8 @@ impl Client {
                 )
             })
         };
-        let (status, answer) = self.exchange(Method::GetTaskResult, &body, deadline, stats, &mut admit_within_budget)?;
+        let (status, answer) =
+            self.exchange(Method::GetTaskResult, &body, deadline, stats, &mut admit_within_budget)?;
         answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
     }
 
@@ -274,7 +275,10 @@ impl Client {
                 None => transport.request_timeout,
             };
             if timeout.is_zero() {
-                return Err(Error::new(Code::Timeout, format!("no time was left to send the {} request", method.name())));
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!("no time was left to send the {} request", method.name()),
+                ));
             }
             admit(stats.requests)?;
             stats.requests += 1;
@@ -421,7 +425,12 @@ struct AttemptFailure {
     http_status: Option<u16>,
 }
 
-fn attempt(transport: &Channel, method: Method, body: &str, timeout: Duration) -> Result<(u16, Vec<u8>), AttemptFailure> {
+fn attempt(
+    transport: &Channel,
+    method: Method,
+    body: &str,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), AttemptFailure> {
     let url = &transport.urls[method as usize];
     OPENED_CONNECTION.with(|opened| opened.set(false));
     let sent = transport
@@ -466,9 +475,7 @@ fn transport_error(method: Method, error: ureq::Error, timeout: Duration, answer
     use std::io::ErrorKind;
     let name = method.name();
     let (code, what) = match &error {
-        ureq::Error::Timeout(kind) => {
-            (Code::Timeout, format!("timed out after {} ms ({kind})", timeout.as_millis()))
-        }
+        ureq::Error::Timeout(kind) => (Code::Timeout, format!("timed out after {} ms ({kind})", timeout.as_millis())),
         ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
             (Code::Timeout, format!("timed out after {} ms ({io})", timeout.as_millis()))
         }
@@ -529,6 +536,9 @@ mod tests {
             assert_eq!(error.code, Code::InvalidArgument);
             assert!(error.message.contains("task_json") && error.message.contains(says), "{bad}: {}", error.message);
         }
-        assert_eq!(check_task_json(" {\"type\":\"ImageToTextTask\",\"body\":\"x\"}\n").unwrap(), "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}");
+        assert_eq!(
+            check_task_json(" {\"type\":\"ImageToTextTask\",\"body\":\"x\"}\n").unwrap(),
+            "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}"
+        );
     }
 }

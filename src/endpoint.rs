@@ -27,7 +27,11 @@ impl BaseUrl {
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return Err(Error::invalid_argument("base_url must start with https:// (or http:// to a loopback host)")),
+            _ => {
+                return Err(Error::invalid_argument(
+                    "base_url must start with https:// (or http:// to a loopback host)",
+                ))
+            }
         };
         let host = bare_host(&uri);
         if host.is_empty() {
@@ -130,9 +134,7 @@ fn parse_uri(text: &str, what: &str) -> Result<Uri, Error> {
     if text.len() > MAX_URL_LEN {
         return Err(Error::invalid_argument(format!("{what} is longer than {MAX_URL_LEN} bytes")));
     }
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| Error::invalid_argument(format!("{what} is not a valid URL: {e}")))?;
+    let uri: Uri = text.parse().map_err(|e| Error::invalid_argument(format!("{what} is not a valid URL: {e}")))?;
     if uri.scheme().is_none() || uri.authority().is_none() {
         return Err(Error::invalid_argument(format!("{what} is not an absolute URL (scheme://host)")));
     }
@@ -218,7 +220,13 @@ mod tests {
     #[test]
     fn base_urls() {
         assert_eq!(BaseUrl::parse("https://api.capmonster.cloud/").unwrap().as_str(), "https://api.capmonster.cloud");
-        for ok in ["http://127.0.0.1:8080", "http://127.9.9.9", "http://localhost:1/x", "http://[::1]:80", "https://example.com/api"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://localhost:1/x",
+            "http://[::1]:80",
+            "https://example.com/api",
+        ] {
             assert!(BaseUrl::parse(ok).is_ok(), "{ok}");
         }
         assert!(invalid("http://example.com").contains("loopback"));
@@ -256,9 +264,13 @@ mod tests {
     fn proxy_environment_follows_curl() {
         let https = BaseUrl::parse("https://api.capmonster.cloud").unwrap();
         let http = BaseUrl::parse("http://127.0.0.1:9").unwrap();
-        let chosen = |base, pairs| proxy_from_env(base, env(pairs)).unwrap().map(|(name, url)| (name, url.as_str().to_owned()));
+        let chosen =
+            |base, pairs| proxy_from_env(base, env(pairs)).unwrap().map(|(name, url)| (name, url.as_str().to_owned()));
         assert_eq!(chosen(&https, &[("HTTPS_PROXY", "http://p:1")]), Some(("HTTPS_PROXY", "http://p:1".into())));
-        assert_eq!(chosen(&https, &[("https_proxy", "p:2"), ("HTTPS_PROXY", "http://p:1")]), Some(("https_proxy", "http://p:2".into())));
+        assert_eq!(
+            chosen(&https, &[("https_proxy", "p:2"), ("HTTPS_PROXY", "http://p:1")]),
+            Some(("https_proxy", "http://p:2".into()))
+        );
         assert_eq!(chosen(&http, &[("HTTP_PROXY", "http://p:1")]), None, "upper-case HTTP_PROXY is ignored");
         assert_eq!(chosen(&http, &[("http_proxy", "http://p:1")]), Some(("http_proxy", "http://p:1".into())));
         assert_eq!(chosen(&http, &[("HTTPS_PROXY", "http://p:1")]), None);

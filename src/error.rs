@@ -96,12 +96,7 @@ impl Error {
             Some(text) if !text.is_empty() => format!("the service answered {name}: {text}"),
             _ => format!("the service answered {name}"),
         };
-        Error {
-            code: Code::Api,
-            message,
-            api: Some(ApiError { code, description }),
-            http_status: Some(http_status),
-        }
+        Error { code: Code::Api, message, api: Some(ApiError { code, description }), http_status: Some(http_status) }
     }
 
     /// The service's errorCode, when this is an API error that has one.

@@ -54,10 +54,7 @@ pub fn for_task_type(task_type: &str) -> Schedule {
         .checked_sub("Proxyless".len())
         .filter(|&cut| task_type.is_char_boundary(cut) && task_type[cut..].eq_ignore_ascii_case("Proxyless"))
         .map_or(task_type, |cut| &task_type[..cut]);
-    TABLE
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(base))
-        .map_or(DEFAULT, |&(_, schedule)| schedule)
+    TABLE.iter().find(|(name, _)| name.eq_ignore_ascii_case(base)).map_or(DEFAULT, |&(_, schedule)| schedule)
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ fn env_client(emulator: &Emulator) -> capmonster::Client {
 fn environment_proxies_follow_curl() {
     let emulator = emulator();
     let dead_proxy = format!("http://127.0.0.1:{}", dead_port());
-    for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"] {
+    for name in
+        ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]
+    {
         std::env::remove_var(name);
     }
 

@@ -43,8 +43,11 @@ fn the_solution_text_is_kept_verbatim() {
 
 #[test]
 fn every_docs_example_solution_round_trips() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/capmonster-docs-examples.json"))
-        .expect("../shared/fixtures beside the repository");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/capmonster-docs-examples.json"
+    ))
+    .expect("../shared/fixtures beside the repository");
     let fixtures: Value = serde_json::from_str(&text).unwrap();
     let emulator = emulator();
     let client = client(&emulator, "task-result-docs");

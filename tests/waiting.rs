@@ -28,7 +28,8 @@ fn first_delay_and_interval_are_honoured() {
     let emulator = emulator();
     emulator.script_task(2, vec![Step::processing(), Step::processing(), Step::ready(json!({}))]);
     let client = client(&emulator, "wait-schedule");
-    let schedule = Schedule { first_delay: Duration::from_millis(200), interval: Duration::from_millis(150), ..fast_schedule() };
+    let schedule =
+        Schedule { first_delay: Duration::from_millis(200), interval: Duration::from_millis(150), ..fast_schedule() };
     let start = Instant::now();
     let report = wait(&client, 2, &schedule, None);
     assert!(report.result.is_ok());
@@ -45,7 +46,7 @@ fn transient_failures_are_retried() {
         vec![
             Step::raw(503, "busy"),
             Step::raw(502, "<html>gateway</html>"),
-            Step::fault_close(),
+            Step::close(),
             Step::processing().delay(800),
             Step::api_error("ERROR_TOO_MUCH_REQUESTS", "slow down", 200),
             Step::raw(429, ""),
@@ -104,7 +105,8 @@ fn the_deadline_ends_the_wait_and_names_the_last_state() {
     let emulator = emulator();
     emulator.script_task(21, vec![Step::processing()]);
     let client = client(&emulator, "wait-deadline");
-    let schedule = Schedule { interval: Duration::from_millis(50), timeout: Duration::from_millis(400), ..fast_schedule() };
+    let schedule =
+        Schedule { interval: Duration::from_millis(50), timeout: Duration::from_millis(400), ..fast_schedule() };
     let start = Instant::now();
     let report = wait(&client, 21, &schedule, None);
     let took = start.elapsed();
@@ -167,7 +169,9 @@ fn max_requests_caps_one_wait() {
 fn invalid_schedules_send_nothing() {
     let emulator = emulator();
     let client = client(&emulator, "wait-invalid");
-    for schedule in [Schedule { interval: Duration::ZERO, ..fast_schedule() }, Schedule { max_requests: 0, ..fast_schedule() }] {
+    for schedule in
+        [Schedule { interval: Duration::ZERO, ..fast_schedule() }, Schedule { max_requests: 0, ..fast_schedule() }]
+    {
         let report = wait(&client, 1, &schedule, None);
         assert_eq!(report.result.unwrap_err().code, Code::InvalidArgument);
         assert_eq!(report.requests, 0);

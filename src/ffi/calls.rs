@@ -17,7 +17,11 @@ use crate::ffi::result::{cm_result, CallResult};
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_task_result(client: *const cm_client, task_id: i64, out_result: *mut *mut cm_result) -> cm_code {
+pub unsafe extern "C" fn cm_get_task_result(
+    client: *const cm_client,
+    task_id: i64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
     with_result(out_result, || {
         // SAFETY: the caller's contract.
         match unsafe { client_arg(client) } {
@@ -73,14 +77,21 @@ pub unsafe extern "C" fn cm_create_task(
 /// # Safety
 /// `client` is NULL or a live client; the out pointers are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_balance(client: *const cm_client, out_balance: *mut f64, out_result: *mut *mut cm_result) -> cm_code {
+pub unsafe extern "C" fn cm_get_balance(
+    client: *const cm_client,
+    out_balance: *mut f64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
     with_result(out_result, || {
         // SAFETY: the caller's contract.
-        let client = match unsafe { client_arg(client) }.and_then(|client| out_arg(out_balance, "out_balance").map(|()| client)) {
+        let client = match unsafe { client_arg(client) }
+            .and_then(|client| out_arg(out_balance, "out_balance").map(|()| client))
+        {
             Ok(client) => client,
             Err(error) => return CallResult::from_error(&error, 0),
         };
-        let (result, balance) = CallResult::from_report(client.get_balance(), 0, |balance| format!("the balance is {balance} USD"));
+        let (result, balance) =
+            CallResult::from_report(client.get_balance(), 0, |balance| format!("the balance is {balance} USD"));
         if let Some(balance) = balance {
             // SAFETY: checked not NULL above; writable by contract.
             unsafe { out_balance.write(balance) };

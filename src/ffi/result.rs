@@ -131,7 +131,6 @@ impl CallResult {
     }
 }
 
-
 /// Reads a result behind a pointer from C; `None` for NULL.
 ///
 /// # Safety

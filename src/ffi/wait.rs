@@ -73,7 +73,10 @@ pub unsafe extern "C" fn cm_wait_options_init(options: *mut cm_wait_options) {
 /// # Safety
 /// `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn cm_wait_options_for_task_type(options: *mut cm_wait_options, task_type: *const c_char) -> cm_code {
+pub unsafe extern "C" fn cm_wait_options_for_task_type(
+    options: *mut cm_wait_options,
+    task_type: *const c_char,
+) -> cm_code {
     with_code(|| {
         if options.is_null() {
             return Err(Error::invalid_argument("options is NULL"));

@@ -1,0 +1,568 @@
+//! Connection handling: the accept loop, HTTP/1.1 request reading (httparse heads,
+//! Content-Length bodies, keep-alive), response writing and the scripted connection faults.
+//!
+//! One thread per connection, at most [`MAX_CONNECTIONS`] at once. Everything a connection
+//! can make the server hold is bounded: head, body, idle time, pauses and write stalls.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::api::Service;
+use crate::script::{Fault, OVERSIZE_PREFIX, OVERSIZE_SUFFIX};
+
+/// Largest request head (request line + headers); beyond it the answer is 431.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request body; beyond it the answer is 413 (the real API takes images ≤ 50 KB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Most connections served at once; further ones are accepted and closed at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// A connection silent this long (between or inside requests) is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client that doesn't read for this long loses its connection (bounds oversize bodies).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most headers in one request; more is answered 431 like an oversized head.
+const MAX_HEADERS: usize = 100;
+/// Bytes read from the socket per call.
+const READ_CHUNK: usize = 8 * 1024;
+/// When closing, how long to keep draining what the client still sends, so the kernel
+/// sends FIN rather than RST and the client reliably reads everything written before.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+/// ... and at most this many bytes drained.
+const LINGER_BYTES: usize = 1024 * 1024;
+/// Bytes the garbage fault writes: what a client connecting to an SSH port would see.
+const GARBAGE: &[u8] = b"SSH-2.0-garbage\r\n";
+/// What the truncate fault sends of the 1000 bytes it announces.
+const TRUNCATED_BODY: &[u8] = br#"{"errorId":0,"status":"ready","solution":{"text":"ans"#;
+/// Padding written per call by the oversize fault; the body is never built in one buffer.
+static PAD: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// One request, read in full.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub method: String,
+    /// The path without query string.
+    pub path: String,
+    pub body: Vec<u8>,
+    /// HTTP/1.1 without `Connection: close`.
+    keep_alive: bool,
+}
+
+/// A complete answer.
+#[derive(Debug)]
+pub(crate) struct Response {
+    status: u16,
+    content_type: Cow<'static, str>,
+    body: Vec<u8>,
+    allow: Option<&'static str>,
+    /// Extra headers from a scripted step (already checked to be one line each).
+    extra_headers: Vec<(String, String)>,
+}
+
+impl Response {
+    pub(crate) fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Response {
+        Response { status, content_type: content_type.into(), body, allow: None, extra_headers: Vec::new() }
+    }
+}
+
+/// What to do with a request: answer it or misbehave.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Respond(Response),
+    Fault(Fault),
+}
+
+/// An outcome plus the step modifiers.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub outcome: Outcome,
+    /// Sleep before answering (already bounded by the step parser/constructors).
+    pub delay: Duration,
+    /// Close the connection right after the answer while having advertised keep-alive.
+    pub close_after: bool,
+}
+
+impl Reply {
+    pub(crate) fn respond(response: Response) -> Reply {
+        Reply { outcome: Outcome::Respond(response), delay: Duration::ZERO, close_after: false }
+    }
+
+    pub(crate) fn fault(fault: Fault) -> Reply {
+        Reply { outcome: Outcome::Fault(fault), delay: Duration::ZERO, close_after: false }
+    }
+
+    pub(crate) fn set_headers(&mut self, headers: Vec<(String, String)>) {
+        if let Outcome::Respond(r) = &mut self.outcome {
+            r.extra_headers = headers;
+        }
+    }
+
+    pub(crate) fn set_allow(&mut self, allow: &'static str) {
+        if let Outcome::Respond(r) = &mut self.outcome {
+            r.allow = Some(allow);
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn head_bytes(
+    status: u16,
+    content_type: &str,
+    length: u64,
+    keep_alive: bool,
+    allow: Option<&str>,
+    extra_headers: &[(String, String)],
+) -> Vec<u8> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: {connection}\r\n",
+        reason(status)
+    );
+    if let Some(allow) = allow {
+        head.push_str(&format!("Allow: {allow}\r\n"));
+    }
+    for (name, value) in extra_headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// The listening side, shared by the accept thread and the connection threads.
+pub(crate) struct Server {
+    pub service: Arc<Service>,
+    stopping: AtomicBool,
+    /// Clones of the open connections (≤ [`MAX_CONNECTIONS`]), so that stopping can shut
+    /// them down and no connection thread outlives the emulator by more than a moment.
+    live: Mutex<HashMap<u64, TcpStream>>,
+    next_connection: AtomicU64,
+}
+
+impl Server {
+    pub(crate) fn new(service: Arc<Service>) -> Server {
+        Server {
+            service,
+            stopping: AtomicBool::new(false),
+            live: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(0),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops accepting (the caller then wakes the accept loop) and ends open connections.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for stream in self.live().values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Registers a connection; `None` when at the limit (or the socket can't be cloned).
+    fn admit(&self, stream: &TcpStream) -> Option<u64> {
+        let mut live = self.live();
+        if live.len() >= MAX_CONNECTIONS {
+            return None;
+        }
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        live.insert(id, stream.try_clone().ok()?);
+        Some(id)
+    }
+}
+
+/// Starts the accept loop on its own thread.
+pub(crate) fn spawn_accept_loop(listener: TcpListener, server: Arc<Server>) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name("capmonster-emulator-accept".into()).spawn(move || accept_loop(listener, server))
+}
+
+fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    for stream in listener.incoming() {
+        if server.stopping() {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(_) => {
+                // Typically EMFILE: back off a little instead of spinning on the error.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        server.service.count_connection();
+        let Some(id) = server.admit(&stream) else {
+            drop(stream); // over the limit: accept and close at once
+            continue;
+        };
+        let conn_server = Arc::clone(&server);
+        let spawned = thread::Builder::new().name("capmonster-emulator-conn".into()).spawn(move || {
+            serve_connection(&conn_server, stream);
+            conn_server.live().remove(&id);
+        });
+        if spawned.is_err() {
+            server.live().remove(&id);
+        }
+    }
+}
+
+/// Serves requests on one connection until either side closes it.
+fn serve_connection(server: &Server, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    // Bytes read but not yet used: the start of a pipelined next request. Bounded by the
+    // head and body limits plus one read chunk.
+    let mut pending = Vec::new();
+    while !server.stopping() {
+        if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err() {
+            return;
+        }
+        let request = match read_request(&mut stream, &mut pending) {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(reject) => {
+                let body = format!("{}\n", reject.message);
+                let mut out =
+                    head_bytes(reject.status, "text/plain; charset=utf-8", body.len() as u64, false, None, &[]);
+                out.extend_from_slice(body.as_bytes());
+                let _ = stream.write_all(&out);
+                close_gracefully(&mut stream);
+                return;
+            }
+        };
+        let reply = server.service.handle(&request);
+        if server.service.verbose() {
+            let what = match &reply.outcome {
+                Outcome::Respond(r) => r.status.to_string(),
+                Outcome::Fault(f) => format!("fault {f:?}"),
+            };
+            // Method and path only: keys travel in the body and are never logged.
+            eprintln!("capmonster-emulator: {} {} -> {what}", request.method, request.path);
+        }
+        if !reply.delay.is_zero() && !pause(&stream, reply.delay) {
+            return; // the client hung up while we waited
+        }
+        match reply.outcome {
+            Outcome::Fault(fault) => {
+                run_fault(&mut stream, fault);
+                close_gracefully(&mut stream);
+                return;
+            }
+            Outcome::Respond(response) => {
+                let head_only = request.method == "HEAD";
+                if write_response(&mut stream, &response, request.keep_alive, head_only).is_err() {
+                    return;
+                }
+                if !request.keep_alive || reply.close_after {
+                    close_gracefully(&mut stream);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Why a request can't be served; answered with this status, then the connection closes
+/// (the request boundary is lost, so the connection can't be reused).
+#[derive(Debug)]
+struct Reject {
+    status: u16,
+    message: String,
+}
+
+fn reject(status: u16, message: impl Into<String>) -> Reject {
+    Reject { status, message: message.into() }
+}
+
+/// The parts of a parsed head the server needs, owned.
+#[derive(Debug)]
+struct Head {
+    len: usize,
+    method: String,
+    path: String,
+    content_length: usize,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` if more bytes are needed.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(
+                431,
+                format!("request head larger than {MAX_HEAD_BYTES} bytes or {MAX_HEADERS} headers"),
+            ))
+        }
+        Err(e) => return Err(reject(400, format!("malformed request: {e}"))),
+    };
+    let method = parsed.method.unwrap_or("").to_owned();
+    let http11 = parsed.version == Some(1);
+    let mut content_length: Option<usize> = None;
+    let mut close = false;
+    let mut expect_continue = false;
+    for header in parsed.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .parse::<usize>()
+                .ok()
+                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| reject(400, "invalid Content-Length"))?;
+            if content_length.is_some_and(|old| old != n) {
+                return Err(reject(400, "conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(reject(411, "chunked request bodies are not supported: send Content-Length"));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+        } else if header.name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
+        }
+    }
+    let content_length = content_length.unwrap_or(0);
+    if content_length > MAX_BODY_BYTES {
+        return Err(reject(413, format!("request body larger than {MAX_BODY_BYTES} bytes")));
+    }
+    // Accept absolute-form targets too ("http://host/createTask"), as sent through proxies.
+    let target = parsed.path.unwrap_or("/");
+    let target = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    let path = target.split('?').next().unwrap_or("/").to_owned();
+    Ok(Some(Head { len, method, path, content_length, keep_alive: http11 && !close, expect_continue }))
+}
+
+/// Reads one request. `Ok(None)`: the connection ended (closed, reset, idle or slow).
+fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<Option<Request>, Reject> {
+    let head = loop {
+        if !pending.is_empty() {
+            if let Some(head) = parse_head(pending)? {
+                break head;
+            }
+        }
+        if !read_more(stream, pending) {
+            return Ok(None);
+        }
+    };
+    let total = head.len + head.content_length;
+    // Clients that ask (curl does for large bodies) wait for this before sending the body.
+    let wants_continue = head.expect_continue && pending.len() < total;
+    if wants_continue && stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+        return Ok(None);
+    }
+    pending.reserve(total.saturating_sub(pending.len()));
+    while pending.len() < total {
+        if !read_more(stream, pending) {
+            return Ok(None);
+        }
+    }
+    let body = pending[head.len..total].to_vec();
+    pending.drain(..total);
+    Ok(Some(Request { method: head.method, path: head.path, body, keep_alive: head.keep_alive }))
+}
+
+/// Appends what the socket has to `pending`; false on EOF, timeout or error.
+fn read_more(stream: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => {
+                pending.extend_from_slice(&chunk[..n]);
+                return true;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn write_response(stream: &mut TcpStream, response: &Response, keep_alive: bool, head_only: bool) -> io::Result<()> {
+    let length = response.body.len() as u64;
+    let mut out = head_bytes(
+        response.status,
+        &response.content_type,
+        length,
+        keep_alive,
+        response.allow,
+        &response.extra_headers,
+    );
+    if !head_only {
+        out.extend_from_slice(&response.body);
+    }
+    stream.write_all(&out)?;
+    stream.flush()
+}
+
+/// Waits `total` without reading, ending early (false) if the client hangs up, so stalled
+/// tests don't leave threads behind. If the client already sent more bytes (a pipelined
+/// request) a hang-up can't be seen without consuming them, so it just sleeps.
+fn pause(stream: &TcpStream, total: Duration) -> bool {
+    let deadline = Instant::now() + total;
+    let mut probe = [0u8; 1];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        if stream.set_read_timeout(Some(deadline - now)).is_err() {
+            thread::sleep(deadline - now);
+            return true;
+        }
+        match stream.peek(&mut probe) {
+            Ok(0) => return false,
+            Ok(_) => {
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                return true;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+fn run_fault(stream: &mut TcpStream, fault: Fault) {
+    const JSON: &str = "application/json; charset=utf-8";
+    // Write errors mean the client left; nothing more to do either way.
+    let _ = match fault {
+        Fault::Close => Ok(()),
+        Fault::Stall(duration) => {
+            pause(stream, duration);
+            Ok(())
+        }
+        Fault::Truncate => {
+            let mut out = head_bytes(200, JSON, 1000, true, None, &[]);
+            out.extend_from_slice(TRUNCATED_BODY);
+            stream.write_all(&out)
+        }
+        Fault::Oversize(bytes) => write_oversize(stream, bytes),
+        Fault::Garbage => stream.write_all(GARBAGE),
+    };
+    let _ = stream.flush();
+}
+
+/// `{"errorId":0,"status":"processing","pad":"xxx…"}` of exactly `bytes` bytes (the step
+/// guarantees at least the frame's length), written piece by piece.
+fn write_oversize(stream: &mut TcpStream, bytes: u64) -> io::Result<()> {
+    stream.write_all(&head_bytes(200, "application/json; charset=utf-8", bytes, false, None, &[]))?;
+    stream.write_all(OVERSIZE_PREFIX.as_bytes())?;
+    let frame = (OVERSIZE_PREFIX.len() + OVERSIZE_SUFFIX.len()) as u64;
+    let mut left = bytes.saturating_sub(frame);
+    while left > 0 {
+        let n = left.min(PAD.len() as u64) as usize;
+        stream.write_all(&PAD[..n])?;
+        left -= n as u64;
+    }
+    stream.write_all(OVERSIZE_SUFFIX.as_bytes())
+}
+
+/// Sends FIN, then drains what the client still sends for a moment (bounded by
+/// [`LINGER_TIME`] and [`LINGER_BYTES`]): closing with unread input would send RST, which
+/// can destroy the answer before the client reads it.
+fn close_gracefully(stream: &mut TcpStream) {
+    let _ = stream.flush();
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut drained = 0;
+    let mut scratch = [0u8; READ_CHUNK];
+    while drained < LINGER_BYTES {
+        let now = Instant::now();
+        if now >= deadline || stream.set_read_timeout(Some(deadline - now)).is_err() {
+            return;
+        }
+        match stream.read(&mut scratch) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The address to connect to in order to wake a listener bound to `bound`.
+pub(crate) fn wake_address(bound: SocketAddr) -> SocketAddr {
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match bound {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads() {
+        let head = parse_head(b"POST /getBalance?x=1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").unwrap().unwrap();
+        assert_eq!((head.method.as_str(), head.path.as_str(), head.content_length), ("POST", "/getBalance", 2));
+        assert!(head.keep_alive);
+        let head = parse_head(b"POST http://h:1/createTask HTTP/1.1\r\nConnection: Close\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.path, "/createTask");
+        assert!(!head.keep_alive);
+        assert!(!parse_head(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn rejects_bad_heads() {
+        let status = |raw: &[u8]| parse_head(raw).unwrap_err().status;
+        assert_eq!(status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 411);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"), 413);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
+        assert_eq!(status(b"SSH-2.0-x\r\n\r\n"), 400);
+        let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        huge.resize(MAX_HEAD_BYTES + 1, b'a');
+        assert_eq!(status(&huge), 431);
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X{i}: 1\r\n")).collect();
+        assert_eq!(status(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()), 431);
+    }
+}

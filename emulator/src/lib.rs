@@ -1,0 +1,187 @@
+//! A local emulator of the CapMonster Cloud API, for tests, demos and offline use.
+//!
+//! It is a real HTTP/1.1 server on a TCP port: `POST <url>/<method>` with a JSON body, as
+//! the service. Unscripted, it behaves like the service (see `api.rs`); tests can script
+//! per-task or per-method answers, including connection-level faults ([`Step`]).
+//!
+//! Why std `TcpListener` and a thread per connection rather than a server crate such as
+//! tiny_http: the tests need connection-level faults (count TCP connections, close without
+//! answering, stall, send a truncated body, close an idle keep-alive connection) that a
+//! server crate hides from its handlers. `httparse` parses request heads; bodies must come
+//! with Content-Length (chunked bodies get 411); HTTP/1.1 keep-alive is supported
+//! (`Connection: close` honoured; HTTP/1.0 connections close after one answer).
+//!
+//! The HTTP interface (step JSON forms, control endpoints, CLI) is described in README.md.
+//!
+//! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 512 simultaneous
+//! connections (more are accepted and closed at once), connections idle for 60 s are
+//! closed, ≤ 1,000,000 tasks (then createTask answers ERROR_NO_SLOT_AVAILABLE),
+//! ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
+//! ≤ 1 GiB.
+//!
+//! Emulator-only extension: a createTask `task` may carry `"emulatorSolveAfterMs": N`
+//! (0..=86,400,000) to override [`Config::solve_after`] for that task.
+//!
+//! ```no_run
+//! use capmonster_emulator::{Config, Emulator, Step};
+//! let emulator = Emulator::start(Config::default()).unwrap();
+//! emulator.script_task(5, vec![Step::processing(), Step::ready(serde_json::json!({"text": "abc"}))]);
+//! // point the client at emulator.url() ...
+//! assert_eq!(emulator.task_requests(5), 0);
+//! ```
+
+mod api;
+mod http;
+mod script;
+mod solutions;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use api::{
+    is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
+};
+pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEAD_BYTES};
+pub use script::{
+    Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MIN_OVERSIZE_BYTES,
+};
+
+/// How the emulated service behaves when not scripted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The one accepted key; `None` accepts any non-empty key.
+    pub client_key: Option<String>,
+    /// How long after createTask a task becomes ready (default 1500 ms).
+    pub solve_after: Duration,
+    /// What getBalance answers (default 345.678, the docs' example).
+    pub balance: f64,
+    /// The first task id handed out; later ones count up from it (default 1000).
+    pub first_task_id: i64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { client_key: None, solve_after: Duration::from_millis(1500), balance: 345.678, first_task_id: 1000 }
+    }
+}
+
+/// A running emulator. Dropping it stops the server: the accept loop ends and open
+/// connections are shut down.
+pub struct Emulator {
+    server: Arc<http::Server>,
+    addr: SocketAddr,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts on 127.0.0.1 with a free port.
+    pub fn start(config: Config) -> io::Result<Emulator> {
+        Emulator::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+    }
+
+    /// Starts on `addr` (port 0 picks a free port).
+    pub fn start_on(addr: SocketAddr, config: Config) -> io::Result<Emulator> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config))));
+        let accept_thread = http::spawn_accept_loop(listener, Arc::clone(&server))?;
+        Ok(Emulator { server, addr, accept_thread: Some(accept_thread) })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:4242` (no trailing slash). A wildcard bind
+    /// address is reported as the loopback address, which is what local clients can use.
+    pub fn url(&self) -> String {
+        format!("http://{}", http::wake_address(self.addr))
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Scripts the getTaskResult answers for `task_id` (created or not), replacing any
+    /// earlier script for it. Each request takes the next step; the last one repeats.
+    /// An empty list removes the script. Ignored if the script table is full
+    /// ([`MAX_SCRIPTS`]); steps beyond [`MAX_STEPS`] are dropped.
+    pub fn script_task(&self, task_id: i64, steps: Vec<Step>) {
+        let _ = self.server.service.set_script(Target::Task(task_id), steps);
+    }
+
+    /// Scripts the answers of an API method ("createTask", "getBalance", ... see
+    /// [`API_METHODS`]); same rules as [`Emulator::script_task`]. For getTaskResult a task
+    /// script wins over a method script. Names that aren't API methods are ignored.
+    pub fn script_method(&self, method: &str, steps: Vec<Step>) {
+        if is_api_method(method) {
+            let _ = self.server.service.set_script(Target::Method(method.to_owned()), steps);
+        }
+    }
+
+    /// Installs a parsed script entry (the `POST /_emulator/script` / `--script` form).
+    /// Fails only when the script table is full.
+    pub fn script(&self, entry: ScriptEntry) -> Result<(), String> {
+        self.server.service.set_script(entry.target, entry.steps)
+    }
+
+    /// Creates a task as createTask would, without HTTP or key; it is ready after
+    /// `config.solve_after` with the docs' solution for that type. Returns 0 (the service's
+    /// "no task" id) if the task table is full.
+    pub fn add_task(&self, task_type: &str) -> i64 {
+        let task = serde_json::json!({ "type": task_type });
+        let service = &self.server.service;
+        service.add_task(&task, service.default_solve_after(), None).unwrap_or(0)
+    }
+
+    /// getTaskResult requests received for `task_id`, scripted, faulted or not; counted as
+    /// soon as the request is read.
+    pub fn task_requests(&self, task_id: i64) -> u32 {
+        self.server.service.task_requests(task_id)
+    }
+
+    /// POST requests received for an API method (0 for unknown names).
+    pub fn method_requests(&self, method: &str) -> u32 {
+        self.server.service.method_requests(method)
+    }
+
+    /// TCP connections accepted so far (including ones refused over the limit).
+    pub fn connections(&self) -> u64 {
+        self.server.service.connections()
+    }
+
+    /// The `callbackUrl` a createTask stored for this task, if any (never called).
+    pub fn callback_url(&self, task_id: i64) -> Option<String> {
+        self.server.service.callback_url(task_id)
+    }
+
+    /// The counters, as `GET /_emulator/stats` answers them.
+    pub fn stats_json(&self) -> serde_json::Value {
+        self.server.service.stats_json()
+    }
+
+    /// Clears scripts, tasks and counters, like `POST /_emulator/reset`.
+    pub fn reset(&self) {
+        self.server.service.reset();
+    }
+
+    /// Logs one line per request to stderr (method, path, outcome; never keys).
+    pub fn set_verbose(&self, on: bool) {
+        self.server.service.set_verbose(on);
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.stop();
+        // The accept loop blocks in accept(): a connection wakes it to see the stop flag.
+        // If that fails, don't join (it would wait forever); the thread ends on the next
+        // connection instead.
+        let woke = TcpStream::connect_timeout(&http::wake_address(self.addr), Duration::from_secs(1)).is_ok();
+        if let Some(thread) = self.accept_thread.take() {
+            if woke {
+                let _ = thread.join();
+            }
+        }
+    }
+}

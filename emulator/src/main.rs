@@ -1,0 +1,229 @@
+//! `capmonster-emulator`: runs the emulator until killed. See `--help`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use std::{env, fs, io::Write};
+
+use capmonster_emulator::{is_api_method, Config, Emulator, ScriptEntry};
+
+const USAGE: &str = "\
+usage: capmonster-emulator [options]
+
+A local CapMonster Cloud API emulator (HTTP/1.1). Runs until killed.
+
+options:
+  --port N             port to listen on (default 0: a free port)
+  --bind ADDR          address to listen on (default 127.0.0.1)
+  --client-key K       the only accepted client key (default: any non-empty key)
+  --solve-after-ms N   time until a created task is ready (default 1500)
+  --balance X          what getBalance answers (default 345.678)
+  --first-task-id N    first task id handed out (default 1000)
+  --script FILE        JSON array of script entries, each like the body of
+                       POST /_emulator/script: {\"taskId\": 5, \"steps\": [...]}
+                       or {\"method\": \"getBalance\", \"steps\": [...]}
+  --port-file PATH     write the port number to PATH once listening
+  --verbose            log one line per request to stderr
+  --help               print this help
+
+The first stdout line is `capmonster-emulator listening on http://HOST:PORT`.
+Control endpoints: POST /_emulator/script, GET /_emulator/stats,
+POST /_emulator/reset, POST /_emulator/task.
+";
+
+/// Parsed command line.
+struct Options {
+    bind: IpAddr,
+    port: u16,
+    config: Config,
+    script: Option<PathBuf>,
+    port_file: Option<PathBuf>,
+    verbose: bool,
+}
+
+enum Parsed {
+    Run(Box<Options>),
+    Help,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let mut options = Options {
+        bind: IpAddr::from([127, 0, 0, 1]),
+        port: 0,
+        config: Config::default(),
+        script: None,
+        port_file: None,
+        verbose: false,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // Both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--verbose" => options.verbose = true,
+            "--port" | "--bind" | "--client-key" | "--solve-after-ms" | "--balance" | "--first-task-id"
+            | "--script" | "--port-file" => {
+                let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
+                let bad = || format!("bad value for {flag}");
+                match flag.as_str() {
+                    "--port" => options.port = value.parse().map_err(|_| bad())?,
+                    "--bind" => options.bind = value.parse().map_err(|_| bad())?,
+                    "--client-key" if !value.is_empty() => options.config.client_key = Some(value),
+                    "--client-key" => return Err("--client-key must not be empty".into()),
+                    "--solve-after-ms" => {
+                        options.config.solve_after = Duration::from_millis(value.parse().map_err(|_| bad())?)
+                    }
+                    "--balance" => {
+                        let balance: f64 = value.parse().map_err(|_| bad())?;
+                        if !balance.is_finite() {
+                            return Err(bad());
+                        }
+                        options.config.balance = balance;
+                    }
+                    "--first-task-id" => options.config.first_task_id = value.parse().map_err(|_| bad())?,
+                    "--script" => options.script = Some(PathBuf::from(value)),
+                    _ => options.port_file = Some(PathBuf::from(value)),
+                }
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(Parsed::Run(Box::new(options)))
+}
+
+/// Reads and checks a `--script` file completely before the server starts.
+fn load_script(path: &Path) -> Result<Vec<ScriptEntry>, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
+    let entries = value.as_array().ok_or_else(|| format!("{}: expected a JSON array of entries", path.display()))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            ScriptEntry::from_json(e, is_api_method).map_err(|m| format!("{}: entry {i}: {m}", path.display()))
+        })
+        .collect()
+}
+
+/// Writes the port to a temporary file next to `path`, then renames it into place, so a
+/// script polling for `path` never reads a partial file.
+fn write_port_file(path: &Path, port: u16) -> std::io::Result<()> {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    fs::write(&tmp, format!("{port}\n"))?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(env::args().skip(1)) {
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("capmonster-emulator: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let entries = match options.script.as_deref().map(load_script).transpose() {
+        Ok(entries) => entries.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("capmonster-emulator: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let emulator = match Emulator::start_on(SocketAddr::new(options.bind, options.port), options.config) {
+        Ok(emulator) => emulator,
+        Err(e) => {
+            eprintln!("capmonster-emulator: cannot listen on {}:{}: {e}", options.bind, options.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    emulator.set_verbose(options.verbose);
+    for entry in entries {
+        if let Err(message) = emulator.script(entry) {
+            eprintln!("capmonster-emulator: --script: {message}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut stdout = std::io::stdout();
+    // A closed stdout is no reason to stop serving: the port file / port may still be used.
+    let _ = writeln!(stdout, "capmonster-emulator listening on {}", emulator.url());
+    let _ = stdout.flush();
+    if let Some(path) = &options.port_file {
+        if let Err(e) = write_port_file(path, emulator.port()) {
+            eprintln!("capmonster-emulator: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Parsed, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_all_options() {
+        let Ok(Parsed::Run(o)) = parse(&[
+            "--port",
+            "8080",
+            "--bind=0.0.0.0",
+            "--client-key",
+            "k",
+            "--solve-after-ms",
+            "5",
+            "--balance",
+            "1.5",
+            "--first-task-id",
+            "-3",
+            "--script",
+            "s.json",
+            "--port-file",
+            "p",
+            "--verbose",
+        ]) else {
+            panic!("should parse");
+        };
+        assert_eq!((o.port, o.bind.to_string()), (8080, "0.0.0.0".to_owned()));
+        assert_eq!(o.config.client_key.as_deref(), Some("k"));
+        assert_eq!(o.config.solve_after, Duration::from_millis(5));
+        assert_eq!((o.config.balance, o.config.first_task_id), (1.5, -3));
+        assert_eq!(o.script, Some(PathBuf::from("s.json")));
+        assert_eq!(o.port_file, Some(PathBuf::from("p")));
+        assert!(o.verbose);
+        assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        for bad in [
+            &["--port"][..],
+            &["--port", "70000"],
+            &["--bind", "localhost"],
+            &["--balance", "NaN"],
+            &["--client-key", ""],
+            &["--solve-after-ms", "-1"],
+            &["--nope"],
+            &["extra"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
