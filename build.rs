@@ -1,4 +1,4 @@
-//! Build script: the shared library's soname, and the C header generated from the sources.
+//! Build script: the C header, generated from the sources.
 //!
 //! The header goes to OUT_DIR, never into the source tree; `tests/header.rs` compares it with
 //! the committed `include/capmonster.h` and fails when they differ (run
@@ -10,12 +10,6 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-
-    // The soname carries the ABI's major version, so installed programs keep working across
-    // compatible updates (see packaging in the README).
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcapmonster.so.0");
-    }
 
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Every test: Rust (core, integration against the emulator, header freshness, emulator),
-# then the C tests (also under valgrind).
+# Every test: Rust lints, Rust tests (core, integration against the emulator, header
+# freshness, emulator), then the C tests (also under valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== Rust lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --release --quiet -- -D warnings
 echo "== Rust tests"
 cargo test --workspace --release
 echo "== C tests"

@@ -13,12 +13,12 @@
 #![allow(non_camel_case_types)]
 
 // In this order in the header: library-wide, then each type, then the calls.
-pub mod calls;
-pub mod cancel;
-pub mod client;
 pub mod library;
-pub mod result;
+pub mod client;
+pub mod cancel;
 pub mod wait;
+pub mod calls;
+pub mod result;
 
 /// cbindgen:ignore
 pub(crate) mod boundary;

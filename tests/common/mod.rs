@@ -1,5 +1,5 @@
 //! Shared by the integration tests: an emulator per test, and a client for it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 
