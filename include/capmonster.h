@@ -127,6 +127,15 @@ cm_code cm_client_set_request_timeout_ms(cm_client *client, uint32_t timeout_ms)
 // `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string.
 cm_code cm_client_set_proxy(cm_client *client, const char *proxy_url);
 
+// Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
+// corporate TLS inspection), instead of the operating system's store; NULL goes back to the
+// system store (the default). The file is read now: a missing or empty one is
+// CM_ERR_INVALID_ARGUMENT.
+//
+// # Safety
+// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string.
+cm_code cm_client_set_ca_file(cm_client *client, const char *path);
+
 // Frees a client and its connections. NULL is fine.
 //
 // # Safety

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use ureq::tls::TlsConfig;
 use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
 use ureq::{Agent, Proxy};
 
@@ -18,6 +19,7 @@ use crate::budget::{self, KeyDigest};
 use crate::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
 use crate::resolve::LiteralFirstResolver;
+use crate::trust::{self, Trust};
 
 /// Default per-request timeout, as in the official SDKs.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
@@ -95,6 +97,7 @@ struct Settings {
     base_url: BaseUrl,
     request_timeout: Duration,
     proxy: ProxyChoice,
+    trust: Trust,
 }
 
 /// What requests are sent with: rebuilt when a setting changes, shared by in-flight calls.
@@ -137,6 +140,7 @@ impl Client {
             base_url: BaseUrl::official(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             proxy: ProxyChoice::Environment,
+            trust: Trust::System,
         };
         let connections = Arc::new(AtomicU64::new(0));
         let transport = build_transport(&settings, &connections)?;
@@ -169,6 +173,13 @@ impl Client {
     pub fn set_proxy(&self, proxy_url: Option<&str>) -> Result<(), Error> {
         let proxy = proxy_url.map(|url| ProxyUrl::parse(url, "proxy_url")).transpose()?;
         self.update(|settings| settings.proxy = ProxyChoice::Set(proxy))
+    }
+
+    /// `Some(path)`: trust only the certificate authorities of that PEM file (a private CA);
+    /// `None`: the operating system's store again (the default).
+    pub fn set_ca_file(&self, path: Option<&str>) -> Result<(), Error> {
+        let trust = path.map(Trust::from_ca_file).transpose()?.unwrap_or(Trust::System);
+        self.update(|settings| settings.trust = trust)
     }
 
     /// TCP connections this client has opened so far.
@@ -295,7 +306,11 @@ impl Client {
                         retried = true;
                         continue;
                     }
-                    return Err(self.scrub_with(failure.error, transport.proxy.as_ref()));
+                    let mut error = failure.error;
+                    if let (Code::Network, Some(proxy)) = (error.code, &transport.proxy) {
+                        error.message = format!("{} (through the proxy {})", error.message, proxy.redacted());
+                    }
+                    return Err(self.scrub_with(error, transport.proxy.as_ref()));
                 }
             }
         }
@@ -378,6 +393,7 @@ fn build_transport(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<
         .max_response_header_size(MAX_HEADER_BYTES)
         .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
         .proxy(ureq_proxy)
+        .tls_config(TlsConfig::builder().root_certs(settings.trust.roots()).build())
         .build();
     let observer = ConnectionObserver { opened: Arc::clone(connections) };
     let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), LiteralFirstResolver::default());
@@ -485,12 +501,15 @@ fn transport_error(method: Method, error: ureq::Error, timeout: Duration, answer
         ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof => {
             (Code::Network, "the server closed the connection without answering".to_owned())
         }
-        ureq::Error::Io(io) => (Code::Network, format!("network error: {io}")),
+        ureq::Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(tls) => (Code::Network, trust::tls_failure(tls)),
+            None => (Code::Network, format!("network error: {io}")),
+        },
         ureq::Error::HostNotFound => (Code::Network, "host not found".to_owned()),
         ureq::Error::ConnectionFailed => (Code::Network, "could not connect".to_owned()),
         ureq::Error::ConnectProxyFailed(why) => (Code::Network, format!("the proxy refused: {why}")),
         ureq::Error::Tls(why) => (Code::Network, format!("TLS failed: {why}")),
-        ureq::Error::Rustls(why) => (Code::Network, format!("TLS failed: {why}")),
+        ureq::Error::Rustls(why) => (Code::Network, trust::tls_failure(why)),
         ureq::Error::BodyExceedsLimit(limit) => {
             (Code::BadResponse, format!("the answer is larger than the {limit}-byte limit"))
         }

@@ -103,14 +103,19 @@ impl ProxyUrl {
     pub fn userinfo(&self) -> Option<&str> {
         self.userinfo.as_deref()
     }
+
+    /// The URL with its credentials replaced by `***`, fit for messages.
+    pub fn redacted(&self) -> String {
+        match &self.userinfo {
+            Some(userinfo) => self.text.replacen(&format!("{userinfo}@"), "***@", 1),
+            None => self.text.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.userinfo {
-            Some(userinfo) => write!(f, "ProxyUrl({:?})", self.text.replacen(userinfo.as_str(), "***", 1)),
-            None => write!(f, "ProxyUrl({:?})", self.text),
-        }
+        write!(f, "ProxyUrl({:?})", self.redacted())
     }
 }
 
@@ -244,6 +249,7 @@ mod tests {
         let proxy = ProxyUrl::parse("http://user:s3cret@127.0.0.1:3128", "proxy_url").unwrap();
         assert_eq!(proxy.userinfo(), Some("user:s3cret"));
         assert!(!format!("{proxy:?}").contains("s3cret"));
+        assert_eq!(proxy.redacted(), "http://***@127.0.0.1:3128");
         assert!(ProxyUrl::parse("socks5://127.0.0.1:1080", "proxy_url").is_ok());
         assert!(ProxyUrl::parse("ftp://127.0.0.1", "proxy_url").unwrap_err().message.contains("proxy_url"));
     }

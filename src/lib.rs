@@ -7,7 +7,7 @@
 //! - [`client`]: the safe Rust client, one method per API call, over one ureq connection pool.
 //! - [`answer`]: classifying one answer (status + body) without I/O.
 //! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
-//! - [`schedule`], [`cancel`], [`endpoint`], [`error`]: data and small parts.
+//! - [`schedule`], [`cancel`], [`endpoint`], [`trust`], [`error`]: data and small parts.
 
 /// cbindgen:ignore
 pub mod answer;
@@ -25,6 +25,8 @@ pub mod ffi;
 mod resolve;
 /// cbindgen:ignore
 pub mod schedule;
+/// cbindgen:ignore
+pub mod trust;
 /// cbindgen:ignore
 pub mod wait;
 

@@ -4,6 +4,7 @@
 mod common;
 
 use capmonster::Code;
+use common::servers;
 use common::*;
 
 fn dead_port() -> u16 {
@@ -53,4 +54,10 @@ fn environment_proxies_follow_curl() {
     std::env::set_var("ALL_PROXY", &dead_proxy);
     assert_eq!(env_client(&emulator).get_balance().result.unwrap_err().code, Code::Network);
     std::env::remove_var("ALL_PROXY");
+
+    // And through a real proxy named by the environment, the call goes through.
+    let proxy = servers::tinyproxy(&servers::scratch_dir("tinyproxy-env"), None);
+    std::env::set_var("http_proxy", format!("127.0.0.1:{}", proxy.port));
+    assert!(env_client(&emulator).get_balance().result.is_ok());
+    std::env::remove_var("http_proxy");
 }

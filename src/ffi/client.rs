@@ -77,6 +77,22 @@ pub unsafe extern "C" fn cm_client_set_proxy(client: *mut cm_client, proxy_url: 
     })
 }
 
+/// Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
+/// corporate TLS inspection), instead of the operating system's store; NULL goes back to the
+/// system store (the default). The file is read now: a missing or empty one is
+/// CM_ERR_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn cm_client_set_ca_file(client: *mut cm_client, path: *const c_char) -> cm_code {
+    with_code(|| {
+        // SAFETY: the caller's contract.
+        let (client, path) = unsafe { (client_arg(client)?, optional_str_arg(path, "path")?) };
+        client.set_ca_file(path)
+    })
+}
+
 /// Frees a client and its connections. NULL is fine.
 ///
 /// # Safety

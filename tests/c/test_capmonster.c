@@ -119,6 +119,9 @@ static void test_invalid_arguments(void) {
     CHECK_CODE(cm_client_set_request_timeout_ms(NULL, 10), CM_ERR_INVALID_ARGUMENT);
     CHECK_CODE(cm_client_set_proxy(client, "ftp://127.0.0.1:1"), CM_ERR_INVALID_ARGUMENT);
     CHECK_CODE(cm_client_set_proxy(NULL, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_ca_file(client, "/no/such/ca.pem"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_ca_file(NULL, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_client_set_ca_file(client, NULL), CM_OK);
 
     /* A NULL out_result: nothing is written, nothing sent. */
     CHECK_CODE(cm_get_task_result(client, 101, NULL), CM_ERR_INVALID_ARGUMENT);

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: an emulator per test, and a client for it.
 #![allow(dead_code, unused_imports)]
 
+pub mod servers;
+
 use std::time::Duration;
 
 use capmonster::{Client, Schedule};
