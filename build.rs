@@ -1,4 +1,4 @@
-//! Build script: the C header, generated from the sources.
+//! Build script: the C header, generated from the sources, and (for installation) the soname.
 //!
 //! The header goes to OUT_DIR, never into the source tree; `tests/header.rs` compares it with
 //! the committed `include/capmonster.h` and fails when they differ (run
@@ -10,6 +10,15 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+
+    // scripts/install.sh builds with CAPMONSTER_SONAME=1 into its own target directory: the
+    // installed library is then found as libcapmonster.so.0 by the programs linked to it. The
+    // in-tree build has no soname, so `-Ltarget/release -lcapmonster` works without symlinks.
+    println!("cargo:rerun-if-env-changed=CAPMONSTER_SONAME");
+    if env::var_os("CAPMONSTER_SONAME").is_some() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcapmonster.so.{major}");
+    }
 
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");

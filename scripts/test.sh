@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
-# freshness, emulator), then the C tests (also under valgrind).
+# freshness, emulator), the C tests (also under valgrind), the installed package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,4 +11,6 @@ echo "== Rust tests"
 cargo test --workspace --release
 echo "== C tests"
 scripts/test-c.sh
+echo "== Installation (pkg-config, CMake, static)"
+scripts/test-install.sh
 echo "== all tests passed"
