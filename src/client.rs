@@ -392,6 +392,7 @@ fn build_transport(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<
         .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
         .max_response_header_size(MAX_HEADER_BYTES)
         .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
+        .timeout_global(Some(settings.request_timeout))
         .proxy(ureq_proxy)
         .tls_config(TlsConfig::builder().root_certs(settings.trust.roots()).build())
         .build();
@@ -449,14 +450,15 @@ fn attempt(
 ) -> Result<(u16, Vec<u8>), AttemptFailure> {
     let url = &transport.urls[method as usize];
     OPENED_CONNECTION.with(|opened| opened.set(false));
-    let sent = transport
-        .agent
-        .post(url)
-        .config()
-        .timeout_global(Some(timeout))
-        .build()
-        .content_type("application/json")
-        .send(body);
+    let request = transport.agent.post(url);
+    // The agent's own timeout is the request timeout; a per-request configuration (a copy of
+    // the agent's) is made only when a wait's deadline is nearer.
+    let request = if timeout < transport.request_timeout {
+        request.config().timeout_global(Some(timeout)).build()
+    } else {
+        request
+    };
+    let sent = request.content_type("application/json").send(body);
     let mut response = match sent {
         Ok(response) => response,
         Err(error) => {
