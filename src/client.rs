@@ -3,33 +3,22 @@
 //! Every public method returns a [`Report`]: the outcome plus how many HTTP requests the call
 //! sent and the last HTTP status seen, which is what a `cm_result` carries.
 
-use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use ureq::tls::TlsConfig;
-use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
-use ureq::{Agent, Proxy};
 
 use crate::answer::{self, TaskState};
 use crate::budget::{self, KeyDigest};
 use crate::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
-use crate::resolve::LiteralFirstResolver;
-use crate::trust::{self, Trust};
+use crate::transport::{Channel, Method};
+use crate::trust::Trust;
 
 /// Default per-request timeout, as in the official SDKs.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
-/// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
-pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-/// The largest response head accepted.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Idle connections kept per client (and per host): enough for the threads of a busy program
-/// to share one client without reopening connections (ureq's default of 3 is not).
-pub const MAX_IDLE_CONNECTIONS: usize = 64;
 /// The longest client key accepted (real keys are 32 characters).
 pub const MAX_KEY_BYTES: usize = 1024;
 /// The largest task JSON accepted by `create_task`.
@@ -58,31 +47,6 @@ impl CallStats {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Method {
-    GetTaskResult,
-    CreateTask,
-    GetBalance,
-}
-
-impl Method {
-    const ALL: [Method; 3] = [Method::GetTaskResult, Method::CreateTask, Method::GetBalance];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::GetTaskResult => "getTaskResult",
-            Method::CreateTask => "createTask",
-            Method::GetBalance => "getBalance",
-        }
-    }
-
-    /// Whether a request that died on a reused connection may be sent again. Never createTask:
-    /// a duplicate would be a second paid task.
-    fn retry_on_stale_connection(self) -> bool {
-        self != Method::CreateTask
-    }
-}
-
 /// Where proxy settings come from.
 #[derive(Clone, Debug)]
 enum ProxyChoice {
@@ -98,16 +62,6 @@ struct Settings {
     request_timeout: Duration,
     proxy: ProxyChoice,
     trust: Trust,
-}
-
-/// What requests are sent with: rebuilt when a setting changes, shared by in-flight calls.
-struct Channel {
-    agent: Agent,
-    /// The method URLs, built once.
-    urls: [String; 3],
-    request_timeout: Duration,
-    /// The proxy in use, for scrubbing its credentials from messages.
-    proxy: Option<ProxyUrl>,
 }
 
 /// A client of the CapMonster Cloud API. `Send + Sync`: share it between threads freely.
@@ -143,7 +97,7 @@ impl Client {
             trust: Trust::System,
         };
         let connections = Arc::new(AtomicU64::new(0));
-        let transport = build_transport(&settings, &connections)?;
+        let transport = build_channel(&settings, &connections)?;
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
@@ -263,7 +217,7 @@ impl Client {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let transport = build_transport(&changed, &self.connections)?;
+        let transport = build_channel(&changed, &self.connections)?;
         *settings = changed;
         *self.transport.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(transport);
         Ok(())
@@ -293,7 +247,7 @@ impl Client {
             }
             admit(stats.requests)?;
             stats.requests += 1;
-            match attempt(&transport, method, body, timeout) {
+            match transport.attempt(method, body, timeout) {
                 Ok((status, answer)) => {
                     stats.http_status = Some(status);
                     return Ok((status, answer));
@@ -372,156 +326,16 @@ fn check_task_json(task_json: &str) -> Result<&str, Error> {
     }
 }
 
-fn build_transport(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
+/// The channel for `settings`: the proxy chosen (the caller's, or the environment's by curl's
+/// rules), then a new agent and pool.
+fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
     let proxy = match &settings.proxy {
         ProxyChoice::Set(proxy) => proxy.clone(),
         ProxyChoice::Environment => {
             endpoint::proxy_from_env(&settings.base_url, |name| std::env::var(name).ok())?.map(|(_, url)| url)
         }
     };
-    let ureq_proxy = proxy
-        .as_ref()
-        .map(|url| Proxy::new(url.as_str()))
-        .transpose()
-        .map_err(|_| Error::invalid_argument("the proxy URL is not one ureq accepts"))?;
-    let config = Agent::config_builder()
-        .http_status_as_error(false)
-        // A redirect would re-post the key elsewhere: a 3xx is returned as an answer.
-        .max_redirects(0)
-        .max_idle_connections(MAX_IDLE_CONNECTIONS)
-        .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
-        .max_response_header_size(MAX_HEADER_BYTES)
-        .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
-        .timeout_global(Some(settings.request_timeout))
-        .proxy(ureq_proxy)
-        .tls_config(TlsConfig::builder().root_certs(settings.trust.roots()).build())
-        .build();
-    let observer = ConnectionObserver { opened: Arc::clone(connections) };
-    let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), LiteralFirstResolver::default());
-    Ok(Channel {
-        agent,
-        urls: Method::ALL.map(|method| settings.base_url.method_url(method.name())),
-        request_timeout: settings.request_timeout,
-        proxy,
-    })
-}
-
-thread_local! {
-    /// Set when the current thread's request had to open a new connection: ureq does not say
-    /// whether a request went out on a pooled connection, but it opens new ones on the
-    /// calling thread, through the connector chain.
-    static OPENED_CONNECTION: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The last link of the connector chain: counts new connections and marks them fresh.
-#[derive(Debug)]
-struct ConnectionObserver {
-    opened: Arc<AtomicU64>,
-}
-
-impl Connector<Box<dyn Transport>> for ConnectionObserver {
-    type Out = Box<dyn Transport>;
-
-    fn connect(
-        &self,
-        _details: &ConnectionDetails,
-        chained: Option<Box<dyn Transport>>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        if chained.is_some() {
-            self.opened.fetch_add(1, Ordering::Relaxed);
-            OPENED_CONNECTION.with(|opened| opened.set(true));
-        }
-        Ok(chained)
-    }
-}
-
-struct AttemptFailure {
-    error: Error,
-    /// The request died on a reused connection before any byte of an answer: safe to resend.
-    stale_connection: bool,
-    http_status: Option<u16>,
-}
-
-fn attempt(
-    transport: &Channel,
-    method: Method,
-    body: &str,
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), AttemptFailure> {
-    let url = &transport.urls[method as usize];
-    OPENED_CONNECTION.with(|opened| opened.set(false));
-    let request = transport.agent.post(url);
-    // The agent's own timeout is the request timeout; a per-request configuration (a copy of
-    // the agent's) is made only when a wait's deadline is nearer.
-    let request = if timeout < transport.request_timeout {
-        request.config().timeout_global(Some(timeout)).build()
-    } else {
-        request
-    };
-    let sent = request.content_type("application/json").send(body);
-    let mut response = match sent {
-        Ok(response) => response,
-        Err(error) => {
-            let reused = !OPENED_CONNECTION.with(Cell::get);
-            return Err(AttemptFailure {
-                stale_connection: reused && is_disconnect(&error),
-                error: transport_error(method, error, timeout, false),
-                http_status: None,
-            });
-        }
-    };
-    let status = response.status().as_u16();
-    match response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec() {
-        Ok(answer) => Ok((status, answer)),
-        Err(error) => Err(AttemptFailure {
-            error: transport_error(method, error, timeout, true),
-            stale_connection: false,
-            http_status: Some(status),
-        }),
-    }
-}
-
-/// The peer closed or reset the connection.
-fn is_disconnect(error: &ureq::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(error, ureq::Error::Io(io) if matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe))
-}
-
-/// Maps a transport failure to a code and one line naming what happened. `answer_started`:
-/// the status line had arrived.
-fn transport_error(method: Method, error: ureq::Error, timeout: Duration, answer_started: bool) -> Error {
-    use std::io::ErrorKind;
-    let name = method.name();
-    let (code, what) = match &error {
-        ureq::Error::Timeout(kind) => (Code::Timeout, format!("timed out after {} ms ({kind})", timeout.as_millis())),
-        ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            (Code::Timeout, format!("timed out after {} ms ({io})", timeout.as_millis()))
-        }
-        ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof && answer_started => {
-            (Code::Network, "the connection closed before the whole answer arrived".to_owned())
-        }
-        ureq::Error::Io(io) if io.kind() == ErrorKind::UnexpectedEof => {
-            (Code::Network, "the server closed the connection without answering".to_owned())
-        }
-        ureq::Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(tls) => (Code::Network, trust::tls_failure(tls)),
-            None => (Code::Network, format!("network error: {io}")),
-        },
-        ureq::Error::HostNotFound => (Code::Network, "host not found".to_owned()),
-        ureq::Error::ConnectionFailed => (Code::Network, "could not connect".to_owned()),
-        ureq::Error::ConnectProxyFailed(why) => (Code::Network, format!("the proxy refused: {why}")),
-        ureq::Error::Tls(why) => (Code::Network, format!("TLS failed: {why}")),
-        ureq::Error::Rustls(why) => (Code::Network, trust::tls_failure(why)),
-        ureq::Error::BodyExceedsLimit(limit) => {
-            (Code::BadResponse, format!("the answer is larger than the {limit}-byte limit"))
-        }
-        ureq::Error::LargeResponseHeader(_, limit) => {
-            (Code::BadResponse, format!("the answer's headers are larger than the {limit}-byte limit"))
-        }
-        ureq::Error::Protocol(why) => (Code::BadResponse, format!("the answer is not valid HTTP: {why}")),
-        other => (Code::Network, other.to_string()),
-    };
-    Error::new(code, format!("{name}: {what}"))
+    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections)
 }
 
 #[cfg(test)]

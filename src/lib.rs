@@ -4,7 +4,8 @@
 //! - [`ffi`]: the `extern "C"` functions of `include/capmonster.h`: pointer and string checks,
 //!   the panic boundary, result objects. No HTTP or JSON.
 //! - [`wait`]: the polling loop (schedule, deadline, cancel, retries, back-off).
-//! - [`client`]: the safe Rust client, one method per API call, over one ureq connection pool.
+//! - [`client`]: the safe Rust client, one method per API call, with its settings and budget.
+//! - `transport`: one HTTP exchange over the client's ureq connection pool, failures classified.
 //! - [`answer`]: classifying one answer (status + body) without I/O.
 //! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
 //! - [`schedule`], [`cancel`], [`endpoint`], [`trust`], [`error`]: data and small parts.
@@ -22,9 +23,12 @@ pub mod endpoint;
 /// cbindgen:ignore
 pub mod error;
 pub mod ffi;
+/// cbindgen:ignore
 mod resolve;
 /// cbindgen:ignore
 pub mod schedule;
+/// cbindgen:ignore
+mod transport;
 /// cbindgen:ignore
 pub mod trust;
 /// cbindgen:ignore
