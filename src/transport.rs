@@ -12,7 +12,7 @@ use ureq::{Agent, Proxy};
 
 use crate::endpoint::{BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
-use crate::resolve::LiteralFirstResolver;
+use crate::resolve::CachingResolver;
 use crate::trust::{self, Trust};
 
 /// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
@@ -85,7 +85,7 @@ impl Channel {
             .tls_config(TlsConfig::builder().root_certs(trust.roots()).build())
             .build();
         let observer = ConnectionObserver { opened: Arc::clone(connections) };
-        let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), LiteralFirstResolver::default());
+        let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), CachingResolver::default());
         Ok(Channel {
             agent,
             urls: Method::ALL.map(|method| base_url.method_url(method.name())),

@@ -208,3 +208,15 @@ fn proxy_credentials_never_appear_in_messages() {
     assert!(!error.message.contains("hunter2-secret"), "{}", error.message);
     assert!(!format!("{client:?}").contains("hunter2-secret"));
 }
+
+#[test]
+fn host_names_are_resolved_and_reused() {
+    let emulator = emulator();
+    let client = capmonster::Client::new("transport-names").unwrap();
+    client.set_base_url(&format!("http://localhost:{}", emulator.port())).unwrap();
+    client.set_proxy(None).unwrap();
+    for _ in 0..5 {
+        assert!(client.get_balance().result.is_ok());
+    }
+    assert_eq!(emulator.connections(), 1);
+}
