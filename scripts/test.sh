@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
-# freshness, emulator), the C tests (also under valgrind), the installed package.
+# freshness, emulator), the C tests (also under valgrind), the installed package, the
+# bindings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,6 @@ echo "== C tests"
 scripts/test-c.sh
 echo "== Installation (pkg-config, CMake, static)"
 scripts/test-install.sh
+echo "== C# binding (Mono)"
+bindings/csharp/run-tests.sh
 echo "== all tests passed"

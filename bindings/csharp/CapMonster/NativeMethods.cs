@@ -1,0 +1,120 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace CapMonster
+{
+    /// <summary>The fields of the C struct <c>cm_wait_options</c>, in the header's order.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeWaitOptions
+    {
+        public uint FirstDelayMs;
+        public uint IntervalMs;
+        public uint TimeoutMs;
+        public uint MaxRequests;
+        /// <summary>A <c>const cm_cancel *</c>, or <see cref="IntPtr.Zero"/>.</summary>
+        public IntPtr Cancel;
+    }
+
+    /// <summary>
+    /// Every function of include/capmonster.h. Rules kept here:
+    /// strings go in as NUL-terminated UTF-8 <c>byte[]</c> (see <see cref="Utf8"/>; null is
+    /// NULL); strings come back as <see cref="IntPtr"/>, read by <see cref="Utf8.FromNative"/>
+    /// and never freed by the marshaller (they belong to a cm_result or are static); objects
+    /// made by the library travel in <see cref="SafeHandle"/>s, so the marshaller holds a
+    /// reference for the length of each call (a concurrent Dispose frees the object only after
+    /// the call returns) and a closed handle throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    internal static class NativeMethods
+    {
+        // "capmonster" finds libcapmonster.so (Linux), libcapmonster.dylib (macOS) and
+        // capmonster.dll (Windows) on the platform's library search path.
+        internal const string Library = "capmonster";
+
+        internal const int CM_OK = 0;
+        internal const int CM_ERR_CANCELLED = 8;
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_version();
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_code_name(int code);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_new([In] byte[] clientKey, out ClientHandle client);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_proxy(ClientHandle client, [In] byte[] proxyUrl);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_ca_file(ClientHandle client, [In] byte[] path);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_client_free(IntPtr client);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_cancel_new(out CancelHandle cancel);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_cancel_trigger(CancelHandle cancel);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_cancel_free(IntPtr cancel);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_wait_options_init(ref NativeWaitOptions options);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_wait_result(ClientHandle client, long taskId, ref NativeWaitOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_get_task_result(ClientHandle client, long taskId, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_create_task(ClientHandle client, [In] byte[] taskJson, [In] byte[] callbackUrl, out long taskId, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_get_balance(ClientHandle client, out double balance, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_result_code(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_result_is_ready(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern long cm_result_task_id(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_result_solution_json(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_result_solution_string(ResultHandle r, [In] byte[] field);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_result_api_error_code(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_result_api_error_description(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr cm_result_message(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern uint cm_result_request_count(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_result_http_status(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_result_free(IntPtr r);
+    }
+}

@@ -1,0 +1,812 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace CapMonster.Tests
+{
+    /// <summary>
+    /// The binding against the emulator. Every test uses its own client key and task ids:
+    /// the native 120-request budget is process-wide per (key, task).
+    /// </summary>
+    public static class ClientTests
+    {
+        private const string Unicode = "héllo ✓ 日本";
+
+        public static IEnumerable<Action> All()
+        {
+            return new Action[]
+            {
+                NativeVersionIsReported,
+                WaitOptionsDefaults,
+                WaitOptionsForTaskType,
+                WaitOptionsRefuseUnrepresentableValues,
+                GetBalanceReadsTheBalance,
+                GetTaskResultProcessing,
+                GetTaskResultReady,
+                WaitResultPollsUntilReady,
+                CreateTaskThenWaitWithTheOfficialSchedule,
+                CreateTaskFailures,
+                ApiErrorCarriesCodeDescriptionStatusAndCounts,
+                ApiErrorWithHttp402ZeroBalance,
+                NetworkErrorWhenConnectionRefused,
+                RequestTimeoutOnStalledAnswer,
+                WaitTimeout,
+                BadResponse,
+                HttpStatus502,
+                WaitRetries502UntilMaxRequests,
+                BudgetFromMaxRequests,
+                ProcessWideBudgetOf120,
+                InvalidArgumentsFromTheNativeLibrary,
+                ManagedArgumentChecks,
+                UnicodeSolutionRoundTrips,
+                EscapedSolutionStringsAreUnescaped,
+                ExplicitProxyIsUsedAndItsPasswordHidden,
+                UseProxyFalseIgnoresTheEnvironment,
+                CaFileIsReadWhenTheClientIsMade,
+                CancelStopsALongWaitWithin100Ms,
+                WaitResultAsyncSucceeds,
+                WaitResultAsyncCancelStopsTheNativeWait,
+                WaitResultAsyncWithCancelledTokenSendsNothing,
+                SixteenThreadsShareOneClient,
+                DisposeTwiceIsFine,
+                UseAfterDisposeThrowsObjectDisposed,
+                DisposeEndsAWaitInProgress,
+                TenThousandCallsKeepMemoryFlat,
+            };
+        }
+
+        // ---- helpers ----
+
+        private static CapMonsterClient NewClient(string key)
+        {
+            return NewClient(key, null);
+        }
+
+        private static CapMonsterClient NewClient(string key, TimeSpan? requestTimeout)
+        {
+            return new CapMonsterClient("cs-" + key, new CapMonsterClientOptions
+            {
+                BaseUrl = Emulator.Url,
+                UseProxy = false,
+                RequestTimeout = requestTimeout,
+            });
+        }
+
+        /// <summary>Polls at once, then every 10 ms.</summary>
+        private static WaitOptions Fast()
+        {
+            var options = new WaitOptions();
+            options.FirstDelay = TimeSpan.Zero;
+            options.Interval = TimeSpan.FromMilliseconds(10);
+            options.Timeout = TimeSpan.FromSeconds(30);
+            return options;
+        }
+
+        /// <summary>A wait that would sleep a minute between polls.</summary>
+        private static WaitOptions Slow()
+        {
+            var options = new WaitOptions();
+            options.FirstDelay = TimeSpan.Zero;
+            options.Interval = TimeSpan.FromSeconds(60);
+            options.Timeout = TimeSpan.FromSeconds(120);
+            return options;
+        }
+
+        private static int ClosedPort()
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            listener.Stop();
+            return port;
+        }
+
+        private static long RssBytes()
+        {
+            foreach (string line in File.ReadAllLines("/proc/self/status"))
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                {
+                    return long.Parse(Regex.Match(line, "\\d+").Value) * 1024;
+                }
+            }
+            throw new InvalidOperationException("no VmRSS in /proc/self/status");
+        }
+
+        private static void FullCollect()
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        }
+
+        // ---- tests ----
+
+        private static void NativeVersionIsReported()
+        {
+            Assert.True(Regex.IsMatch(CapMonsterClient.NativeVersion ?? "", "^\\d+\\.\\d+\\.\\d+$"),
+                "version looks like MAJOR.MINOR.PATCH: " + CapMonsterClient.NativeVersion);
+        }
+
+        private static void WaitOptionsDefaults()
+        {
+            WaitOptions d = WaitOptions.Default;
+            Assert.Equal(TimeSpan.FromMilliseconds(1000), d.FirstDelay, "FirstDelay");
+            Assert.Equal(TimeSpan.FromMilliseconds(2000), d.Interval, "Interval");
+            Assert.Equal(TimeSpan.FromMilliseconds(180000), d.Timeout, "Timeout");
+            Assert.Equal(120, d.MaxRequests, "MaxRequests");
+            d.MaxRequests = 3;
+            Assert.Equal(120, WaitOptions.Default.MaxRequests, "Default is a fresh instance each time");
+            Assert.Equal(120, new WaitOptions().MaxRequests, "new WaitOptions() has the defaults");
+            WaitOptions copy = d.Clone();
+            d.MaxRequests = 4;
+            Assert.Equal(3, copy.MaxRequests, "Clone is independent");
+        }
+
+        private static void WaitOptionsForTaskType()
+        {
+            WaitOptions image = WaitOptions.ForTaskType("ImageToTextTask");
+            Assert.Equal(TimeSpan.FromMilliseconds(350), image.FirstDelay, "image FirstDelay");
+            Assert.Equal(TimeSpan.FromMilliseconds(200), image.Interval, "image Interval");
+            Assert.Equal(TimeSpan.FromSeconds(10), image.Timeout, "image Timeout");
+            WaitOptions v2 = WaitOptions.ForTaskType("RecaptchaV2TaskProxyless");
+            Assert.Equal(TimeSpan.FromSeconds(1), v2.FirstDelay, "v2 proxyless FirstDelay");
+            Assert.Equal(TimeSpan.FromSeconds(3), v2.Interval, "v2 proxyless Interval");
+            Assert.Equal(TimeSpan.FromSeconds(180), v2.Timeout, "v2 proxyless Timeout");
+            WaitOptions unknown = WaitOptions.ForTaskType("NoSuchTask ✓");
+            Assert.Equal(TimeSpan.FromSeconds(2), unknown.Interval, "unknown types get the defaults");
+            Assert.Throws<ArgumentNullException>(() => WaitOptions.ForTaskType(null), "null task type");
+        }
+
+        private static void WaitOptionsRefuseUnrepresentableValues()
+        {
+            var o = new WaitOptions();
+            Assert.Throws<ArgumentOutOfRangeException>(() => o.Interval = TimeSpan.FromMilliseconds(-1), "negative interval");
+            Assert.Throws<ArgumentOutOfRangeException>(() => o.FirstDelay = TimeSpan.FromDays(50), "over uint.MaxValue ms");
+            Assert.Throws<ArgumentOutOfRangeException>(() => o.MaxRequests = -1, "negative MaxRequests");
+            o.Timeout = Timeout.InfiniteTimeSpan;
+            Assert.Equal(Timeout.InfiniteTimeSpan, o.Timeout, "infinite timeout");
+            o.Interval = TimeSpan.FromTicks(5000); // 0.5 ms
+            Assert.Equal(TimeSpan.FromMilliseconds(1), o.Interval, "rounded up to whole ms");
+        }
+
+        private static void GetBalanceReadsTheBalance()
+        {
+            using (var client = NewClient("balance"))
+            {
+                Assert.Equal(345.678m, client.GetBalance(), "balance");
+            }
+        }
+
+        private static void GetTaskResultProcessing()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var client = NewClient("processing"))
+            {
+                TaskResult r = client.GetTaskResult(id);
+                Assert.True(!r.IsReady, "not ready");
+                Assert.Equal(id, r.TaskId, "TaskId");
+                Assert.Null(r.SolutionJson, "SolutionJson");
+                Assert.Null(r.GetSolutionString("text"), "GetSolutionString");
+                Assert.Equal(1, r.RequestCount, "RequestCount");
+                Assert.Equal(200, r.HttpStatus, "HttpStatus");
+            }
+        }
+
+        private static void GetTaskResultReady()
+        {
+            long id = Emulator.ScriptedTask("{\"ready\":{\"gRecaptchaResponse\":\"03AGdBq\",\"n\":5,\"o\":{\"x\":\"y\"}}}");
+            using (var client = NewClient("ready"))
+            {
+                TaskResult r = client.GetTaskResult(id);
+                Assert.True(r.IsReady, "ready");
+                Assert.Equal(id, r.TaskId, "TaskId");
+                Assert.Contains("\"gRecaptchaResponse\":\"03AGdBq\"", r.SolutionJson, "SolutionJson");
+                Assert.Contains("\"o\":{\"x\":\"y\"}", r.SolutionJson, "SolutionJson keeps nested objects");
+                Assert.Equal("03AGdBq", r.GetSolutionString("gRecaptchaResponse"), "string member");
+                Assert.Null(r.GetSolutionString("n"), "a number is not a string");
+                Assert.Null(r.GetSolutionString("o"), "an object is not a string");
+                Assert.Null(r.GetSolutionString("absent"), "absent member");
+                Assert.Null(r.GetSolutionString("x"), "nested members are not top-level");
+                Assert.Throws<ArgumentNullException>(() => r.GetSolutionString(null), "null name");
+                Assert.Equal(1, r.RequestCount, "RequestCount");
+            }
+            // The result outlives its client: its values and lookups are its own.
+            FullCollect();
+        }
+
+        private static void WaitResultPollsUntilReady()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"", "\"processing\"", "{\"ready\":{\"text\":\"ok\"}}");
+            using (var client = NewClient("wait-ready"))
+            {
+                TaskResult r = client.WaitResult(id, Fast());
+                Assert.True(r.IsReady, "ready");
+                Assert.Equal("ok", r.GetSolutionString("text"), "text");
+                Assert.Equal(3, r.RequestCount, "RequestCount");
+                Assert.Equal(200, r.HttpStatus, "HttpStatus");
+                Assert.Equal(3, Emulator.Requests(id), "requests seen by the emulator");
+            }
+        }
+
+        private static void CreateTaskThenWaitWithTheOfficialSchedule()
+        {
+            using (var client = NewClient("create"))
+            {
+                long id = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8gd29ybGQ=\",\"emulatorSolveAfterMs\":500}");
+                Assert.True(id > 0, "task id " + id);
+                TaskResult r = client.WaitResult(id, WaitOptions.ForTaskType("ImageToTextTask"));
+                Assert.Equal("answer", r.GetSolutionString("text"), "text");
+                Assert.Equal(id, r.TaskId, "TaskId");
+                Assert.True(r.RequestCount >= 2, "polled while processing: " + r.RequestCount);
+
+                long second = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", "https://example.com/callback");
+                Assert.Equal(id + 1, second, "ids are sequential");
+            }
+        }
+
+        private static void CreateTaskFailures()
+        {
+            using (var client = NewClient("create-fail"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.CreateTask("[]"), "not an object");
+                Assert.Equal(0, e.RequestCount, "nothing sent");
+                Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.CreateTask("{\"type\":\"ImageToTextTask\"}", "ftp://x"), "callback URL");
+                e = Assert.Fails(CapMonsterErrorCode.Api, () => client.CreateTask("{\"type\":\"NoSuchTask\"}"), "unsupported type");
+                Assert.Equal("ERROR_TASK_NOT_SUPPORTED", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+                Assert.Throws<ArgumentNullException>(() => client.CreateTask(null), "null JSON");
+            }
+        }
+
+        private static void ApiErrorCarriesCodeDescriptionStatusAndCounts()
+        {
+            long id = Emulator.ScriptedTask("{\"error\":\"ERROR_CAPTCHA_UNSOLVABLE\",\"description\":\"Captcha could not be solved ✓\"}");
+            using (var client = NewClient("api-error"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.WaitResult(id, Fast()), "wait");
+                Assert.Equal("ERROR_CAPTCHA_UNSOLVABLE", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal("Captcha could not be solved ✓", e.ApiErrorDescription, "ApiErrorDescription");
+                Assert.Equal(200, e.HttpStatus, "HttpStatus");
+                Assert.Equal(1, e.RequestCount, "an API error ends the wait at once");
+                Assert.Equal(id, e.TaskId, "TaskId");
+                Assert.Equal("CM_ERR_API", e.CodeName, "CodeName");
+                Assert.Contains("ERROR_CAPTCHA_UNSOLVABLE", e.Message, "Message");
+            }
+        }
+
+        private static void ApiErrorWithHttp402ZeroBalance()
+        {
+            long id = Emulator.ScriptedTask("{\"error\":\"ERROR_ZERO_BALANCE\",\"description\":\"Account has zero balance\",\"status\":402}");
+            using (var client = NewClient("zero-balance"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.GetTaskResult(id), "402 with an API body");
+                Assert.Equal("ERROR_ZERO_BALANCE", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal("Account has zero balance", e.ApiErrorDescription, "ApiErrorDescription");
+                Assert.Equal(402, e.HttpStatus, "HttpStatus");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+            }
+        }
+
+        private static void NetworkErrorWhenConnectionRefused()
+        {
+            var options = new CapMonsterClientOptions { BaseUrl = "http://127.0.0.1:" + ClosedPort(), UseProxy = false };
+            using (var client = new CapMonsterClient("cs-refused", options))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Network, () => client.GetBalance(), "balance");
+                Assert.Equal(0, e.HttpStatus, "no answer, no status");
+                Assert.Null(e.ApiErrorCode, "ApiErrorCode");
+                e = Assert.Fails(CapMonsterErrorCode.Network, () => client.GetTaskResult(5), "task result");
+                Assert.True(e.RequestCount >= 1, "RequestCount " + e.RequestCount);
+            }
+        }
+
+        private static void RequestTimeoutOnStalledAnswer()
+        {
+            long id = Emulator.ScriptedTask("{\"fault\":\"stall\",\"ms\":5000}");
+            using (var client = NewClient("request-timeout", TimeSpan.FromMilliseconds(300)))
+            {
+                var watch = Stopwatch.StartNew();
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Timeout, () => client.GetTaskResult(id), "stalled answer");
+                Assert.Less(watch.ElapsedMilliseconds, 4000, "gave up after the request timeout (ms)");
+                Assert.Equal(0, e.HttpStatus, "HttpStatus");
+            }
+        }
+
+        private static void WaitTimeout()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var client = NewClient("wait-timeout"))
+            {
+                WaitOptions options = Fast();
+                options.Interval = TimeSpan.FromMilliseconds(50);
+                options.Timeout = TimeSpan.FromMilliseconds(400);
+                var watch = Stopwatch.StartNew();
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Timeout, () => client.WaitResult(id, options), "wait");
+                Assert.True(watch.ElapsedMilliseconds >= 350, "waited about the timeout: " + watch.ElapsedMilliseconds);
+                Assert.Less(watch.ElapsedMilliseconds, 5000, "not much longer (ms)");
+                Assert.True(e.RequestCount >= 2, "RequestCount " + e.RequestCount);
+            }
+        }
+
+        private static void BadResponse()
+        {
+            long id = Emulator.ScriptedTask("{\"raw\":\"this is not json\"}");
+            using (var client = NewClient("bad-response"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.BadResponse, () => client.GetTaskResult(id), "not JSON");
+                Assert.Equal(200, e.HttpStatus, "HttpStatus");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+            }
+        }
+
+        private static void HttpStatus502()
+        {
+            long id = Emulator.ScriptedTask("{\"raw\":\"<html>Bad Gateway</html>\",\"status\":502,\"content_type\":\"text/html\"}");
+            using (var client = NewClient("http-502"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.HttpStatus, () => client.GetTaskResult(id), "502");
+                Assert.Equal(502, e.HttpStatus, "HttpStatus");
+                Assert.Null(e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+            }
+        }
+
+        private static void WaitRetries502UntilMaxRequests()
+        {
+            long id = Emulator.ScriptedTask("{\"raw\":\"<html>Bad Gateway</html>\",\"status\":502,\"content_type\":\"text/html\"}");
+            using (var client = NewClient("wait-502"))
+            {
+                WaitOptions options = Fast();
+                options.MaxRequests = 3;
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.BudgetExhausted, () => client.WaitResult(id, options), "5xx retried");
+                Assert.Equal(3, e.RequestCount, "RequestCount");
+                Assert.Equal(502, e.HttpStatus, "last HttpStatus");
+            }
+        }
+
+        private static void BudgetFromMaxRequests()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var client = NewClient("max-requests"))
+            {
+                WaitOptions options = Fast();
+                options.Interval = TimeSpan.FromMilliseconds(1);
+                options.MaxRequests = 3;
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.BudgetExhausted, () => client.WaitResult(id, options), "wait");
+                Assert.Equal(3, e.RequestCount, "RequestCount");
+                Assert.Equal(3, Emulator.Requests(id), "requests seen by the emulator");
+            }
+        }
+
+        private static void ProcessWideBudgetOf120()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var first = NewClient("budget-120"))
+            using (var second = NewClient("budget-120"))
+            using (var otherKey = NewClient("budget-120-other"))
+            {
+                for (int i = 0; i < 120; i++)
+                {
+                    CapMonsterClient c = i % 2 == 0 ? first : second;
+                    Assert.True(!c.GetTaskResult(id).IsReady, "processing");
+                }
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.BudgetExhausted, () => second.GetTaskResult(id), "121st");
+                Assert.Equal(0, e.RequestCount, "the 121st is never sent");
+                e = Assert.Fails(CapMonsterErrorCode.BudgetExhausted, () => second.WaitResult(id, Fast()), "a wait too");
+                Assert.Equal(0, e.RequestCount, "the wait sent nothing");
+                Assert.Equal(120, Emulator.Requests(id), "requests seen by the emulator");
+                Assert.True(!otherKey.GetTaskResult(id).IsReady, "another key has its own budget");
+            }
+        }
+
+        private static void InvalidArgumentsFromTheNativeLibrary()
+        {
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient(""), "empty key");
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "http://example.com" }), "http:// to a non-loopback host");
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "not a url" }), "malformed base URL");
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { RequestTimeout = TimeSpan.Zero }), "zero request timeout");
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { Proxy = "ftp://127.0.0.1:21" }), "proxy scheme");
+            using (var client = NewClient("invalid"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.GetTaskResult(0), "task id 0");
+                Assert.Equal(0, e.RequestCount, "nothing sent");
+                Assert.Equal("CM_ERR_INVALID_ARGUMENT", e.CodeName, "CodeName");
+                long id = Emulator.ScriptedTask("\"processing\"");
+                WaitOptions options = Fast();
+                options.MaxRequests = 0;
+                Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "MaxRequests 0");
+                options = Fast();
+                options.Interval = TimeSpan.Zero;
+                Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "Interval 0");
+                Assert.Equal(0, Emulator.Requests(id), "nothing sent");
+            }
+        }
+
+        private static void ManagedArgumentChecks()
+        {
+            Assert.Throws<ArgumentNullException>(() => new CapMonsterClient(null), "null key");
+            Assert.Throws<ArgumentException>(() => new CapMonsterClient("key\0more"), "NUL in the key");
+            Assert.Throws<ArgumentException>(() => new CapMonsterClient("bad \ud800 surrogate"), "lone surrogate");
+            Assert.Throws<ArgumentException>(
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { UseProxy = false, Proxy = "http://127.0.0.1:1" }), "Proxy with UseProxy false");
+            Assert.Throws<ArgumentOutOfRangeException>(
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { RequestTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout");
+            using (var client = NewClient("managed-args"))
+            {
+                Assert.Throws<ArgumentException>(() => client.CreateTask("{\"type\":\"ImageToTextTask\"}\0"), "NUL in the JSON");
+            }
+        }
+
+        private static void UnicodeSolutionRoundTrips()
+        {
+            long id = Emulator.ScriptedTask("{\"ready\":{\"text\":" + Emulator.Str(Unicode) + ",\"ключ\":\"значение 😀\"}}");
+            using (var client = NewClient("unicode ✓"))
+            {
+                TaskResult r = client.WaitResult(id, Fast());
+                Assert.Equal(Unicode, r.GetSolutionString("text"), "GetSolutionString");
+                Assert.Contains("\"text\":\"" + Unicode + "\"", r.SolutionJson, "SolutionJson");
+                Assert.Equal("значение 😀", r.GetSolutionString("ключ"), "a non-ASCII member name");
+            }
+        }
+
+        private static void EscapedSolutionStringsAreUnescaped()
+        {
+            // Escapes as the service may send them: \u00e9, a surrogate pair, quotes, newline.
+            string body = "{\"errorId\":0,\"status\":\"ready\",\"solution\":{\"text\":\"h\\u00e9llo \\ud83d\\ude00 \\\"q\\\"\\n\"}}";
+            long id = Emulator.ScriptedTask("{\"raw\":" + Emulator.Str(body) + ",\"content_type\":\"application/json\"}");
+            using (var client = NewClient("escapes"))
+            {
+                TaskResult r = client.GetTaskResult(id);
+                Assert.Equal("héllo 😀 \"q\"\n", r.GetSolutionString("text"), "unescaped");
+                Assert.Contains("\\u00e9", r.SolutionJson, "SolutionJson is the JSON as sent");
+            }
+        }
+
+        private static void ExplicitProxyIsUsedAndItsPasswordHidden()
+        {
+            var options = new CapMonsterClientOptions
+            {
+                BaseUrl = Emulator.Url,
+                Proxy = "http://user:s3cr3t-pw@127.0.0.1:" + ClosedPort(),
+            };
+            using (var client = new CapMonsterClient("cs-proxy", options))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Network, () => client.GetBalance(), "a dead proxy");
+                Assert.True(e.Message.IndexOf("s3cr3t-pw", StringComparison.Ordinal) < 0, "the password is not in the message: " + e.Message);
+            }
+        }
+
+        private static void UseProxyFalseIgnoresTheEnvironment()
+        {
+            // run-tests.sh points http_proxy at a dead port and sets this marker.
+            bool deadProxyInEnvironment = Environment.GetEnvironmentVariable("CAPMONSTER_TEST_DEAD_HTTP_PROXY") == "1";
+            if (deadProxyInEnvironment)
+            {
+                using (var client = new CapMonsterClient("cs-env-proxy", new CapMonsterClientOptions { BaseUrl = Emulator.Url }))
+                {
+                    Assert.Fails(CapMonsterErrorCode.Network, () => client.GetBalance(), "by default the environment's proxy is used");
+                }
+            }
+            using (var client = new CapMonsterClient("cs-no-proxy", new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false }))
+            {
+                Assert.Equal(345.678m, client.GetBalance(), "UseProxy false goes direct");
+            }
+        }
+
+        private static void CaFileIsReadWhenTheClientIsMade()
+        {
+            string missing = Path.Combine(Path.GetTempPath(), "capmonster-no-such-ca-" + Guid.NewGuid() + ".pem");
+            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-ca", new CapMonsterClientOptions { BaseUrl = Emulator.Url, CaFile = missing }), "missing CA file");
+            string empty = Path.GetTempFileName();
+            try
+            {
+                Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                    () => new CapMonsterClient("cs-ca", new CapMonsterClientOptions { BaseUrl = Emulator.Url, CaFile = empty }), "empty CA file");
+            }
+            finally
+            {
+                File.Delete(empty);
+            }
+            const string systemBundle = "/etc/ssl/certs/ca-certificates.crt";
+            if (File.Exists(systemBundle))
+            {
+                var options = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, CaFile = systemBundle };
+                using (var client = new CapMonsterClient("cs-ca", options))
+                {
+                    Assert.Equal(345.678m, client.GetBalance(), "a client with a CA file works");
+                }
+            }
+        }
+
+        private static void CancelStopsALongWaitWithin100Ms()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var client = NewClient("cancel"))
+            using (var cts = new CancellationTokenSource())
+            {
+                var cancelled = Stopwatch.StartNew();
+                Exception caught = null;
+                long stoppedAfterMs = -1;
+                var waiter = new Thread(() =>
+                {
+                    try
+                    {
+                        client.WaitResult(id, Slow(), cts.Token);
+                    }
+                    catch (Exception e)
+                    {
+                        stoppedAfterMs = cancelled.ElapsedMilliseconds;
+                        caught = e;
+                    }
+                });
+                waiter.Start();
+                // Let the first poll finish: the wait then sleeps for a minute.
+                var deadline = Stopwatch.StartNew();
+                while (Emulator.Requests(id) < 1 && deadline.ElapsedMilliseconds < 10000) Thread.Sleep(10);
+                Thread.Sleep(100);
+                cancelled.Restart();
+                cts.Cancel();
+                Assert.True(waiter.Join(5000), "the wait ended");
+                var oce = caught as OperationCanceledException;
+                Assert.True(oce != null, "OperationCanceledException, got " + caught);
+                Assert.True(oce.CancellationToken == cts.Token, "carries the token");
+                Console.WriteLine("  cancel: WaitResult threw {0} ms after Cancel()", stoppedAfterMs);
+                Assert.Less(stoppedAfterMs, 100, "ms from Cancel() to the exception");
+                Assert.Equal(1, Emulator.Requests(id), "one poll sent");
+            }
+        }
+
+        private static void WaitResultAsyncSucceeds()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"", "{\"ready\":{\"token\":\"async ✓\"}}");
+            using (var client = NewClient("async"))
+            {
+                int callerThread = Thread.CurrentThread.ManagedThreadId;
+                WaitOptions options = Fast();
+                Task<TaskResult> task = client.WaitResultAsync(id, options);
+                options.MaxRequests = 1; // copied at the call: no effect
+                Assert.True(task.Wait(30000), "finished");
+                Assert.Equal("async ✓", task.Result.GetSolutionString("token"), "token");
+                Assert.Equal(2, task.Result.RequestCount, "RequestCount");
+                Assert.True(callerThread != 0, "ran");
+            }
+        }
+
+        private static void WaitResultAsyncCancelStopsTheNativeWait()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            using (var client = NewClient("async-cancel"))
+            using (var cts = new CancellationTokenSource())
+            {
+                Task<TaskResult> task = client.WaitResultAsync(id, Slow(), cts.Token);
+                var deadline = Stopwatch.StartNew();
+                while (Emulator.Requests(id) < 1 && deadline.ElapsedMilliseconds < 10000) Thread.Sleep(10);
+                Thread.Sleep(100);
+                var watch = Stopwatch.StartNew();
+                cts.Cancel();
+                try
+                {
+                    task.Wait(5000);
+                }
+                catch (AggregateException)
+                {
+                }
+                long ms = watch.ElapsedMilliseconds;
+                Assert.True(task.IsCanceled, "the task is canceled, status " + task.Status);
+                Console.WriteLine("  cancel: WaitResultAsync's task ended {0} ms after Cancel()", ms);
+                Assert.Less(ms, 100, "ms from Cancel() to the task's end");
+                var e = Assert.Throws<AggregateException>(() => task.Wait(), "Wait throws");
+                Assert.True(e.InnerException is OperationCanceledException, "an OperationCanceledException inside");
+                Assert.Equal(1, Emulator.Requests(id), "one poll sent");
+            }
+        }
+
+        private static void WaitResultAsyncWithCancelledTokenSendsNothing()
+        {
+            long id = Emulator.ScriptedTask("{\"ready\":{\"text\":\"x\"}}");
+            using (var client = NewClient("async-precancelled"))
+            {
+                Task<TaskResult> task = client.WaitResultAsync(id, Fast(), new CancellationToken(true));
+                try
+                {
+                    task.Wait(5000);
+                }
+                catch (AggregateException)
+                {
+                }
+                Assert.True(task.IsCanceled, "canceled, status " + task.Status);
+                Assert.Throws<OperationCanceledException>(() => client.WaitResult(id, Fast(), new CancellationToken(true)), "sync too");
+                Assert.Equal(0, Emulator.Requests(id), "nothing sent");
+            }
+        }
+
+        private static void SixteenThreadsShareOneClient()
+        {
+            const int threads = 16;
+            var processing = new long[threads];
+            var ready = new long[threads];
+            for (int t = 0; t < threads; t++)
+            {
+                processing[t] = Emulator.ScriptedTask("\"processing\"");
+                ready[t] = Emulator.ScriptedTask("\"processing\"", "{\"ready\":{\"text\":\"thread " + t + " ✓\"}}");
+            }
+            var errors = new List<string>();
+            using (var client = NewClient("threads"))
+            using (var start = new Barrier(threads))
+            {
+                var workers = new List<Thread>();
+                for (int t = 0; t < threads; t++)
+                {
+                    int n = t;
+                    var worker = new Thread(() =>
+                    {
+                        try
+                        {
+                            start.SignalAndWait();
+                            for (int i = 0; i < 25; i++)
+                            {
+                                TaskResult p = client.GetTaskResult(processing[n]);
+                                if (p.IsReady || p.TaskId != processing[n]) throw new Exception("wrong processing result " + p);
+                                if (client.GetBalance() != 345.678m) throw new Exception("wrong balance");
+                            }
+                            TaskResult r = client.WaitResult(ready[n], Fast());
+                            if (r.GetSolutionString("text") != "thread " + n + " ✓") throw new Exception("wrong solution " + r.SolutionJson);
+                            try
+                            {
+                                client.GetTaskResult(-n - 1);
+                                throw new Exception("no exception for a bad id");
+                            }
+                            catch (CapMonsterException e)
+                            {
+                                if (e.Code != CapMonsterErrorCode.InvalidArgument) throw;
+                            }
+                        }
+                        catch (Exception e)
+                        {
+                            lock (errors) errors.Add("thread " + n + ": " + e.Message);
+                        }
+                    });
+                    worker.Start();
+                    workers.Add(worker);
+                }
+                foreach (Thread worker in workers) Assert.True(worker.Join(120000), "a thread finished");
+            }
+            Assert.Equal(0, errors.Count, "errors: " + string.Join("; ", errors));
+            for (int t = 0; t < threads; t++)
+            {
+                Assert.Equal(25, Emulator.Requests(processing[t]), "requests for thread " + t);
+            }
+        }
+
+        private static void DisposeTwiceIsFine()
+        {
+            var client = NewClient("dispose-twice");
+            Assert.Equal(345.678m, client.GetBalance(), "works before");
+            client.Dispose();
+            client.Dispose();
+            ((IDisposable)client).Dispose();
+        }
+
+        private static void UseAfterDisposeThrowsObjectDisposed()
+        {
+            long id = Emulator.ScriptedTask("{\"ready\":{\"text\":\"x\"}}");
+            var client = NewClient("after-dispose");
+            TaskResult kept = client.GetTaskResult(id);
+            client.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => client.GetBalance(), "GetBalance");
+            Assert.Throws<ObjectDisposedException>(() => client.GetTaskResult(id), "GetTaskResult");
+            Assert.Throws<ObjectDisposedException>(() => client.WaitResult(id, Fast()), "WaitResult");
+            Assert.Throws<ObjectDisposedException>(() => client.WaitResultAsync(id, Fast()), "WaitResultAsync");
+            Assert.Throws<ObjectDisposedException>(() => client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"eA==\"}"), "CreateTask");
+            Assert.Equal("x", kept.GetSolutionString("text"), "a result outlives its client");
+            Assert.Equal(1, Emulator.Requests(id), "nothing sent after Dispose");
+        }
+
+        private static void DisposeEndsAWaitInProgress()
+        {
+            long id = Emulator.ScriptedTask("\"processing\"");
+            var client = NewClient("dispose-during-wait");
+            Task<TaskResult> task = client.WaitResultAsync(id, Slow());
+            var deadline = Stopwatch.StartNew();
+            while (Emulator.Requests(id) < 1 && deadline.ElapsedMilliseconds < 10000) Thread.Sleep(10);
+            Thread.Sleep(100);
+            var watch = Stopwatch.StartNew();
+            client.Dispose();
+            try
+            {
+                task.Wait(5000);
+            }
+            catch (AggregateException)
+            {
+            }
+            Assert.True(task.IsFaulted, "faulted, status " + task.Status);
+            Assert.True(task.Exception.InnerException is ObjectDisposedException, "ObjectDisposedException, got " + task.Exception.InnerException);
+            Assert.Less(watch.ElapsedMilliseconds, 1000, "ms from Dispose to the end of the wait");
+        }
+
+        private static void TenThousandCallsKeepMemoryFlat()
+        {
+            // 10,000 getTaskResult calls, at most 100 per task id (the budget is 120): 8,000
+            // processing, 1,000 ready (their native results are kept by TaskResult and freed by
+            // the finalizer) and 1,000 API errors (freed while the exception is thrown), plus
+            // 2,000 calls refused before sending. Ready and error answers carry 4 KiB of text,
+            // so leaking either kind would grow RSS by about 8 MiB.
+            string padding = new string('x', 4096);
+            var processing = new long[100];
+            var ready = new long[10];
+            var failing = new long[10];
+            for (int i = 0; i < processing.Length; i++) processing[i] = Emulator.ScriptedTask("\"processing\"");
+            for (int i = 0; i < ready.Length; i++) ready[i] = Emulator.ScriptedTask("{\"ready\":{\"text\":\"" + Unicode + " " + i + "\",\"pad\":\"" + padding + "\"}}");
+            for (int i = 0; i < failing.Length; i++) failing[i] = Emulator.ScriptedTask("{\"error\":\"ERROR_CAPTCHA_UNSOLVABLE\",\"description\":\"" + padding + "\"}");
+
+            long rssAfter1000 = 0;
+            int p = 0;
+            using (var client = NewClient("memory"))
+            {
+                for (int i = 0; i < 10000; i++)
+                {
+                    int slot = i / 10 % 10;
+                    if (i % 10 == 9)
+                    {
+                        TaskResult r = client.GetTaskResult(ready[slot]);
+                        if (r.GetSolutionString("text") != Unicode + " " + slot) throw new Exception("wrong solution " + r.SolutionJson);
+                    }
+                    else if (i % 10 == 4)
+                    {
+                        try
+                        {
+                            client.GetTaskResult(failing[slot]);
+                            throw new Exception("no exception");
+                        }
+                        catch (CapMonsterException e)
+                        {
+                            if (e.ApiErrorDescription != padding) throw new Exception("wrong description");
+                        }
+                    }
+                    else
+                    {
+                        TaskResult r = client.GetTaskResult(processing[p++ % processing.Length]);
+                        if (r.IsReady) throw new Exception("ready?");
+                    }
+                    if (i % 5 == 0)
+                    {
+                        try
+                        {
+                            client.GetTaskResult(-1);
+                        }
+                        catch (CapMonsterException)
+                        {
+                        }
+                    }
+                    if (i == 999)
+                    {
+                        FullCollect();
+                        rssAfter1000 = RssBytes();
+                    }
+                }
+                FullCollect();
+                long rssAfter10000 = RssBytes();
+                double growthMiB = (rssAfter10000 - rssAfter1000) / (1024.0 * 1024.0);
+                Console.WriteLine("  memory: RSS {0:F1} MiB after 1,000 calls, {1:F1} MiB after 10,000 (growth {2:F2} MiB)",
+                    rssAfter1000 / 1048576.0, rssAfter10000 / 1048576.0, growthMiB);
+                Assert.Less(growthMiB, 5, "RSS growth in MiB from 1,000 to 10,000 calls");
+            }
+            for (int i = 0; i < processing.Length; i++) Assert.Equal(80, Emulator.Requests(processing[i]), "requests per processing task");
+            for (int i = 0; i < ready.Length; i++) Assert.Equal(100, Emulator.Requests(ready[i]), "requests per ready task");
+        }
+    }
+}
