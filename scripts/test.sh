@@ -12,6 +12,8 @@ echo "== Rust tests"
 cargo test --workspace --release
 echo "== C tests"
 scripts/test-c.sh
+echo "== Hardening: sanitizers, ABI abuse, short soak"
+scripts/test-hardening.sh
 echo "== Installation (pkg-config, CMake, static)"
 scripts/test-install.sh
 echo "== C# binding (Mono)"

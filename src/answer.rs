@@ -8,8 +8,10 @@
 //! 2. Any other non-2xx answer: `CM_ERR_HTTP_STATUS`.
 //! 3. A 2xx answer that is not a JSON object, or lacks what the method promises: `CM_ERR_BAD_RESPONSE`.
 //!
-//! Unknown fields are ignored. serde_json's recursion limit (128) bounds the work a deeply
-//! nested body can cause.
+//! Unknown fields are ignored. A body that is not UTF-8 is not JSON (RFC 8259 §8.1), even when
+//! the bad bytes sit in a field this library skips. Nesting costs no recursion: unknown fields
+//! are skipped and the solution is captured as text, so the work stays linear in the body,
+//! which the transport caps at 1 MiB.
 
 use std::borrow::Cow;
 
@@ -57,10 +59,13 @@ fn is_zero(number: &Number) -> bool {
 
 /// Rules 1 and 2: parse the envelope and turn service errors and bad statuses into errors.
 fn open_envelope(http_status: u16, body: &[u8]) -> Result<Envelope<'_>, Error> {
-    let parsed = if body.trim_ascii_start().first() == Some(&b'{') {
-        serde_json::from_slice::<Envelope>(body).map_err(|e| e.to_string())
-    } else {
-        Err("not a JSON object".to_owned())
+    // serde_json checks UTF-8 only in the strings it reads, so the whole body is checked first.
+    let parsed = match std::str::from_utf8(body) {
+        Err(e) => Err(format!("not UTF-8 (at byte {})", e.valid_up_to())),
+        Ok(text) if text.trim_start().starts_with('{') => {
+            serde_json::from_str::<Envelope>(text).map_err(|e| e.to_string())
+        }
+        Ok(_) => Err("not a JSON object".to_owned()),
     };
     let envelope = match parsed {
         Ok(envelope) => envelope,

@@ -143,7 +143,24 @@ fn parse_uri(text: &str, what: &str) -> Result<Uri, Error> {
     if uri.scheme().is_none() || uri.authority().is_none() {
         return Err(Error::invalid_argument(format!("{what} is not an absolute URL (scheme://host)")));
     }
+    // http::Uri takes any digits as a port but reports one that does not fit 16 bits as no
+    // port at all, which would silently become the scheme's default port downstream.
+    if let Some(port) = uri.authority().and_then(|authority| explicit_port(authority.as_str())) {
+        if !matches!(port.parse::<u16>(), Ok(1..)) {
+            return Err(Error::invalid_argument(format!("{what} has a port outside 1..=65535")));
+        }
+    }
     Ok(uri)
+}
+
+/// The port as written in an authority (`user@host:port`, `[v6]:port`), if any.
+fn explicit_port(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, rest)| rest);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port.find(':').map_or("", |colon| &host_port[colon..]),
+    };
+    after_host.strip_prefix(':')
 }
 
 /// The longest URL accepted (base, proxy or callback).
@@ -242,6 +259,12 @@ mod tests {
         assert!(invalid("/relative").contains("absolute"));
         assert!(invalid("https://x/?q=1").contains("query"));
         assert!(invalid("https://user:pw@x").contains("credentials"));
+        assert!(invalid("http://127.0.0.1:99999").contains("port"));
+        assert!(invalid("http://127.0.0.1:0").contains("port"));
+        assert!(invalid("https://x:65536").contains("port"));
+        assert!(BaseUrl::parse("https://x:65535").is_ok());
+        assert!(BaseUrl::parse("http://[::1]:8080").is_ok());
+        assert!(invalid("http://[::1]:123456").contains("port"));
     }
 
     #[test]
@@ -252,6 +275,7 @@ mod tests {
         assert_eq!(proxy.redacted(), "http://***@127.0.0.1:3128");
         assert!(ProxyUrl::parse("socks5://127.0.0.1:1080", "proxy_url").is_ok());
         assert!(ProxyUrl::parse("ftp://127.0.0.1", "proxy_url").unwrap_err().message.contains("proxy_url"));
+        assert!(ProxyUrl::parse("http://127.0.0.1:70000", "proxy_url").unwrap_err().message.contains("port"));
     }
 
     #[test]

@@ -1,0 +1,903 @@
+/*
+ * Input abuse at the C ABI: every exported function called with NULLs, empty strings, invalid
+ * UTF-8, huge strings, extreme task ids, every int32 code, malformed URLs and proxies, extreme
+ * wait options, and 64 threads racing on one task's budget. Each call must return a documented
+ * code (the exact one the contract promises), never crash, and every result is freed: run
+ * under valgrind and AddressSanitizer by scripts/test-hardening.sh.
+ *
+ * Usage: test_abuse [--full-code-sweep] BASE_URL   (a fresh emulator, any script)
+ *   --full-code-sweep: cm_code_name for all 2^32 int32 values (about 17 s at -O2); without it
+ *   a dense range around 0, the edges and random samples (fast enough for valgrind).
+ *
+ * C99: -std=c99 -Wall -Wextra -Werror -pedantic.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capmonster.h"
+
+static int failures = 0;
+static int checks = 0;
+
+static const char *base_url;
+static int emulator_port;
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        checks++;                                                                              \
+        if (!(cond)) {                                                                         \
+            failures++;                                                                        \
+            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__, __func__,     \
+                    #cond);                                                                    \
+        }                                                                                      \
+    } while (0)
+
+/* A code that returns no result object. `what` names the case in a failure. */
+#define CHECK_CODE(actual, expected, what)                                                     \
+    do {                                                                                       \
+        cm_code actual_ = (actual);                                                            \
+        checks++;                                                                              \
+        if (actual_ != (expected)) {                                                           \
+            failures++;                                                                        \
+            fprintf(stderr, "%s:%d: %s: %s: got %s, expected %s\n", __FILE__, __LINE__,        \
+                    __func__, (what), cm_code_name(actual_), cm_code_name(expected));          \
+        }                                                                                      \
+    } while (0)
+
+/*
+ * A call that hands back a result in `r`: the code is the expected one, the result is there
+ * (unless `out_given` is 0: a NULL out_result gets none), carries the same code and a
+ * message, and is freed here.
+ */
+#define CHECK_CALL(call, r, out_given, expected, what)                                         \
+    do {                                                                                       \
+        cm_code code_;                                                                         \
+        (r) = NULL;                                                                            \
+        code_ = (call);                                                                        \
+        CHECK_CODE(code_, (expected), (what));                                                 \
+        if (out_given) {                                                                       \
+            CHECK((r) != NULL);                                                                \
+            CHECK(cm_result_code(r) == code_);                                                 \
+            CHECK(cm_result_message(r) != NULL && cm_result_message(r)[0] != '\0');           \
+        } else {                                                                               \
+            CHECK((r) == NULL);                                                                \
+        }                                                                                      \
+        cm_result_free(r);                                                                     \
+        (r) = NULL;                                                                            \
+    } while (0)
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+static int contains(const char *haystack, const char *needle) {
+    return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+/* A string of `prefix` followed by `fill` up to `length` bytes in all; free it. */
+static char *long_string(const char *prefix, char fill, size_t length, const char *suffix) {
+    size_t p = strlen(prefix), s = strlen(suffix);
+    char *text = malloc(length + 1);
+    if (text == NULL) abort();
+    memcpy(text, prefix, p);
+    memset(text + p, fill, length - p - s);
+    memcpy(text + length - s, suffix, s);
+    text[length] = '\0';
+    return text;
+}
+
+static cm_client *emulator_client(const char *key) {
+    cm_client *client = NULL;
+    if (cm_client_new(key, &client) != CM_OK) return NULL;
+    if (cm_client_set_base_url(client, base_url) != CM_OK || cm_client_set_proxy(client, NULL) != CM_OK) {
+        cm_client_free(client);
+        return NULL;
+    }
+    return client;
+}
+
+/* Creates an image task on the emulator that is ready after `solve_after_ms`. */
+static int64_t create_task(const cm_client *client, long solve_after_ms) {
+    char task[160];
+    int64_t task_id = 0;
+    cm_result *r = NULL;
+    sprintf(task, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\",\"emulatorSolveAfterMs\":%ld}",
+            solve_after_ms);
+    CHECK_CODE(cm_create_task(client, task, NULL, &task_id, &r), CM_OK, "create a task");
+    cm_result_free(r);
+    return task_id;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The emulator's counters, read with a tiny HTTP GET                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* GET `path` from the emulator; the whole answer (head and body), to free; NULL on failure. */
+static char *emulator_get(const char *path) {
+    struct sockaddr_in address;
+    char request[256];
+    size_t size = 0, capacity = 65536;
+    char *answer;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return NULL;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons((uint16_t)emulator_port);
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        close(fd);
+        return NULL;
+    }
+    sprintf(request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (write(fd, request, strlen(request)) != (ssize_t)strlen(request)) {
+        close(fd);
+        return NULL;
+    }
+    answer = malloc(capacity + 1);
+    if (answer == NULL) abort();
+    while ((n = read(fd, answer + size, capacity - size)) > 0) {
+        size += (size_t)n;
+        if (size == capacity) {
+            capacity *= 2;
+            answer = realloc(answer, capacity + 1);
+            if (answer == NULL) abort();
+        }
+    }
+    close(fd);
+    answer[size] = '\0';
+    return answer;
+}
+
+/* getTaskResult requests the emulator received for `task_id` (GET /_emulator/stats), -1 if unknown. */
+static long emulator_task_requests(int64_t task_id) {
+    char key[40];
+    long count = -1;
+    char *stats = emulator_get("/_emulator/stats");
+    const char *tasks = stats ? strstr(stats, "\"tasks\"") : NULL;
+    const char *entry;
+    sprintf(key, "\"%lld\":", (long long)task_id);
+    entry = tasks ? strstr(tasks, key) : NULL;
+    if (tasks != NULL) count = entry ? strtol(entry + strlen(key), NULL, 10) : 0;
+    free(stats);
+    return count;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* NULL everywhere                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_nulls(void) {
+    cm_client *client = NULL;
+    cm_client *created = NULL;
+    cm_result *r = NULL;
+    cm_wait_options options, sentinel;
+    int mask;
+
+    /* cm_client_new: every NULL combination; nothing written on failure. */
+    CHECK_CODE(cm_client_new(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "client_new(NULL, NULL)");
+    CHECK_CODE(cm_client_new(NULL, &created), CM_ERR_INVALID_ARGUMENT, "client_new(NULL, &c)");
+    CHECK_CODE(cm_client_new("key", NULL), CM_ERR_INVALID_ARGUMENT, "client_new(key, NULL)");
+    CHECK(created == NULL);
+
+    client = emulator_client("abuse-nulls");
+    CHECK(client != NULL);
+    CHECK_CODE(cm_client_set_base_url(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_base_url(NULL, NULL)");
+    CHECK_CODE(cm_client_set_base_url(NULL, base_url), CM_ERR_INVALID_ARGUMENT, "set_base_url(NULL, url)");
+    CHECK_CODE(cm_client_set_base_url(client, NULL), CM_ERR_INVALID_ARGUMENT, "set_base_url(c, NULL)");
+    CHECK_CODE(cm_client_set_request_timeout_ms(NULL, 1000), CM_ERR_INVALID_ARGUMENT, "set_timeout(NULL)");
+    CHECK_CODE(cm_client_set_proxy(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_proxy(NULL, NULL)");
+    CHECK_CODE(cm_client_set_proxy(NULL, "http://127.0.0.1:1"), CM_ERR_INVALID_ARGUMENT, "set_proxy(NULL, url)");
+    CHECK_CODE(cm_client_set_proxy(client, NULL), CM_OK, "set_proxy(c, NULL) turns proxying off");
+    CHECK_CODE(cm_cancel_new(NULL), CM_ERR_INVALID_ARGUMENT, "cancel_new(NULL)");
+
+    /* Frees and triggers take NULL. */
+    cm_client_free(NULL);
+    cm_cancel_free(NULL);
+    cm_cancel_trigger(NULL);
+    cm_result_free(NULL);
+    cm_wait_options_init(NULL);
+
+    /* cm_wait_options_for_task_type: options untouched on failure. */
+    memset(&sentinel, 0xAB, sizeof sentinel);
+    options = sentinel;
+    CHECK_CODE(cm_wait_options_for_task_type(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(NULL, NULL)");
+    CHECK_CODE(cm_wait_options_for_task_type(NULL, "ImageToTextTask"), CM_ERR_INVALID_ARGUMENT,
+               "for_task_type(NULL, type)");
+    CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(&o, NULL)");
+    CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
+
+    /* cm_get_task_result: client x out_result. */
+    CHECK_CODE(cm_get_task_result(NULL, 1, NULL), CM_ERR_INVALID_ARGUMENT, "get_task_result(NULL, 1, NULL)");
+    CHECK_CODE(cm_get_task_result(client, 1, NULL), CM_ERR_INVALID_ARGUMENT, "get_task_result(c, 1, NULL)");
+    CHECK_CALL(cm_get_task_result(NULL, 1, &r), r, 1, CM_ERR_INVALID_ARGUMENT, "get_task_result(NULL, 1, &r)");
+
+    /* cm_wait_result: client x options x out_result. NULL options means the defaults: one
+     * second's first delay, then the unknown task's API error. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    for (mask = 0; mask < 8; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        const cm_wait_options *o = (mask & 2) ? &options : NULL;
+        int out = (mask & 4) != 0;
+        cm_code expected = (c != NULL && out) ? CM_ERR_API : CM_ERR_INVALID_ARGUMENT;
+        char what[64];
+        sprintf(what, "wait_result(client %d, options %d, out %d)", c != NULL, o != NULL, out);
+        CHECK_CALL(cm_wait_result(c, 990001, o, out ? &r : NULL), r, out, expected, what);
+    }
+
+    /* cm_create_task: client x task_json x callback x out_task_id x out_result. Only the
+     * two with everything given (callback or not) create a task. */
+    for (mask = 0; mask < 32; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        const char *task = (mask & 2) ? "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}" : NULL;
+        const char *callback = (mask & 4) ? "https://example.com/callback" : NULL;
+        int64_t task_id = -7;
+        int64_t *out_id = (mask & 8) ? &task_id : NULL;
+        int out = (mask & 16) != 0;
+        cm_code expected = (c != NULL && task != NULL && out_id != NULL && out) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[96];
+        sprintf(what, "create_task(client %d, task %d, callback %d, out_id %d, out %d)", c != NULL,
+                task != NULL, callback != NULL, out_id != NULL, out);
+        CHECK_CALL(cm_create_task(c, task, callback, out_id, out ? &r : NULL), r, out, expected, what);
+        CHECK(expected == CM_OK ? task_id > 0 : task_id == -7);
+    }
+
+    /* cm_get_balance: client x out_balance x out_result. */
+    for (mask = 0; mask < 8; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        double balance = -7.0;
+        double *out_balance = (mask & 2) ? &balance : NULL;
+        int out = (mask & 4) != 0;
+        cm_code expected = (c != NULL && out_balance != NULL && out) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[64];
+        sprintf(what, "get_balance(client %d, out_balance %d, out %d)", c != NULL, out_balance != NULL, out);
+        CHECK_CALL(cm_get_balance(c, out_balance, out ? &r : NULL), r, out, expected, what);
+        CHECK(expected == CM_OK ? balance > 0.0 : balance == -7.0);
+    }
+
+    /* Every accessor with a NULL result. */
+    CHECK(cm_result_code(NULL) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_result_is_ready(NULL) == 0);
+    CHECK(cm_result_task_id(NULL) == 0);
+    CHECK(cm_result_solution_json(NULL) == NULL);
+    CHECK(cm_result_solution_string(NULL, NULL) == NULL);
+    CHECK(cm_result_solution_string(NULL, "text") == NULL);
+    CHECK(cm_result_api_error_code(NULL) == NULL);
+    CHECK(cm_result_api_error_description(NULL) == NULL);
+    CHECK(cm_result_message(NULL) != NULL);
+    CHECK(cm_result_request_count(NULL) == 0);
+    CHECK(cm_result_http_status(NULL) == 0);
+
+    /* A ready result with a NULL field name. */
+    {
+        int64_t task_id = create_task(client, 0);
+        CHECK_CODE(cm_get_task_result(client, task_id, &r), CM_OK, "get_task_result(ready)");
+        CHECK(cm_result_is_ready(r) == 1);
+        CHECK(cm_result_solution_string(r, NULL) == NULL);
+        CHECK(cm_result_solution_string(r, "text") != NULL);
+        cm_result_free(r);
+    }
+    cm_client_free(client);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Empty strings, invalid UTF-8, huge strings                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_empty_strings(void) {
+    cm_client *client = emulator_client("abuse-empty");
+    cm_client *created = NULL;
+    cm_result *r = NULL;
+    cm_wait_options options;
+    int64_t task_id = -7;
+
+    CHECK_CODE(cm_client_new("", &created), CM_ERR_INVALID_ARGUMENT, "client_new(\"\")");
+    CHECK(created == NULL);
+    CHECK_CODE(cm_client_set_base_url(client, ""), CM_ERR_INVALID_ARGUMENT, "set_base_url(\"\")");
+    CHECK_CODE(cm_client_set_proxy(client, ""), CM_ERR_INVALID_ARGUMENT, "set_proxy(\"\")");
+    /* An empty task type is an unknown type: the defaults, CM_OK. */
+    CHECK_CODE(cm_wait_options_for_task_type(&options, ""), CM_OK, "for_task_type(\"\")");
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000 && options.max_requests == 120);
+    CHECK_CALL(cm_create_task(client, "", NULL, &task_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT, "create_task(\"\")");
+    CHECK_CALL(cm_create_task(client, "{\"type\":\"\"}", NULL, &task_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT,
+               "create_task(type \"\")");
+    CHECK_CALL(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", "", &task_id, &r), r, 1,
+               CM_ERR_INVALID_ARGUMENT, "create_task(callback \"\")");
+    CHECK(task_id == -7);
+    cm_client_free(client);
+}
+
+/* Byte sequences that are not UTF-8. */
+static const char *const bad_utf8[] = {
+    "\x80",             /* a lone continuation byte */
+    "\xc0\xaf",         /* an overlong '/' */
+    "\xed\xa0\x80",     /* a UTF-16 surrogate */
+    "\xf0\x9f\x98",     /* a 4-byte sequence cut short */
+    "\xf4\x90\x80\x80", /* beyond U+10FFFF */
+    "\xff",             /* never valid */
+    "abc\xc3",          /* cut at the end */
+};
+
+static void test_invalid_utf8(void) {
+    cm_client *client = emulator_client("abuse-utf8");
+    cm_client *created = NULL;
+    cm_result *r = NULL, *ready = NULL;
+    cm_wait_options options;
+    char text[256];
+    size_t i;
+    int64_t task_id = create_task(client, 0);
+
+    CHECK_CODE(cm_get_task_result(client, task_id, &ready), CM_OK, "a ready result");
+    for (i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+        const char *bad = bad_utf8[i];
+        int64_t new_id = -7;
+        CHECK_CODE(cm_client_new(bad, &created), CM_ERR_INVALID_ARGUMENT, bad);
+        CHECK(created == NULL);
+        sprintf(text, "http://127.0.0.1:1/%s", bad);
+        CHECK_CODE(cm_client_set_base_url(client, text), CM_ERR_INVALID_ARGUMENT, "base_url not UTF-8");
+        sprintf(text, "http://127.0.0.1:%s", bad);
+        CHECK_CODE(cm_client_set_proxy(client, text), CM_ERR_INVALID_ARGUMENT, "proxy_url not UTF-8");
+        CHECK_CODE(cm_wait_options_for_task_type(&options, bad), CM_ERR_INVALID_ARGUMENT, "task_type not UTF-8");
+        sprintf(text, "{\"type\":\"ImageToTextTask\",\"body\":\"%s\"}", bad);
+        CHECK_CALL(cm_create_task(client, text, NULL, &new_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT,
+                   "task_json not UTF-8");
+        sprintf(text, "https://example.com/%s", bad);
+        CHECK_CALL(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", text, &new_id, &r),
+                   r, 1, CM_ERR_INVALID_ARGUMENT, "callback_url not UTF-8");
+        CHECK(new_id == -7);
+        CHECK(cm_result_solution_string(ready, bad) == NULL);
+    }
+    cm_result_free(ready);
+    /* The client still works after all that. */
+    CHECK_CALL(cm_get_task_result(client, task_id, &r), r, 1, CM_OK, "get_task_result after the abuse");
+    cm_client_free(client);
+}
+
+#define MIB (1024u * 1024u)
+
+static void test_huge_strings(void) {
+    cm_client *client = emulator_client("abuse-huge");
+    cm_client *created = NULL;
+    cm_result *r = NULL;
+    cm_wait_options options;
+    int64_t task_id = -7;
+    char *huge = long_string("", 'k', 10 * MIB, "");
+    char *huge_url = long_string("http://127.0.0.1:1/", 'a', 10 * MIB, "");
+    char *huge_https = long_string("https://example.com/", 'a', 10 * MIB, "");
+    char *long_url = long_string("http://127.0.0.1:1/", 'a', 8193, "");
+    char *huge_task = long_string("{\"type\":\"ImageToTextTask\",\"body\":\"", 'A', 10 * MIB, "\"}");
+    char *task_at_limit = long_string("{\"type\":\"ImageToTextTask\",\"body\":\"", 'A', 8 * MIB, "\"}");
+    char *task_over_limit = long_string("{\"type\":\"ImageToTextTask\",\"body\":\"", 'A', 8 * MIB + 1, "\"}");
+    char *key_at_limit = long_string("", 'k', 1024, "");
+    char *key_over_limit = long_string("", 'k', 1025, "");
+
+    CHECK_CODE(cm_client_new(huge, &created), CM_ERR_INVALID_ARGUMENT, "10 MiB key");
+    CHECK_CODE(cm_client_new(key_over_limit, &created), CM_ERR_INVALID_ARGUMENT, "1025-byte key");
+    CHECK(created == NULL);
+    CHECK_CODE(cm_client_new(key_at_limit, &created), CM_OK, "1024-byte key");
+    cm_client_free(created);
+
+    CHECK_CODE(cm_client_set_base_url(client, huge_url), CM_ERR_INVALID_ARGUMENT, "10 MiB base_url");
+    CHECK_CODE(cm_client_set_base_url(client, long_url), CM_ERR_INVALID_ARGUMENT, "8193-byte base_url");
+    CHECK_CODE(cm_client_set_proxy(client, huge_url), CM_ERR_INVALID_ARGUMENT, "10 MiB proxy_url");
+    CHECK_CODE(cm_client_set_proxy(client, long_url), CM_ERR_INVALID_ARGUMENT, "8193-byte proxy_url");
+    /* A huge task type is an unknown type: the defaults. */
+    CHECK_CODE(cm_wait_options_for_task_type(&options, huge), CM_OK, "10 MiB task_type");
+
+    CHECK_CALL(cm_create_task(client, huge_task, NULL, &task_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT,
+               "10 MiB task_json");
+    CHECK_CALL(cm_create_task(client, task_over_limit, NULL, &task_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT,
+               "8 MiB + 1 task_json");
+    CHECK(task_id == -7);
+    /* Exactly 8 MiB is accepted and sent (the emulator takes bodies up to 16 MiB). */
+    CHECK_CALL(cm_create_task(client, task_at_limit, NULL, &task_id, &r), r, 1, CM_OK, "8 MiB task_json");
+    CHECK(task_id > 0);
+    CHECK_CALL(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", huge_https, &task_id,
+                              &r),
+               r, 1, CM_ERR_INVALID_ARGUMENT, "10 MiB callback_url");
+
+    /* A huge field name for the solution accessor. */
+    task_id = create_task(client, 0);
+    CHECK_CODE(cm_get_task_result(client, task_id, &r), CM_OK, "a ready result");
+    CHECK(cm_result_solution_string(r, huge) == NULL);
+    cm_result_free(r);
+
+    free(huge);
+    free(huge_url);
+    free(huge_https);
+    free(long_url);
+    free(huge_task);
+    free(task_at_limit);
+    free(task_over_limit);
+    free(key_at_limit);
+    free(key_over_limit);
+    cm_client_free(client);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Task ids                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_task_ids(void) {
+    cm_client *client = emulator_client("abuse-task-ids");
+    cm_result *r = NULL;
+    cm_wait_options options;
+    const int64_t invalid[] = {0, -1, INT64_MIN};
+    size_t i;
+
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.interval_ms = 10;
+    for (i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        CHECK_CODE(cm_get_task_result(client, invalid[i], &r), CM_ERR_INVALID_ARGUMENT, "task id <= 0");
+        CHECK(contains(cm_result_message(r), "task_id"));
+        CHECK(cm_result_request_count(r) == 0);
+        cm_result_free(r);
+        CHECK_CODE(cm_wait_result(client, invalid[i], &options, &r), CM_ERR_INVALID_ARGUMENT, "wait, task id <= 0");
+        CHECK(cm_result_request_count(r) == 0);
+        cm_result_free(r);
+    }
+    /* INT64_MAX is a valid id the emulator never made: ERROR_NO_SUCH_CAPCHA_ID. */
+    CHECK_CODE(cm_get_task_result(client, INT64_MAX, &r), CM_ERR_API, "INT64_MAX");
+    CHECK(cm_result_api_error_code(r) != NULL && strcmp(cm_result_api_error_code(r), "ERROR_NO_SUCH_CAPCHA_ID") == 0);
+    CHECK(cm_result_task_id(r) == INT64_MAX);
+    CHECK(cm_result_http_status(r) == 200);
+    CHECK(cm_result_request_count(r) == 1);
+    cm_result_free(r);
+    /* A final error ends a wait at once. */
+    CHECK_CODE(cm_wait_result(client, INT64_MAX, &options, &r), CM_ERR_API, "wait, INT64_MAX");
+    CHECK(cm_result_request_count(r) == 1);
+    cm_result_free(r);
+    CHECK(emulator_task_requests(INT64_MAX) == 2);
+    cm_client_free(client);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* cm_code_name for every int32                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static const char *const code_names[] = {
+    "CM_OK",
+    "CM_ERR_INVALID_ARGUMENT",
+    "CM_ERR_API",
+    "CM_ERR_NETWORK",
+    "CM_ERR_TIMEOUT",
+    "CM_ERR_HTTP_STATUS",
+    "CM_ERR_BAD_RESPONSE",
+    "CM_ERR_BUDGET_EXHAUSTED",
+    "CM_ERR_CANCELLED",
+    "CM_ERR_INTERNAL",
+};
+
+/* Checks one code; the unknown name is compared by pointer first (static storage), then text. */
+static int code_name_ok(int32_t code, const char *unknown) {
+    const char *name = cm_code_name(code);
+    if (code >= 0 && code <= 9) return name != NULL && strcmp(name, code_names[code]) == 0;
+    return name == unknown || (name != NULL && strcmp(name, "CM_ERR_UNKNOWN") == 0);
+}
+
+static void test_code_names(int full) {
+    const char *unknown = cm_code_name(-1);
+    uint64_t state = 0x9E3779B97F4A7C15u;
+    long long wrong = 0, calls = 0;
+    int64_t code;
+    int i;
+    double start = now_ms();
+
+    CHECK(unknown != NULL && strcmp(unknown, "CM_ERR_UNKNOWN") == 0);
+    if (full) {
+        for (code = INT32_MIN; code <= INT32_MAX; code++) {
+            if (!code_name_ok((int32_t)code, unknown)) wrong++;
+        }
+        calls = (long long)UINT32_MAX + 1;
+    } else {
+        /* Dense around 0 (where real codes live and new ones will be added) ... */
+        for (code = -65536; code <= 65536; code++, calls++) {
+            if (!code_name_ok((int32_t)code, unknown)) wrong++;
+        }
+        /* ... the edges ... */
+        for (code = 0; code < 4096; code++, calls += 2) {
+            if (!code_name_ok((int32_t)(INT32_MIN + code), unknown)) wrong++;
+            if (!code_name_ok((int32_t)(INT32_MAX - code), unknown)) wrong++;
+        }
+        /* ... and 200,000 random values (xorshift64). */
+        for (i = 0; i < 200000; i++, calls++) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if (!code_name_ok((int32_t)(uint32_t)state, unknown)) wrong++;
+        }
+    }
+    CHECK(wrong == 0);
+    printf("cm_code_name: %lld values (%s) in %.1f s, %lld wrong\n", calls, full ? "all of int32" : "sampled",
+           (now_ms() - start) / 1000.0, wrong);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* URLs and proxies                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+struct url_case {
+    const char *url;
+    cm_code expected;
+};
+
+/* Checks a URL case's code. */
+static void check_url_case(cm_code got, const struct url_case *c, const char *function) {
+    checks++;
+    if (got != c->expected) {
+        failures++;
+        fprintf(stderr, "%s(\"%s\"): got %s, expected %s\n", function, c->url, cm_code_name(got),
+                cm_code_name(c->expected));
+    }
+}
+
+static void test_base_urls(void) {
+    static const struct url_case cases[] = {
+        {"not a url", CM_ERR_INVALID_ARGUMENT},
+        {"http://", CM_ERR_INVALID_ARGUMENT},
+        {"https://", CM_ERR_INVALID_ARGUMENT},
+        {"http://:80", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1:1/a b", CM_ERR_INVALID_ARGUMENT},     /* a space */
+        {"http://127.0.0.1:1/a\tb", CM_ERR_INVALID_ARGUMENT},    /* a tab */
+        {"http://127.0.0.1:1/\x01", CM_ERR_INVALID_ARGUMENT},    /* a control character */
+        {"http://127.0.0.1:1/\x7f", CM_ERR_INVALID_ARGUMENT},    /* DEL */
+        {"http://127.0.0.1:1/\r\nX-Evil: 1", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1:99999", CM_ERR_INVALID_ARGUMENT},
+        {"http://[::1", CM_ERR_INVALID_ARGUMENT},
+        {"http://example.com", CM_ERR_INVALID_ARGUMENT},         /* http:// only to loopback */
+        {"http://0.0.0.0:1", CM_ERR_INVALID_ARGUMENT},
+        {"http://10.0.0.1", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1.nip.io", CM_ERR_INVALID_ARGUMENT},    /* a name, not loopback */
+        {"http://localhost.example.com", CM_ERR_INVALID_ARGUMENT},
+        {"http://2130706433", CM_ERR_INVALID_ARGUMENT},          /* 127.0.0.1 as one number */
+        {"http://0x7f.1", CM_ERR_INVALID_ARGUMENT},
+        {"http://user:pw@127.0.0.1:1", CM_ERR_INVALID_ARGUMENT}, /* credentials */
+        {"http://127.0.0.1:1/?q=1", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1:1/#fragment", CM_ERR_INVALID_ARGUMENT},
+        {"file:///etc/passwd", CM_ERR_INVALID_ARGUMENT},
+        {"ftp://127.0.0.1", CM_ERR_INVALID_ARGUMENT},
+        {"javascript:alert(1)", CM_ERR_INVALID_ARGUMENT},
+        {"//127.0.0.1:1", CM_ERR_INVALID_ARGUMENT},
+        {"http://localhost:1", CM_OK},
+        {"http://LOCALHOST:1", CM_OK},
+        {"http://[::1]:1", CM_OK},
+        {"http://[::ffff:127.0.0.1]:1", CM_OK},
+        {"http://127.255.255.254:1", CM_OK},
+        {"https://127.0.0.1:1", CM_OK},
+        {"https://example.invalid/", CM_OK},
+    };
+    cm_client *client = emulator_client("abuse-base-urls");
+    cm_result *r = NULL;
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_url_case(cm_client_set_base_url(client, cases[i].url), &cases[i], "cm_client_set_base_url");
+    }
+    /* The last good URL is in effect: nothing listens (or resolves) there. */
+    CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_ERR_NETWORK, "balance at example.invalid");
+    CHECK_CODE(cm_client_set_base_url(client, "http://127.0.0.1:1"), CM_OK, "port 1");
+    CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_ERR_NETWORK, "balance at port 1");
+    /* Back to the emulator: the client is as good as new. */
+    CHECK_CODE(cm_client_set_base_url(client, base_url), CM_OK, "the emulator");
+    CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance at the emulator");
+    cm_client_free(client);
+}
+
+static void test_callback_urls(void) {
+    static const struct url_case cases[] = {
+        {"ftp://example.com/cb", CM_ERR_INVALID_ARGUMENT},
+        {"http://", CM_ERR_INVALID_ARGUMENT},
+        {"example.com/cb", CM_ERR_INVALID_ARGUMENT},
+        {"https://example.com/a b", CM_ERR_INVALID_ARGUMENT},
+        {"https://example.com/\r\n", CM_ERR_INVALID_ARGUMENT},
+        {"http://example.com/cb", CM_OK}, /* the caller's own server: any host */
+        {"https://127.0.0.1:1/cb?x=1", CM_OK},
+    };
+    cm_client *client = emulator_client("abuse-callback-urls");
+    cm_result *r = NULL;
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t task_id = 0;
+        CHECK_CALL(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", cases[i].url,
+                                  &task_id, &r),
+                   r, 1, cases[i].expected, cases[i].url);
+    }
+    cm_client_free(client);
+}
+
+static void test_proxies(void) {
+    static const struct url_case cases[] = {
+        {"ftp://127.0.0.1:21", CM_ERR_INVALID_ARGUMENT},
+        {"http://", CM_ERR_INVALID_ARGUMENT},
+        {"http://:3128", CM_ERR_INVALID_ARGUMENT},
+        {"socks5://", CM_ERR_INVALID_ARGUMENT},
+        {"socks5://user:pass@", CM_ERR_INVALID_ARGUMENT},
+        {"127.0.0.1:3128", CM_ERR_INVALID_ARGUMENT}, /* no scheme */
+        {"http:// 127.0.0.1:3128", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1:3128\r\nX-Evil: 1", CM_ERR_INVALID_ARGUMENT},
+        {"http://127.0.0.1:99999", CM_ERR_INVALID_ARGUMENT},
+        {"http://[::1", CM_ERR_INVALID_ARGUMENT},
+        {"unix:///var/run/proxy.sock", CM_ERR_INVALID_ARGUMENT},
+        {"not a url", CM_ERR_INVALID_ARGUMENT},
+    };
+    /* Proxies that parse but lead nowhere (port 1), and ones that are not proxies at all
+     * (the emulator itself: it answers CONNECT with 405, SOCKS with HTTP): CM_ERR_NETWORK,
+     * and the credentials never show. */
+    char emulator_http[64], emulator_socks[64];
+    const char *unusable[6];
+    cm_client *client = emulator_client("abuse-proxies");
+    cm_result *r = NULL;
+    size_t i;
+
+    sprintf(emulator_http, "http://user:hunter2-secret@127.0.0.1:%d", emulator_port);
+    sprintf(emulator_socks, "socks5://user:hunter2-secret@127.0.0.1:%d", emulator_port);
+    unusable[0] = "http://user:hunter2-secret@127.0.0.1:1";
+    unusable[1] = "https://127.0.0.1:1";
+    unusable[2] = "socks5://127.0.0.1:1";
+    unusable[3] = "socks5h://user:hunter2-secret@127.0.0.1:1";
+    unusable[4] = emulator_http;
+    unusable[5] = emulator_socks;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_url_case(cm_client_set_proxy(client, cases[i].url), &cases[i], "cm_client_set_proxy");
+    }
+    for (i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+        double balance = -7.0;
+        CHECK_CODE(cm_client_set_proxy(client, unusable[i]), CM_OK, unusable[i]);
+        CHECK_CODE(cm_get_balance(client, &balance, &r), CM_ERR_NETWORK, unusable[i]);
+        CHECK(!contains(cm_result_message(r), "hunter2-secret"));
+        CHECK(balance == -7.0);
+        cm_result_free(r);
+    }
+    CHECK_CODE(cm_client_set_proxy(client, NULL), CM_OK, "proxy off");
+    CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance without a proxy");
+    cm_client_free(client);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timeouts and wait options at their extremes                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_request_timeouts(void) {
+    cm_client *client = emulator_client("abuse-request-timeouts");
+    cm_result *r = NULL;
+    cm_code code;
+    CHECK_CODE(cm_client_set_request_timeout_ms(client, 0), CM_ERR_INVALID_ARGUMENT, "request timeout 0");
+    /* 1 ms: loopback may or may not answer in time; either documented code, nothing else. */
+    CHECK_CODE(cm_client_set_request_timeout_ms(client, 1), CM_OK, "request timeout 1");
+    code = cm_get_balance(client, &(double){0}, &r);
+    CHECK(code == CM_OK || code == CM_ERR_TIMEOUT);
+    CHECK(cm_result_code(r) == code);
+    cm_result_free(r);
+    /* UINT32_MAX ms (49 days) is a valid bound. */
+    CHECK_CODE(cm_client_set_request_timeout_ms(client, UINT32_MAX), CM_OK, "request timeout UINT32_MAX");
+    CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance, timeout UINT32_MAX");
+    cm_client_free(client);
+}
+
+struct trigger {
+    cm_cancel *cancel;
+    long after_ms;
+    int free_it;
+};
+
+static void *trigger_later(void *arg) {
+    struct trigger *t = arg;
+    sleep_ms(t->after_ms);
+    cm_cancel_trigger(t->cancel);
+    /* The wait holds its own reference: freeing ours while it runs is allowed. */
+    if (t->free_it) cm_cancel_free(t->cancel);
+    return NULL;
+}
+
+static void test_wait_extremes(void) {
+    cm_client *client = emulator_client("abuse-wait-extremes");
+    cm_result *r = NULL;
+    cm_wait_options options;
+    struct trigger trigger;
+    pthread_t thread;
+    double start, elapsed;
+    int64_t forever = create_task(client, 86400000); /* processing for a day */
+    int64_t ready = create_task(client, 0);
+
+    /* timeout 0: the deadline has passed before the first request. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.timeout_ms = 0;
+    start = now_ms();
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_TIMEOUT, "timeout 0");
+    CHECK(cm_result_request_count(r) == 0);
+    CHECK(now_ms() - start < 1000);
+    cm_result_free(r);
+
+    /* interval 1 with max_requests 5: five requests, then the wait's own budget. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.interval_ms = 1;
+    options.max_requests = 5;
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_BUDGET_EXHAUSTED, "interval 1, max 5");
+    CHECK(cm_result_request_count(r) == 5);
+    CHECK(contains(cm_result_message(r), "max_requests"));
+    cm_result_free(r);
+
+    /* interval 0 and max_requests 0 are invalid; nothing is sent. */
+    options.interval_ms = 0;
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_INVALID_ARGUMENT, "interval 0");
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+    options.interval_ms = 1;
+    options.max_requests = 0;
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_INVALID_ARGUMENT, "max_requests 0");
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+
+    /* first_delay UINT32_MAX (49 days) with a 200 ms timeout: the deadline wins. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = UINT32_MAX;
+    options.timeout_ms = 200;
+    start = now_ms();
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_TIMEOUT, "first delay UINT32_MAX");
+    elapsed = now_ms() - start;
+    CHECK(elapsed >= 150 && elapsed < 3000);
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+
+    /* max_requests UINT32_MAX: the process-wide budget of 120 per task still holds. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.interval_ms = 1;
+    options.timeout_ms = 60000;
+    options.max_requests = UINT32_MAX;
+    CHECK_CODE(cm_wait_result(client, forever, &options, &r), CM_ERR_BUDGET_EXHAUSTED, "max_requests UINT32_MAX");
+    CHECK(cm_result_request_count(r) == 115); /* 5 were spent above */
+    CHECK(contains(cm_result_message(r), "120"));
+    cm_result_free(r);
+    CHECK(emulator_task_requests(forever) == 120);
+
+    /* Everything UINT32_MAX, cancelled from another thread after 100 ms, which then frees
+     * its token while the wait still holds it. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = UINT32_MAX;
+    options.interval_ms = UINT32_MAX;
+    options.timeout_ms = UINT32_MAX;
+    options.max_requests = UINT32_MAX;
+    CHECK_CODE(cm_cancel_new(&trigger.cancel), CM_OK, "cancel_new");
+    trigger.after_ms = 100;
+    trigger.free_it = 1;
+    options.cancel = trigger.cancel;
+    start = now_ms();
+    CHECK(pthread_create(&thread, NULL, trigger_later, &trigger) == 0);
+    CHECK_CODE(cm_wait_result(client, ready, &options, &r), CM_ERR_CANCELLED, "all UINT32_MAX, cancelled");
+    elapsed = now_ms() - start;
+    pthread_join(thread, NULL);
+    CHECK(elapsed < 3000);
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+
+    /* A ready task under extreme options: one request, CM_OK. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.interval_ms = UINT32_MAX;
+    options.timeout_ms = UINT32_MAX;
+    options.max_requests = UINT32_MAX;
+    CHECK_CODE(cm_wait_result(client, ready, &options, &r), CM_OK, "ready, extreme options");
+    CHECK(cm_result_is_ready(r) == 1 && cm_result_request_count(r) == 1);
+    cm_result_free(r);
+    cm_client_free(client);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* 64 threads racing on one task                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+#define RACERS 64
+
+struct racer {
+    const cm_client *client;
+    int64_t task_id;
+    cm_code code;
+    uint32_t requests;
+};
+
+static void *race(void *arg) {
+    struct racer *racer = arg;
+    cm_result *r = NULL;
+    cm_wait_options options;
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    options.interval_ms = 1;
+    options.timeout_ms = 120000;
+    options.max_requests = UINT32_MAX;
+    racer->code = cm_wait_result(racer->client, racer->task_id, &options, &r);
+    racer->requests = cm_result_request_count(r);
+    cm_result_free(r);
+    return NULL;
+}
+
+static void test_sixty_four_threads_share_one_budget(void) {
+    cm_client *client = emulator_client("abuse-race");
+    cm_client *same_key = emulator_client("abuse-race");
+    cm_result *r = NULL;
+    struct racer racers[RACERS];
+    pthread_t threads[RACERS];
+    int64_t task_id = create_task(client, 86400000);
+    uint32_t total = 0;
+    int i, exhausted = 0;
+
+    for (i = 0; i < RACERS; i++) {
+        racers[i].client = client;
+        racers[i].task_id = task_id;
+        CHECK(pthread_create(&threads[i], NULL, race, &racers[i]) == 0);
+    }
+    for (i = 0; i < RACERS; i++) {
+        pthread_join(threads[i], NULL);
+        total += racers[i].requests;
+        if (racers[i].code == CM_ERR_BUDGET_EXHAUSTED) exhausted++;
+    }
+    CHECK(exhausted == RACERS);
+    CHECK(total == 120);
+    CHECK(emulator_task_requests(task_id) == 120);
+    /* Another client object with the same key sends nothing more. */
+    CHECK_CODE(cm_get_task_result(same_key, task_id, &r), CM_ERR_BUDGET_EXHAUSTED, "after the race");
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+    CHECK(emulator_task_requests(task_id) == 120);
+    printf("64 threads on one task: %u requests in all, emulator counted %ld\n", total,
+           emulator_task_requests(task_id));
+    cm_client_free(client);
+    cm_client_free(same_key);
+}
+
+int main(int argc, char **argv) {
+    int full = 0;
+    const char *colon;
+    if (argc == 3 && strcmp(argv[1], "--full-code-sweep") == 0) {
+        full = 1;
+        base_url = argv[2];
+    } else if (argc == 2) {
+        base_url = argv[1];
+    } else {
+        fprintf(stderr, "usage: %s [--full-code-sweep] EMULATOR_BASE_URL\n", argv[0]);
+        return 2;
+    }
+    colon = strrchr(base_url, ':');
+    emulator_port = colon ? atoi(colon + 1) : 0;
+    if (emulator_port <= 0) {
+        fprintf(stderr, "%s: the base URL must be http://127.0.0.1:PORT\n", argv[0]);
+        return 2;
+    }
+    test_nulls();
+    test_empty_strings();
+    test_invalid_utf8();
+    test_huge_strings();
+    test_task_ids();
+    test_code_names(full);
+    test_base_urls();
+    test_callback_urls();
+    test_proxies();
+    test_request_timeouts();
+    test_wait_extremes();
+    test_sixty_four_threads_share_one_budget();
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
