@@ -16,6 +16,8 @@ echo "== Hardening: sanitizers, ABI abuse, short soak"
 scripts/test-hardening.sh
 echo "== Installation (pkg-config, CMake, static)"
 scripts/test-install.sh
+echo "== Go binding"
+scripts/test-go.sh
 echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
 echo "== all tests passed"

@@ -1,0 +1,3 @@
+module github.com/libcapmonster/capmonster-go
+
+go 1.24
