@@ -120,6 +120,11 @@ fn processing<X>(result: &Result<TaskState, X>) -> bool {
 
 /// A client for `url` with no proxy and the rows' request timeout. Each row has its own key:
 /// the request budget is process-wide per (key, task) and tests run in parallel.
+/// The common row: getTaskResult against the fault, then a follow-up that must succeed.
+fn task_row(case: &str, expect: Expect, client: &Client) -> Observed<TaskState> {
+    row(case, expect, QUICK, || client.get_task_result(1), || client.get_task_result(1))
+}
+
 fn client_for(url: &str, key: &str) -> Client {
     let client = Client::new(key).expect("valid key");
     client.set_base_url(url).expect("valid URL");
@@ -170,13 +175,7 @@ fn connect_refused() {
 fn connect_reset_before_headers() {
     let server = RawServer::start(vec![Answer::Reset(Vec::new(), Duration::ZERO), Answer::processing()]);
     let client = client_for(&server.url(), "fm-reset-before");
-    let observed = row(
-        "reset before headers (fresh connection)",
-        E(Code::Network),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("reset before headers (fresh connection)", E(Code::Network), &client);
     assert!(observed.message().to_lowercase().contains("reset"), "an RST, not a FIN: {}", observed.message());
     assert_eq!(observed.report.requests, 1);
 }
@@ -190,13 +189,7 @@ fn connect_reset_on_a_reused_connection_is_resent_once() {
         RawServer::start(vec![Answer::processing(), Answer::Reset(Vec::new(), Duration::ZERO), Answer::processing()]);
     let client = client_for(&server.url(), "fm-reset-reused");
     assert!(processing(&client.get_task_result(1).result), "warms up one keep-alive connection");
-    let observed = row(
-        "reset before headers (reused connection, getTaskResult)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("reset before headers (reused connection, getTaskResult)", OK, &client);
     assert!(processing(&observed.report.result));
     assert_eq!(observed.report.requests, 2, "the resend counts");
     assert_eq!(server.requests(), 4);
@@ -230,13 +223,7 @@ fn connect_reset_after_headers() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"errorId\":0,";
     let server = RawServer::start(vec![Answer::Reset(head.to_vec(), Duration::from_millis(100)), Answer::processing()]);
     let client = client_for(&server.url(), "fm-reset-after");
-    let observed = row(
-        "reset after headers (mid-body)",
-        E(Code::Network),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("reset after headers (mid-body)", E(Code::Network), &client);
     assert_eq!(observed.report.http_status, Some(200));
 }
 
@@ -354,13 +341,7 @@ fn body_truncated() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::truncate(), Step::processing()]);
     let client = emulator_client(&emulator, "fm-truncated");
-    let observed = row(
-        "truncated body (Content-Length 1000, FIN after 52)",
-        E(Code::Network),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("truncated body (Content-Length 1000, FIN after 52)", E(Code::Network), &client);
     assert_eq!(observed.report.http_status, Some(200));
 }
 
@@ -370,13 +351,7 @@ fn body_truncated_chunked() {
     let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n{\"errorId\":0,\"status\"".to_vec();
     let server = RawServer::start(vec![Answer::SendThenClose(answer), Answer::processing()]);
     let client = client_for(&server.url(), "fm-truncated-chunked");
-    row(
-        "truncated chunked body (chunk of 256, FIN after 20)",
-        E(Code::Network),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("truncated chunked body (chunk of 256, FIN after 20)", E(Code::Network), &client);
 }
 
 /// A 64 MiB answer with Content-Length. README: "body over 1 MiB -> CM_ERR_BAD_RESPONSE, read
@@ -386,13 +361,7 @@ fn body_over_the_cap() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::oversize(64 * 1024 * 1024), Step::processing()]);
     let client = emulator_client(&emulator, "fm-oversize");
-    let observed = row(
-        "body over the cap (64 MiB, Content-Length)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("body over the cap (64 MiB, Content-Length)", E(Code::BadResponse), &client);
     assert!(observed.message().contains("limit"), "{}", observed.message());
 }
 
@@ -410,13 +379,7 @@ fn body_over_the_cap_chunked() {
         Answer::processing(),
     ]);
     let client = client_for(&server.url(), "fm-oversize-chunked");
-    let observed = row(
-        "body over the cap (endless chunked stream)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("body over the cap (endless chunked stream)", E(Code::BadResponse), &client);
     assert!(observed.message().contains("limit"), "{}", observed.message());
 }
 
@@ -426,13 +389,7 @@ fn body_just_under_the_cap() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::oversize(1024 * 1024 - 64), Step::processing()]);
     let client = emulator_client(&emulator, "fm-under-cap");
-    let observed = row(
-        "body just under the cap (1 MiB - 64 bytes)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("body just under the cap (1 MiB - 64 bytes)", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -447,13 +404,7 @@ fn head_over_64_kib_in_one_line() {
     let answer = http("200 OK", &[("X-Big", &big)], PROCESSING.as_bytes());
     let server = RawServer::start(vec![Answer::SendThenClose(answer), Answer::processing()]);
     let client = client_for(&server.url(), "fm-head-one-line");
-    let observed = row(
-        "headers over 64 KiB (one 70 KiB line)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("headers over 64 KiB (one 70 KiB line)", E(Code::BadResponse), &client);
     assert!(observed.message().contains("header"), "{}", observed.message());
 }
 
@@ -466,13 +417,7 @@ fn head_over_64_kib_in_many_lines() {
     let answer = http("200 OK", &headers, PROCESSING.as_bytes());
     let server = RawServer::start(vec![Answer::SendThenClose(answer), Answer::processing()]);
     let client = client_for(&server.url(), "fm-head-many-lines");
-    row(
-        "headers over 64 KiB (2,000 lines of 40 bytes)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("headers over 64 KiB (2,000 lines of 40 bytes)", E(Code::BadResponse), &client);
 }
 
 /// A 60 KiB header line: under the cap, so the answer is used.
@@ -482,13 +427,7 @@ fn head_just_under_64_kib() {
     let answer = http("200 OK", &[("X-Big", &big)], PROCESSING.as_bytes());
     let server = RawServer::start(vec![Answer::Send(answer)]);
     let client = client_for(&server.url(), "fm-head-under-cap");
-    let observed = row(
-        "headers just under the cap (one 60 KiB line)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("headers just under the cap (one 60 KiB line)", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -501,13 +440,7 @@ fn head_garbage_instead_of_http() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::garbage(), Step::processing()]);
     let client = emulator_client(&emulator, "fm-garbage");
-    row(
-        "garbage instead of HTTP (SSH banner line, FIN)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("garbage instead of HTTP (SSH banner line, FIN)", E(Code::BadResponse), &client);
 }
 
 /// A whole head that is not HTTP (`SSH-2.0-garbage` followed by an empty line): the parser
@@ -517,13 +450,7 @@ fn head_garbage_with_an_empty_line() {
     let server =
         RawServer::start(vec![Answer::SendThenClose(b"SSH-2.0-garbage\r\n\r\n".to_vec()), Answer::processing()]);
     let client = client_for(&server.url(), "fm-garbage-head");
-    row(
-        "garbage head (SSH banner + empty line)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("garbage head (SSH banner + empty line)", E(Code::BadResponse), &client);
 }
 
 /// `HTTP/1.1 2x0 OK`: a status line without a numeric status -> not HTTP -> CM_ERR_BAD_RESPONSE.
@@ -532,13 +459,7 @@ fn head_invalid_status_line() {
     let answer = format!("HTTP/1.1 2x0 OK\r\nContent-Length: {}\r\n\r\n{PROCESSING}", PROCESSING.len());
     let server = RawServer::start(vec![Answer::SendThenClose(answer.into_bytes()), Answer::processing()]);
     let client = client_for(&server.url(), "fm-bad-status-line");
-    row(
-        "invalid status line (HTTP/1.1 2x0 OK)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("invalid status line (HTTP/1.1 2x0 OK)", E(Code::BadResponse), &client);
 }
 
 /// `Content-Length: abc`: a head that can't be framed -> not valid HTTP -> CM_ERR_BAD_RESPONSE.
@@ -547,13 +468,7 @@ fn head_invalid_content_length() {
     let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{PROCESSING}");
     let server = RawServer::start(vec![Answer::SendThenClose(answer.into_bytes()), Answer::processing()]);
     let client = client_for(&server.url(), "fm-bad-content-length");
-    row(
-        "invalid Content-Length (abc)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("invalid Content-Length (abc)", E(Code::BadResponse), &client);
 }
 
 /// `HTTP/1.1 999 Odd` with an empty body: a well-formed but unknown non-2xx status. README:
@@ -562,13 +477,7 @@ fn head_invalid_content_length() {
 fn status_999_unknown() {
     let server = RawServer::start(vec![Answer::Send(http("999 Odd", &[], b"")), Answer::processing()]);
     let client = client_for(&server.url(), "fm-status-999");
-    let observed = row(
-        "status 999 with an empty body",
-        E(Code::HttpStatus),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("status 999 with an empty body", E(Code::HttpStatus), &client);
     assert_eq!(observed.report.http_status, Some(999));
 }
 
@@ -583,13 +492,7 @@ fn json_invalid_utf8_in_the_solution() {
     let body = b"{\"errorId\":0,\"status\":\"ready\",\"solution\":{\"text\":\"\xff\xfe\"}}";
     let server = RawServer::start(vec![Answer::Send(http("200 OK", &[], body)), Answer::processing()]);
     let client = client_for(&server.url(), "fm-utf8-solution");
-    row(
-        "invalid UTF-8 in a JSON string (the solution)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("invalid UTF-8 in a JSON string (the solution)", E(Code::BadResponse), &client);
 }
 
 /// The same bytes in errorDescription of an API error: the body is not JSON, so its errorId
@@ -599,13 +502,7 @@ fn json_invalid_utf8_in_an_error_description() {
     let body = b"{\"errorId\":1,\"errorCode\":\"ERROR_ZERO_BALANCE\",\"errorDescription\":\"\xc3\x28\"}";
     let server = RawServer::start(vec![Answer::Send(http("200 OK", &[], body)), Answer::processing()]);
     let client = client_for(&server.url(), "fm-utf8-description");
-    row(
-        "invalid UTF-8 in errorDescription",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("invalid UTF-8 in errorDescription", E(Code::BadResponse), &client);
 }
 
 /// The same bytes in a string the library ignores (`"extra":"\xff\xfe"`). The body is still
@@ -615,13 +512,7 @@ fn json_invalid_utf8_in_an_ignored_string() {
     let body = b"{\"errorId\":0,\"status\":\"processing\",\"extra\":\"\xff\xfe\"}";
     let server = RawServer::start(vec![Answer::Send(http("200 OK", &[], body)), Answer::processing()]);
     let client = client_for(&server.url(), "fm-utf8-ignored");
-    row(
-        "invalid UTF-8 in a string of an ignored field",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    task_row("invalid UTF-8 in a string of an ignored field", E(Code::BadResponse), &client);
 }
 
 /// An answer compressed with gzip although the client never asked for it (no
@@ -636,13 +527,7 @@ fn body_gzip_encoded() {
     assert_eq!(GZIP_PROCESSING[GZIP_PROCESSING.len() - 4..], (PROCESSING.len() as u32).to_le_bytes());
     let server = RawServer::start(vec![Answer::Send(answer), Answer::processing()]);
     let client = client_for(&server.url(), "fm-gzip");
-    let observed = row(
-        "gzip-encoded answer (Content-Encoding: gzip)",
-        E(Code::BadResponse),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("gzip-encoded answer (Content-Encoding: gzip)", E(Code::BadResponse), &client);
     assert!(observed.message().contains("not a JSON object"), "{}", observed.message());
     let head = server.request_heads().remove(0).to_ascii_lowercase();
     assert!(!head.contains("accept-encoding") || !head.contains("gzip"), "the client asked for gzip:\n{head}");
@@ -661,13 +546,7 @@ fn json_nested_10000_in_the_solution() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::raw(200, &body), Step::processing()]);
     let client = emulator_client(&emulator, "fm-nested-solution");
-    let observed = row(
-        "deeply nested JSON (10,000 levels, in the solution)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("deeply nested JSON (10,000 levels, in the solution)", OK, &client);
     match &observed.report.result {
         Ok(TaskState::Ready(raw)) => assert_eq!(raw.get(), solution, "the solution text, verbatim"),
         other => panic!("{other:?}"),
@@ -689,13 +568,7 @@ fn json_nested_10000_in_an_ignored_field() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::raw(200, &body), Step::processing()]);
     let client = emulator_client(&emulator, "fm-nested-ignored");
-    let observed = row(
-        "deeply nested JSON (10,000 levels, ignored field)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("deeply nested JSON (10,000 levels, ignored field)", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -710,13 +583,7 @@ fn json_nested_as_deep_as_the_cap_allows() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::raw(200, &body), Step::processing()]);
     let client = emulator_client(&emulator, "fm-nested-cap");
-    let observed = row(
-        "deeply nested JSON (500,000 levels, just under the cap)",
-        OK,
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("deeply nested JSON (500,000 levels, just under the cap)", OK, &client);
     assert!(matches!(observed.report.result, Ok(TaskState::Ready(_))));
     emulator.script_task(2, vec![Step::raw(200, &body)]);
     assert_eq!(c_solution_text(&emulator, "fm-nested-cap-c", 2).as_deref(), Some("deep"));
@@ -827,13 +694,7 @@ fn number_error_id_two_to_the_64() {
         vec![Step::raw(200, r#"{"errorId":18446744073709551616,"errorCode":"ERROR_X"}"#), Step::processing()],
     );
     let client = emulator_client(&emulator, "fm-error-id-2-64");
-    let observed = row(
-        "errorId 18446744073709551616 (2^64)",
-        E(Code::Api),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("errorId 18446744073709551616 (2^64)", E(Code::Api), &client);
     assert_eq!(observed.error().api_code(), Some("ERROR_X"));
 }
 
@@ -947,13 +808,7 @@ fn status_304_not_modified() {
     let server =
         RawServer::start(vec![Answer::Send(b"HTTP/1.1 304 Not Modified\r\n\r\n".to_vec()), Answer::processing()]);
     let client = client_for(&server.url(), "fm-304");
-    let observed = row(
-        "304 Not Modified (no body)",
-        E(Code::HttpStatus),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("304 Not Modified (no body)", E(Code::HttpStatus), &client);
     assert_eq!(observed.report.http_status, Some(304));
 }
 
@@ -965,13 +820,7 @@ fn status_101_unasked() {
     let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec();
     let server = RawServer::start(vec![Answer::Send(answer), Answer::processing()]);
     let client = client_for(&server.url(), "fm-101");
-    let observed = row(
-        "101 Switching Protocols (not asked for)",
-        E(Code::HttpStatus),
-        QUICK,
-        || client.get_task_result(1),
-        || client.get_task_result(1),
-    );
+    let observed = task_row("101 Switching Protocols (not asked for)", E(Code::HttpStatus), &client);
     assert_eq!(observed.report.http_status, Some(101));
 }
 

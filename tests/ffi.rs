@@ -12,7 +12,7 @@ use capmonster::ffi::library::{CM_ERR_INVALID_ARGUMENT, CM_OK};
 use capmonster::ffi::result::*;
 use capmonster::ffi::{cm_client, cm_result};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A C-side client for the emulator.
 fn c_client(emulator: &Emulator, key: &str) -> *mut cm_client {
@@ -38,51 +38,37 @@ fn solution_string(result: *const cm_result, field: &str) -> Option<String> {
 
 #[test]
 fn every_docs_example_through_the_c_accessors() {
-    let fixtures: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/capmonster-docs-examples.json"
-        ))
-        .expect("../shared/fixtures beside the repository"),
-    )
-    .unwrap();
     let emulator = emulator();
     let client = c_client(&emulator, "ffi-docs-examples");
-    let (mut task_id, mut strings_checked) = (5000, 0);
-    for page in fixtures["pages"].as_array().unwrap() {
-        for example in page["responses"].as_array().unwrap() {
-            let Some(solution) = example.get("solution") else { continue };
-            task_id += 1;
-            let mut body = example.clone();
-            body.as_object_mut().unwrap().entry("status").or_insert(json!("ready"));
-            emulator.script_task(task_id, vec![Step::raw(200, &body.to_string())]);
-            let mut result = ptr::null_mut();
-            let code = unsafe { cm_get_task_result(client, task_id, &mut result) };
-            let name = &page["page"];
-            assert_eq!(code, CM_OK, "{name}: {:?}", unsafe { text(cm_result_message(result)) });
-            unsafe {
-                assert_eq!(cm_result_code(result), CM_OK);
-                assert_eq!(cm_result_is_ready(result), 1, "{name}");
-                assert_eq!(cm_result_task_id(result), task_id);
-                assert_eq!(cm_result_request_count(result), 1);
-                assert_eq!(cm_result_http_status(result), 200);
-                assert!(cm_result_api_error_code(result).is_null());
-                let json_text = text(cm_result_solution_json(result)).expect("solution JSON");
-                assert_eq!(&serde_json::from_str::<Value>(json_text).unwrap(), solution, "{name}");
-            }
-            for (field, value) in solution.as_object().unwrap() {
-                let found = solution_string(result, field);
-                match value.as_str() {
-                    Some(expected) => {
-                        assert_eq!(found.as_deref(), Some(expected), "{name}.{field}");
-                        strings_checked += 1;
-                    }
-                    None => assert_eq!(found, None, "{name}.{field} is not a string"),
-                }
-            }
-            assert_eq!(solution_string(result, "no-such-member"), None);
-            unsafe { cm_result_free(result) };
+    let mut strings_checked = 0;
+    for (task_id, example) in (5001..).zip(docs_ready_examples()) {
+        let name = &example.page;
+        emulator.script_task(task_id, vec![Step::raw(200, &example.body)]);
+        let mut result = ptr::null_mut();
+        let code = unsafe { cm_get_task_result(client, task_id, &mut result) };
+        assert_eq!(code, CM_OK, "{name}: {:?}", unsafe { text(cm_result_message(result)) });
+        unsafe {
+            assert_eq!(cm_result_code(result), CM_OK);
+            assert_eq!(cm_result_is_ready(result), 1, "{name}");
+            assert_eq!(cm_result_task_id(result), task_id);
+            assert_eq!(cm_result_request_count(result), 1);
+            assert_eq!(cm_result_http_status(result), 200);
+            assert!(cm_result_api_error_code(result).is_null());
+            let json_text = text(cm_result_solution_json(result)).expect("solution JSON");
+            assert_eq!(serde_json::from_str::<Value>(json_text).unwrap(), example.solution, "{name}");
         }
+        for (field, value) in example.solution.as_object().unwrap() {
+            let found = solution_string(result, field);
+            match value.as_str() {
+                Some(expected) => {
+                    assert_eq!(found.as_deref(), Some(expected), "{name}.{field}");
+                    strings_checked += 1;
+                }
+                None => assert_eq!(found, None, "{name}.{field} is not a string"),
+            }
+        }
+        assert_eq!(solution_string(result, "no-such-member"), None);
+        unsafe { cm_result_free(result) };
     }
     assert!(strings_checked >= 40, "only {strings_checked} string members checked");
     unsafe { cm_client_free(client) };

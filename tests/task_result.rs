@@ -43,29 +43,16 @@ fn the_solution_text_is_kept_verbatim() {
 
 #[test]
 fn every_docs_example_solution_round_trips() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/capmonster-docs-examples.json"
-    ))
-    .expect("../shared/fixtures beside the repository");
-    let fixtures: Value = serde_json::from_str(&text).unwrap();
     let emulator = emulator();
     let client = client(&emulator, "task-result-docs");
-    let mut task_id = 1000;
-    for page in fixtures["pages"].as_array().unwrap() {
-        for example in page["responses"].as_array().unwrap() {
-            let Some(solution) = example.get("solution") else { continue };
-            task_id += 1;
-            // The example as the body, verbatim (the docs' own field order and extras).
-            let mut body = example.clone();
-            body.as_object_mut().unwrap().entry("status").or_insert(json!("ready"));
-            emulator.script_task(task_id, vec![Step::raw(200, &body.to_string())]);
-            let report = client.get_task_result(task_id);
-            let state = report.result.unwrap_or_else(|e| panic!("{}: {e}", page["page"]));
-            assert_eq!(&solution_of(state), solution, "{}", page["page"]);
-        }
+    let examples = docs_ready_examples();
+    assert!(examples.len() >= 30, "only {} ready examples", examples.len());
+    for (task_id, example) in (1001..).zip(&examples) {
+        emulator.script_task(task_id, vec![Step::raw(200, &example.body)]);
+        let report = client.get_task_result(task_id);
+        let state = report.result.unwrap_or_else(|e| panic!("{}: {e}", example.page));
+        assert_eq!(solution_of(state), example.solution, "{}", example.page);
     }
-    assert!(task_id - 1000 >= 30, "only {} ready examples", task_id - 1000);
 }
 
 #[test]

@@ -25,22 +25,9 @@
 #include <unistd.h>
 
 #include "capmonster.h"
+#include "check.h"
 
-static int failures = 0;
-static int checks = 0;
-
-static const char *base_url;
 static int emulator_port;
-
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__, __func__,     \
-                    #cond);                                                                    \
-        }                                                                                      \
-    } while (0)
 
 /* A code that returns no result object. `what` names the case in a failure. */
 #define CHECK_CODE(actual, expected, what)                                                     \
@@ -76,22 +63,6 @@ static int emulator_port;
         (r) = NULL;                                                                            \
     } while (0)
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
-static int contains(const char *haystack, const char *needle) {
-    return haystack != NULL && strstr(haystack, needle) != NULL;
-}
 
 /* A string of `prefix` followed by `fill` up to `length` bytes in all; free it. */
 static char *long_string(const char *prefix, char fill, size_t length, const char *suffix) {
@@ -105,15 +76,6 @@ static char *long_string(const char *prefix, char fill, size_t length, const cha
     return text;
 }
 
-static cm_client *emulator_client(const char *key) {
-    cm_client *client = NULL;
-    if (cm_client_new(key, &client) != CM_OK) return NULL;
-    if (cm_client_set_base_url(client, base_url) != CM_OK || cm_client_set_proxy(client, NULL) != CM_OK) {
-        cm_client_free(client);
-        return NULL;
-    }
-    return client;
-}
 
 /* Creates an image task on the emulator that is ready after `solve_after_ms`. */
 static int64_t create_task(const cm_client *client, long solve_after_ms) {

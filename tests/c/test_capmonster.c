@@ -12,20 +12,7 @@
 #include <time.h>
 
 #include "capmonster.h"
-
-static int failures = 0;
-static int checks = 0;
-static const char *base_url;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        checks++;                                                                     \
-        if (!(cond)) {                                                                \
-            failures++;                                                               \
-            fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", __FILE__, __LINE__,      \
-                    __func__, #cond);                                                 \
-        }                                                                             \
-    } while (0)
+#include "check.h"
 
 #define CHECK_CODE(actual, expected)                                                  \
     do {                                                                              \
@@ -37,34 +24,6 @@ static const char *base_url;
                     __func__, cm_code_name(actual_), cm_code_name(expected));         \
         }                                                                             \
     } while (0)
-
-static int contains(const char *haystack, const char *needle) {
-    return haystack != NULL && strstr(haystack, needle) != NULL;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
-/* A client for the emulator; each test uses its own key, so budgets never mix. */
-static cm_client *emulator_client(const char *key) {
-    cm_client *client = NULL;
-    if (cm_client_new(key, &client) != CM_OK) return NULL;
-    if (cm_client_set_base_url(client, base_url) != CM_OK) {
-        cm_client_free(client);
-        return NULL;
-    }
-    return client;
-}
 
 static void fast_options(cm_wait_options *options) {
     cm_wait_options_init(options);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use capmonster::{Client, Schedule};
 pub use capmonster_emulator::{Config, Emulator, Step};
+use serde_json::{json, Value};
 
 /// A fresh emulator on a free loopback port.
 pub fn emulator() -> Emulator {
@@ -30,4 +31,37 @@ pub fn fast_schedule() -> Schedule {
         timeout: Duration::from_secs(10),
         max_requests: 120,
     }
+}
+
+/// A ready answer from the service's documentation: its page, the answer as the body to
+/// serve (the docs' own field order and extras, `"status":"ready"` added where the docs left
+/// it out), and its solution.
+pub struct DocsExample {
+    pub page: String,
+    pub body: String,
+    pub solution: Value,
+}
+
+/// Every ready example of `../shared/fixtures/capmonster-docs-examples.json`.
+pub fn docs_ready_examples() -> Vec<DocsExample> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/capmonster-docs-examples.json"
+    ))
+    .expect("../shared/fixtures beside the repository");
+    let fixtures: Value = serde_json::from_str(&text).expect("the fixtures are JSON");
+    let mut examples = Vec::new();
+    for page in fixtures["pages"].as_array().expect("pages") {
+        for example in page["responses"].as_array().expect("responses") {
+            let Some(solution) = example.get("solution") else { continue };
+            let mut body = example.clone();
+            body.as_object_mut().expect("an object").entry("status").or_insert(json!("ready"));
+            examples.push(DocsExample {
+                page: page["page"].as_str().unwrap_or("?").to_owned(),
+                body: body.to_string(),
+                solution: solution.clone(),
+            });
+        }
+    }
+    examples
 }
