@@ -99,14 +99,14 @@ const char *cm_version(void);
 const char *cm_code_name(int32_t code);
 
 // Creates a client for `client_key` (your account key), talking to
-// https://api.capmonster.cloud with the environment's proxy settings (curl's rules).
+// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules).
 // On CM_OK `*out_client` is a new client to free with `cm_client_free`.
 //
 // # Safety
 // `client_key` is NULL or a NUL-terminated string; `out_client` is NULL or writable.
 cm_code cm_client_new(const char *client_key, cm_client **out_client);
 
-// Sends requests to `base_url` instead of https://api.capmonster.cloud: https:// anywhere,
+// Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 // http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
 //
 // # Safety

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 echo "== Rust lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== Rust tests"
 cargo test --workspace --release
 echo "== C tests"

@@ -5,9 +5,9 @@
 //! a unit here; the 121st is refused before it is sent. Tasks are keyed by a digest of the
 //! client key (the key itself is not kept) and the task id.
 //!
-//! Bounds: the table holds at least [`MIN_TRACKED`] tasks. When it reaches [`HIGH_WATER`] it
-//! forgets tasks idle for [`IDLE_EXPIRY`] (longer than the service keeps a result and than a
-//! ban lasts), then, if still full, the longest-idle ones down to [`MIN_TRACKED`]. The lock is
+//! Bounds: the table holds at least [`MIN_TRACKED`](crate::budget::MIN_TRACKED) tasks. When it reaches [`HIGH_WATER`](crate::budget::HIGH_WATER) it
+//! forgets tasks idle for [`IDLE_EXPIRY`](crate::budget::IDLE_EXPIRY) (longer than the service keeps a result and than a
+//! ban lasts), then, if still full, the longest-idle ones down to [`MIN_TRACKED`](crate::budget::MIN_TRACKED). The lock is
 //! held only to count, never across a request.
 
 use std::collections::hash_map::DefaultHasher;

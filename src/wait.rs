@@ -4,7 +4,7 @@
 //! The loop: sleep `first_delay`, then poll; after each answer sleep `interval` (measured from
 //! the answer, so a slow answer never makes polls bunch up). Transient failures (network,
 //! request timeout, HTTP 5xx/429, `ERROR_TOO_MUCH_REQUESTS`) are retried at the next poll;
-//! 429 and `ERROR_TOO_MUCH_REQUESTS` also double the interval, up to [`MAX_INTERVAL`]. Any
+//! 429 and `ERROR_TOO_MUCH_REQUESTS` also double the interval, up to [`MAX_INTERVAL`](crate::wait::MAX_INTERVAL). Any
 //! other failure ends the wait at once. Sleeps wake at once on a cancel; a request in flight
 //! is bounded by the smaller of the request timeout and the time left.
 

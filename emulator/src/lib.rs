@@ -46,7 +46,8 @@ pub use api::{
 };
 pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEAD_BYTES};
 pub use script::{
-    Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MIN_OVERSIZE_BYTES,
+    Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
+    MIN_OVERSIZE_BYTES,
 };
 
 /// How the emulated service behaves when not scripted.

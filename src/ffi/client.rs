@@ -18,7 +18,7 @@ pub struct cm_client {
 }
 
 /// Creates a client for `client_key` (your account key), talking to
-/// https://api.capmonster.cloud with the environment's proxy settings (curl's rules).
+/// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules).
 /// On CM_OK `*out_client` is a new client to free with `cm_client_free`.
 ///
 /// # Safety
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn cm_client_new(client_key: *const c_char, out_client: *m
     })
 }
 
-/// Sends requests to `base_url` instead of https://api.capmonster.cloud: https:// anywhere,
+/// Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 /// http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
 ///
 /// # Safety

@@ -1,7 +1,7 @@
 //! The C ABI (`include/capmonster.h`): thin `extern "C"` wrappers over the safe core.
 //!
 //! Rules every function here follows:
-//! - its body runs inside the panic boundary ([`boundary`]): no unwind crosses into C;
+//! - its body runs inside the panic boundary (`boundary`): no unwind crosses into C;
 //! - every pointer from C is checked for NULL and every string for UTF-8 before use; no Rust
 //!   enum, `&T` or `Box<T>` appears in a signature;
 //! - calls that talk to the service hand back a `cm_result` on every return except a NULL
