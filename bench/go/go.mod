@@ -1,0 +1,3 @@
+module capmonster-bench
+
+go 1.22
