@@ -70,7 +70,7 @@ pub struct Client {
     key: String,
     digest: KeyDigest,
     settings: Mutex<Settings>,
-    transport: RwLock<Arc<Channel>>,
+    channel: RwLock<Arc<Channel>>,
     connections: Arc<AtomicU64>,
 }
 
@@ -97,13 +97,13 @@ impl Client {
             trust: Trust::System,
         };
         let connections = Arc::new(AtomicU64::new(0));
-        let transport = build_channel(&settings, &connections)?;
+        let channel = build_channel(&settings, &connections)?;
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
             digest: KeyDigest::of(client_key),
             settings: Mutex::new(settings),
-            transport: RwLock::new(Arc::new(transport)),
+            channel: RwLock::new(Arc::new(channel)),
             connections,
         })
     }
@@ -217,9 +217,9 @@ impl Client {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let transport = build_channel(&changed, &self.connections)?;
+        let channel = build_channel(&changed, &self.connections)?;
         *settings = changed;
-        *self.transport.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(transport);
+        *self.channel.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(channel);
         Ok(())
     }
 
@@ -232,12 +232,12 @@ impl Client {
         stats: &mut CallStats,
         admit: &mut dyn FnMut(u32) -> Result<(), Error>,
     ) -> Result<(u16, Vec<u8>), Error> {
-        let transport = Arc::clone(&self.transport.read().unwrap_or_else(PoisonError::into_inner));
+        let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
         let mut retried = false;
         loop {
             let timeout = match deadline {
-                Some(deadline) => transport.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
-                None => transport.request_timeout,
+                Some(deadline) => channel.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
+                None => channel.request_timeout,
             };
             if timeout.is_zero() {
                 return Err(Error::new(
@@ -247,7 +247,7 @@ impl Client {
             }
             admit(stats.requests)?;
             stats.requests += 1;
-            match transport.attempt(method, body, timeout) {
+            match channel.attempt(method, body, timeout) {
                 Ok((status, answer)) => {
                     stats.http_status = Some(status);
                     return Ok((status, answer));
@@ -261,18 +261,18 @@ impl Client {
                         continue;
                     }
                     let mut error = failure.error;
-                    if let (Code::Network, Some(proxy)) = (error.code, &transport.proxy) {
+                    if let (Code::Network, Some(proxy)) = (error.code, &channel.proxy) {
                         error.message = format!("{} (through the proxy {})", error.message, proxy.redacted());
                     }
-                    return Err(self.scrub_with(error, transport.proxy.as_ref()));
+                    return Err(self.scrub_with(error, channel.proxy.as_ref()));
                 }
             }
         }
     }
 
     fn scrub(&self, error: Error) -> Error {
-        let transport = Arc::clone(&self.transport.read().unwrap_or_else(PoisonError::into_inner));
-        self.scrub_with(error, transport.proxy.as_ref())
+        let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
+        self.scrub_with(error, channel.proxy.as_ref())
     }
 
     /// Removes the client key and proxy credentials from text that may have come from outside.
