@@ -28,6 +28,8 @@ mod resolve;
 /// cbindgen:ignore
 pub mod schedule;
 /// cbindgen:ignore
+mod tcp;
+/// cbindgen:ignore
 mod transport;
 /// cbindgen:ignore
 pub mod trust;

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::tls::TlsConfig;
-use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport};
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector, SocksConnector,
+    Transport,
+};
 use ureq::{Agent, Proxy};
 
 use crate::endpoint::{BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
 use crate::resolve::CachingResolver;
+use crate::tcp::LeanTcpConnector;
 use crate::trust::{self, Trust};
 
 /// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
@@ -85,7 +89,14 @@ impl Channel {
             .tls_config(TlsConfig::builder().root_certs(trust.roots()).build())
             .build();
         let observer = ConnectionObserver { opened: Arc::clone(connections) };
-        let agent = Agent::with_parts(config, DefaultConnector::new().chain(observer), CachingResolver::default());
+        // ureq's default chain, with the lean TCP transport in place of ureq's own.
+        let connector =
+            ().chain(SocksConnector::default())
+                .chain(ConnectProxyConnector::default())
+                .chain(LeanTcpConnector)
+                .chain(RustlsConnector::default())
+                .chain(observer);
+        let agent = Agent::with_parts(config, connector, CachingResolver::default());
         Ok(Channel {
             agent,
             urls: Method::ALL.map(|method| base_url.method_url(method.name())),
@@ -144,19 +155,17 @@ struct ConnectionObserver {
     opened: Arc<AtomicU64>,
 }
 
-impl Connector<Box<dyn Transport>> for ConnectionObserver {
+impl<In: Transport> Connector<In> for ConnectionObserver {
     type Out = Box<dyn Transport>;
 
-    fn connect(
-        &self,
-        _details: &ConnectionDetails,
-        chained: Option<Box<dyn Transport>>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
+    fn connect(&self, _details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
         if chained.is_some() {
             self.opened.fetch_add(1, Ordering::Relaxed);
             OPENED_CONNECTION.with(|opened| opened.set(true));
         }
-        Ok(chained.map(|inner| Box::new(CoalescedWrites { inner, pending: Vec::new() }) as Box<dyn Transport>))
+        Ok(chained.map(|inner| {
+            Box::new(CoalescedWrites { inner: Box::new(inner), pending: Vec::new() }) as Box<dyn Transport>
+        }))
     }
 }
 
