@@ -682,7 +682,7 @@ fn number_error_id_1e999() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::raw(200, r#"{"errorId":1e999,"status":"processing"}"#), Step::processing()]);
     let client = emulator_client(&emulator, "fm-error-id-1e999");
-    row("errorId 1e999", E(Code::BadResponse), QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    task_row("errorId 1e999", E(Code::BadResponse), &client);
 }
 
 /// errorId 2^64 is a number, and not 0. README: "CM_ERR_API: the service answered errorId != 0".
@@ -704,7 +704,7 @@ fn number_error_id_negative_zero() {
     let emulator = common::emulator();
     emulator.script_task(1, vec![Step::raw(200, r#"{"errorId":-0,"status":"processing"}"#)]);
     let client = emulator_client(&emulator, "fm-error-id-minus-0");
-    let observed = row("errorId -0", OK, QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    let observed = task_row("errorId -0", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -735,7 +735,7 @@ fn status_100_then_200() {
     answer.extend(http("200 OK", &[("Content-Type", "application/json")], PROCESSING.as_bytes()));
     let server = RawServer::start(vec![Answer::Send(answer)]);
     let client = client_for(&server.url(), "fm-100");
-    let observed = row("100 Continue, then 200", OK, QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    let observed = task_row("100 Continue, then 200", OK, &client);
     assert!(processing(&observed.report.result));
     assert_eq!(observed.report.http_status, Some(200));
 }
@@ -747,8 +747,7 @@ fn status_103_then_200() {
     answer.extend(http("200 OK", &[("Content-Type", "application/json")], PROCESSING.as_bytes()));
     let server = RawServer::start(vec![Answer::Send(answer)]);
     let client = client_for(&server.url(), "fm-103");
-    let observed =
-        row("103 Early Hints, then 200", OK, QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    let observed = task_row("103 Early Hints, then 200", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -760,8 +759,7 @@ fn status_several_1xx_then_200() {
     answer.extend(http("200 OK", &[("Content-Type", "application/json")], PROCESSING.as_bytes()));
     let server = RawServer::start(vec![Answer::Send(answer)]);
     let client = client_for(&server.url(), "fm-1xx-many");
-    let observed =
-        row("100, 102, 103, then 200", OK, QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    let observed = task_row("100, 102, 103, then 200", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
@@ -834,8 +832,7 @@ fn body_http_1_0_until_close() {
     let answer = format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{PROCESSING}");
     let server = RawServer::start(vec![Answer::SendThenClose(answer.into_bytes()), Answer::processing()]);
     let client = client_for(&server.url(), "fm-http10");
-    let observed =
-        row("HTTP/1.0 answer, body until FIN", OK, QUICK, || client.get_task_result(1), || client.get_task_result(1));
+    let observed = task_row("HTTP/1.0 answer, body until FIN", OK, &client);
     assert!(processing(&observed.report.result));
 }
 
