@@ -23,7 +23,7 @@
 // The library's version as MAJOR.MINOR.PATCH.
 #define CM_VERSION_MAJOR 0
 
-#define CM_VERSION_MINOR 1
+#define CM_VERSION_MINOR 2
 
 #define CM_VERSION_PATCH 0
 
@@ -35,6 +35,9 @@ typedef struct cm_client cm_client;
 
 // The outcome of one call. Opaque; read it with the `cm_result_*` accessors.
 typedef struct cm_result cm_result;
+
+// A set of waits that the library drives on its own threads. Opaque.
+typedef struct cm_waiter cm_waiter;
 
 // A return code: `CM_OK` or one of the `CM_ERR_*` values. Numbers are never reused or
 // renumbered; new codes are added at the end.
@@ -56,6 +59,16 @@ typedef struct {
     // Triggering it ends the wait with CM_ERR_CANCELLED; may be NULL.
     const cm_cancel *cancel;
 } cm_wait_options;
+
+// Per-call options of the `_with` calls. Start from `cm_call_options_init`.
+typedef struct {
+    // 0: the client's request timeout; otherwise the smaller of the two. It bounds the whole
+    // call, a wait for a free connection included: then CM_ERR_TIMEOUT.
+    uint32_t timeout_ms;
+    // Triggering it ends the call with CM_ERR_CANCELLED within milliseconds, also while its
+    // request is in flight (the connection is dropped); may be NULL.
+    const cm_cancel *cancel;
+} cm_call_options;
 
 // Success.
 #define CM_OK 0
@@ -99,33 +112,39 @@ const char *cm_version(void);
 const char *cm_code_name(int32_t code);
 
 // Creates a client for `client_key` (your account key), talking to
-// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules).
-// On CM_OK `*out_client` is a new client to free with `cm_client_free`.
+// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
+// malformed proxy variable is reported by the first call that would use it). On CM_OK
+// `*out_client` is a new client to free with `cm_client_free`; on failure it is not written.
 //
 // # Safety
-// `client_key` is NULL or a NUL-terminated string; `out_client` is NULL or writable.
-cm_code cm_client_new(const char *client_key, cm_client **out_client);
+// `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
+// writable.
+cm_code cm_client_new(const char *client_key, cm_client **out_client, cm_result **out_result);
 
 // Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 // http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
 //
 // # Safety
-// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string.
-cm_code cm_client_set_base_url(cm_client *client, const char *base_url);
+// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
+// `out_result` is NULL or writable.
+cm_code cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
 
 // Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 //
 // # Safety
-// `client` is NULL or a live client.
-cm_code cm_client_set_request_timeout_ms(cm_client *client, uint32_t timeout_ms);
+// `client` is NULL or a live client; `out_result` is NULL or writable.
+cm_code cm_client_set_request_timeout_ms(cm_client *client,
+                                         uint32_t timeout_ms,
+                                         cm_result **out_result);
 
 // Sends every request through `proxy_url` (http://, https://, socks5://, socks5h://, with
 // optional user:password@, which never appears in messages); NULL turns proxying off,
 // whatever the environment says. Until this is called, the environment decides.
 //
 // # Safety
-// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string.
-cm_code cm_client_set_proxy(cm_client *client, const char *proxy_url);
+// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
+// `out_result` is NULL or writable.
+cm_code cm_client_set_proxy(cm_client *client, const char *proxy_url, cm_result **out_result);
 
 // Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
 // corporate TLS inspection), instead of the operating system's store; NULL goes back to the
@@ -133,13 +152,26 @@ cm_code cm_client_set_proxy(cm_client *client, const char *proxy_url);
 // CM_ERR_INVALID_ARGUMENT.
 //
 // # Safety
-// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string.
-cm_code cm_client_set_ca_file(cm_client *client, const char *path);
+// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
+// `out_result` is NULL or writable.
+cm_code cm_client_set_ca_file(cm_client *client, const char *path, cm_result **out_result);
 
-// Frees a client and its connections. NULL is fine.
+// Caps the connections the client holds at once, blocking calls and waiters together
+// (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
+// and its cancel stops that wait. A waiter runs at most this many threads.
 //
 // # Safety
-// `client` is NULL or a live client that no call is using, not used again afterwards.
+// `client` is NULL or a live client; `out_result` is NULL or writable.
+cm_code cm_client_set_max_connections(cm_client *client,
+                                      uint32_t max_connections,
+                                      cm_result **out_result);
+
+// Frees the caller's reference to a client; its connections close when no waiter still uses
+// it. NULL is fine.
+//
+// # Safety
+// `client` is NULL or a live client that no call of the caller's is using, not used again
+// afterwards.
 void cm_client_free(cm_client *client);
 
 // Creates a token, not triggered. Free it with `cm_cancel_free`.
@@ -148,8 +180,9 @@ void cm_client_free(cm_client *client);
 // `out_cancel` is NULL or writable.
 cm_code cm_cancel_new(cm_cancel **out_cancel);
 
-// Triggers the token: waits using it return CM_ERR_CANCELLED promptly. Thread-safe,
-// idempotent; the token stays triggered. NULL is ignored.
+// Triggers the token: waits and calls using it return CM_ERR_CANCELLED within milliseconds,
+// also while a request is in flight (its connection is dropped). Thread-safe, idempotent;
+// the token stays triggered. NULL is ignored.
 //
 // # Safety
 // `cancel` is NULL or a live token.
@@ -189,12 +222,93 @@ cm_code cm_wait_result(const cm_client *client,
                        const cm_wait_options *options,
                        cm_result **out_result);
 
+// Creates a waiter on `client`. Its waits share the client's connections and budget; the
+// client's waiters share at most `max_connections` threads, started as they are needed.
+//
+// # Safety
+// `client` is NULL or a live client; `out_waiter` is NULL or writable.
+cm_code cm_waiter_new(const cm_client *client, cm_waiter **out_waiter);
+
+// Adds a wait for `task_id`: it runs exactly as `cm_wait_result` would (schedule, retries,
+// back-off, budget, `options->cancel`, the deadline counted from now) and comes out of
+// `cm_waiter_next` with `tag`. The arguments are checked as `cm_wait_result` checks them
+// (CM_ERR_INVALID_ARGUMENT, nothing queued); the options are copied (NULL: the defaults).
+// Never blocks on the network. CM_ERR_CANCELLED after `cm_waiter_shutdown`.
+//
+// # Safety
+// `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
+// live token.
+cm_code cm_waiter_add(cm_waiter *waiter,
+                      int64_t task_id,
+                      const cm_wait_options *options,
+                      uint64_t tag);
+
+// Takes one finished wait: CM_OK with its `*out_tag` and `*out_result` (the wait's own
+// outcome is `cm_result_code`); CM_ERR_TIMEOUT with `*out_result` NULL when none finished
+// within `timeout_ms` (0: do not block); CM_ERR_CANCELLED with `*out_result` NULL once the
+// waiter is shut down and every wait has come out. Each finished wait goes to exactly one
+// caller.
+//
+// # Safety
+// `waiter` is NULL or a live waiter; `out_tag` and `out_result` are NULL or writable.
+cm_code cm_waiter_next(cm_waiter *waiter,
+                       uint32_t timeout_ms,
+                       uint64_t *out_tag,
+                       cm_result **out_result);
+
+// A file descriptor that is readable while at least one finished wait is queued, and not
+// otherwise: put it in poll/epoll/select or an event loop, then call `cm_waiter_next` with
+// timeout 0. Owned by the waiter (never close it). -1 for NULL or where the platform has
+// none.
+//
+// # Safety
+// `waiter` is NULL or a live waiter.
+int32_t cm_waiter_fd(const cm_waiter *waiter);
+
+// Waits added and not yet taken by `cm_waiter_next` (running or finished). 0 for NULL.
+//
+// # Safety
+// `waiter` is NULL or a live waiter.
+uint64_t cm_waiter_pending(const cm_waiter *waiter);
+
+// Cancels every wait (sleeping ones at once, requests in flight within milliseconds); each
+// still comes out of `cm_waiter_next` with CM_ERR_CANCELLED. Afterwards `cm_waiter_add` is
+// refused and `cm_waiter_next` returns CM_ERR_CANCELLED once the queue is empty, so a
+// dispatcher thread can drain and stop. Idempotent; NULL is ignored.
+//
+// # Safety
+// `waiter` is NULL or a live waiter.
+void cm_waiter_shutdown(cm_waiter *waiter);
+
+// Shuts the waiter down, frees what is queued, and, for the client's last waiter, ends the
+// library's threads. NULL is fine.
+//
+// # Safety
+// `waiter` is NULL or a live waiter that no other call is using, not used again afterwards.
+void cm_waiter_free(cm_waiter *waiter);
+
+// Fills `options` with the defaults: no timeout of its own, no cancel. NULL is ignored.
+//
+// # Safety
+// `options` is NULL or writable.
+void cm_call_options_init(cm_call_options *options);
+
 // Asks once for the state of a task. CM_OK with `cm_result_is_ready` 1 (solution there) or
 // 0 (still processing). The request counts in the task's budget of 120.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
 cm_code cm_get_task_result(const cm_client *client, int64_t task_id, cm_result **out_result);
+
+// `cm_get_task_result` with per-call options (NULL: the defaults). A request cancelled in
+// flight still counts in the task's budget.
+//
+// # Safety
+// As `cm_get_task_result`; `options` is NULL or readable, its `cancel` NULL or a live token.
+cm_code cm_get_task_result_with(const cm_client *client,
+                                int64_t task_id,
+                                const cm_call_options *options,
+                                cm_result **out_result);
 
 // Creates a task from `task_json`, the `task` object of the API (with its "type"), and
 // writes its id to `*out_task_id` on CM_OK. `callback_url` (NULL for none) is any http(s)
@@ -209,11 +323,32 @@ cm_code cm_create_task(const cm_client *client,
                        int64_t *out_task_id,
                        cm_result **out_result);
 
+// `cm_create_task` with per-call options (NULL: the defaults). A cancel while the request is
+// in flight cannot undo it: the message then says the task may have been created and charged.
+//
+// # Safety
+// As `cm_create_task`; `options` is NULL or readable, its `cancel` NULL or a live token.
+cm_code cm_create_task_with(const cm_client *client,
+                            const char *task_json,
+                            const char *callback_url,
+                            const cm_call_options *options,
+                            int64_t *out_task_id,
+                            cm_result **out_result);
+
 // Reads the account balance (US dollars) into `*out_balance` on CM_OK.
 //
 // # Safety
 // `client` is NULL or a live client; the out pointers are NULL or writable.
 cm_code cm_get_balance(const cm_client *client, double *out_balance, cm_result **out_result);
+
+// `cm_get_balance` with per-call options (NULL: the defaults).
+//
+// # Safety
+// As `cm_get_balance`; `options` is NULL or readable, its `cancel` NULL or a live token.
+cm_code cm_get_balance_with(const cm_client *client,
+                            const cm_call_options *options,
+                            double *out_balance,
+                            cm_result **out_result);
 
 // The code the call returned. `CM_ERR_INVALID_ARGUMENT` for NULL.
 //

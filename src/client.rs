@@ -5,15 +5,18 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::answer::{self, TaskState};
 use crate::budget::{self, KeyDigest};
+use crate::cancel::Cancel;
 use crate::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
+use crate::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
+use crate::inflight;
 use crate::transport::{Channel, Method};
 use crate::trust::Trust;
 
@@ -47,6 +50,28 @@ impl CallStats {
     }
 }
 
+/// Per-call options of the single calls: a deadline nearer than the request timeout, and a
+/// token that cancels the call even while its request is in flight.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// `None`: the client's request timeout; otherwise the smaller of the two.
+    pub timeout: Option<Duration>,
+    pub cancel: Option<Arc<Cancel>>,
+}
+
+/// What bounds one call: when it must end, and the tokens that stop it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Bounds<'a> {
+    pub deadline: Option<Instant>,
+    pub cancels: &'a [&'a Arc<Cancel>],
+}
+
+impl Bounds<'_> {
+    pub fn cancelled(&self) -> bool {
+        self.cancels.iter().any(|cancel| cancel.is_triggered())
+    }
+}
+
 /// Where proxy settings come from.
 #[derive(Clone, Debug)]
 enum ProxyChoice {
@@ -70,8 +95,13 @@ pub struct Client {
     key: String,
     digest: KeyDigest,
     settings: Mutex<Settings>,
-    channel: RwLock<Arc<Channel>>,
+    /// What requests are sent with; an error when the environment's proxy is malformed, which
+    /// every call then reports (creating the client never fails because of the environment).
+    channel: RwLock<Arc<Result<Channel, Error>>>,
     connections: Arc<AtomicU64>,
+    gate: Arc<Gate>,
+    /// The waiters' engine while any waiter of this client lives (see `engine.rs`).
+    pub(crate) engine: Mutex<Weak<crate::engine::Engine>>,
 }
 
 impl fmt::Debug for Client {
@@ -97,7 +127,8 @@ impl Client {
             trust: Trust::System,
         };
         let connections = Arc::new(AtomicU64::new(0));
-        let channel = build_channel(&settings, &connections)?;
+        let gate = Gate::new(DEFAULT_MAX_CONNECTIONS);
+        let channel = build_channel(&settings, &connections, gate.max());
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
@@ -105,6 +136,8 @@ impl Client {
             settings: Mutex::new(settings),
             channel: RwLock::new(Arc::new(channel)),
             connections,
+            gate,
+            engine: Mutex::new(Weak::new()),
         })
     }
 
@@ -136,6 +169,26 @@ impl Client {
         self.update(|settings| settings.trust = trust)
     }
 
+    /// Caps the connections this client holds at once (default 64, at least 1). Calls beyond
+    /// the cap wait their turn, within their deadline.
+    pub fn set_max_connections(&self, max_connections: u32) -> Result<(), Error> {
+        if max_connections == 0 {
+            return Err(Error::invalid_argument("max_connections must be at least 1"));
+        }
+        self.gate.set_max(max_connections);
+        // A new pool, sized to the cap (see `build_channel`).
+        self.update(|_| {})
+    }
+
+    pub fn max_connections(&self) -> u32 {
+        self.gate.max()
+    }
+
+    /// Requests of this client in flight now.
+    pub fn requests_in_flight(&self) -> u32 {
+        self.gate.in_use()
+    }
+
     /// TCP connections this client has opened so far.
     pub fn connections_opened(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
@@ -143,8 +196,13 @@ impl Client {
 
     /// Asks once for the state of a task. The request counts in the process-wide budget.
     pub fn get_task_result(&self, task_id: i64) -> Report<TaskState> {
+        self.get_task_result_with(task_id, &CallOptions::default())
+    }
+
+    /// [`get_task_result`](Client::get_task_result) with a deadline and a cancel.
+    pub fn get_task_result_with(&self, task_id: i64, options: &CallOptions) -> Report<TaskState> {
         let mut stats = CallStats::default();
-        let result = self.poll_task(task_id, None, &mut stats, &mut |_| Ok(()));
+        let result = with_bounds(options, |bounds| self.poll_task(task_id, bounds, &mut stats, &mut |_| Ok(())));
         stats.report(result)
     }
 
@@ -153,7 +211,7 @@ impl Client {
     pub(crate) fn poll_task(
         &self,
         task_id: i64,
-        deadline: Option<Instant>,
+        bounds: Bounds<'_>,
         stats: &mut CallStats,
         admit: &mut dyn FnMut(u32) -> Result<(), Error>,
     ) -> Result<TaskState, Error> {
@@ -172,15 +230,21 @@ impl Client {
             })
         };
         let (status, answer) =
-            self.exchange(Method::GetTaskResult, &body, deadline, stats, &mut admit_within_budget)?;
+            self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
         answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
     }
 
     /// Creates a task. `task_json` is the `task` object (with its `type`); nothing is sent
     /// unless it is one. Never retried: a duplicate would be a second paid task.
     pub fn create_task(&self, task_json: &str, callback_url: Option<&str>) -> Report<i64> {
+        self.create_task_with(task_json, callback_url, &CallOptions::default())
+    }
+
+    /// [`create_task`](Client::create_task) with a deadline and a cancel. A cancel while the
+    /// request is in flight cannot undo it: the task may have been created and charged.
+    pub fn create_task_with(&self, task_json: &str, callback_url: Option<&str>, options: &CallOptions) -> Report<i64> {
         let mut stats = CallStats::default();
-        let result = (|| {
+        let result = with_bounds(options, |bounds| {
             let task = check_task_json(task_json)?;
             let callback = match callback_url {
                 Some(url) => {
@@ -191,20 +255,25 @@ impl Client {
                 None => String::new(),
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}}}"#, self.key_json, task, callback);
-            let (status, answer) = self.exchange(Method::CreateTask, &body, None, &mut stats, &mut |_| Ok(()))?;
+            let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, &mut stats, &mut |_| Ok(()))?;
             answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
-        })();
+        });
         stats.report(result)
     }
 
     /// The account's balance in US dollars.
     pub fn get_balance(&self) -> Report<f64> {
+        self.get_balance_with(&CallOptions::default())
+    }
+
+    /// [`get_balance`](Client::get_balance) with a deadline and a cancel.
+    pub fn get_balance_with(&self, options: &CallOptions) -> Report<f64> {
         let mut stats = CallStats::default();
-        let result = (|| {
+        let result = with_bounds(options, |bounds| {
             let body = format!(r#"{{"clientKey":{}}}"#, self.key_json);
-            let (status, answer) = self.exchange(Method::GetBalance, &body, None, &mut stats, &mut |_| Ok(()))?;
+            let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, &mut stats, &mut |_| Ok(()))?;
             answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
-        })();
+        });
         stats.report(result)
     }
 
@@ -213,41 +282,78 @@ impl Client {
     }
 
     /// Applies a settings change: a new agent (and pool) for the calls that start after it.
+    /// A malformed proxy in the environment does not fail it: the calls report it.
     fn update(&self, change: impl FnOnce(&mut Settings)) -> Result<(), Error> {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let channel = build_channel(&changed, &self.connections)?;
+        let channel = build_channel(&changed, &self.connections, self.gate.max());
+        if let (Err(error), ProxyChoice::Set(_)) = (&channel, &changed.proxy) {
+            return Err(error.clone());
+        }
         *settings = changed;
         *self.channel.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(channel);
         Ok(())
     }
 
-    /// Sends `body` to `method` and reads the answer: (HTTP status, body bytes).
+    /// Sends `body` to `method` and reads the answer: (HTTP status, body bytes). Each attempt
+    /// waits for a connection permit, is admitted by `admit`, and runs within `bounds`.
     fn exchange(
         &self,
         method: Method,
         body: &str,
-        deadline: Option<Instant>,
+        bounds: Bounds<'_>,
         stats: &mut CallStats,
         admit: &mut dyn FnMut(u32) -> Result<(), Error>,
     ) -> Result<(u16, Vec<u8>), Error> {
         let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
+        let channel = channel.as_ref().as_ref().map_err(Clone::clone)?;
+        let name = method.name();
         let mut retried = false;
+        // Bounded: a second turn only for the one resend on a stale connection.
         loop {
-            let timeout = match deadline {
-                Some(deadline) => channel.request_timeout.min(deadline.saturating_duration_since(Instant::now())),
+            if bounds.cancelled() {
+                return Err(Error::new(Code::Cancelled, format!("{name} was cancelled before its request was sent")));
+            }
+            let started = Instant::now();
+            let limit = match bounds.deadline {
+                Some(deadline) => channel.request_timeout.min(deadline.saturating_duration_since(started)),
                 None => channel.request_timeout,
             };
+            if limit.is_zero() {
+                return Err(Error::new(Code::Timeout, format!("no time was left to send the {name} request")));
+            }
+            let permit = match self.gate.acquire(started + limit, bounds.cancels) {
+                Ok(permit) => permit,
+                Err(Refused::Cancelled) => {
+                    return Err(Error::new(
+                        Code::Cancelled,
+                        format!("{name} was cancelled while waiting for one of the client's connections"),
+                    ))
+                }
+                Err(Refused::Deadline) => {
+                    return Err(Error::new(
+                        Code::Timeout,
+                        format!(
+                            "{name}: none of the client's {} connections became free within {} ms",
+                            self.gate.max(),
+                            limit.as_millis()
+                        ),
+                    ))
+                }
+            };
+            // Only a queued permit costs time; the common case keeps the agent's own timeout.
+            let timeout = if permit.queued() { limit.saturating_sub(started.elapsed()) } else { limit };
             if timeout.is_zero() {
-                return Err(Error::new(
-                    Code::Timeout,
-                    format!("no time was left to send the {} request", method.name()),
-                ));
+                return Err(Error::new(Code::Timeout, format!("no time was left to send the {name} request")));
             }
             admit(stats.requests)?;
             stats.requests += 1;
-            match channel.attempt(method, body, timeout) {
+            let in_flight = inflight::enter(bounds.cancels);
+            let outcome = channel.attempt(method, body, timeout);
+            drop(in_flight);
+            drop(permit);
+            match outcome {
                 Ok((status, answer)) => {
                     stats.http_status = Some(status);
                     return Ok((status, answer));
@@ -255,6 +361,9 @@ impl Client {
                 Err(failure) => {
                     if let Some(status) = failure.http_status {
                         stats.http_status = Some(status);
+                    }
+                    if bounds.cancelled() {
+                        return Err(Error::new(Code::Cancelled, method.cancelled_in_flight()));
                     }
                     if failure.stale_connection && method.retry_on_stale_connection() && !retried {
                         retried = true;
@@ -272,7 +381,8 @@ impl Client {
 
     fn scrub(&self, error: Error) -> Error {
         let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
-        self.scrub_with(error, channel.proxy.as_ref())
+        let proxy = channel.as_ref().as_ref().ok().and_then(|channel| channel.proxy.as_ref());
+        self.scrub_with(error, proxy)
     }
 
     /// Removes the client key and proxy credentials from text that may have come from outside.
@@ -292,6 +402,15 @@ impl Client {
             api.description.as_mut().map(scrub);
         }
         error
+    }
+}
+
+/// Runs a call within the bounds its options give.
+fn with_bounds<T>(options: &CallOptions, call: impl FnOnce(Bounds<'_>) -> T) -> T {
+    let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
+    match &options.cancel {
+        Some(cancel) => call(Bounds { deadline, cancels: &[cancel] }),
+        None => call(Bounds { deadline, cancels: &[] }),
     }
 }
 
@@ -327,15 +446,15 @@ fn check_task_json(task_json: &str) -> Result<&str, Error> {
 }
 
 /// The channel for `settings`: the proxy chosen (the caller's, or the environment's by curl's
-/// rules), then a new agent and pool.
-fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
+/// rules), then a new agent and a pool of at most `max_connections` idle connections.
+fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>, max_connections: u32) -> Result<Channel, Error> {
     let proxy = match &settings.proxy {
         ProxyChoice::Set(proxy) => proxy.clone(),
         ProxyChoice::Environment => {
             endpoint::proxy_from_env(&settings.base_url, |name| std::env::var(name).ok())?.map(|(_, url)| url)
         }
     };
-    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections)
+    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections, max_connections)
 }
 
 #[cfg(test)]

@@ -19,9 +19,15 @@ pub mod cancel;
 /// cbindgen:ignore
 pub mod client;
 /// cbindgen:ignore
+mod engine;
+/// cbindgen:ignore
 pub mod endpoint;
 /// cbindgen:ignore
 pub mod error;
+/// cbindgen:ignore
+mod gate;
+/// cbindgen:ignore
+mod inflight;
 pub mod ffi;
 /// cbindgen:ignore
 mod resolve;
@@ -35,9 +41,13 @@ mod transport;
 pub mod trust;
 /// cbindgen:ignore
 pub mod wait;
+/// cbindgen:ignore
+pub mod waiter;
 
 pub use answer::TaskState;
 pub use cancel::Cancel;
-pub use client::{Client, Report};
+pub use client::{CallOptions, Client, Report};
+pub use gate::DEFAULT_MAX_CONNECTIONS;
 pub use error::{ApiError, Code, Error};
 pub use schedule::Schedule;
+pub use waiter::{Finished, Next, Waiter};

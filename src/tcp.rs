@@ -7,6 +7,9 @@
 //! waits with poll(2) only when an operation would block, as curl does, and probes with a
 //! single `recv(MSG_PEEK | MSG_DONTWAIT)`: 5 calls per request (probe, send, poll, recv, probe).
 //! Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
+//!
+//! Each operation first registers the socket with the cancels of the request in flight
+//! (`inflight`), so a cancel shuts it down and the poll below returns at once.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -133,6 +136,7 @@ impl Transport for LeanTcp {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        crate::inflight::watch_socket(&self.stream);
         let timeout = timeout.for_write();
         let deadline = deadline(timeout)?;
         let mut sent = 0;
@@ -152,6 +156,7 @@ impl Transport for LeanTcp {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        crate::inflight::watch_socket(&self.stream);
         let timeout = timeout.for_read();
         let deadline = deadline(timeout)?;
         loop {

@@ -23,9 +23,6 @@ use crate::trust::{self, Trust};
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// The largest response head accepted.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Idle connections kept per client (and per host): enough for the threads of a busy program
-/// to share one client without reopening connections (ureq's default of 3 is not).
-pub const MAX_IDLE_CONNECTIONS: usize = 64;
 
 /// The API methods this library calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +35,26 @@ pub(crate) enum Method {
 impl Method {
     const ALL: [Method; 3] = [Method::GetTaskResult, Method::CreateTask, Method::GetBalance];
 
+    /// The method's place in [`Method::ALL`] (and in per-method tables).
+    fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Method::GetTaskResult => "getTaskResult",
             Method::CreateTask => "createTask",
             Method::GetBalance => "getBalance",
         }
+    }
+
+    /// The message of a call cancelled while its request was in flight.
+    pub fn cancelled_in_flight(self) -> String {
+        let consequence = match self {
+            Method::CreateTask => "; the task may have been created and charged",
+            _ => "",
+        };
+        format!("{} was cancelled while its request was in flight (the connection was dropped){consequence}", self.name())
     }
 
     /// Whether a request that died on a reused connection may be sent again. Never createTask:
@@ -53,11 +64,20 @@ impl Method {
     }
 }
 
+// Per-method tables are indexed by `Method::index`: ALL must list the methods in declaration order.
+const _: () = {
+    let mut index = 0;
+    while index < Method::ALL.len() {
+        assert!(Method::ALL[index] as usize == index, "Method::ALL is out of declaration order");
+        index += 1;
+    }
+};
+
 /// What requests are sent with: rebuilt when a setting changes, shared by in-flight calls.
 pub(crate) struct Channel {
     agent: Agent,
     /// The method URLs, built once.
-    urls: [String; 3],
+    urls: [String; Method::ALL.len()],
     pub request_timeout: Duration,
     /// The proxy in use, for scrubbing its credentials from messages.
     pub proxy: Option<ProxyUrl>,
@@ -70,6 +90,7 @@ impl Channel {
         proxy: Option<ProxyUrl>,
         trust: &Trust,
         connections: &Arc<AtomicU64>,
+        max_connections: u32,
     ) -> Result<Channel, Error> {
         let ureq_proxy = proxy
             .as_ref()
@@ -80,8 +101,10 @@ impl Channel {
             .http_status_as_error(false)
             // A redirect would re-post the key elsewhere: a 3xx is returned as an answer.
             .max_redirects(0)
-            .max_idle_connections(MAX_IDLE_CONNECTIONS)
-            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
+            // The pool may keep every connection the cap allows (ureq's default of 3 would
+            // make a busy program's threads reopen connections), and no more.
+            .max_idle_connections(max_connections as usize)
+            .max_idle_connections_per_host(max_connections as usize)
             .max_response_header_size(MAX_HEADER_BYTES)
             .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
             .timeout_global(Some(request_timeout))
@@ -107,7 +130,7 @@ impl Channel {
 
     /// Sends `body` to `method` once and reads the answer: (HTTP status, body bytes).
     pub fn attempt(&self, method: Method, body: &str, timeout: Duration) -> Result<(u16, Vec<u8>), AttemptFailure> {
-        let url = &self.urls[method as usize];
+        let url = &self.urls[method.index()];
         OPENED_CONNECTION.with(|opened| opened.set(false));
         let request = self.agent.post(url);
         // The agent's own timeout is the request timeout; a per-request configuration (a copy of

@@ -5,14 +5,20 @@
 //! the answer, so a slow answer never makes polls bunch up). Transient failures (network,
 //! request timeout, HTTP 5xx/429, `ERROR_TOO_MUCH_REQUESTS`) are retried at the next poll;
 //! 429 and `ERROR_TOO_MUCH_REQUESTS` also double the interval, up to [`MAX_INTERVAL`](crate::wait::MAX_INTERVAL). Any
-//! other failure ends the wait at once. Sleeps wake at once on a cancel; a request in flight
-//! is bounded by the smaller of the request timeout and the time left.
+//! other failure ends the wait at once. Sleeps wake at once on a cancel, and a cancel shuts
+//! down a request in flight; a request is bounded by the smaller of the request timeout and
+//! the time left.
+//!
+//! [`Polling`] holds these rules for one wait; [`wait`] drives it on the calling thread, the
+//! waiter's engine (`engine.rs`) drives many on a timer.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::answer::TaskState;
 use crate::cancel::{sleep_until, Cancel};
-use crate::client::{check_task_id, CallStats, Client, Report};
+use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
 use crate::error::{Code, Error};
 use crate::schedule::Schedule;
 
@@ -52,46 +58,98 @@ pub fn check_schedule(schedule: &Schedule) -> Result<(), Error> {
 }
 
 /// Polls `task_id` on `schedule` until it is ready (Ok), or a final error.
-pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&Cancel>) -> Report<TaskState> {
-    let mut stats = CallStats::default();
-    let result = check_task_id(task_id)
-        .and_then(|()| check_schedule(schedule))
-        .and_then(|()| poll_until_done(client, task_id, schedule, cancel, &mut stats));
-    stats.report(result)
-}
-
-fn poll_until_done(
-    client: &Client,
-    task_id: i64,
-    schedule: &Schedule,
-    cancel: Option<&Cancel>,
-    stats: &mut CallStats,
-) -> Result<TaskState, Error> {
-    let start = Instant::now();
-    let deadline = start + schedule.timeout;
-    let mut interval = schedule.interval;
-    let mut next_poll = start + schedule.first_delay;
-    let mut last = String::from("no answer yet");
-    let max_requests = schedule.max_requests;
+pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&Arc<Cancel>>) -> Report<TaskState> {
+    let mut polling = match Polling::start(task_id, schedule, Instant::now()) {
+        Ok(polling) => polling,
+        Err(error) => return CallStats::default().report(Err(error)),
+    };
+    let cancels: &[&Arc<Cancel>] = match &cancel {
+        Some(cancel) => std::slice::from_ref(cancel),
+        None => &[],
+    };
     // Bounded: each turn sends a request (ending at max_requests) or returns.
     loop {
-        let cancelled = sleep_until(cancel, next_poll.min(deadline));
-        if cancelled {
-            return Err(Error::new(
-                Code::Cancelled,
-                format!("the wait for task {task_id} was cancelled after {} requests (last: {last})", stats.requests),
-            ));
+        if sleep_until(cancel.map(|cancel| &**cancel), polling.wake_at()) {
+            return polling.cancelled();
         }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                Code::Timeout,
-                format!(
-                    "task {task_id} was not ready after {} ms (last: {last}; {} requests sent)",
-                    schedule.timeout.as_millis(),
-                    stats.requests
-                ),
-            ));
+        if let Some(report) = polling.step(client, cancels) {
+            return report;
         }
+    }
+}
+
+/// What the last poll of a wait saw, for the message of a wait that ends without an answer.
+#[derive(Debug)]
+enum Last {
+    NoAnswer,
+    Processing,
+    /// A retried failure's message.
+    Failed(Box<str>),
+}
+
+impl fmt::Display for Last {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Last::NoAnswer => f.write_str("no answer yet"),
+            Last::Processing => f.write_str("processing"),
+            Last::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// One wait's progress: the rules of waiting, apart from how the time between polls is spent
+/// (a sleeping thread in [`wait`], a timer in the waiter's engine). About 100 bytes.
+#[derive(Debug)]
+pub(crate) struct Polling {
+    task_id: i64,
+    deadline: Instant,
+    next_poll: Instant,
+    interval: Duration,
+    schedule: Schedule,
+    last: Last,
+    stats: CallStats,
+}
+
+impl Polling {
+    /// Checks the arguments (nothing is sent otherwise); the wait's time counts from `now`.
+    pub fn start(task_id: i64, schedule: &Schedule, now: Instant) -> Result<Polling, Error> {
+        check_task_id(task_id)?;
+        check_schedule(schedule)?;
+        Ok(Polling {
+            task_id,
+            deadline: now + schedule.timeout,
+            next_poll: now + schedule.first_delay,
+            interval: schedule.interval,
+            schedule: *schedule,
+            last: Last::NoAnswer,
+            stats: CallStats::default(),
+        })
+    }
+
+    pub fn task_id(&self) -> i64 {
+        self.task_id
+    }
+
+    /// When to call [`step`](Polling::step) next: the next poll, or the deadline if sooner.
+    pub fn wake_at(&self) -> Instant {
+        self.next_poll.min(self.deadline)
+    }
+
+    /// At [`wake_at`](Polling::wake_at): ends the wait at its deadline, or polls once within
+    /// it. `Some` when the wait is over; `None` to be woken again.
+    pub fn step(&mut self, client: &Client, cancels: &[&Arc<Cancel>]) -> Option<Report<TaskState>> {
+        let task_id = self.task_id;
+        if Instant::now() >= self.deadline {
+            let message = format!(
+                "task {task_id} was not ready after {} ms (last: {}; {} requests sent)",
+                self.schedule.timeout.as_millis(),
+                self.last,
+                self.stats.requests
+            );
+            return Some(self.stats.report(Err(Error::new(Code::Timeout, message))));
+        }
+        let max_requests = self.schedule.max_requests;
+        let last = &self.last;
         let mut admit = |sent: u32| {
             if sent >= max_requests {
                 return Err(Error::new(
@@ -101,19 +159,31 @@ fn poll_until_done(
             }
             Ok(())
         };
-        match client.poll_task(task_id, Some(deadline), stats, &mut admit) {
-            Ok(TaskState::Processing) => last = String::from("processing"),
-            Ok(ready @ TaskState::Ready(_)) => return Ok(ready),
+        let bounds = Bounds { deadline: Some(self.deadline), cancels };
+        match client.poll_task(task_id, bounds, &mut self.stats, &mut admit) {
+            Ok(TaskState::Processing) => self.last = Last::Processing,
+            Ok(ready @ TaskState::Ready(_)) => return Some(self.stats.report(Ok(ready))),
+            Err(error) if error.code == Code::Cancelled => return Some(self.cancelled()),
             Err(error) => match retry_policy(&error) {
-                Retry::No => return Err(error),
-                Retry::Yes => last = error.message,
+                Retry::No => return Some(self.stats.report(Err(error))),
+                Retry::Yes => self.last = Last::Failed(error.message.into()),
                 Retry::SlowDown => {
-                    last = error.message;
-                    interval = (interval * 2).min(MAX_INTERVAL.max(schedule.interval));
+                    self.last = Last::Failed(error.message.into());
+                    self.interval = (self.interval * 2).min(MAX_INTERVAL.max(self.schedule.interval));
                 }
             },
         }
-        next_poll = Instant::now() + interval;
+        self.next_poll = Instant::now() + self.interval;
+        None
+    }
+
+    /// The end of a wait whose cancel triggered.
+    pub fn cancelled(&self) -> Report<TaskState> {
+        let message = format!(
+            "the wait for task {} was cancelled after {} requests (last: {})",
+            self.task_id, self.stats.requests, self.last
+        );
+        self.stats.report(Err(Error::new(Code::Cancelled, message)))
     }
 }
 

@@ -602,9 +602,9 @@ fn c_solution_text(emulator: &Emulator, key: &str, task_id: i64) -> Option<Strin
     let mut result = std::ptr::null_mut();
     // SAFETY: valid C strings and out-pointers; every object is freed once, at the end.
     unsafe {
-        assert_eq!(cm_client_new(key.as_ptr(), &mut client), CM_OK);
-        assert_eq!(cm_client_set_base_url(client, url.as_ptr()), CM_OK);
-        assert_eq!(cm_client_set_proxy(client, std::ptr::null()), CM_OK);
+        assert_eq!(cm_client_new(key.as_ptr(), &mut client, std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_base_url(client, url.as_ptr(), std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_proxy(client, std::ptr::null(), std::ptr::null_mut()), CM_OK);
         assert_eq!(cm_get_task_result(client, task_id, &mut result), CM_OK);
         assert!(!cm_result_solution_json(result).is_null());
         let text = cm_result_solution_string(result, field.as_ptr());

@@ -20,9 +20,9 @@ fn c_client(emulator: &Emulator, key: &str) -> *mut cm_client {
     let url = CString::new(emulator.url()).unwrap();
     let mut client = ptr::null_mut();
     unsafe {
-        assert_eq!(cm_client_new(key.as_ptr(), &mut client), CM_OK);
-        assert_eq!(cm_client_set_base_url(client, url.as_ptr()), CM_OK);
-        assert_eq!(cm_client_set_proxy(client, ptr::null()), CM_OK);
+        assert_eq!(cm_client_new(key.as_ptr(), &mut client, std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_base_url(client, url.as_ptr(), std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_proxy(client, ptr::null(), ptr::null_mut()), CM_OK);
     }
     client
 }

@@ -1,6 +1,5 @@
 //! The panic boundary and the checks applied to everything that comes from C.
 
-use std::any::Any;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -14,16 +13,41 @@ pub(crate) fn catch<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
 }
 
 /// Runs a call that reports through a `cm_result`: checks `out_result`, catches panics, stores
-/// the result (on success and failure alike) and returns its code.
-pub(crate) fn with_result(out_result: *mut *mut cm_result, body: impl FnOnce() -> CallResult) -> cm_code {
+/// the result (on success and failure alike) and returns its code. `body` checks its arguments
+/// with `?`; a refusal becomes a result carrying `task_id`.
+pub(crate) fn with_result(
+    out_result: *mut *mut cm_result,
+    task_id: i64,
+    body: impl FnOnce() -> Result<CallResult, Error>,
+) -> cm_code {
     if out_result.is_null() {
         return Code::InvalidArgument as cm_code;
     }
-    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| CallResult::from_panic(panic.as_ref()));
+    let result = run(task_id, body);
     let code = result.code();
     // SAFETY: out_result is not NULL and, by the documented contract, points to writable memory.
     unsafe { out_result.write(result.into_raw()) };
     code
+}
+
+/// As [`with_result`], for the calls whose `out_result` may be NULL (client creation and
+/// setters): the result is then dropped and only the code returned.
+pub(crate) fn with_optional_result(
+    out_result: *mut *mut cm_result,
+    body: impl FnOnce() -> Result<CallResult, Error>,
+) -> cm_code {
+    if out_result.is_null() {
+        return run(0, body).code();
+    }
+    with_result(out_result, 0, body)
+}
+
+fn run(task_id: i64, body: impl FnOnce() -> Result<CallResult, Error>) -> CallResult {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(result)) => result,
+        Ok(Err(error)) => CallResult::from_error(&error, task_id),
+        Err(panic) => CallResult::from_panic(panic.as_ref()),
+    }
 }
 
 /// Runs a call that reports only a code.
@@ -33,14 +57,6 @@ pub(crate) fn with_code(body: impl FnOnce() -> Result<(), Error>) -> cm_code {
         Ok(Err(error)) => error.code as cm_code,
         Err(_) => Code::Internal as cm_code,
     }
-}
-
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("unknown panic")
 }
 
 /// A C string argument as UTF-8. `name` is the parameter's name, for the message.
@@ -68,18 +84,6 @@ pub(crate) unsafe fn optional_str_arg<'a>(ptr: *const c_char, name: &str) -> Res
         // SAFETY: forwarded contract.
         unsafe { str_arg(ptr, name) }.map(Some)
     }
-}
-
-/// A handle argument: `*const cm_x` to the Rust value behind it.
-///
-/// # Safety
-/// `ptr` is NULL or a live handle of type `T` made by this library.
-pub(crate) unsafe fn handle<'a, C, T>(ptr: *const C, name: &str) -> Result<&'a T, Error> {
-    if ptr.is_null() {
-        return Err(Error::invalid_argument(format!("{name} is NULL")));
-    }
-    // SAFETY: the caller's contract: a live handle whose pointee is a T.
-    Ok(unsafe { &*(ptr as *const T) })
 }
 
 /// Checks an out-parameter (other than `out_result`) before anything is sent.

@@ -1,18 +1,23 @@
-//! `cm_cancel`: a token that stops a `cm_wait_result` from another thread.
+//! `cm_cancel`: a token that stops a wait or a call from another thread, also mid-request.
 //!
-//! Ownership: an `Arc<Cancel>` made by `cm_cancel_new`; `cm_cancel_free` drops the caller's
-//! reference. A wait holds its own reference while it runs, so freeing the token during a
-//! wait that already started is safe. Trigger it from any thread, any number of times.
-
-use std::sync::Arc;
+//! Ownership: `Arc<Cancel>` (`SharedArc`), made by `cm_cancel_new`; `cm_cancel_free` drops the
+//! caller's reference. A wait or call holds its own reference while it runs, so freeing the
+//! token during one that already started is safe. Trigger it from any thread, any number of
+//! times.
 
 use crate::cancel::Cancel;
 use crate::ffi::boundary::{catch, out_arg, with_code};
+use crate::ffi::handle::{borrow, free_arc, into_arc, Castable, SharedArc};
 use crate::ffi::library::cm_code;
 
 /// A cancellation token. Opaque.
 pub struct cm_cancel {
     _private: [u8; 0],
+}
+
+impl Castable for cm_cancel {
+    type RustType = Cancel;
+    type Ownership = SharedArc;
 }
 
 /// Creates a token, not triggered. Free it with `cm_cancel_free`.
@@ -24,20 +29,21 @@ pub unsafe extern "C" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> cm_co
     with_code(|| {
         out_arg(out_cancel, "out_cancel")?;
         // SAFETY: checked not NULL; writable by contract.
-        unsafe { out_cancel.write(Arc::into_raw(Arc::new(Cancel::new())) as *mut cm_cancel) };
+        unsafe { out_cancel.write(into_arc(std::sync::Arc::new(Cancel::new()))) };
         Ok(())
     })
 }
 
-/// Triggers the token: waits using it return CM_ERR_CANCELLED promptly. Thread-safe,
-/// idempotent; the token stays triggered. NULL is ignored.
+/// Triggers the token: waits and calls using it return CM_ERR_CANCELLED within milliseconds,
+/// also while a request is in flight (its connection is dropped). Thread-safe, idempotent;
+/// the token stays triggered. NULL is ignored.
 ///
 /// # Safety
 /// `cancel` is NULL or a live token.
 #[no_mangle]
 pub unsafe extern "C" fn cm_cancel_trigger(cancel: *const cm_cancel) {
-    // SAFETY: the caller's contract: NULL or a live Arc<Cancel> pointer.
-    if let Some(cancel) = unsafe { (cancel as *const Cancel).as_ref() } {
+    // SAFETY: the caller's contract.
+    if let Ok(cancel) = unsafe { borrow(cancel, "cancel") } {
         catch((), || cancel.trigger());
     }
 }
@@ -48,24 +54,6 @@ pub unsafe extern "C" fn cm_cancel_trigger(cancel: *const cm_cancel) {
 /// `cancel` is NULL or a live token, not used again by the caller afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cm_cancel_free(cancel: *mut cm_cancel) {
-    if !cancel.is_null() {
-        // SAFETY: made by Arc::into_raw in cm_cancel_new; the caller gives up its reference.
-        catch((), || drop(unsafe { Arc::from_raw(cancel as *const Cancel) }));
-    }
-}
-
-/// Takes a reference of its own to a token from C, for the length of a wait.
-///
-/// # Safety
-/// `cancel` is NULL or a live token.
-pub(crate) unsafe fn share(cancel: *const cm_cancel) -> Option<Arc<Cancel>> {
-    if cancel.is_null() {
-        return None;
-    }
-    let cancel = cancel as *const Cancel;
-    // SAFETY: a live pointer from Arc::into_raw: add a reference, then take it over.
-    unsafe {
-        Arc::increment_strong_count(cancel);
-        Some(Arc::from_raw(cancel))
-    }
+    // SAFETY: the caller's contract.
+    catch((), || unsafe { free_arc(cancel) });
 }

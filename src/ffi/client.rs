@@ -1,37 +1,56 @@
-//! `cm_client`: one account key and one connection pool.
+//! `cm_client`: one account key, one connection pool, one cap on connections.
 //!
-//! Ownership: a `Box<Client>` made by `cm_client_new`, freed by `cm_client_free`. Every
-//! function may be called from many threads at once on the same client, the setters too
-//! (a setting applies to the calls that start after it). Free it only when no call is running.
+//! Ownership: `Arc<Client>` (`SharedArc`), made by `cm_client_new`; `cm_client_free` drops the
+//! caller's reference. A waiter keeps a reference of its own, so freeing the client before
+//! its waiters is safe. Every function may be called from many threads at once on the same
+//! client, the setters too (a setting applies to the calls that start after it). Free it only
+//! when no call of yours on it is running.
+//!
+//! Creation and the setters write a `cm_result` to `*out_result` on every return when
+//! `out_result` is not NULL: its message says why a value was refused, naming the argument.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::ffi::boundary::{catch, handle, optional_str_arg, out_arg, str_arg, with_code};
+use crate::ffi::boundary::{catch, optional_str_arg, out_arg, str_arg, with_optional_result};
+use crate::ffi::handle::{borrow, free_arc, into_arc, Castable, SharedArc};
 use crate::ffi::library::cm_code;
+use crate::ffi::result::{cm_result, CallResult};
 
 /// A client of the CapMonster Cloud API. Opaque.
 pub struct cm_client {
     _private: [u8; 0],
 }
 
+impl Castable for cm_client {
+    type RustType = Client;
+    type Ownership = SharedArc;
+}
+
 /// Creates a client for `client_key` (your account key), talking to
-/// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules).
-/// On CM_OK `*out_client` is a new client to free with `cm_client_free`.
+/// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
+/// malformed proxy variable is reported by the first call that would use it). On CM_OK
+/// `*out_client` is a new client to free with `cm_client_free`; on failure it is not written.
 ///
 /// # Safety
-/// `client_key` is NULL or a NUL-terminated string; `out_client` is NULL or writable.
+/// `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
+/// writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_new(client_key: *const c_char, out_client: *mut *mut cm_client) -> cm_code {
-    with_code(|| {
+pub unsafe extern "C" fn cm_client_new(
+    client_key: *const c_char,
+    out_client: *mut *mut cm_client,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
         out_arg(out_client, "out_client")?;
         // SAFETY: the caller's contract.
         let client = Client::new(unsafe { str_arg(client_key, "client_key") }?)?;
         // SAFETY: checked not NULL above; writable by contract.
-        unsafe { out_client.write(Box::into_raw(Box::new(client)) as *mut cm_client) };
-        Ok(())
+        unsafe { out_client.write(into_arc(Arc::new(client))) };
+        Ok(CallResult::ok("client created"))
     })
 }
 
@@ -39,26 +58,37 @@ pub unsafe extern "C" fn cm_client_new(client_key: *const c_char, out_client: *m
 /// http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string.
+/// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
+/// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_base_url(client: *mut cm_client, base_url: *const c_char) -> cm_code {
-    with_code(|| {
+pub unsafe extern "C" fn cm_client_set_base_url(
+    client: *mut cm_client,
+    base_url: *const c_char,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
         // SAFETY: the caller's contract.
         let (client, base_url) = unsafe { (client_arg(client)?, str_arg(base_url, "base_url")?) };
-        client.set_base_url(base_url)
+        client.set_base_url(base_url)?;
+        Ok(CallResult::ok("base_url set"))
     })
 }
 
 /// Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 ///
 /// # Safety
-/// `client` is NULL or a live client.
+/// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_request_timeout_ms(client: *mut cm_client, timeout_ms: u32) -> cm_code {
-    with_code(|| {
+pub unsafe extern "C" fn cm_client_set_request_timeout_ms(
+    client: *mut cm_client,
+    timeout_ms: u32,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
         // SAFETY: the caller's contract.
         let client = unsafe { client_arg(client) }?;
-        client.set_request_timeout(Duration::from_millis(u64::from(timeout_ms)))
+        client.set_request_timeout(Duration::from_millis(u64::from(timeout_ms)))?;
+        Ok(CallResult::ok("timeout_ms set"))
     })
 }
 
@@ -67,13 +97,19 @@ pub unsafe extern "C" fn cm_client_set_request_timeout_ms(client: *mut cm_client
 /// whatever the environment says. Until this is called, the environment decides.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string.
+/// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
+/// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_proxy(client: *mut cm_client, proxy_url: *const c_char) -> cm_code {
-    with_code(|| {
+pub unsafe extern "C" fn cm_client_set_proxy(
+    client: *mut cm_client,
+    proxy_url: *const c_char,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
         // SAFETY: the caller's contract.
         let (client, proxy_url) = unsafe { (client_arg(client)?, optional_str_arg(proxy_url, "proxy_url")?) };
-        client.set_proxy(proxy_url)
+        client.set_proxy(proxy_url)?;
+        Ok(CallResult::ok(if proxy_url.is_some() { "proxy_url set" } else { "proxying turned off" }))
     })
 }
 
@@ -83,31 +119,57 @@ pub unsafe extern "C" fn cm_client_set_proxy(client: *mut cm_client, proxy_url: 
 /// CM_ERR_INVALID_ARGUMENT.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string.
+/// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
+/// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_ca_file(client: *mut cm_client, path: *const c_char) -> cm_code {
-    with_code(|| {
+pub unsafe extern "C" fn cm_client_set_ca_file(
+    client: *mut cm_client,
+    path: *const c_char,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
         // SAFETY: the caller's contract.
         let (client, path) = unsafe { (client_arg(client)?, optional_str_arg(path, "path")?) };
-        client.set_ca_file(path)
+        client.set_ca_file(path)?;
+        Ok(CallResult::ok(if path.is_some() { "path set: only its CAs are trusted" } else { "the system's CAs are trusted" }))
     })
 }
 
-/// Frees a client and its connections. NULL is fine.
+/// Caps the connections the client holds at once, blocking calls and waiters together
+/// (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
+/// and its cancel stops that wait. A waiter runs at most this many threads.
 ///
 /// # Safety
-/// `client` is NULL or a live client that no call is using, not used again afterwards.
+/// `client` is NULL or a live client; `out_result` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cm_client_set_max_connections(
+    client: *mut cm_client,
+    max_connections: u32,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
+        // SAFETY: the caller's contract.
+        let client = unsafe { client_arg(client) }?;
+        client.set_max_connections(max_connections)?;
+        Ok(CallResult::ok("max_connections set"))
+    })
+}
+
+/// Frees the caller's reference to a client; its connections close when no waiter still uses
+/// it. NULL is fine.
+///
+/// # Safety
+/// `client` is NULL or a live client that no call of the caller's is using, not used again
+/// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cm_client_free(client: *mut cm_client) {
-    if !client.is_null() {
-        // SAFETY: made by Box::into_raw in cm_client_new; the caller gives it up.
-        catch((), || drop(unsafe { Box::from_raw(client as *mut Client) }));
-    }
+    // SAFETY: the caller's contract.
+    catch((), || unsafe { free_arc(client) });
 }
 
 /// # Safety
 /// `client` is NULL or a live client.
 pub(crate) unsafe fn client_arg<'a>(client: *const cm_client) -> Result<&'a Client, Error> {
     // SAFETY: forwarded contract.
-    unsafe { handle(client, "client") }
+    unsafe { borrow(client, "client") }
 }

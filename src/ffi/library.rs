@@ -32,7 +32,7 @@ pub const CM_ERR_INTERNAL: cm_code = 9;
 
 /// The library's version as MAJOR.MINOR.PATCH.
 pub const CM_VERSION_MAJOR: u32 = 0;
-pub const CM_VERSION_MINOR: u32 = 1;
+pub const CM_VERSION_MINOR: u32 = 2;
 pub const CM_VERSION_PATCH: u32 = 0;
 
 const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

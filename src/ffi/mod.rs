@@ -8,7 +8,8 @@
 //!   `out_result`, so errors need no thread-local state.
 //!
 //! One file per C type, as in rustls-ffi: `client`, `cancel`, `result`, `wait` (options and
-//! `cm_wait_result`), `calls` (the single API calls), `library` (version, codes).
+//! `cm_wait_result`), `waiter`, `calls` (the single API calls and their options), `library`
+//! (version, codes). `handle` is the one way from a C pointer to its Rust value.
 
 #![allow(non_camel_case_types)]
 
@@ -17,14 +18,19 @@ pub mod library;
 pub mod client;
 pub mod cancel;
 pub mod wait;
+pub mod waiter;
 pub mod calls;
 pub mod result;
 
 /// cbindgen:ignore
 pub(crate) mod boundary;
+/// cbindgen:ignore
+pub(crate) mod handle;
 
 pub use cancel::cm_cancel;
 pub use client::cm_client;
 pub use library::cm_code;
 pub use result::cm_result;
+pub use calls::cm_call_options;
 pub use wait::cm_wait_options;
+pub use waiter::cm_waiter;

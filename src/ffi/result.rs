@@ -1,6 +1,6 @@
 //! `cm_result`: what one call did, with its code, message and, for a ready task, the solution.
 //!
-//! Ownership: a `Box<CallResult>` made by the library and handed to the caller, who frees it
+//! Ownership: `Box<CallResult>` (`OwnedBox`), made by the library and handed to the caller, who frees it
 //! with `cm_result_free`. It is immutable, so reading it from many threads at once is safe.
 //! Every string is built once, at creation; accessors hand out pointers into it that live
 //! until `cm_result_free`.
@@ -14,7 +14,9 @@ use serde_json::value::RawValue;
 use crate::answer::TaskState;
 use crate::client::Report;
 use crate::error::{Code, Error};
-use crate::ffi::boundary::{catch, panic_message, str_arg};
+use crate::error::panic_message;
+use crate::ffi::boundary::{catch, str_arg};
+use crate::ffi::handle::{borrow, free_box, into_box, Castable, OwnedBox};
 use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
 
 /// The outcome of one call. Opaque; read it with the `cm_result_*` accessors.
@@ -127,8 +129,18 @@ impl CallResult {
     }
 
     pub fn into_raw(self) -> *mut cm_result {
-        Box::into_raw(Box::new(self)) as *mut cm_result
+        into_box::<cm_result>(self)
     }
+
+    /// A success that only needs a message (a setter's).
+    pub fn ok(message: &str) -> Self {
+        CallResult::new(CM_OK, 0, message)
+    }
+}
+
+impl Castable for cm_result {
+    type RustType = CallResult;
+    type Ownership = OwnedBox;
 }
 
 /// Reads a result behind a pointer from C; `None` for NULL.
@@ -137,7 +149,7 @@ impl CallResult {
 /// `r` is NULL or a live result made by this library.
 unsafe fn view<'a>(r: *const cm_result) -> Option<&'a CallResult> {
     // SAFETY: the caller's contract.
-    unsafe { (r as *const CallResult).as_ref() }
+    unsafe { borrow(r, "result") }.ok()
 }
 
 fn opt_ptr(text: &Option<CString>) -> *const c_char {
@@ -258,8 +270,6 @@ pub unsafe extern "C" fn cm_result_http_status(r: *const cm_result) -> i32 {
 /// `r` is NULL or a live `cm_result`, not used again afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cm_result_free(r: *mut cm_result) {
-    if !r.is_null() {
-        // SAFETY: made by Box::into_raw in CallResult::into_raw; the caller gives it up.
-        catch((), || drop(unsafe { Box::from_raw(r as *mut CallResult) }));
-    }
+    // SAFETY: the caller's contract.
+    catch((), || unsafe { free_box(r) });
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::ffi::boundary::{str_arg, with_code, with_result};
-use crate::ffi::cancel::{cm_cancel, share};
+use crate::ffi::cancel::cm_cancel;
+use crate::ffi::handle::clone_arc;
 use crate::ffi::client::{client_arg, cm_client};
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
@@ -43,7 +44,7 @@ impl cm_wait_options {
         }
     }
 
-    fn schedule(&self) -> Schedule {
+    pub(crate) fn schedule(&self) -> Schedule {
         Schedule {
             first_delay: Duration::from_millis(u64::from(self.first_delay_ms)),
             interval: Duration::from_millis(u64::from(self.interval_ms)),
@@ -104,21 +105,25 @@ pub unsafe extern "C" fn cm_wait_result(
     options: *const cm_wait_options,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_result(out_result, || {
+    with_result(out_result, task_id, || {
         // SAFETY: the caller's contract.
-        let client = match unsafe { client_arg(client) } {
-            Ok(client) => client,
-            Err(error) => return CallResult::from_error(&error, task_id),
-        };
-        let options = if options.is_null() {
-            cm_wait_options::from_schedule(&schedule::DEFAULT)
-        } else {
-            // SAFETY: not NULL, readable by contract; every bit pattern is a valid value.
-            unsafe { options.read() }
-        };
+        let (client, options) = unsafe { (client_arg(client)?, wait_options(options)) };
         // SAFETY: the caller's contract for options.cancel.
-        let cancel = unsafe { share(options.cancel) };
-        let report = wait::wait(client, task_id, &options.schedule(), cancel.as_deref());
-        CallResult::from_task_report(report, task_id)
+        let cancel = unsafe { clone_arc(options.cancel) };
+        let report = wait::wait(client, task_id, &options.schedule(), cancel.as_ref());
+        Ok(CallResult::from_task_report(report, task_id))
     })
+}
+
+/// The options behind a pointer from C; NULL means the defaults.
+///
+/// # Safety
+/// `options` is NULL or readable.
+pub(crate) unsafe fn wait_options(options: *const cm_wait_options) -> cm_wait_options {
+    if options.is_null() {
+        cm_wait_options::from_schedule(&schedule::DEFAULT)
+    } else {
+        // SAFETY: not NULL, readable by contract; every bit pattern is a valid value.
+        unsafe { options.read() }
+    }
 }

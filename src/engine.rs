@@ -1,0 +1,335 @@
+//! The engine that runs a client's waiters: one timer heap of next polls, and at most
+//! `max_connections` worker threads that each send one request at a time.
+//!
+//! A pending wait is a [`Polling`] in a table (about 300 bytes with its timer), not a thread:
+//! threads are spent only on requests in flight. The workers take turns as leader
+//! (leader/follower): the leader sleeps until the earliest timer, takes that wait, hands
+//! leadership to an idle worker (or starts one, up to the client's cap) and sends the request;
+//! the others sleep until called. So one thread watches the clock, and a due wait waits for a
+//! thread only when all of them are busy.
+//!
+//! Cancels: a wait's own token and its waiter's stop token reach it wherever it is. Asleep,
+//! the engine watches its token (`Watcher`) and ends it at once; in flight, the socket watches
+//! both tokens (`inflight`) and the request fails at once.
+//!
+//! Lifetime: an [`Engine`] lives while any waiter of its client does; the last one's drop
+//! stops and joins the workers. Workers hold the client, so freeing the client first is safe.
+//! Lock order: engine, then a token's or an inbox's lock; never the other way.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::cancel::{Cancel, Watcher};
+use crate::client::Client;
+use crate::error::{Code, Error};
+use crate::waiter::{Finished, Inbox};
+use crate::wait::Polling;
+
+/// A wait in the engine's table.
+struct Pending {
+    polling: Polling,
+    tag: u64,
+    inbox: Arc<Inbox>,
+    cancel: Option<Arc<Cancel>>,
+    /// The registration with `cancel`, to forget when the wait ends.
+    watch: Option<u64>,
+}
+
+impl Pending {
+    fn cancelled(&self) -> bool {
+        self.inbox.stop.is_triggered() || self.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered())
+    }
+
+    /// Hands the outcome to the waiter's inbox. Call without the engine lock.
+    fn finish(self, report: crate::client::Report<crate::answer::TaskState>) {
+        if let (Some(cancel), Some(key)) = (&self.cancel, self.watch) {
+            cancel.unwatch(key);
+        }
+        self.inbox.deliver(Finished { tag: self.tag, task_id: self.polling.task_id(), report });
+    }
+
+    fn finish_cancelled(self) {
+        let report = self.polling.cancelled();
+        self.finish(report);
+    }
+}
+
+struct State {
+    /// Waits asleep until their timer; a wait in flight is held by its worker instead.
+    waits: HashMap<u64, Pending>,
+    /// (wake time, wait id), earliest first. Entries of waits that ended early stay until
+    /// they come up or the heap is compacted (see `schedule`).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Whether a worker is sleeping until the earliest timer.
+    leader: bool,
+    idle_followers: usize,
+    stopping: bool,
+}
+
+struct Shared {
+    client: Arc<Client>,
+    state: Mutex<State>,
+    leader_wake: Condvar,
+    follower_wake: Condvar,
+    next_id: AtomicU64,
+    /// Set once at creation: lets a worker hand itself to `Cancel::watch`.
+    this: Weak<Shared>,
+}
+
+/// The engine of one client's waiters. Dropping it stops and joins its workers.
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// The client's engine, started if no waiter of the client is alive.
+    pub fn of(client: &Arc<Client>) -> Arc<Engine> {
+        let mut slot = client.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(engine) = slot.upgrade() {
+            return engine;
+        }
+        let shared = Arc::new_cyclic(|this| Shared {
+            client: Arc::clone(client),
+            state: Mutex::new(State {
+                waits: HashMap::new(),
+                timers: BinaryHeap::new(),
+                workers: Vec::new(),
+                leader: false,
+                idle_followers: 0,
+                stopping: false,
+            }),
+            leader_wake: Condvar::new(),
+            follower_wake: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            this: this.clone(),
+        });
+        let engine = Arc::new(Engine { shared });
+        *slot = Arc::downgrade(&engine);
+        engine
+    }
+
+    /// Queues a wait; never blocks on the network. The wait reports to `inbox`.
+    pub fn add(
+        &self,
+        inbox: &Arc<Inbox>,
+        polling: Polling,
+        tag: u64,
+        cancel: Option<Arc<Cancel>>,
+    ) -> Result<(), Error> {
+        let shared = &self.shared;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending { polling, tag, inbox: Arc::clone(inbox), cancel, watch: None };
+        if let Some(cancel) = &pending.cancel {
+            match cancel.watch(shared.this.clone() as Weak<dyn Watcher>, id) {
+                Some(key) => pending.watch = Some(key),
+                None => {
+                    pending.finish_cancelled();
+                    return Ok(());
+                }
+            }
+        }
+        let mut state = shared.lock();
+        if state.workers.is_empty() {
+            if let Err(error) = shared.spawn_worker(&mut state) {
+                drop(state);
+                if let (Some(cancel), Some(key)) = (&pending.cancel, pending.watch) {
+                    cancel.unwatch(key);
+                }
+                return Err(error);
+            }
+        }
+        // A trigger between the watch and now found no wait to end: look again.
+        if pending.cancelled() {
+            drop(state);
+            pending.finish_cancelled();
+            return Ok(());
+        }
+        let wake_at = pending.polling.wake_at();
+        state.waits.insert(id, pending);
+        shared.schedule(&mut state, id, wake_at);
+        Ok(())
+    }
+
+    /// Ends every sleeping wait of `inbox` as cancelled (its waits in flight are stopped by
+    /// the inbox's stop token and end by themselves).
+    pub fn cancel_waits_of(&self, inbox: &Arc<Inbox>) {
+        let ended: Vec<Pending> = {
+            let mut state = self.shared.lock();
+            let ids: Vec<u64> =
+                state.waits.iter().filter(|(_, pending)| Arc::ptr_eq(&pending.inbox, inbox)).map(|(id, _)| *id).collect();
+            ids.iter().filter_map(|id| state.waits.remove(id)).collect()
+        };
+        for pending in ended {
+            pending.finish_cancelled();
+        }
+    }
+
+    /// Worker threads running now.
+    pub fn workers(&self) -> usize {
+        self.shared.lock().workers.len()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let workers = {
+            let mut state = self.shared.lock();
+            state.stopping = true;
+            std::mem::take(&mut state.workers)
+        };
+        self.shared.leader_wake.notify_all();
+        self.shared.follower_wake.notify_all();
+        for worker in workers {
+            // A worker never panics outside catch_unwind; a join error has nothing to report.
+            let _ = worker.join();
+        }
+        // Waits left (none when every waiter shut down first) end with their inboxes.
+        let left: Vec<Pending> = self.shared.lock().waits.drain().map(|(_, pending)| pending).collect();
+        for pending in left {
+            pending.finish_cancelled();
+        }
+    }
+}
+
+/// A sleeping wait's token triggered: end it now. (One in flight ends through its socket.)
+impl Watcher for Shared {
+    fn cancelled(&self, id: u64) {
+        let pending = self.lock().waits.remove(&id);
+        if let Some(pending) = pending {
+            pending.finish_cancelled();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics under this lock; a poisoned table is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets a wait's timer, waking the leader when it is the new earliest.
+    fn schedule(&self, state: &mut State, id: u64, wake_at: Instant) {
+        // Entries of waits that ended early pile up only until they come up; bound them.
+        if state.timers.len() >= 1024 && state.timers.len() > 2 * state.waits.len() {
+            state.timers = state.waits.iter().map(|(id, pending)| Reverse((pending.polling.wake_at(), *id))).collect();
+        } else {
+            state.timers.push(Reverse((wake_at, id)));
+        }
+        let earliest = state.timers.peek().is_some_and(|Reverse((_, top))| *top == id);
+        if earliest && state.leader {
+            self.leader_wake.notify_one();
+        } else if !state.leader {
+            self.find_leader(state);
+        }
+    }
+
+    /// Makes sure some worker watches the timers: an idle one is called, or one is started
+    /// while the client's cap allows.
+    fn find_leader(&self, state: &mut State) {
+        if state.leader || state.stopping {
+            return;
+        }
+        if state.idle_followers > 0 {
+            self.follower_wake.notify_one();
+        } else if state.workers.len() < self.client.max_connections() as usize {
+            // Without a new worker the busy ones take the timers when they are done.
+            let _ = self.spawn_worker(state);
+        }
+    }
+
+    fn spawn_worker(&self, state: &mut State) -> Result<(), Error> {
+        let shared = self.this.upgrade().ok_or_else(|| Error::new(Code::Internal, "the waiter's engine is gone"))?;
+        let worker = std::thread::Builder::new()
+            .name("capmonster-wait".to_owned())
+            .spawn(move || shared.work())
+            .map_err(|error| Error::new(Code::Internal, format!("could not start a waiter thread: {error}")))?;
+        state.workers.push(worker);
+        Ok(())
+    }
+
+    /// A worker: takes due waits and polls them, leading or following in between.
+    fn work(&self) {
+        let mut state = self.lock();
+        // Bounded by the engine's life: it ends when `stopping` is set.
+        loop {
+            if state.stopping {
+                return;
+            }
+            let now = Instant::now();
+            match state.timers.peek().map(|Reverse(timer)| *timer) {
+                Some((at, id)) if at <= now => {
+                    state.timers.pop();
+                    let Some(pending) = state.waits.remove(&id) else { continue };
+                    self.find_leader(&mut state);
+                    drop(state);
+                    self.poll(id, pending);
+                    state = self.lock();
+                }
+                next => {
+                    if state.leader {
+                        state.idle_followers += 1;
+                        state = self.follower_wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                        state.idle_followers -= 1;
+                    } else {
+                        state.leader = true;
+                        state = match next {
+                            Some((at, _)) => {
+                                self.leader_wake.wait_timeout(state, at - now).unwrap_or_else(PoisonError::into_inner).0
+                            }
+                            None => self.leader_wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+                        };
+                        state.leader = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn of a wait: a poll, then its outcome delivered or its next timer set.
+    fn poll(&self, id: u64, mut pending: Pending) {
+        let outcome = if pending.cancelled() {
+            Some(pending.polling.cancelled())
+        } else {
+            let Pending { polling, inbox, cancel, .. } = &mut pending;
+            let stop = &inbox.stop;
+            let both;
+            let cancels: &[&Arc<Cancel>] = match cancel {
+                Some(cancel) => {
+                    both = [stop, &*cancel];
+                    &both
+                }
+                None => std::slice::from_ref(&stop),
+            };
+            let client = &self.client;
+            // A panic must not kill the worker and lose the wait: it ends the wait instead.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| polling.step(client, cancels)))
+            .unwrap_or_else(|panic| {
+                let message = format!(
+                    "internal error (a bug in libcapmonster, please report it): {}",
+                    crate::error::panic_message(panic.as_ref())
+                );
+                Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
+            })
+        };
+        match outcome {
+            Some(report) => pending.finish(report),
+            None => {
+                let mut state = self.lock();
+                // Checked under the lock: a trigger after this finds the wait in the table.
+                if state.stopping || pending.cancelled() {
+                    drop(state);
+                    pending.finish_cancelled();
+                    return;
+                }
+                let wake_at = pending.polling.wake_at();
+                state.waits.insert(id, pending);
+                self.schedule(&mut state, id, wake_at);
+            }
+        }
+    }
+}
