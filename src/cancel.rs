@@ -1,7 +1,7 @@
 //! A cancellation token that sleepers wake on and that interrupts what is watching it.
 //!
 //! Triggering sets a flag, wakes every sleeper at once through a condition variable, and calls
-//! every registered [`Watcher`]: a socket with a request in flight shuts itself down, a waiter
+//! every registered [`Watcher`](crate::cancel::Watcher): a socket with a request in flight shuts itself down, a waiter
 //! finishes a sleeping wait, the connection gate wakes its queue. So a cancel reaches whatever
 //! the call is doing within milliseconds, not at its next poll or request timeout.
 

@@ -229,8 +229,7 @@ impl Client {
                 )
             })
         };
-        let (status, answer) =
-            self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
+        let (status, answer) = self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
         answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
     }
 

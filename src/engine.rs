@@ -26,8 +26,8 @@ use std::time::Instant;
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
 use crate::error::{Code, Error};
-use crate::waiter::{Finished, Inbox};
 use crate::wait::Polling;
+use crate::waiter::{Finished, Inbox};
 
 /// A wait in the engine's table.
 struct Pending {
@@ -160,8 +160,12 @@ impl Engine {
     pub fn cancel_waits_of(&self, inbox: &Arc<Inbox>) {
         let ended: Vec<Pending> = {
             let mut state = self.shared.lock();
-            let ids: Vec<u64> =
-                state.waits.iter().filter(|(_, pending)| Arc::ptr_eq(&pending.inbox, inbox)).map(|(id, _)| *id).collect();
+            let ids: Vec<u64> = state
+                .waits
+                .iter()
+                .filter(|(_, pending)| Arc::ptr_eq(&pending.inbox, inbox))
+                .map(|(id, _)| *id)
+                .collect();
             ids.iter().filter_map(|id| state.waits.remove(id)).collect()
         };
         for pending in ended {
@@ -307,14 +311,15 @@ impl Shared {
             };
             let client = &self.client;
             // A panic must not kill the worker and lose the wait: it ends the wait instead.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| polling.step(client, cancels)))
-            .unwrap_or_else(|panic| {
-                let message = format!(
-                    "internal error (a bug in libcapmonster, please report it): {}",
-                    crate::error::panic_message(panic.as_ref())
-                );
-                Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
-            })
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| polling.step(client, cancels))).unwrap_or_else(
+                |panic| {
+                    let message = format!(
+                        "internal error (a bug in libcapmonster, please report it): {}",
+                        crate::error::panic_message(panic.as_ref())
+                    );
+                    Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
+                },
+            )
         };
         match outcome {
             Some(report) => pending.finish(report),

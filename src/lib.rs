@@ -47,7 +47,7 @@ pub mod waiter;
 pub use answer::TaskState;
 pub use cancel::Cancel;
 pub use client::{CallOptions, Client, Report};
-pub use gate::DEFAULT_MAX_CONNECTIONS;
 pub use error::{ApiError, Code, Error};
+pub use gate::DEFAULT_MAX_CONNECTIONS;
 pub use schedule::Schedule;
 pub use waiter::{Finished, Next, Waiter};

@@ -54,7 +54,10 @@ impl Method {
             Method::CreateTask => "; the task may have been created and charged",
             _ => "",
         };
-        format!("{} was cancelled while its request was in flight (the connection was dropped){consequence}", self.name())
+        format!(
+            "{} was cancelled while its request was in flight (the connection was dropped){consequence}",
+            self.name()
+        )
     }
 
     /// Whether a request that died on a reused connection may be sent again. Never createTask:

@@ -9,7 +9,7 @@
 //! down a request in flight; a request is bounded by the smaller of the request timeout and
 //! the time left.
 //!
-//! [`Polling`] holds these rules for one wait; [`wait`] drives it on the calling thread, the
+//! `Polling` holds these rules for one wait; [`wait`](crate::wait::wait) drives it on the calling thread, the
 //! waiter's engine (`engine.rs`) drives many on a timer.
 
 use std::fmt;

@@ -55,6 +55,17 @@ fn environment_proxies_follow_curl() {
     assert_eq!(env_client(&emulator).get_balance().result.unwrap_err().code, Code::Network);
     std::env::remove_var("ALL_PROXY");
 
+    // A malformed proxy variable never makes creating the client (or setting its base URL)
+    // fail: the first call that would use it says which variable, and set_proxy overrides it.
+    std::env::set_var("http_proxy", "http://[not-a-host");
+    let client = env_client(&emulator);
+    let error = client.get_balance().result.unwrap_err();
+    assert_eq!(error.code, Code::InvalidArgument);
+    assert!(error.message.contains("http_proxy"), "{}", error.message);
+    client.set_proxy(None).unwrap();
+    assert!(client.get_balance().result.is_ok());
+    std::env::remove_var("http_proxy");
+
     // And through a real proxy named by the environment, the call goes through.
     let proxy = servers::tinyproxy(&servers::scratch_dir("tinyproxy-env"), None);
     std::env::set_var("http_proxy", format!("127.0.0.1:{}", proxy.port));

@@ -131,7 +131,11 @@ pub unsafe extern "C" fn cm_client_set_ca_file(
         // SAFETY: the caller's contract.
         let (client, path) = unsafe { (client_arg(client)?, optional_str_arg(path, "path")?) };
         client.set_ca_file(path)?;
-        Ok(CallResult::ok(if path.is_some() { "path set: only its CAs are trusted" } else { "the system's CAs are trusted" }))
+        Ok(CallResult::ok(if path.is_some() {
+            "path set: only its CAs are trusted"
+        } else {
+            "the system's CAs are trusted"
+        }))
     })
 }
 

@@ -27,10 +27,10 @@ pub(crate) mod boundary;
 /// cbindgen:ignore
 pub(crate) mod handle;
 
+pub use calls::cm_call_options;
 pub use cancel::cm_cancel;
 pub use client::cm_client;
 pub use library::cm_code;
 pub use result::cm_result;
-pub use calls::cm_call_options;
 pub use wait::cm_wait_options;
 pub use waiter::cm_waiter;

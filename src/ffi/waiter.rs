@@ -13,7 +13,7 @@ use crate::ffi::client::cm_client;
 use crate::ffi::handle::{borrow, clone_arc, free_box, into_box, Castable, OwnedBox};
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
-use crate::ffi::wait::{wait_options, cm_wait_options};
+use crate::ffi::wait::{cm_wait_options, wait_options};
 use crate::waiter::{Next, Waiter};
 
 /// A set of waits that the library drives on its own threads. Opaque.
@@ -156,6 +156,3 @@ pub unsafe extern "C" fn cm_waiter_free(waiter: *mut cm_waiter) {
     // SAFETY: the caller's contract.
     catch((), || unsafe { free_box(waiter) });
 }
-
-
-

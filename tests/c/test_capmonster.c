@@ -25,6 +25,18 @@
         }                                                                             \
     } while (0)
 
+/* A call with an optional out_result that got one: the code, the same code in the result,
+ * and a message naming `names`; the result is freed. */
+#define CHECK_SETTER(call, r, expected, names)                                           \
+    do {                                                                              \
+        (r) = NULL;                                                                   \
+        CHECK_CODE((call), (expected));                                               \
+        CHECK((r) != NULL && cm_result_code(r) == (expected));                        \
+        CHECK(contains(cm_result_message(r), (names)));                               \
+        cm_result_free(r);                                                            \
+        (r) = NULL;                                                                   \
+    } while (0)
+
 static void fast_options(cm_wait_options *options) {
     cm_wait_options_init(options);
     options->first_delay_ms = 0;
@@ -62,25 +74,42 @@ static void test_invalid_arguments(void) {
     double balance = -7.0;
     const char bad_utf8[] = {'k', (char)0xC3, (char)0x28, 0};
 
-    CHECK_CODE(cm_client_new(NULL, &client), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_new("", &client), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_new(bad_utf8, &client), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_new("key", NULL), CM_ERR_INVALID_ARGUMENT);
+    /* Creation and the setters say why they refuse, naming the argument, when given an
+     * out_result; with NULL they return the same code. */
+    CHECK_CODE(cm_client_new(NULL, &client, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_SETTER(cm_client_new(NULL, &client, &result), result, CM_ERR_INVALID_ARGUMENT, "client_key");
+    CHECK_SETTER(cm_client_new("", &client, &result), result, CM_ERR_INVALID_ARGUMENT, "client_key");
+    CHECK_SETTER(cm_client_new(bad_utf8, &client, &result), result, CM_ERR_INVALID_ARGUMENT, "client_key");
+    CHECK_SETTER(cm_client_new("key", NULL, &result), result, CM_ERR_INVALID_ARGUMENT, "out_client");
     CHECK(client == NULL);
 
     client = emulator_client("c-invalid-arguments");
     CHECK(client != NULL);
-    CHECK_CODE(cm_client_set_base_url(client, NULL), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_base_url(client, "http://example.com"), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_base_url(client, "not a url"), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_base_url(NULL, base_url), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_request_timeout_ms(client, 0), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_request_timeout_ms(NULL, 10), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_proxy(client, "ftp://127.0.0.1:1"), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_proxy(NULL, NULL), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_ca_file(client, "/no/such/ca.pem"), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_ca_file(NULL, NULL), CM_ERR_INVALID_ARGUMENT);
-    CHECK_CODE(cm_client_set_ca_file(client, NULL), CM_OK);
+    CHECK_SETTER(cm_client_set_base_url(client, NULL, &result), result, CM_ERR_INVALID_ARGUMENT, "base_url");
+    CHECK_SETTER(cm_client_set_base_url(client, "http://example.com", &result), result, CM_ERR_INVALID_ARGUMENT,
+                 "base_url");
+    CHECK_SETTER(cm_client_set_base_url(client, "not a url", &result), result, CM_ERR_INVALID_ARGUMENT, "base_url");
+    CHECK_CODE(cm_client_set_base_url(client, "not a url", NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_SETTER(cm_client_set_base_url(NULL, base_url, &result), result, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_SETTER(cm_client_set_request_timeout_ms(client, 0, &result), result, CM_ERR_INVALID_ARGUMENT,
+                 "timeout_ms");
+    CHECK_CODE(cm_client_set_request_timeout_ms(client, 0, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_SETTER(cm_client_set_request_timeout_ms(NULL, 10, &result), result, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_SETTER(cm_client_set_proxy(client, "ftp://127.0.0.1:1", &result), result, CM_ERR_INVALID_ARGUMENT,
+                 "proxy_url");
+    CHECK_SETTER(cm_client_set_proxy(NULL, NULL, &result), result, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_SETTER(cm_client_set_ca_file(client, "/no/such/ca.pem", &result), result, CM_ERR_INVALID_ARGUMENT,
+                 "/no/such/ca.pem");
+    CHECK_SETTER(cm_client_set_ca_file(NULL, NULL, &result), result, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_SETTER(cm_client_set_max_connections(client, 0, &result), result, CM_ERR_INVALID_ARGUMENT,
+                 "max_connections");
+    CHECK_SETTER(cm_client_set_max_connections(NULL, 8, &result), result, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_SETTER(cm_client_set_ca_file(client, NULL, &result), result, CM_OK, "");
+    CHECK_CODE(cm_client_set_ca_file(client, NULL, NULL), CM_OK);
+    /* After all those refusals the client still talks to the emulator. */
+    CHECK_CODE(cm_get_balance(client, &balance, &result), CM_OK);
+    cm_result_free(result);
+    balance = -7.0;
 
     /* A NULL out_result: nothing is written, nothing sent. */
     CHECK_CODE(cm_get_task_result(client, 101, NULL), CM_ERR_INVALID_ARGUMENT);
@@ -411,7 +440,9 @@ static void test_secret_key_stays_out_of_messages(void) {
     const char *key = "c-super-secret-key-0123456789";
     cm_client *client = emulator_client(key);
     cm_result *result = NULL;
-    CHECK_CODE(cm_client_set_proxy(client, "http://user:proxy-password@127.0.0.1:1"), CM_OK);
+    CHECK_CODE(cm_client_set_proxy(client, "http://user:proxy-password@127.0.0.1:1", &result), CM_OK);
+    CHECK(!contains(cm_result_message(result), "proxy-password"));
+    cm_result_free(result);
     CHECK_CODE(cm_get_task_result(client, 101, &result), CM_ERR_NETWORK);
     CHECK(!contains(cm_result_message(result), key));
     CHECK(!contains(cm_result_message(result), "proxy-password"));

@@ -1,0 +1,277 @@
+//! The waiter against the emulator: many waits on few threads, readiness of its fd, several
+//! takers, shutdown with waits asleep and in flight, cancels, and the client freed first.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capmonster::{Cancel, Client, Code, Next, Schedule, TaskState, Waiter};
+use common::*;
+use serde_json::json;
+
+fn shared_client(emulator: &Emulator, key: &str) -> Arc<Client> {
+    Arc::new(client(emulator, key))
+}
+
+/// Takes one finished wait within 10 s, or fails the test.
+fn take(waiter: &Waiter) -> capmonster::Finished {
+    match waiter.next(Duration::from_secs(10)) {
+        Next::Finished(finished) => finished,
+        other => panic!("no wait came out: {other:?}"),
+    }
+}
+
+fn solution(finished: &capmonster::Finished) -> String {
+    match &finished.report.result {
+        Ok(TaskState::Ready(solution)) => solution.get().to_owned(),
+        other => panic!("task {} did not end ready: {other:?}", finished.task_id),
+    }
+}
+
+#[test]
+fn twenty_thousand_waits_come_out_right_on_few_threads() {
+    let emulator = Emulator::start(Config { solve_after: Duration::from_millis(300), ..Config::default() }).unwrap();
+    let client = shared_client(&emulator, "waiter-20000");
+    let waiter = Waiter::new(&client).unwrap();
+    let schedule = Schedule {
+        first_delay: Duration::from_millis(250),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(120),
+        max_requests: 120,
+    };
+    const WAITS: u64 = 20_000;
+    let mut task_of_tag = std::collections::HashMap::new();
+    for tag in 0..WAITS {
+        let task_id = emulator.add_task("ImageToTextTask");
+        waiter.add(task_id, &schedule, None, tag).unwrap();
+        task_of_tag.insert(tag, task_id);
+    }
+    let mut seen = HashSet::new();
+    let mut requests = 0u64;
+    let mut peak_threads = 0;
+    for _ in 0..WAITS {
+        let finished = match waiter.next(Duration::from_secs(60)) {
+            Next::Finished(finished) => finished,
+            other => panic!("{other:?} after {} waits", seen.len()),
+        };
+        assert_eq!(solution(&finished), r#"{"text":"answer"}"#);
+        assert_eq!(task_of_tag[&finished.tag], finished.task_id, "the tag goes with its task");
+        assert!(seen.insert(finished.tag), "tag {} came out twice", finished.tag);
+        requests += u64::from(finished.report.requests);
+        peak_threads = peak_threads.max(waiter.engine_threads());
+    }
+    assert_eq!(waiter.pending(), 0);
+    assert!(matches!(waiter.next(Duration::ZERO), Next::TimedOut));
+    assert!(peak_threads <= client.max_connections() as usize, "{peak_threads} threads");
+    // Ready 300 ms after creation, first poll at 250 ms, then every 100 ms: 2 or 3 polls
+    // each, 1 when the machine runs late; never a burst of extra ones.
+    assert!((WAITS..=4 * WAITS).contains(&requests), "{requests} requests");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_fd_is_readable_exactly_while_a_finished_wait_is_queued() {
+    let emulator = emulator();
+    emulator.script_task(41, vec![Step::ready(json!({"text": "fd"}))]);
+    let client = shared_client(&emulator, "waiter-fd");
+    let waiter = Waiter::new(&client).unwrap();
+    let fd = waiter.fd().expect("an eventfd on Linux");
+    let readable = |wait_ms: i32| {
+        let mut poll_fd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut poll_fd, 1, wait_ms) == 1 }
+    };
+    assert!(!readable(0), "nothing queued yet");
+    waiter.add(41, &fast_schedule(), None, 7).unwrap();
+    waiter.add(41, &fast_schedule(), None, 8).unwrap();
+    assert!(readable(5000), "readable once a wait has finished");
+    std::thread::sleep(Duration::from_millis(100));
+    let first = take(&waiter);
+    assert!(readable(5000), "still readable: the second wait is queued or comes soon");
+    let second = take(&waiter);
+    assert_eq!([first.tag, second.tag].iter().collect::<HashSet<_>>().len(), 2);
+    assert!(!readable(0), "not readable once the queue is empty");
+}
+
+#[test]
+fn several_takers_each_get_distinct_waits() {
+    let emulator = emulator();
+    let client = shared_client(&emulator, "waiter-takers");
+    let waiter = Waiter::new(&client).unwrap();
+    const WAITS: u64 = 400;
+    for tag in 0..WAITS {
+        let task_id = 500 + tag as i64;
+        emulator.script_task(task_id, vec![Step::processing(), Step::ready(json!({"text": tag.to_string()}))]);
+        waiter.add(task_id, &fast_schedule(), None, tag).unwrap();
+    }
+    let tags: Vec<u64> = std::thread::scope(|scope| {
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while let Next::Finished(finished) = waiter.next(Duration::from_millis(2000)) {
+                        assert_eq!(solution(&finished), format!(r#"{{"text":"{}"}}"#, finished.tag));
+                        mine.push(finished.tag);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        takers.into_iter().flat_map(|taker| taker.join().unwrap()).collect()
+    });
+    assert_eq!(tags.len() as u64, WAITS, "every wait came out");
+    assert_eq!(tags.iter().collect::<HashSet<_>>().len() as u64, WAITS, "each exactly once");
+}
+
+#[test]
+fn shutdown_cancels_sleeping_and_in_flight_waits_promptly() {
+    let emulator = emulator();
+    emulator.script_task(61, vec![Step::stall(20_000)]);
+    let client = shared_client(&emulator, "waiter-shutdown");
+    let waiter = Waiter::new(&client).unwrap();
+    waiter.add(61, &fast_schedule(), None, 1).unwrap();
+    let sleepy =
+        Schedule { first_delay: Duration::from_secs(60), timeout: Duration::from_secs(120), ..fast_schedule() };
+    for tag in 2..=100 {
+        waiter.add(1000 + tag as i64, &sleepy, None, tag).unwrap();
+    }
+    // Wait until the stalled request is in flight.
+    let start = Instant::now();
+    while emulator.task_requests(61) == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let connections = emulator.connections();
+    let shut = Instant::now();
+    waiter.shutdown();
+    let mut tags = HashSet::new();
+    loop {
+        match waiter.next(Duration::from_secs(10)) {
+            Next::Finished(finished) => {
+                let error = finished.report.result.unwrap_err();
+                assert_eq!(error.code, Code::Cancelled, "{error}");
+                tags.insert(finished.tag);
+            }
+            Next::ShutDown => break,
+            Next::TimedOut => panic!("the waits did not all come out"),
+        }
+    }
+    let took = shut.elapsed();
+    assert_eq!(tags.len(), 100);
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?} with a request stalled for 20 s");
+    assert_eq!(waiter.add(70, &fast_schedule(), None, 0).unwrap_err().code, Code::Cancelled);
+    assert!(matches!(waiter.next(Duration::ZERO), Next::ShutDown));
+    // The interrupted connection is not reused: the next call opens a new one.
+    assert!(client.get_balance().result.is_ok());
+    assert!(emulator.connections() > connections);
+}
+
+#[test]
+fn a_wait_cancel_ends_it_asleep_or_in_flight_and_spares_the_others() {
+    let emulator = emulator();
+    emulator.script_task(81, vec![Step::stall(20_000)]);
+    emulator.script_task(82, vec![Step::processing()]);
+    emulator.script_task(83, vec![Step::processing(), Step::ready(json!({"text": "kept"}))]);
+    let client = shared_client(&emulator, "waiter-cancel");
+    let waiter = Waiter::new(&client).unwrap();
+    let in_flight = Arc::new(Cancel::new());
+    let asleep = Arc::new(Cancel::new());
+    let slow = Schedule { interval: Duration::from_secs(30), ..fast_schedule() };
+    waiter.add(81, &fast_schedule(), Some(Arc::clone(&in_flight)), 1).unwrap();
+    waiter.add(82, &slow, Some(Arc::clone(&asleep)), 2).unwrap();
+    let start = Instant::now();
+    while (emulator.task_requests(81) == 0 || emulator.task_requests(82) == 0)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (cancel, tag) in [(&asleep, 2), (&in_flight, 1)] {
+        let triggered = Instant::now();
+        cancel.trigger();
+        let finished = take(&waiter);
+        assert_eq!(finished.tag, tag);
+        assert_eq!(finished.report.result.unwrap_err().code, Code::Cancelled);
+        assert!(triggered.elapsed() < Duration::from_secs(1), "tag {tag}: {:?}", triggered.elapsed());
+        assert_eq!(cancel.watching(), 0, "the token forgets what it watched");
+    }
+    // A token already triggered ends its wait at once; other waits run on.
+    waiter.add(84, &fast_schedule(), Some(Arc::clone(&asleep)), 4).unwrap();
+    assert_eq!(take(&waiter).report.result.unwrap_err().code, Code::Cancelled);
+    waiter.add(83, &fast_schedule(), None, 3).unwrap();
+    assert_eq!(solution(&take(&waiter)), r#"{"text":"kept"}"#);
+}
+
+#[test]
+fn add_checks_its_arguments_as_wait_does() {
+    let emulator = emulator();
+    let client = shared_client(&emulator, "waiter-arguments");
+    let waiter = Waiter::new(&client).unwrap();
+    for (task_id, schedule, says) in [
+        (0, fast_schedule(), "task_id"),
+        (-5, fast_schedule(), "task_id"),
+        (1, Schedule { interval: Duration::ZERO, ..fast_schedule() }, "interval_ms"),
+        (1, Schedule { max_requests: 0, ..fast_schedule() }, "max_requests"),
+    ] {
+        let error = waiter.add(task_id, &schedule, None, 0).unwrap_err();
+        assert_eq!(error.code, Code::InvalidArgument);
+        assert!(error.message.contains(says), "{}", error.message);
+    }
+    assert_eq!(waiter.pending(), 0, "nothing was queued");
+}
+
+#[test]
+fn deadlines_and_budgets_end_waits_as_in_wait() {
+    let emulator = emulator();
+    emulator.script_task(91, vec![Step::processing()]);
+    emulator.script_task(92, vec![Step::processing()]);
+    let client = shared_client(&emulator, "waiter-limits");
+    let waiter = Waiter::new(&client).unwrap();
+    let short = Schedule { timeout: Duration::from_millis(300), ..fast_schedule() };
+    let few = Schedule { max_requests: 3, ..fast_schedule() };
+    let added = Instant::now();
+    waiter.add(91, &short, None, 1).unwrap();
+    waiter.add(92, &few, None, 2).unwrap();
+    let mut ends = [take(&waiter), take(&waiter)];
+    ends.sort_by_key(|finished| finished.tag);
+    let [timed_out, spent] = ends;
+    assert_eq!(timed_out.report.result.unwrap_err().code, Code::Timeout);
+    assert!(added.elapsed() >= Duration::from_millis(300));
+    assert_eq!(spent.report.result.unwrap_err().code, Code::BudgetExhausted);
+    assert_eq!(spent.report.requests, 3);
+    assert_eq!(emulator.task_requests(92), 3);
+}
+
+#[test]
+fn the_client_may_be_dropped_before_its_waiter() {
+    let emulator = emulator();
+    emulator.script_task(95, vec![Step::processing(), Step::ready(json!({"text": "late"}))]);
+    let client = shared_client(&emulator, "waiter-client-first");
+    let waiter = Waiter::new(&client).unwrap();
+    waiter.add(95, &fast_schedule(), None, 9).unwrap();
+    drop(client);
+    assert_eq!(solution(&take(&waiter)), r#"{"text":"late"}"#);
+}
+
+#[test]
+fn waiters_of_one_client_share_its_threads() {
+    let emulator = emulator();
+    let client = shared_client(&emulator, "waiter-shared-engine");
+    client.set_max_connections(3).unwrap();
+    let waiters: Vec<Waiter> = (0..4).map(|_| Waiter::new(&client).unwrap()).collect();
+    for (index, waiter) in waiters.iter().enumerate() {
+        for n in 0..50 {
+            let task_id = 2000 + (index * 100 + n) as i64;
+            emulator.script_task(task_id, vec![Step::processing().delay(5), Step::ready(json!({}))]);
+            waiter.add(task_id, &fast_schedule(), None, task_id as u64).unwrap();
+        }
+    }
+    for waiter in &waiters {
+        for _ in 0..50 {
+            let finished = take(waiter);
+            assert!(finished.report.result.is_ok(), "{:?}", finished.report.result);
+            assert!(waiter.engine_threads() <= 3);
+        }
+    }
+    assert!(emulator.connections() <= 3, "{} connections", emulator.connections());
+}
