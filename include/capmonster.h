@@ -94,7 +94,7 @@ typedef struct {
 // The task's 120 getTaskResult requests, or the wait's `max_requests`, are spent.
 #define CM_ERR_BUDGET_EXHAUSTED 7
 
-// The wait's `cm_cancel` was triggered.
+// A `cm_cancel` of the call or wait was triggered, or its waiter was shut down.
 #define CM_ERR_CANCELLED 8
 
 // A bug in the library (a caught panic). Please report it.

@@ -6,50 +6,47 @@
 use std::ffi::CStr;
 use std::fmt;
 
-/// What went wrong, as a stable number (the C `cm_code`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum Code {
-    InvalidArgument = 1,
-    Api = 2,
-    Network = 3,
-    Timeout = 4,
-    HttpStatus = 5,
-    BadResponse = 6,
-    BudgetExhausted = 7,
-    Cancelled = 8,
-    Internal = 9,
+/// Builds [`Code`] from the C constants of `codes.rs`: each variant takes its constant's
+/// number, and its name is the constant's name.
+macro_rules! code_table {
+    ($($(#[$doc:meta])* $variant:ident = $constant:ident,)*) => {
+        /// What went wrong, as a stable number (the C `cm_code`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(i32)]
+        pub enum Code {
+            $($(#[$doc])* $variant = crate::codes::$constant,)*
+        }
+
+        impl Code {
+            /// Every failure code, in number order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The C name of the code, e.g. `c"CM_ERR_API"`, NUL-terminated for the C ABI.
+            pub const fn c_name(self) -> &'static CStr {
+                match self {
+                    $(Code::$variant => match CStr::from_bytes_with_nul(concat!(stringify!($constant), "\0").as_bytes()) {
+                        Ok(name) => name,
+                        Err(_) => panic!("a constant's name has no NUL byte"),
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+code_table! {
+    InvalidArgument = CM_ERR_INVALID_ARGUMENT,
+    Api = CM_ERR_API,
+    Network = CM_ERR_NETWORK,
+    Timeout = CM_ERR_TIMEOUT,
+    HttpStatus = CM_ERR_HTTP_STATUS,
+    BadResponse = CM_ERR_BAD_RESPONSE,
+    BudgetExhausted = CM_ERR_BUDGET_EXHAUSTED,
+    Cancelled = CM_ERR_CANCELLED,
+    Internal = CM_ERR_INTERNAL,
 }
 
 impl Code {
-    /// Every code, in number order.
-    pub const ALL: [Code; 9] = [
-        Code::InvalidArgument,
-        Code::Api,
-        Code::Network,
-        Code::Timeout,
-        Code::HttpStatus,
-        Code::BadResponse,
-        Code::BudgetExhausted,
-        Code::Cancelled,
-        Code::Internal,
-    ];
-
-    /// The C name of the code, e.g. `c"CM_ERR_API"`, NUL-terminated for the C ABI.
-    pub const fn c_name(self) -> &'static CStr {
-        match self {
-            Code::InvalidArgument => c"CM_ERR_INVALID_ARGUMENT",
-            Code::Api => c"CM_ERR_API",
-            Code::Network => c"CM_ERR_NETWORK",
-            Code::Timeout => c"CM_ERR_TIMEOUT",
-            Code::HttpStatus => c"CM_ERR_HTTP_STATUS",
-            Code::BadResponse => c"CM_ERR_BAD_RESPONSE",
-            Code::BudgetExhausted => c"CM_ERR_BUDGET_EXHAUSTED",
-            Code::Cancelled => c"CM_ERR_CANCELLED",
-            Code::Internal => c"CM_ERR_INTERNAL",
-        }
-    }
-
     /// The C name of the code, e.g. `"CM_ERR_API"`.
     pub fn name(self) -> &'static str {
         self.c_name().to_str().unwrap_or("CM_ERR_UNKNOWN")

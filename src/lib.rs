@@ -2,13 +2,24 @@
 //!
 //! Layers, top to bottom (each uses only the ones below it):
 //! - [`ffi`]: the `extern "C"` functions of `include/capmonster.h`: pointer and string checks,
-//!   the panic boundary, result objects. No HTTP or JSON.
-//! - [`wait`]: the polling loop (schedule, deadline, cancel, retries, back-off).
-//! - [`client`]: the safe Rust client, one method per API call, with its settings and budget.
-//! - `transport`: one HTTP exchange over the client's ureq connection pool, failures classified.
+//!   the panic boundary, result objects (which also read the solution JSON for
+//!   `cm_result_solution_string`). One file per C type; `handle` casts every C pointer.
+//! - [`waiter`]: many waits at once; their outcomes queue for `next` (an eventfd on Linux).
+//!   `engine` drives them: one timer heap and at most `max_connections` worker threads per
+//!   client, shared by the client's waiters.
+//! - [`wait`]: the rules of one wait (schedule, deadline, retries, back-off) as a state
+//!   machine, and the blocking wait that sleeps between its polls.
+//! - [`client`]: the safe Rust client, one method per API call, with its settings, the
+//!   per-call bounds (deadline, cancels) and budget admission.
+//! - `gate`: the cap on a client's connections; `inflight`: the cancels of the request on
+//!   this thread, which the TCP transport registers its sockets with.
+//! - `transport`: one HTTP exchange over the client's ureq connection pool, failures
+//!   classified; `tcp`: the non-blocking TCP transport under it; `resolve`: name resolution.
 //! - [`answer`]: classifying one answer (status + body) without I/O.
 //! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
-//! - [`schedule`], [`cancel`], [`endpoint`], [`trust`], [`error`]: data and small parts.
+//! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers;
+//!   [`schedule`], [`endpoint`], [`trust`], [`error`] and [`codes`] (the C return codes, the
+//!   one table the core's `Code` is built from): data and small parts.
 
 /// cbindgen:ignore
 pub mod answer;
@@ -18,6 +29,7 @@ pub mod budget;
 pub mod cancel;
 /// cbindgen:ignore
 pub mod client;
+pub mod codes;
 /// cbindgen:ignore
 mod engine;
 /// cbindgen:ignore
