@@ -18,6 +18,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
 };
@@ -36,8 +37,6 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
         }
         let stream = connect_any(&details.addrs, details.timeout)?;
         stream.set_nodelay(details.config.no_delay())?;
-        stream.set_nonblocking(true)?;
-        let stream = Arc::new(stream);
         // Lets ureq interrupt the connection from another thread (Agent::shutdown).
         (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>)?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
@@ -47,32 +46,88 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
 
 /// Tries the resolved addresses in order within the connect timeout; each but the last gets
 /// half of the time left, so one unreachable address cannot use it all.
-fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
+fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<Arc<TcpStream>, ureq::Error> {
     let deadline = deadline(timeout)?;
     let mut last_error = None;
     for (index, addr) in addrs.iter().enumerate() {
-        let attempt = match deadline {
-            None => TcpStream::connect(addr),
+        let last = index + 1 == addrs.len();
+        let attempt_deadline = match deadline {
+            None => None,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(ureq::Error::Timeout(timeout.reason));
                 }
-                let share = if index + 1 == addrs.len() { left } else { (left / 2).max(Duration::from_millis(10)) };
-                TcpStream::connect_timeout(addr, share)
+                Some(Instant::now() + if last { left } else { (left / 2).max(Duration::from_millis(10)) })
             }
         };
-        match attempt {
+        match connect_one(addr, attempt_deadline, timeout.reason) {
             Ok(stream) => return Ok(stream),
-            Err(error) if error.kind() == io::ErrorKind::TimedOut && index + 1 == addrs.len() => {
-                return Err(ureq::Error::Timeout(timeout.reason))
-            }
+            Err(error @ ureq::Error::Timeout(_)) if last => return Err(error),
             Err(error) => last_error = Some(error),
         }
     }
     Err(last_error
-        .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to"))
-        .into())
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to").into()))
+}
+
+/// Connects without blocking, so that the attempt's cancels (registered before the connect)
+/// can interrupt it: a shutdown ends a pending connect at once.
+fn connect_one(addr: &SocketAddr, deadline: Option<Instant>, reason: Timeout) -> Result<Arc<TcpStream>, ureq::Error> {
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    let stream = Arc::new(TcpStream::from(socket));
+    crate::inflight::watch_socket(&stream);
+    match SockRef::from(&*stream).connect(&(*addr).into()) {
+        Ok(()) => return Ok(stream),
+        Err(error) if connect_in_progress(&error) => {}
+        Err(error) => return Err(error.into()),
+    }
+    wait_until_ready(&stream, libc::POLLOUT, deadline, reason)?;
+    match stream.take_error()? {
+        Some(error) => Err(error.into()),
+        None => Ok(stream),
+    }
+}
+
+fn connect_in_progress(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+/// Waits until `stream` is ready for `events` (POLLIN / POLLOUT) or the deadline passes.
+fn wait_until_ready(
+    stream: &TcpStream,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+    reason: Timeout,
+) -> Result<(), ureq::Error> {
+    let mut poll_fd = libc::pollfd { fd: stream.as_raw_fd(), events, revents: 0 };
+    // Bounded by the deadline: each turn returns or waits for what is left of it.
+    loop {
+        let wait_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ureq::Error::Timeout(reason));
+                }
+                // Rounded up, so a wait never ends just before its deadline.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        match unsafe { libc::poll(&mut poll_fd, 1, wait_ms) } {
+            // Ready, or in error or hung up: the operation that follows tells which.
+            ready if ready > 0 => return Ok(()),
+            0 => continue, // the loop checks the deadline
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error.into());
+                }
+            }
+        }
+    }
 }
 
 /// When an operation must be done by, or None for no limit; an exhausted timeout is an error.
@@ -99,34 +154,8 @@ impl fmt::Debug for LeanTcp {
 }
 
 impl LeanTcp {
-    /// Waits until the socket is ready for `events` (POLLIN / POLLOUT) or the deadline passes.
     fn wait(&self, events: libc::c_short, deadline: Option<Instant>, reason: Timeout) -> Result<(), ureq::Error> {
-        let mut poll_fd = libc::pollfd { fd: self.stream.as_raw_fd(), events, revents: 0 };
-        loop {
-            let wait_ms = match deadline {
-                None => -1,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ureq::Error::Timeout(reason));
-                    }
-                    // Rounded up, so a wait never ends just before its deadline.
-                    i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-                }
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            match unsafe { libc::poll(&mut poll_fd, 1, wait_ms) } {
-                // Ready, or in error or hung up: the read or write that follows tells which.
-                ready if ready > 0 => return Ok(()),
-                0 => continue, // the loop checks the deadline
-                _ => {
-                    let error = io::Error::last_os_error();
-                    if error.kind() != io::ErrorKind::Interrupted {
-                        return Err(error.into());
-                    }
-                }
-            }
-        }
+        wait_until_ready(&self.stream, events, deadline, reason)
     }
 }
 
