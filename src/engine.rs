@@ -152,6 +152,7 @@ impl Engine {
         let wake_at = pending.polling.wake_at();
         state.waits.insert(id, pending);
         shared.schedule(&mut state, id, wake_at);
+        shared.find_leader(&mut state);
         Ok(())
     }
 
@@ -216,7 +217,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sets a wait's timer, waking the leader when it is the new earliest.
+    /// Sets a wait's timer, waking the leader when it is the new earliest. (Without a leader,
+    /// a worker calling this leads next; `add` calls `find_leader`.)
     fn schedule(&self, state: &mut State, id: u64, wake_at: Instant) {
         // Entries of waits that ended early pile up only until they come up; bound them.
         if state.timers.len() >= 1024 && state.timers.len() > 2 * state.waits.len() {
@@ -227,8 +229,6 @@ impl Shared {
         let earliest = state.timers.peek().is_some_and(|Reverse((_, top))| *top == id);
         if earliest && state.leader {
             self.leader_wake.notify_one();
-        } else if !state.leader {
-            self.find_leader(state);
         }
     }
 
@@ -269,7 +269,10 @@ impl Shared {
                 Some((at, id)) if at <= now => {
                     state.timers.pop();
                     let Some(pending) = state.waits.remove(&id) else { continue };
-                    self.find_leader(&mut state);
+                    // Someone must watch the other timers while this one is busy.
+                    if !state.timers.is_empty() {
+                        self.find_leader(&mut state);
+                    }
                     drop(state);
                     self.poll(id, pending);
                     state = self.lock();
