@@ -104,7 +104,8 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
-// The library's version, e.g. "0.1.0". Static storage: never free it.
+// The library's version as "MAJOR.MINOR.PATCH" (the CM_VERSION_* macros of the header the
+// library was built with). Static storage: never free it.
 const char *cm_version(void);
 
 // The name of a code, e.g. "CM_ERR_API"; "CM_ERR_UNKNOWN" for any other number. Static
@@ -137,14 +138,16 @@ cm_code cm_client_set_request_timeout_ms(cm_client *client,
                                          uint32_t timeout_ms,
                                          cm_result **out_result);
 
-// Sends every request through `proxy_url` (http://, https://, socks5://, socks5h://, with
-// optional user:password@, which never appears in messages); NULL turns proxying off,
+// Sends every request through `proxy_url` (http://, https://, socks4://, socks4a://,
+// socks5://, socks5h://, with optional user:password@, which never appears in messages); NULL turns proxying off,
 // whatever the environment says. Until this is called, the environment decides.
 //
 // # Safety
 // `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
 // `out_result` is NULL or writable.
-cm_code cm_client_set_proxy(cm_client *client, const char *proxy_url, cm_result **out_result);
+cm_code cm_client_set_proxy(cm_client *client,
+                            const char *proxy_url,
+                            cm_result **out_result);
 
 // Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
 // corporate TLS inspection), instead of the operating system's store; NULL goes back to the

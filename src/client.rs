@@ -87,6 +87,8 @@ struct Settings {
     request_timeout: Duration,
     proxy: ProxyChoice,
     trust: Trust,
+    /// The cap of the gate, and the size of the pool.
+    max_connections: u32,
 }
 
 /// A client of the CapMonster Cloud API. `Send + Sync`: share it between threads freely.
@@ -125,10 +127,11 @@ impl Client {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             proxy: ProxyChoice::Environment,
             trust: Trust::System,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         };
         let connections = Arc::new(AtomicU64::new(0));
-        let gate = Gate::new(DEFAULT_MAX_CONNECTIONS);
-        let channel = build_channel(&settings, &connections, gate.max());
+        let gate = Gate::new(settings.max_connections);
+        let channel = build_channel(&settings, &connections);
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
@@ -175,9 +178,7 @@ impl Client {
         if max_connections == 0 {
             return Err(Error::invalid_argument("max_connections must be at least 1"));
         }
-        self.gate.set_max(max_connections);
-        // A new pool, sized to the cap (see `build_channel`).
-        self.update(|_| {})
+        self.update(|settings| settings.max_connections = max_connections)
     }
 
     pub fn max_connections(&self) -> u32 {
@@ -286,10 +287,11 @@ impl Client {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let channel = build_channel(&changed, &self.connections, self.gate.max());
+        let channel = build_channel(&changed, &self.connections);
         if let (Err(error), ProxyChoice::Set(_)) = (&channel, &changed.proxy) {
             return Err(error.clone());
         }
+        self.gate.set_max(changed.max_connections);
         *settings = changed;
         *self.channel.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(channel);
         Ok(())
@@ -446,14 +448,25 @@ fn check_task_json(task_json: &str) -> Result<&str, Error> {
 
 /// The channel for `settings`: the proxy chosen (the caller's, or the environment's by curl's
 /// rules), then a new agent and a pool of at most `max_connections` idle connections.
-fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>, max_connections: u32) -> Result<Channel, Error> {
-    let proxy = match &settings.proxy {
-        ProxyChoice::Set(proxy) => proxy.clone(),
+fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
+    let (proxy, source) = match &settings.proxy {
+        ProxyChoice::Set(proxy) => (proxy.clone(), "proxy_url"),
         ProxyChoice::Environment => {
-            endpoint::proxy_from_env(&settings.base_url, |name| std::env::var(name).ok())?.map(|(_, url)| url)
+            match endpoint::proxy_from_env(&settings.base_url, |name| std::env::var(name).ok())? {
+                Some((name, url)) => (Some(url), name),
+                None => (None, ""),
+            }
         }
     };
-    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections, max_connections)
+    let max = settings.max_connections;
+    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
+        |mut error| {
+            if error.code == Code::InvalidArgument && !source.is_empty() {
+                error.message = format!("{source}: {}", error.message);
+            }
+            error
+        },
+    )
 }
 
 #[cfg(test)]

@@ -341,3 +341,21 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pending wait's share of the engine: its entry in the table (with the hash table's
+    /// control byte and spare capacity up to 8/7) and its timer (up to twice over while the
+    /// heap holds stale entries). The budget of the contract is 1 KiB.
+    #[test]
+    fn a_pending_wait_costs_far_less_than_a_kibibyte() {
+        let entry = std::mem::size_of::<(u64, Pending)>() + 1;
+        let timer = std::mem::size_of::<Reverse<(Instant, u64)>>();
+        let worst = entry * 8 / 7 * 2 + timer * 2 * 2;
+        assert!(worst <= 1024, "{worst} bytes (entry {entry}, timer {timer})");
+        assert!(std::mem::size_of::<Pending>() <= 256, "{}", std::mem::size_of::<Pending>());
+        eprintln!("Pending: {} bytes, worst share {worst} bytes", std::mem::size_of::<Pending>());
+    }
+}

@@ -99,7 +99,7 @@ impl Channel {
             .as_ref()
             .map(|url| Proxy::new(url.as_str()))
             .transpose()
-            .map_err(|_| Error::invalid_argument("the proxy URL is not one ureq accepts"))?;
+            .map_err(|_| Error::invalid_argument("the proxy URL is not one this library can use"))?;
         let config = Agent::config_builder()
             .http_status_as_error(false)
             // A redirect would re-post the key elsewhere: a 3xx is returned as an answer.

@@ -9,13 +9,11 @@ import "C"
 import (
 	"context"
 	"math"
-	"net/url"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 )
 
@@ -46,6 +44,9 @@ type config struct {
 	proxy          proxyMode
 	proxyURL       string
 	caFile         string // "" for the system's trusted roots
+
+	maxConnectionsSet bool
+	maxConnections    C.uint32_t
 }
 
 // WithBaseURL sends requests to baseURL instead of https://api.capmonster.cloud: https://
@@ -55,7 +56,8 @@ func WithBaseURL(baseURL string) Option {
 }
 
 // WithRequestTimeout bounds each HTTP request (connect, send, answer); default
-// DefaultRequestTimeout. It must be positive; it is rounded up to whole milliseconds.
+// DefaultRequestTimeout. It is rounded up to whole milliseconds; the library refuses 0 (a
+// negative timeout is sent as 0).
 func WithRequestTimeout(timeout time.Duration) Option {
 	return func(c *config) { c.requestTimeout = timeout }
 }
@@ -79,6 +81,17 @@ func WithCAFile(path string) Option {
 	return func(c *config) { c.caFile = path }
 }
 
+// WithMaxConnections caps the connections the client holds at once (libcapmonster's
+// cm_client_set_max_connections; without this option the library's default, 64). Calls
+// beyond the cap wait for a connection, within their deadline. The library refuses 0 (a
+// negative n is sent as 0, more than 4294967295 as 4294967295).
+func WithMaxConnections(n int) Option {
+	return func(c *config) {
+		c.maxConnectionsSet = true
+		c.maxConnections = C.uint32_t(min(max(int64(n), 0), math.MaxUint32))
+	}
+}
+
 // Client is a client of the CapMonster Cloud API for one account key. It is safe for use by
 // many goroutines at once. Close it when done.
 type Client struct {
@@ -98,20 +111,18 @@ type clientState struct {
 	waits   map[*C.cm_cancel]struct{} // the cancels of the waits in progress
 }
 
-// maxKeyBytes is libcapmonster's limit on the client key (cm_client_new refuses longer ones).
-const maxKeyBytes = 1024
-
 // liveHandles counts the cm_client objects this package holds (for tests).
 var liveHandles atomic.Int64
 
-// NewClient creates a client for clientKey, your account key.
+// NewClient creates a client for clientKey, your account key, with opts applied in order.
+// libcapmonster checks the key and every setting: a refused one is an error matching
+// ErrInvalidArgument whose Message is the library's, naming the argument (e.g. "base_url
+// must start with https:// (or http:// to a loopback host)"). A malformed proxy variable in
+// the environment does not make NewClient fail: the calls that would use it do.
 func NewClient(clientKey string, opts ...Option) (*Client, error) {
 	cfg := config{key: clientKey, requestTimeout: DefaultRequestTimeout}
 	for _, opt := range opts {
 		opt(&cfg)
-	}
-	if cfg.requestTimeout <= 0 {
-		return nil, invalidArgument("the request timeout must be positive, got " + cfg.requestTimeout.String())
 	}
 	h, err := newHandle(&cfg, milliseconds(cfg.requestTimeout, true))
 	if err != nil {
@@ -124,24 +135,17 @@ func NewClient(clientKey string, opts ...Option) (*Client, error) {
 }
 
 // newHandle makes a cm_client with the settings of cfg and a request timeout of timeoutMS.
+// The library judges every setting: a refusal is its own code and message.
 func newHandle(cfg *config, timeoutMS C.uint32_t) (*C.cm_client, error) {
-	key, err := cString(cfg.key, "the client key")
+	key, err := cString(cfg.key, "client_key")
 	if err != nil {
 		return nil, err
 	}
 	var h *C.cm_client
-	code := Code(C.cm_client_new(key, &h))
+	err = call(func(r **C.cm_result) C.cm_code { return C.cm_client_new(key, &h, r) })
 	C.free(unsafe.Pointer(key))
-	if code != CodeOK {
-		switch {
-		case cfg.key == "":
-			return nil, invalidArgument("the client key is empty")
-		case !utf8.ValidString(cfg.key):
-			return nil, invalidArgument("the client key is not UTF-8")
-		case len(cfg.key) > maxKeyBytes:
-			return nil, invalidArgument("the client key is longer than 1024 bytes")
-		}
-		return nil, newError(code, "cm_client_new failed", nil)
+	if err != nil {
+		return nil, err
 	}
 	liveHandles.Add(1)
 	if err := configure(h, cfg, timeoutMS); err != nil {
@@ -151,55 +155,69 @@ func newHandle(cfg *config, timeoutMS C.uint32_t) (*C.cm_client, error) {
 	return h, nil
 }
 
+// call runs a creation or a setter, whose cm_result carries the library's code and message,
+// and returns nil on CM_OK, else the library's error.
+func call(f func(r **C.cm_result) C.cm_code) error {
+	var r *C.cm_result
+	code := Code(f(&r))
+	defer C.cm_result_free(r)
+	if code == CodeOK {
+		return nil
+	}
+	res := readResult(r)
+	res.code = code
+	return res.err()
+}
+
 func configure(h *C.cm_client, cfg *config, timeoutMS C.uint32_t) error {
 	// setString calls set with s as a C string (NULL for a nil s); C copies what it keeps.
-	setString := func(set func(*C.char) C.cm_code, s *string, what string) (Code, error) {
+	setString := func(set func(s *C.char, r **C.cm_result) C.cm_code, s *string, what string) error {
 		if s == nil {
-			return Code(set(nil)), nil
+			return call(func(r **C.cm_result) C.cm_code { return set(nil, r) })
 		}
 		cs, err := cString(*s, what)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		defer C.free(unsafe.Pointer(cs))
-		return Code(set(cs)), nil
+		return call(func(r **C.cm_result) C.cm_code { return set(cs, r) })
 	}
 	if cfg.baseURL != "" {
-		code, err := setString(func(s *C.char) C.cm_code { return C.cm_client_set_base_url(h, s) }, &cfg.baseURL, "the base URL")
+		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_base_url(h, s, r) },
+			&cfg.baseURL, "base_url")
 		if err != nil {
 			return err
 		}
-		if code != CodeOK {
-			return newError(code, "invalid base URL "+quote(cfg.baseURL)+
-				": it must be https://, or http:// to a loopback host (127.0.0.0/8, ::1, localhost)", nil)
-		}
 	}
-	if code := Code(C.cm_client_set_request_timeout_ms(h, timeoutMS)); code != CodeOK {
-		return newError(code, "invalid request timeout", nil)
+	if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_request_timeout_ms(h, timeoutMS, r) }); err != nil {
+		return err
 	}
 	switch cfg.proxy {
 	case proxyExplicit:
-		code, err := setString(func(s *C.char) C.cm_code { return C.cm_client_set_proxy(h, s) }, &cfg.proxyURL, "the proxy URL")
+		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_proxy(h, s, r) },
+			&cfg.proxyURL, "proxy_url")
 		if err != nil {
 			return err
 		}
-		if code != CodeOK {
-			return newError(code, "invalid proxy URL "+quote(redactURL(cfg.proxyURL))+
-				": it must be http://, https://, socks5:// or socks5h://", nil)
-		}
 	case proxyOff:
-		if code := Code(C.cm_client_set_proxy(h, nil)); code != CodeOK {
-			return newError(code, "cannot turn the proxy off", nil)
+		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_proxy(h, s, r) },
+			nil, "proxy_url")
+		if err != nil {
+			return err
 		}
 	}
 	if cfg.caFile != "" {
-		code, err := setString(func(s *C.char) C.cm_code { return C.cm_client_set_ca_file(h, s) }, &cfg.caFile, "the CA file path")
+		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_ca_file(h, s, r) },
+			&cfg.caFile, "ca_file")
 		if err != nil {
 			return err
 		}
-		if code != CodeOK {
-			return newError(code, "cannot use the CA file "+quote(cfg.caFile)+
-				": it must exist and hold PEM certificates", nil)
+	}
+	if cfg.maxConnectionsSet {
+		n := cfg.maxConnections
+		err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_max_connections(h, n, r) })
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -318,24 +336,4 @@ func cString(s, what string) (*C.char, error) {
 		return nil, invalidArgument(what + " contains a NUL byte")
 	}
 	return C.CString(s), nil
-}
-
-func quote(s string) string {
-	const max = 200
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return `"` + strings.ToValidUTF8(s, "\uFFFD") + `"`
-}
-
-// redactURL hides the password of a proxy URL (as the library does in its messages).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if at := strings.LastIndexByte(s, '@'); at >= 0 {
-			return "xxxxx@" + s[at+1:]
-		}
-		return s
-	}
-	return u.Redacted()
 }

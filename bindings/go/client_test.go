@@ -35,20 +35,22 @@ func TestNewClientRejectsBadSettings(t *testing.T) {
 		opts []capmonster.Option
 		says string
 	}{
-		{"empty key", "", nil, "key is empty"},
-		{"key with NUL", "abc\x00def", nil, "NUL"},
-		{"key not UTF-8", "abc\xffdef", nil, "UTF-8"},
-		{"key too long", strings.Repeat("k", 1025), nil, "longer than 1024 bytes"},
-		{"ftp base URL", "key123", []capmonster.Option{capmonster.WithBaseURL("ftp://127.0.0.1/")}, "base URL"},
-		{"http to a remote host", "key123", []capmonster.Option{capmonster.WithBaseURL("http://example.com")}, "loopback"},
-		{"not a URL", "key123", []capmonster.Option{capmonster.WithBaseURL("not a url")}, "base URL"},
-		{"base URL with NUL", "key123", []capmonster.Option{capmonster.WithBaseURL("https://a\x00b")}, "NUL"},
-		{"zero request timeout", "key123", []capmonster.Option{capmonster.WithRequestTimeout(0)}, "timeout"},
-		{"negative request timeout", "key123", []capmonster.Option{capmonster.WithRequestTimeout(-time.Second)}, "timeout"},
-		{"bad proxy scheme", "key123", []capmonster.Option{capmonster.WithProxy("gopher://user:hunter2@127.0.0.1:70")}, "proxy"},
-		{"empty proxy", "key123", []capmonster.Option{capmonster.WithProxy("")}, "proxy"},
-		{"missing CA file", "key123", []capmonster.Option{capmonster.WithCAFile(missing)}, "CA file"},
-		{"empty CA file", "key123", []capmonster.Option{capmonster.WithCAFile(empty)}, "CA file"},
+		{"empty key", "", nil, "client_key is empty"},
+		{"key with NUL", "abc\x00def", nil, "client_key contains a NUL byte"},
+		{"key not UTF-8", "abc\xffdef", nil, "client_key is not valid UTF-8"},
+		{"key too long", strings.Repeat("k", 1025), nil, "client_key is longer than 1024 bytes"},
+		{"ftp base URL", "key123", []capmonster.Option{capmonster.WithBaseURL("ftp://127.0.0.1/")}, "base_url must start with https://"},
+		{"http to a remote host", "key123", []capmonster.Option{capmonster.WithBaseURL("http://example.com")}, "base_url uses http:// to a host that is not loopback"},
+		{"not a URL", "key123", []capmonster.Option{capmonster.WithBaseURL("not a url")}, "base_url"},
+		{"base URL with NUL", "key123", []capmonster.Option{capmonster.WithBaseURL("https://a\x00b")}, "base_url contains a NUL byte"},
+		{"zero request timeout", "key123", []capmonster.Option{capmonster.WithRequestTimeout(0)}, "timeout_ms must be at least 1"},
+		{"negative request timeout", "key123", []capmonster.Option{capmonster.WithRequestTimeout(-time.Second)}, "timeout_ms must be at least 1"},
+		{"bad proxy scheme", "key123", []capmonster.Option{capmonster.WithProxy("gopher://user:hunter2@127.0.0.1:70")}, "proxy_url must start with http://"},
+		{"empty proxy", "key123", []capmonster.Option{capmonster.WithProxy("")}, "proxy_url is empty"},
+		{"missing CA file", "key123", []capmonster.Option{capmonster.WithCAFile(missing)}, "ca_file"},
+		{"empty CA file", "key123", []capmonster.Option{capmonster.WithCAFile(empty)}, "ca_file"},
+		{"zero max connections", "key123", []capmonster.Option{capmonster.WithMaxConnections(0)}, "max_connections must be at least 1"},
+		{"negative max connections", "key123", []capmonster.Option{capmonster.WithMaxConnections(-3)}, "max_connections"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,6 +63,13 @@ func TestNewClientRejectsBadSettings(t *testing.T) {
 			if !strings.Contains(e.Message, c.says) {
 				t.Errorf("message %q does not say %q", e.Message, c.says)
 			}
+			// The library's message as it is: nothing added, nothing reworded.
+			if want := "capmonster: CM_ERR_INVALID_ARGUMENT: " + e.Message; err.Error() != want {
+				t.Errorf("Error() = %q, want %q", err.Error(), want)
+			}
+			if e.Requests != 0 || e.HTTPStatus != 0 || e.TaskID != 0 {
+				t.Errorf("got %+v", e)
+			}
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("the error shows the proxy password: %v", err)
 			}
@@ -68,6 +77,45 @@ func TestNewClientRejectsBadSettings(t *testing.T) {
 	}
 	if after := capmonster.LiveHandles(); after != before {
 		t.Errorf("%d library clients before, %d after: a failed NewClient leaked one", before, after)
+	}
+}
+
+// The library's own message, word for word, for a refused base URL: the binding adds no
+// wording of its own.
+func TestBadBaseURLCarriesTheLibrarysMessage(t *testing.T) {
+	t.Parallel()
+	_, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL("ftp://127.0.0.1/"))
+	e := wantKinds(t, err, "ErrInvalidArgument")
+	if e.Code != capmonster.CodeInvalidArgument ||
+		e.Message != "base_url must start with https:// (or http:// to a loopback host)" {
+		t.Errorf("got %+v", e)
+	}
+}
+
+func TestWithMaxConnections(t *testing.T) {
+	t.Parallel()
+	_, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL(emulatorURL), capmonster.WithMaxConnections(0))
+	if e := wantKinds(t, err, "ErrInvalidArgument"); !strings.Contains(e.Message, "max_connections") {
+		t.Errorf("message %q does not name max_connections", e.Message)
+	}
+
+	// One connection for 8 goroutines: the calls take turns, all succeed.
+	client := newClient(t, capmonster.WithMaxConnections(1))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if balance, err := client.GetBalance(context.Background()); err != nil || balance != 345.678 {
+				errs <- errors.Join(err, errors.New("bad balance"))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
@@ -291,6 +339,57 @@ func TestProxySettings(t *testing.T) {
 	if !strings.Contains(e.Message, "proxy") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("message %q: want the proxy named, without its password", e.Message)
 	}
+}
+
+// Sequential: it sets proxy variables in the environment. A malformed proxy variable does not
+// make NewClient fail; the calls that would use it fail, naming the variable, sending nothing.
+func TestMalformedProxyInTheEnvironment(t *testing.T) {
+	for _, name := range []string{"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"} {
+		t.Setenv(name, "")
+		os.Unsetenv(name)
+	}
+	t.Setenv("http_proxy", "http://[bad")
+	t.Setenv("https_proxy", "http://[bad")
+	ctx := context.Background()
+
+	check := func(t *testing.T, client *capmonster.Client, variable string) {
+		t.Helper()
+		_, err := client.GetBalance(ctx)
+		e := wantKinds(t, err, "ErrInvalidArgument")
+		if !strings.Contains(e.Message, variable) || e.Requests != 0 {
+			t.Errorf("got %+v, want the message to name %s and nothing sent", e, variable)
+		}
+		// Through the short-lived client of a deadline-bound call too.
+		short, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err = client.GetTaskResult(short, newTaskID())
+		if e := wantKinds(t, err, "ErrInvalidArgument"); !strings.Contains(e.Message, variable) {
+			t.Errorf("deadline-bound call: message %q does not name %s", e.Message, variable)
+		}
+	}
+
+	t.Run("emulator", func(t *testing.T) {
+		client, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL(emulatorURL))
+		if err != nil {
+			t.Fatalf("NewClient failed because of the environment: %v", err)
+		}
+		defer client.Close()
+		check(t, client, "http_proxy")
+	})
+	t.Run("official service", func(t *testing.T) {
+		client, err := capmonster.NewClient(newKey(t), capmonster.WithRequestTimeout(2*time.Second))
+		if err != nil {
+			t.Fatalf("NewClient failed because of the environment: %v", err)
+		}
+		defer client.Close()
+		check(t, client, "https_proxy")
+	})
+	t.Run("without proxy", func(t *testing.T) {
+		direct := newClient(t, capmonster.WithoutProxy())
+		if balance, err := direct.GetBalance(ctx); err != nil || balance != 345.678 {
+			t.Errorf("WithoutProxy: %v, %v", balance, err)
+		}
+	})
 }
 
 func TestClientStringHidesTheKey(t *testing.T) {

@@ -25,6 +25,10 @@
 // [ErrCancelled], [ErrBudgetExhausted], [ErrNetwork], [ErrHTTPStatus], [ErrBadResponse],
 // [ErrInvalidArgument], [ErrInternal] and [ErrClosed].
 //
+// libcapmonster checks every argument and writes every message: a key or option it refuses
+// is an error from [NewClient] matching [ErrInvalidArgument] whose Message is the library's,
+// naming the argument (e.g. "max_connections must be at least 1").
+//
 // # Contexts
 //
 // A call whose context is already done returns at once, sending nothing, with an error that

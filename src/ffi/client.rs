@@ -92,8 +92,8 @@ pub unsafe extern "C" fn cm_client_set_request_timeout_ms(
     })
 }
 
-/// Sends every request through `proxy_url` (http://, https://, socks5://, socks5h://, with
-/// optional user:password@, which never appears in messages); NULL turns proxying off,
+/// Sends every request through `proxy_url` (http://, https://, socks4://, socks4a://,
+/// socks5://, socks5h://, with optional user:password@, which never appears in messages); NULL turns proxying off,
 /// whatever the environment says. Until this is called, the environment decides.
 ///
 /// # Safety

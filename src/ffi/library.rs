@@ -17,7 +17,8 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
     Err(_) => panic!("the package version contains a NUL byte"),
 };
 
-/// The library's version, e.g. "0.1.0". Static storage: never free it.
+/// The library's version as "MAJOR.MINOR.PATCH" (the CM_VERSION_* macros of the header the
+/// library was built with). Static storage: never free it.
 #[no_mangle]
 pub extern "C" fn cm_version() -> *const c_char {
     VERSION.as_ptr()

@@ -41,11 +41,11 @@ namespace CapMonster
 
         /// <summary>A client with <paramref name="options"/> (null: the defaults).</summary>
         /// <param name="clientKey">Your account key (the emulator accepts any non-empty one).</param>
-        /// <param name="options">Base URL, request timeout, proxy, CA file; read once, here.</param>
+        /// <param name="options">Base URL, request timeout, proxy, CA file, connection cap; read once, here.</param>
         /// <exception cref="ArgumentNullException"><paramref name="clientKey"/> is null.</exception>
         /// <exception cref="ArgumentException">A string holds a NUL character, or <see cref="CapMonsterClientOptions.Proxy"/> is set with <see cref="CapMonsterClientOptions.UseProxy"/> false.</exception>
         /// <exception cref="ArgumentOutOfRangeException"><see cref="CapMonsterClientOptions.RequestTimeout"/> is negative or too large.</exception>
-        /// <exception cref="CapMonsterException">The library refused a setting (<see cref="CapMonsterErrorCode.InvalidArgument"/>): an empty key, a malformed or non-loopback http:// base URL, a zero timeout, a bad proxy URL, a missing CA file.</exception>
+        /// <exception cref="CapMonsterException">The library refused the key or a setting (<see cref="CapMonsterErrorCode.InvalidArgument"/>, with the library's message naming the argument, e.g. "base_url must start with https:// (or http:// to a loopback host)"): an empty key, a malformed or non-loopback http:// base URL, a zero timeout, a bad proxy URL, a missing CA file, a zero <see cref="CapMonsterClientOptions.MaxConnections"/>. A malformed proxy variable in the environment is not refused here: the calls that would use it throw, naming the variable.</exception>
         public CapMonsterClient(string clientKey, CapMonsterClientOptions options)
         {
             if (clientKey == null) throw new ArgumentNullException("clientKey");
@@ -64,35 +64,37 @@ namespace CapMonster
                 : 0;
             byte[] key = Utf8.ToNative(clientKey, "clientKey");
 
+            uint? maxConnections = options.MaxConnections.HasValue
+                ? (uint)Math.Max(options.MaxConnections.Value, 0)
+                : (uint?)null;
+
             ClientHandle handle = null;
             try
             {
-                int code = NativeMethods.cm_client_new(key, out handle);
-                if (code != NativeMethods.CM_OK)
-                {
-                    throw CapMonsterException.FromCode(code, "cm_client_new refused the client key");
-                }
-                // Messages never repeat the settings: URLs may carry credentials.
+                // Every refusal is the library's: its code and its message, naming the argument
+                // (which never repeats a proxy's credentials).
+                ResultHandle result;
+                Check(NativeMethods.cm_client_new(key, out handle, out result), result);
                 if (baseUrl != null)
                 {
-                    Check(NativeMethods.cm_client_set_base_url(handle, baseUrl),
-                        "cm_client_set_base_url refused the base URL (https:// anywhere, http:// only to a loopback host)");
+                    Check(NativeMethods.cm_client_set_base_url(handle, baseUrl, out result), result);
                 }
                 if (options.RequestTimeout.HasValue)
                 {
-                    Check(NativeMethods.cm_client_set_request_timeout_ms(handle, timeoutMs),
-                        "cm_client_set_request_timeout_ms refused the request timeout");
+                    Check(NativeMethods.cm_client_set_request_timeout_ms(handle, timeoutMs, out result), result);
                 }
                 if (proxy != null || !options.UseProxy)
                 {
                     // NULL (UseProxy false): no proxy, whatever the environment says.
-                    Check(NativeMethods.cm_client_set_proxy(handle, proxy),
-                        "cm_client_set_proxy refused the proxy URL");
+                    Check(NativeMethods.cm_client_set_proxy(handle, proxy, out result), result);
                 }
                 if (caFile != null)
                 {
-                    Check(NativeMethods.cm_client_set_ca_file(handle, caFile),
-                        "cm_client_set_ca_file refused the CA file (missing, unreadable or without certificates)");
+                    Check(NativeMethods.cm_client_set_ca_file(handle, caFile, out result), result);
+                }
+                if (maxConnections.HasValue)
+                {
+                    Check(NativeMethods.cm_client_set_max_connections(handle, maxConnections.Value, out result), result);
                 }
             }
             catch
@@ -282,9 +284,13 @@ namespace CapMonster
             if (_disposed) throw new ObjectDisposedException(GetType().FullName);
         }
 
-        private static void Check(int code, string what)
+        /// <summary>Frees the result of a creation or a setter; throws the library's code and message unless CM_OK.</summary>
+        private static void Check(int code, ResultHandle result)
         {
-            if (code != NativeMethods.CM_OK) throw CapMonsterException.FromCode(code, what);
+            using (result)
+            {
+                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
+            }
         }
 
         private static CancelHandle NewCancel()

@@ -10,7 +10,7 @@ namespace CapMonster
     {
         /// <summary>
         /// Creates options with the defaults: the official service, 21 s per request, the
-        /// environment's proxy settings, the system's certificate authorities.
+        /// environment's proxy settings, the system's certificate authorities, 64 connections.
         /// </summary>
         public CapMonsterClientOptions()
         {
@@ -51,5 +51,13 @@ namespace CapMonster
         /// Null: the system store.
         /// </summary>
         public string CaFile { get; set; }
+
+        /// <summary>
+        /// The most connections the client holds at once (cm_client_set_max_connections); calls
+        /// beyond it wait for a connection, within their request timeout. Null: the library's
+        /// default (64). The library refuses 0 (<see cref="CapMonsterErrorCode.InvalidArgument"/>);
+        /// a negative value is sent as 0.
+        /// </summary>
+        public int? MaxConnections { get; set; }
     }
 }

@@ -93,7 +93,7 @@ namespace CapMonster
                 NativeMethods.cm_result_task_id(result));
         }
 
-        /// <summary>The failure of a call that returns only a code (the client's setters).</summary>
+        /// <summary>The failure of a call that returns only a code and no result (cm_cancel_new).</summary>
         internal static CapMonsterException FromCode(int code, string what)
         {
             string name = Utf8.FromNative(NativeMethods.cm_code_name(code));

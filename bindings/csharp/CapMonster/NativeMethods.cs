@@ -39,20 +39,25 @@ namespace CapMonster
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr cm_code_name(int code);
 
+        // Creation and the setters write a cm_result on every return (success or not): its
+        // message is the library's account of a refused argument.
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_client_new([In] byte[] clientKey, out ClientHandle client);
+        internal static extern int cm_client_new([In] byte[] clientKey, out ClientHandle client, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl);
+        internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs);
+        internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_client_set_proxy(ClientHandle client, [In] byte[] proxyUrl);
+        internal static extern int cm_client_set_proxy(ClientHandle client, [In] byte[] proxyUrl, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_client_set_ca_file(ClientHandle client, [In] byte[] path);
+        internal static extern int cm_client_set_ca_file(ClientHandle client, [In] byte[] path, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_max_connections(ClientHandle client, uint maxConnections, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void cm_client_free(IntPtr client);

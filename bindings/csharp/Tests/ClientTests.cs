@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
@@ -48,6 +49,9 @@ namespace CapMonster.Tests
                 EscapedSolutionStringsAreUnescaped,
                 ExplicitProxyIsUsedAndItsPasswordHidden,
                 UseProxyFalseIgnoresTheEnvironment,
+                MalformedProxyInTheEnvironmentDoesNotFailCreation,
+                BadBaseUrlCarriesTheLibrarysMessage,
+                MaxConnectionsIsPassedToTheLibrary,
                 CaFileIsReadWhenTheClientIsMade,
                 CancelStopsALongWaitWithin100Ms,
                 WaitResultAsyncSucceeds,
@@ -410,18 +414,26 @@ namespace CapMonster.Tests
 
         private static void InvalidArgumentsFromTheNativeLibrary()
         {
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient(""), "empty key");
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+            // Each refusal carries the library's message, which names the argument.
+            CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient(""), "empty key");
+            Assert.Equal("client_key is empty", e.Message, "empty key");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "http://example.com" }), "http:// to a non-loopback host");
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+            Assert.Contains("base_url", e.Message, "http:// to a non-loopback host");
+            Assert.Contains("loopback", e.Message, "http:// to a non-loopback host");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "not a url" }), "malformed base URL");
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+            Assert.Contains("base_url", e.Message, "malformed base URL");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { RequestTimeout = TimeSpan.Zero }), "zero request timeout");
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
-                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { Proxy = "ftp://127.0.0.1:21" }), "proxy scheme");
+            Assert.Contains("timeout_ms", e.Message, "zero request timeout");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { Proxy = "ftp://user:s3cr3t-pw@127.0.0.1:21" }), "proxy scheme");
+            Assert.Contains("proxy_url", e.Message, "proxy scheme");
+            Assert.True(e.Message.IndexOf("s3cr3t-pw", StringComparison.Ordinal) < 0, "the password is not in the message: " + e.Message);
             using (var client = NewClient("invalid"))
             {
-                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.GetTaskResult(0), "task id 0");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.GetTaskResult(0), "task id 0");
                 Assert.Equal(0, e.RequestCount, "nothing sent");
                 Assert.Equal("CM_ERR_INVALID_ARGUMENT", e.CodeName, "CodeName");
                 long id = Emulator.ScriptedTask("\"processing\"");
@@ -506,16 +518,144 @@ namespace CapMonster.Tests
             }
         }
 
+        [DllImport("libc", EntryPoint = "getenv")]
+        private static extern IntPtr NativeGetenv(string name);
+
+        [DllImport("libc", EntryPoint = "setenv")]
+        private static extern int NativeSetenv(string name, string value, int overwrite);
+
+        [DllImport("libc", EntryPoint = "unsetenv")]
+        private static extern int NativeUnsetenv(string name);
+
+        /// <summary>
+        /// Sets environment variables in the process's C environment (where the native library
+        /// reads them; .NET Core keeps a managed copy that it never writes there) for the length
+        /// of <paramref name="body"/>, then puts back what was there. Tests run one at a time.
+        /// </summary>
+        private static void WithNativeEnvironment(IDictionary<string, string> values, Action body)
+        {
+            var saved = new Dictionary<string, string>();
+            foreach (string name in values.Keys)
+            {
+                IntPtr old = NativeGetenv(name);
+                saved[name] = old == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(old);
+            }
+            try
+            {
+                foreach (KeyValuePair<string, string> pair in values)
+                {
+                    int rc = pair.Value == null ? NativeUnsetenv(pair.Key) : NativeSetenv(pair.Key, pair.Value, 1);
+                    Assert.Equal(0, rc, "setting " + pair.Key);
+                }
+                body();
+            }
+            finally
+            {
+                foreach (KeyValuePair<string, string> pair in saved)
+                {
+                    if (pair.Value == null) NativeUnsetenv(pair.Key);
+                    else NativeSetenv(pair.Key, pair.Value, 1);
+                }
+            }
+        }
+
+        private static void MalformedProxyInTheEnvironmentDoesNotFailCreation()
+        {
+            var environment = new Dictionary<string, string>
+            {
+                { "http_proxy", "http://[bad" },
+                { "https_proxy", "http://[bad" },
+                { "HTTPS_PROXY", null },
+                { "all_proxy", null },
+                { "ALL_PROXY", null },
+                { "no_proxy", null },
+                { "NO_PROXY", null },
+            };
+            IntPtr before = NativeGetenv("http_proxy");
+            string httpProxyBefore = before == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(before);
+            WithNativeEnvironment(environment, () =>
+            {
+                // Creation succeeds; the calls that would use the proxy fail, naming the variable,
+                // and send nothing.
+                using (var client = new CapMonsterClient("cs-bad-env-proxy", new CapMonsterClientOptions { BaseUrl = Emulator.Url }))
+                {
+                    CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.GetBalance(), "balance");
+                    Assert.Contains("http_proxy", e.Message, "the message names the variable");
+                    Assert.Equal(0, e.RequestCount, "nothing sent");
+                }
+                using (var client = new CapMonsterClient("cs-bad-env-proxy", new CapMonsterClientOptions { RequestTimeout = TimeSpan.FromSeconds(2) }))
+                {
+                    CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.GetBalance(), "official service");
+                    Assert.Contains("https_proxy", e.Message, "the message names the variable");
+                }
+                using (var client = new CapMonsterClient("cs-bad-env-proxy", new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false }))
+                {
+                    Assert.Equal(345.678m, client.GetBalance(), "UseProxy false ignores the environment");
+                }
+            });
+            IntPtr after = NativeGetenv("http_proxy");
+            Assert.Equal(httpProxyBefore, after == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(after), "http_proxy is put back");
+        }
+
+        private static void BadBaseUrlCarriesTheLibrarysMessage()
+        {
+            CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "ftp://127.0.0.1/" }), "ftp base URL");
+            // Word for word: the binding adds nothing and rewords nothing.
+            Assert.Equal("base_url must start with https:// (or http:// to a loopback host)", e.Message, "Message");
+            Assert.Equal("CM_ERR_INVALID_ARGUMENT", e.CodeName, "CodeName");
+            Assert.Equal(0, e.RequestCount, "RequestCount");
+            Assert.Equal(0L, e.TaskId, "TaskId");
+        }
+
+        private static void MaxConnectionsIsPassedToTheLibrary()
+        {
+            CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = Emulator.Url, MaxConnections = 0 }), "MaxConnections 0");
+            Assert.Contains("max_connections", e.Message, "MaxConnections 0");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = Emulator.Url, MaxConnections = -1 }), "MaxConnections -1");
+            Assert.Contains("max_connections", e.Message, "MaxConnections -1");
+
+            // One connection for eight threads: the calls take turns and all succeed.
+            var options = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, MaxConnections = 1 };
+            using (var client = new CapMonsterClient("cs-max-connections", options))
+            {
+                var errors = new List<Exception>();
+                var threads = new List<Thread>();
+                for (int i = 0; i < 8; i++)
+                {
+                    var thread = new Thread(() =>
+                    {
+                        try
+                        {
+                            for (int j = 0; j < 10; j++) Assert.Equal(345.678m, client.GetBalance(), "balance");
+                        }
+                        catch (Exception ex)
+                        {
+                            lock (errors) errors.Add(ex);
+                        }
+                    });
+                    thread.Start();
+                    threads.Add(thread);
+                }
+                foreach (Thread thread in threads) thread.Join();
+                Assert.Equal(0, errors.Count, "failures: " + (errors.Count > 0 ? errors[0].Message : ""));
+            }
+        }
+
         private static void CaFileIsReadWhenTheClientIsMade()
         {
             string missing = Path.Combine(Path.GetTempPath(), "capmonster-no-such-ca-" + Guid.NewGuid() + ".pem");
-            Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+            CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-ca", new CapMonsterClientOptions { BaseUrl = Emulator.Url, CaFile = missing }), "missing CA file");
+            Assert.Contains("ca_file", e.Message, "missing CA file");
             string empty = Path.GetTempFileName();
             try
             {
-                Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                     () => new CapMonsterClient("cs-ca", new CapMonsterClientOptions { BaseUrl = Emulator.Url, CaFile = empty }), "empty CA file");
+                Assert.Contains("ca_file", e.Message, "empty CA file");
             }
             finally
             {
