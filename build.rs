@@ -12,12 +12,16 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     // scripts/install.sh builds with CAPMONSTER_SONAME=1 into its own target directory: the
-    // installed library is then found as libcapmonster.so.0 by the programs linked to it. The
+    // installed library is then found by its ABI version (libcapmonster.so.0.2) by the programs
+    // linked to it. Before 1.0 a minor version may change the ABI (0.2 added the setters'
+    // out_result), so the soname carries it: a program built for 0.1 never loads 0.2. The
     // in-tree build has no soname, so `-Ltarget/release -lcapmonster` works without symlinks.
     println!("cargo:rerun-if-env-changed=CAPMONSTER_SONAME");
     if env::var_os("CAPMONSTER_SONAME").is_some() && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcapmonster.so.{major}");
+        let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
+        let abi = if major == "0" { format!("0.{minor}") } else { major };
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcapmonster.so.{abi}");
     }
 
     println!("cargo:rerun-if-changed=src");

@@ -23,15 +23,18 @@ solve() { # program, how it was built
     echo "ok: $2"
 }
 
-[ "$(readlink "$prefix/lib/libcapmonster.so")" = libcapmonster.so.0 ]
-readelf -d "$prefix/lib/libcapmonster.so.0" | grep -q 'SONAME.*\[libcapmonster.so.0\]'
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+major=${version%%.*}; minor=${version#*.}; minor=${minor%%.*}
+if [ "$major" = 0 ]; then abi="0.$minor"; else abi="$major"; fi   # before 1.0 the soname carries the minor
+[ "$(readlink "$prefix/lib/libcapmonster.so")" = "libcapmonster.so.$abi" ]
+readelf -d "$prefix/lib/libcapmonster.so.$abi" | grep -q "SONAME.*\[libcapmonster.so.$abi\]"
 [ "$(pkg-config --modversion capmonster)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" ]
 
-# pkg-config, shared: the program needs libcapmonster.so.0, found through the rpath.
+# pkg-config, shared: the program needs libcapmonster.so.$abi, found through the rpath.
 # shellcheck disable=SC2046
 gcc -std=c99 -Wall -Wextra -Werror -pedantic examples/solve_image.c $(pkg-config --cflags --libs capmonster) \
     -Wl,-rpath,"$prefix/lib" -o "$work/pkgconfig_shared"
-readelf -d "$work/pkgconfig_shared" | grep -q 'NEEDED.*\[libcapmonster.so.0\]'
+readelf -d "$work/pkgconfig_shared" | grep -q "NEEDED.*\[libcapmonster.so.$abi\]"
 solve "$work/pkgconfig_shared" "pkg-config, shared"
 
 # pkg-config, static: the archive itself plus Libs.private (minus -lcapmonster, which would
