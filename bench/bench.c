@@ -81,8 +81,8 @@ static cm_client *g_client;
 
 static void setup_shared(void) {
     cm_client *c = NULL;
-    if (cm_client_new(KEY, &c) != CM_OK || cm_client_set_base_url(c, g_url) != CM_OK ||
-        cm_client_set_proxy(c, NULL) != CM_OK) {
+    if (cm_client_new(KEY, &c, NULL) != CM_OK || cm_client_set_base_url(c, g_url, NULL) != CM_OK ||
+        cm_client_set_proxy(c, NULL, NULL) != CM_OK) {
         fprintf(stderr, "bench_lib: cannot set up the client for %s\n", g_url);
         exit(2);
     }

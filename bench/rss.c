@@ -44,8 +44,9 @@ int main(int argc, char **argv) {
 #if defined(CONTENDER_LIB)
     cm_client *c = NULL;
     cm_result *r = NULL;
-    ok = cm_client_new("bench-key", &c) == CM_OK && cm_client_set_base_url(c, argv[1]) == CM_OK &&
-         cm_client_set_proxy(c, NULL) == CM_OK && cm_get_task_result(c, 1, &r) == CM_OK && cm_result_is_ready(r) == 0;
+    ok = cm_client_new("bench-key", &c, NULL) == CM_OK && cm_client_set_base_url(c, argv[1], NULL) == CM_OK &&
+         cm_client_set_proxy(c, NULL, NULL) == CM_OK && cm_get_task_result(c, 1, &r) == CM_OK &&
+         cm_result_is_ready(r) == 0;
     cm_result_free(r);
 #elif defined(CONTENDER_CURL)
     char url[512];

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::http::{Reply, Request, Response};
-use crate::script::{Action, Script, ScriptEntry, Step, Target};
+use crate::http::{Outcome, Reply, Request, Response, STAMP_DIGITS};
+use crate::script::{Action, Script, ScriptEntry, Step, Target, MAX_PAUSE_MS};
 use crate::solutions;
 use crate::Config;
 
@@ -130,6 +130,27 @@ fn api_error(method: &str, code: &str, description: &str) -> Reply {
 
 fn processing_body() -> Value {
     json!({"errorCode": null, "errorDescription": null, "errorId": 0, "status": "processing"})
+}
+
+/// The solution member that [`Config::stamp_ready`] adds to ready answers.
+pub const STAMP_FIELD: &str = "emulatorSentAtUs";
+
+/// A ready answer; with `stamp`, an object solution gets a [`STAMP_FIELD`] placeholder that
+/// the connection fills with the send time just before writing (see `Response::stamp_now`).
+fn ready_reply(stamp: bool, mut solution: Value, create_time: u64, end_time: u64) -> Reply {
+    let stamped = match &mut solution {
+        Value::Object(members) if stamp => {
+            members.insert(STAMP_FIELD.to_owned(), json!("0".repeat(STAMP_DIGITS)));
+            true
+        }
+        _ => false,
+    };
+    let mut reply = json_reply(200, &ready_body(solution, create_time, end_time));
+    if let (true, Outcome::Respond(response)) = (stamped, &mut reply.outcome) {
+        let marker = format!("\"{STAMP_FIELD}\":\"");
+        response.mark_stamp(marker.as_bytes());
+    }
+    reply
 }
 
 /// The ready answer, with the extra fields the real service adds (clients must ignore them).
@@ -253,6 +274,34 @@ impl Service {
         Some(id)
     }
 
+    /// Creates `count` tasks under one lock (consecutive ids, one creation time); task
+    /// `first + j` is ready `solve_after + spread * j / count` after it. All or nothing:
+    /// `None` when the table cannot take them all or ids ran out.
+    pub(crate) fn add_tasks(&self, task: &Value, solve_after: Duration, spread: Duration, count: usize) -> Option<i64> {
+        let solution = solutions::solution_for(task);
+        let mut state = self.lock();
+        if count == 0 || state.tasks.len().checked_add(count)? > MAX_TASKS {
+            return None;
+        }
+        let first = state.next_id;
+        state.next_id = first.checked_add(i64::try_from(count).ok()?)?;
+        let (now, created_unix) = (Instant::now(), unix_now());
+        state.tasks.reserve(count);
+        for j in 0..count {
+            let offset = spread.as_nanos() * j as u128 / count as u128;
+            let after = solve_after.saturating_add(Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX)));
+            let task = Task {
+                solution: solution.clone(),
+                created_unix,
+                ready_at: now.checked_add(after),
+                solve_after: after,
+                callback_url: None,
+            };
+            state.tasks.insert(first + j as i64, task);
+        }
+        Some(first)
+    }
+
     /// Answers one request.
     pub(crate) fn handle(&self, request: &Request) -> Reply {
         let post = request.method == "POST";
@@ -263,13 +312,19 @@ impl Service {
                 json_reply(200, &json!({"ok": true}))
             }
             "/_emulator/task" if post => self.control_task(&request.body),
+            "/_emulator/tasks" if post => self.control_tasks(&request.body),
             "/_emulator/stats" if request.method == "GET" || request.method == "HEAD" => {
                 json_reply(200, &self.stats_json())
             }
-            "/_emulator/script" | "/_emulator/reset" | "/_emulator/task" => wrong_method("POST"),
+            "/_emulator/script" | "/_emulator/reset" | "/_emulator/task" | "/_emulator/tasks" => wrong_method("POST"),
             "/_emulator/stats" => wrong_method("GET"),
             path => match API_METHODS.iter().position(|m| path.strip_prefix('/') == Some(m)) {
-                Some(index) if post => self.api_call(index, &request.body),
+                Some(index) if post => {
+                    let mut reply = self.api_call(index, &request.body);
+                    let extra = self.config.answer_delay.min(Duration::from_millis(MAX_PAUSE_MS));
+                    reply.delay = reply.delay.saturating_add(extra);
+                    reply
+                }
                 Some(_) => wrong_method("POST"),
                 None => not_found(),
             },
@@ -311,6 +366,39 @@ impl Service {
         }
     }
 
+    /// `POST /_emulator/tasks`: `count` tasks at once, ids consecutive; task `first + j` is
+    /// ready `solveAfterMs + spreadMs * j / count` after creation.
+    fn control_tasks(&self, body: &[u8]) -> Reply {
+        let task: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
+        };
+        match task.get("type").and_then(Value::as_str) {
+            Some(t) if solutions::is_known_type(t) => {}
+            Some(t) => return text_reply(400, &format!("unknown task type {t:?}\n")),
+            None => return text_reply(400, "the body must be an object with a string \"type\"\n"),
+        }
+        let count = match task.get("count").and_then(Value::as_u64) {
+            Some(n) if (1..=MAX_TASKS as u64).contains(&n) => n as usize,
+            _ => return text_reply(400, &format!("\"count\" must be an integer in 1..={MAX_TASKS}\n")),
+        };
+        let solve_after = match solve_after_field(&task, "solveAfterMs", self.config.solve_after) {
+            Ok(d) => d,
+            Err(e) => return text_reply(400, &format!("{e}\n")),
+        };
+        let spread = match solve_after_field(&task, "spreadMs", Duration::ZERO) {
+            Ok(d) => d,
+            Err(e) => return text_reply(400, &format!("{e}\n")),
+        };
+        match self.add_tasks(&task, solve_after, spread, count) {
+            Some(first) => json_reply(200, &json!({"firstTaskId": first, "count": count})),
+            None => text_reply(
+                503,
+                &format!("the task table cannot take {count} more tasks ({MAX_TASKS} at most); reset first\n"),
+            ),
+        }
+    }
+
     /// One API call: count it, play a script if one matches, else behave like the service.
     fn api_call(&self, index: usize, body: &[u8]) -> Reply {
         let method = API_METHODS[index];
@@ -342,7 +430,7 @@ impl Service {
         let scripted = state.scripts.get_mut(&target).map(Script::take);
         if let Some(step) = scripted {
             let times = polled.and_then(|id| state.tasks.get(&id)).map(|t| (t.created_unix, t.solve_after));
-            return render_step(method, step, times);
+            return render_step(method, step, times, self.config.stamp_ready);
         }
 
         if !self.key_accepted(&body) {
@@ -364,7 +452,7 @@ impl Service {
                 match task.ready_at {
                     Some(at) if Instant::now() >= at => {
                         let end = task.created_unix.saturating_add(task.solve_after.as_secs());
-                        json_reply(200, &ready_body(task.solution.clone(), task.created_unix, end))
+                        ready_reply(self.config.stamp_ready, task.solution.clone(), task.created_unix, end)
                     }
                     _ => json_reply(200, &processing_body()),
                 }
@@ -447,7 +535,7 @@ pub fn is_api_method(name: &str) -> bool {
 
 /// Turns a scripted step into a reply. `times` (creation time, solve delay) comes from the
 /// task when the scripted id was also created, so ready answers carry plausible times.
-fn render_step(method: &str, step: Step, times: Option<(u64, Duration)>) -> Reply {
+fn render_step(method: &str, step: Step, times: Option<(u64, Duration)>, stamp: bool) -> Reply {
     let mut reply = match step.action {
         Action::Processing => json_reply(200, &processing_body()),
         Action::Ready(solution) => {
@@ -455,7 +543,7 @@ fn render_step(method: &str, step: Step, times: Option<(u64, Duration)>) -> Repl
                 Some((created, after)) => (created, created.saturating_add(after.as_secs())),
                 None => (unix_now(), unix_now()),
             };
-            json_reply(200, &ready_body(solution, created, end))
+            ready_reply(stamp, solution, created, end)
         }
         Action::ApiError { code, description, status } => {
             json_reply(status, &api_error_body(method, &code, description.as_deref()))

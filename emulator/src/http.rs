@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::api::Service;
 use crate::script::{Fault, OVERSIZE_PREFIX, OVERSIZE_SUFFIX};
@@ -62,11 +62,45 @@ pub(crate) struct Response {
     allow: Option<&'static str>,
     /// Extra headers from a scripted step (already checked to be one line each).
     extra_headers: Vec<(String, String)>,
+    /// Where in the body the send time goes ([`STAMP_DIGITS`] placeholder bytes), if anywhere.
+    stamp_at: Option<usize>,
 }
+
+/// Width of a send-time stamp: microseconds since the Unix epoch, zero-padded.
+pub(crate) const STAMP_DIGITS: usize = 20;
 
 impl Response {
     pub(crate) fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Response {
-        Response { status, content_type: content_type.into(), body, allow: None, extra_headers: Vec::new() }
+        Response {
+            status,
+            content_type: content_type.into(),
+            body,
+            allow: None,
+            extra_headers: Vec::new(),
+            stamp_at: None,
+        }
+    }
+
+    /// Makes the [`STAMP_DIGITS`] bytes after the first `marker` in the body the place of the
+    /// send-time stamp (nothing happens if `marker` is absent).
+    pub(crate) fn mark_stamp(&mut self, marker: &[u8]) {
+        self.stamp_at = self
+            .body
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .map(|i| i + marker.len())
+            .filter(|&at| at + STAMP_DIGITS <= self.body.len());
+    }
+
+    /// Writes the wall clock (µs since the Unix epoch) into the marked place; same length,
+    /// so Content-Length stays right. Called just before the answer is written.
+    fn stamp_now(&mut self) {
+        let Some(at) = self.stamp_at else { return };
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        let digits = format!("{micros:0width$}", width = STAMP_DIGITS);
+        if digits.len() == STAMP_DIGITS {
+            self.body[at..at + STAMP_DIGITS].copy_from_slice(digits.as_bytes());
+        }
     }
 }
 
@@ -283,7 +317,8 @@ fn serve_connection(server: &Server, mut stream: TcpStream) {
                 close_gracefully(&mut stream);
                 return;
             }
-            Outcome::Respond(response) => {
+            Outcome::Respond(mut response) => {
+                response.stamp_now();
                 let head_only = request.method == "HEAD";
                 if write_response(&mut stream, &response, request.keep_alive, head_only).is_err() {
                     return;
@@ -436,6 +471,11 @@ fn write_response(stream: &mut TcpStream, response: &Response, keep_alive: bool,
     stream.flush()
 }
 
+/// The last stretch of a pause is slept, not waited for on the socket: socket timeouts run
+/// on the kernel's tick and can end up to a tick late (10 ms at HZ=100), which would make a
+/// 10 ms answer delay take 10 to 20 ms. A hang-up in that stretch is seen only afterwards.
+const PRECISE_TAIL: Duration = Duration::from_millis(20);
+
 /// Waits `total` without reading, ending early (false) if the client hangs up, so stalled
 /// tests don't leave threads behind. If the client already sent more bytes (a pipelined
 /// request) a hang-up can't be seen without consuming them, so it just sleeps.
@@ -447,7 +487,11 @@ fn pause(stream: &TcpStream, total: Duration) -> bool {
         if now >= deadline {
             return true;
         }
-        if stream.set_read_timeout(Some(deadline - now)).is_err() {
+        if deadline - now <= PRECISE_TAIL {
+            thread::sleep(deadline - now);
+            return true;
+        }
+        if stream.set_read_timeout(Some(deadline - now - PRECISE_TAIL)).is_err() {
             thread::sleep(deadline - now);
             return true;
         }

@@ -22,6 +22,11 @@
 //! Emulator-only extension: a createTask `task` may carry `"emulatorSolveAfterMs": N`
 //! (0..=86,400,000) to override [`Config::solve_after`] for that task.
 //!
+//! For benchmarks: [`Config::answer_delay`] makes every API answer take that long,
+//! [`Config::stamp_ready`] stamps ready answers with the moment they were written, and
+//! `POST /_emulator/tasks` creates many tasks at once whose readiness is spread evenly
+//! over a window.
+//!
 //! ```no_run
 //! use capmonster_emulator::{Config, Emulator, Step};
 //! let emulator = Emulator::start(Config::default()).unwrap();
@@ -43,6 +48,7 @@ use std::time::Duration;
 
 pub use api::{
     is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
+    STAMP_FIELD,
 };
 pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEAD_BYTES};
 pub use script::{
@@ -61,11 +67,28 @@ pub struct Config {
     pub balance: f64,
     /// The first task id handed out; later ones count up from it (default 1000).
     pub first_task_id: i64,
+    /// Every API answer (not the `/_emulator/*` ones) waits this long before it is written,
+    /// on top of a scripted step's `delay_ms`: a network round trip (default 0; at most
+    /// [`MAX_PAUSE_MS`] is used).
+    pub answer_delay: Duration,
+    /// Ready answers whose solution is an object carry one more member in it,
+    /// `"emulatorSentAtUs": "<20 digits>"`: the wall clock (Unix epoch, µs, zero-padded)
+    /// taken just before the answer is written to the socket, after any delay. For
+    /// benchmarks that measure how long a client takes to hand a ready answer on
+    /// (default false).
+    pub stamp_ready: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { client_key: None, solve_after: Duration::from_millis(1500), balance: 345.678, first_task_id: 1000 }
+        Config {
+            client_key: None,
+            solve_after: Duration::from_millis(1500),
+            balance: 345.678,
+            first_task_id: 1000,
+            answer_delay: Duration::ZERO,
+            stamp_ready: false,
+        }
     }
 }
 

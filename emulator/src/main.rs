@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use std::{env, fs, io::Write};
 
-use capmonster_emulator::{is_api_method, Config, Emulator, ScriptEntry};
+use capmonster_emulator::{is_api_method, Config, Emulator, ScriptEntry, MAX_PAUSE_MS};
 
 const USAGE: &str = "\
 usage: capmonster-emulator [options]
@@ -24,12 +24,17 @@ options:
                        POST /_emulator/script: {\"taskId\": 5, \"steps\": [...]}
                        or {\"method\": \"getBalance\", \"steps\": [...]}
   --port-file PATH     write the port number to PATH once listening
+  --answer-delay-ms N  every API answer waits N ms before it is written (a network
+                       round trip; default 0, at most 600000)
+  --stamp-ready        ready answers carry \"emulatorSentAtUs\": \"<20 digits>\" in their
+                       solution: the wall clock (µs since the Unix epoch) just before
+                       the answer was written
   --verbose            log one line per request to stderr
   --help               print this help
 
 The first stdout line is `capmonster-emulator listening on http://HOST:PORT`.
 Control endpoints: POST /_emulator/script, GET /_emulator/stats,
-POST /_emulator/reset, POST /_emulator/task.
+POST /_emulator/reset, POST /_emulator/task, POST /_emulator/tasks.
 ";
 
 /// Parsed command line.
@@ -66,8 +71,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
         match flag.as_str() {
             "--help" | "-h" => return Ok(Parsed::Help),
             "--verbose" => options.verbose = true,
+            "--stamp-ready" => options.config.stamp_ready = true,
             "--port" | "--bind" | "--client-key" | "--solve-after-ms" | "--balance" | "--first-task-id"
-            | "--script" | "--port-file" => {
+            | "--script" | "--port-file" | "--answer-delay-ms" => {
                 let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
                 let bad = || format!("bad value for {flag}");
                 match flag.as_str() {
@@ -87,6 +93,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                     }
                     "--first-task-id" => options.config.first_task_id = value.parse().map_err(|_| bad())?,
                     "--script" => options.script = Some(PathBuf::from(value)),
+                    "--answer-delay-ms" => {
+                        let ms: u64 = value.parse().map_err(|_| bad())?;
+                        if ms > MAX_PAUSE_MS {
+                            return Err(format!("--answer-delay-ms must be at most {MAX_PAUSE_MS}"));
+                        }
+                        options.config.answer_delay = Duration::from_millis(ms);
+                    }
                     _ => options.port_file = Some(PathBuf::from(value)),
                 }
             }
@@ -209,6 +222,23 @@ mod tests {
         assert_eq!(o.port_file, Some(PathBuf::from("p")));
         assert!(o.verbose);
         assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn parses_the_benchmark_options() {
+        let Ok(Parsed::Run(o)) = parse(&["--answer-delay-ms", "10", "--stamp-ready"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(o.config.answer_delay, Duration::from_millis(10));
+        assert!(o.config.stamp_ready);
+        let Ok(Parsed::Run(o)) = parse(&["--answer-delay-ms=600000"]) else { panic!("should parse") };
+        assert_eq!(o.config.answer_delay, Duration::from_millis(600_000));
+        assert!(!o.config.stamp_ready);
+        let Ok(Parsed::Run(o)) = parse(&[]) else { panic!("should parse") };
+        assert_eq!((o.config.answer_delay, o.config.stamp_ready), (Duration::ZERO, false));
+        for bad in [&["--answer-delay-ms"][..], &["--answer-delay-ms", "600001"], &["--answer-delay-ms", "-1"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
