@@ -91,18 +91,26 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    code = cm_client_new(key, &client);
+    /* Creation and the setters say why they refuse in a result (NULL instead of &result: the
+     * code alone). */
+    code = cm_client_new(key, &client, &result);
     if (code != CM_OK) {
-        fprintf(stderr, "cm_client_new: %s\n", cm_code_name(code));
+        fprintf(stderr, "cm_client_new: %s: %s\n", cm_code_name(code), cm_result_message(result));
+        cm_result_free(result);
         free(image);
         return 1;
     }
-    if (base_url != NULL && (code = cm_client_set_base_url(client, base_url)) != CM_OK) {
-        fprintf(stderr, "cm_client_set_base_url(%s): %s\n", base_url, cm_code_name(code));
+    cm_result_free(result);
+    result = NULL;
+    if (base_url != NULL && (code = cm_client_set_base_url(client, base_url, &result)) != CM_OK) {
+        fprintf(stderr, "cm_client_set_base_url: %s: %s\n", cm_code_name(code), cm_result_message(result));
+        cm_result_free(result);
         cm_client_free(client);
         free(image);
         return 1;
     }
+    cm_result_free(result);
+    result = NULL;
 
     task_json = malloc(strlen(image ? image : SAMPLE_IMAGE_BASE64) + 64);
     if (task_json == NULL) {

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # C tests: the header compiles as strict C99 and as C++, the C tests pass against the
 # emulator, and again under valgrind memcheck with no errors and no definite leaks.
+# test_waiter runs its big waiter test with 20,000 waits, 2,000 under valgrind
+# (TEST_WAITER_WAITS overrides both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/emulator.sh
+SECONDS=0
 
 CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude)
+LINK=(-pthread -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release")
 build=target/c-tests
 mkdir -p "$build"
 cargo build --release --workspace --quiet
@@ -15,19 +19,31 @@ g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/header_compiles
 "$build/header_compiles_as_cpp" >/dev/null
 echo "header compiles and links as C++"
 
-gcc "${CFLAGS[@]}" tests/c/test_capmonster.c -pthread \
-    -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release" -o "$build/test_capmonster"
+gcc "${CFLAGS[@]}" tests/c/test_capmonster.c "${LINK[@]}" -o "$build/test_capmonster"
+gcc "${CFLAGS[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$build/test_waiter"
 
 # A fresh emulator per run: the scripted tasks count their requests.
+echo "== test_capmonster"
 start_emulator --script tests/c/emulator-script.json
 "$build/test_capmonster" "$EMULATOR_URL"
 stop_emulator
+echo "== test_waiter"
+start_emulator
+TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-20000}" "$build/test_waiter" "$EMULATOR_URL"
+stop_emulator
 
 if [ "${SKIP_VALGRIND:-0}" = 1 ]; then
-    echo "valgrind run skipped (SKIP_VALGRIND=1)"
+    echo "valgrind runs skipped (SKIP_VALGRIND=1)"
     exit 0
 fi
+VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+          --show-leak-kinds=definite)
+echo "== test_capmonster under valgrind"
 start_emulator --script tests/c/emulator-script.json
-valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-leak-kinds=definite "$build/test_capmonster" "$EMULATOR_URL"
-echo "valgrind memcheck: no errors, no definite leaks"
+"${VALGRIND[@]}" "$build/test_capmonster" "$EMULATOR_URL"
+stop_emulator
+echo "== test_waiter under valgrind"
+start_emulator
+TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-2000}" "${VALGRIND[@]}" "$build/test_waiter" "$EMULATOR_URL"
+stop_emulator
+echo "valgrind memcheck: no errors, no definite leaks (C tests passed in ${SECONDS} s)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hardening tests on the C side: the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # (LeakSanitizer on); the ABI abuse test plain (cm_code_name for every int32) and under
-# valgrind; a short soak (SOAK_CALLS, default 20,000 here). About 35 s on 2 cores once built.
+# valgrind; a short soak (SOAK_CALLS, default 20,000 here). About 100 s on 2 cores once built.
 # SKIP_VALGRIND=1 skips the valgrind run. The Rust side (tests/fault_matrix.rs and the short
 # classifier fuzz) runs with `cargo test`; to see the matrix as a table:
 #   cargo test --release --test fault_matrix -- --nocapture --test-threads=1
@@ -22,6 +22,7 @@ cargo build --release --workspace --quiet
 echo "== C tests under AddressSanitizer + UBSan"
 gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_capmonster.c "${LINK[@]}" -o "$build/test_capmonster_asan"
 gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_abuse.c "${LINK[@]}" -o "$build/test_abuse_asan"
+gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$build/test_waiter_asan"
 # No suppressions: LeakSanitizer reports nothing from the library (its thread-locals and
 # std's are freed or still reachable at exit, which LeakSanitizer does not report).
 export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -31,6 +32,9 @@ start_emulator --script tests/c/emulator-script.json
 stop_emulator
 start_emulator
 "$build/test_abuse_asan" "$EMULATOR_URL"
+stop_emulator
+start_emulator
+TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-20000}" "$build/test_waiter_asan" "$EMULATOR_URL"
 stop_emulator
 unset ASAN_OPTIONS UBSAN_OPTIONS
 

@@ -8,7 +8,9 @@
  * The mix, per thread, repeating every 100 calls (so each path runs in every thread within
  * the first 100 calls, and the 10% point comes after every path is warm once SOAK_CALLS is
  * at least 8,000: below that the growth is reported but not judged):
- *   80  cm_get_balance                                 CM_OK
+ *   78  cm_get_balance                                 CM_OK
+ *    1  cm_get_balance_with, a timeout and a live cancel CM_OK
+ *    1  cm_get_task_result_with, a triggered cancel     CM_ERR_CANCELLED, 0 requests
  *   12  cm_get_task_result, a ready or a processing task CM_OK (ready 1 / 0)
  *    2  cm_wait_result on a ready task                  CM_OK, 1 request
  *    1  cm_get_task_result, task id 0                   CM_ERR_INVALID_ARGUMENT
@@ -91,18 +93,22 @@ enum op {
     OP_UNKNOWN_TASK,
     OP_WAIT_UNKNOWN_TASK,
     OP_CANCELLED,
+    OP_BALANCE_WITH,
+    OP_POLL_CANCELLED_WITH,
     OP_CREATE,
     OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
     "balance", "poll", "wait ready", "task id 0", "NULL client", "bad task JSON", "unknown task",
-    "wait unknown task", "cancelled wait", "create task",
+    "wait unknown task", "cancelled wait", "balance_with", "cancelled poll_with", "create task",
 };
 
 static enum op op_for(long j) {
     int slot = (int)(j % 100);
-    if (slot < 80) return OP_BALANCE;
+    if (slot < 78) return OP_BALANCE;
+    if (slot == 78) return OP_BALANCE_WITH;
+    if (slot == 79) return OP_POLL_CANCELLED_WITH;
     if (slot < 92) return OP_POLL;
     if (slot < 94) return OP_WAIT_READY;
     switch (slot) {
@@ -234,6 +240,31 @@ static void *work(void *arg) {
                 unexpected(w, op, code, r, "expected CM_ERR_CANCELLED after 0 requests");
             break;
         }
+        case OP_BALANCE_WITH: {
+            cm_cancel *cancel = NULL;
+            cm_call_options call_options;
+            cm_cancel_new(&cancel);
+            cm_call_options_init(&call_options);
+            call_options.timeout_ms = 10000;
+            call_options.cancel = cancel;
+            code = cm_get_balance_with(client, &call_options, &balance, &r);
+            cm_cancel_free(cancel);
+            if (code != CM_OK || balance <= 0) unexpected(w, op, code, r, "expected CM_OK and a balance");
+            break;
+        }
+        case OP_POLL_CANCELLED_WITH: {
+            cm_cancel *cancel = NULL;
+            cm_call_options call_options;
+            cm_cancel_new(&cancel);
+            cm_cancel_trigger(cancel);
+            cm_call_options_init(&call_options);
+            call_options.cancel = cancel;
+            code = cm_get_task_result_with(client, w->processing.id > 0 ? w->processing.id : 1, &call_options, &r);
+            cm_cancel_free(cancel);
+            if (code != CM_ERR_CANCELLED || cm_result_request_count(r) != 0)
+                unexpected(w, op, code, r, "expected CM_ERR_CANCELLED after 0 requests");
+            break;
+        }
         case OP_CREATE: {
             char json[160];
             int64_t id = 0;
@@ -274,8 +305,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "SOAK_CALLS must be at least %d\n", THREADS * 10);
         return 2;
     }
-    if (cm_client_new("soak-client-key", &client) != CM_OK || cm_client_set_base_url(client, argv[1]) != CM_OK ||
-        cm_client_set_proxy(client, NULL) != CM_OK) {
+    if (cm_client_new("soak-client-key", &client, NULL) != CM_OK ||
+        cm_client_set_base_url(client, argv[1], NULL) != CM_OK || cm_client_set_proxy(client, NULL, NULL) != CM_OK) {
         fprintf(stderr, "cannot make a client for %s\n", argv[1]);
         return 2;
     }
@@ -303,7 +334,7 @@ int main(int argc, char **argv) {
     for (op = 0; op < OP_COUNT; op++) {
         long n = 0;
         for (i = 0; i < THREADS; i++) n += workers[i].done[op];
-        printf("  %-18s %8ld calls\n", op_names[op], n);
+        printf("  %-20s %8ld calls\n", op_names[op], n);
     }
     for (i = 0; i < THREADS; i++) {
         unexpected_total += workers[i].unexpected;

@@ -3,7 +3,10 @@
  * UTF-8, huge strings, extreme task ids, every int32 code, malformed URLs and proxies, extreme
  * wait options, and 64 threads racing on one task's budget. Each call must return a documented
  * code (the exact one the contract promises), never crash, and every result is freed: run
- * under valgrind and AddressSanitizer by scripts/test-hardening.sh.
+ * under valgrind and AddressSanitizer by scripts/test-hardening.sh. cm_client_new and the
+ * setters run both with a NULL out_result (the same code) and with one (a result carrying the
+ * code and a message naming the refused argument); the _with calls and the waiter get NULLs
+ * in every place too.
  *
  * Usage: test_abuse [--full-code-sweep] BASE_URL   (a fresh emulator, any script)
  *   --full-code-sweep: cm_code_name for all 2^32 int32 values (about 17 s at -O2); without it
@@ -26,8 +29,6 @@
 
 #include "capmonster.h"
 #include "check.h"
-
-static int emulator_port;
 
 /* A code that returns no result object. `what` names the case in a failure. */
 #define CHECK_CODE(actual, expected, what)                                                     \
@@ -64,6 +65,36 @@ static int emulator_port;
     } while (0)
 
 
+/*
+ * A call whose out_result may be NULL (cm_client_new and the setters), made twice: with NULL
+ * (the same code, nothing written) and with `&r` (a result with that code whose message names
+ * `names`, or any non-empty message when `names` is ""); freed here. `call_null` and `call_r`
+ * are the same call with NULL and with `&r` as its out_result.
+ */
+#define CHECK_OPTIONAL(call_null, call_r, r, expected, names, what)                           \
+    do {                                                                                       \
+        CHECK_CODE((call_null), (expected), (what));                                           \
+        (r) = NULL;                                                                            \
+        CHECK_CODE((call_r), (expected), (what));                                              \
+        CHECK((r) != NULL);                                                                    \
+        CHECK(cm_result_code(r) == (expected));                                                \
+        CHECK(cm_result_message(r) != NULL && cm_result_message(r)[0] != '\0');              \
+        checks++;                                                                              \
+        if (!contains(cm_result_message(r), (names))) {                                        \
+            failures++;                                                                        \
+            fprintf(stderr, "%s:%d: %s: the message \"%s\" does not name \"%s\"\n", __FILE__,   \
+                    __LINE__, (what), cm_result_message(r), (names));                         \
+        }                                                                                      \
+        /* A message never echoes a huge argument. */                                          \
+        CHECK(strlen(cm_result_message(r)) < 4096);                                            \
+        cm_result_free(r);                                                                     \
+        (r) = NULL;                                                                            \
+    } while (0)
+
+/* CHECK_OPTIONAL for a setter: `f(client, value, out_result)`. */
+#define CHECK_SETTER(f, client, value, r, expected, names, what)                               \
+    CHECK_OPTIONAL(f((client), (value), NULL), f((client), (value), &(r)), r, expected, names, what)
+
 /* A string of `prefix` followed by `fill` up to `length` bytes in all; free it. */
 static char *long_string(const char *prefix, char fill, size_t length, const char *suffix) {
     size_t p = strlen(prefix), s = strlen(suffix);
@@ -90,61 +121,6 @@ static int64_t create_task(const cm_client *client, long solve_after_ms) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The emulator's counters, read with a tiny HTTP GET                                        */
-/* ---------------------------------------------------------------------------------------- */
-
-/* GET `path` from the emulator; the whole answer (head and body), to free; NULL on failure. */
-static char *emulator_get(const char *path) {
-    struct sockaddr_in address;
-    char request[256];
-    size_t size = 0, capacity = 65536;
-    char *answer;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return NULL;
-    memset(&address, 0, sizeof address);
-    address.sin_family = AF_INET;
-    address.sin_port = htons((uint16_t)emulator_port);
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        close(fd);
-        return NULL;
-    }
-    sprintf(request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (write(fd, request, strlen(request)) != (ssize_t)strlen(request)) {
-        close(fd);
-        return NULL;
-    }
-    answer = malloc(capacity + 1);
-    if (answer == NULL) abort();
-    while ((n = read(fd, answer + size, capacity - size)) > 0) {
-        size += (size_t)n;
-        if (size == capacity) {
-            capacity *= 2;
-            answer = realloc(answer, capacity + 1);
-            if (answer == NULL) abort();
-        }
-    }
-    close(fd);
-    answer[size] = '\0';
-    return answer;
-}
-
-/* getTaskResult requests the emulator received for `task_id` (GET /_emulator/stats), -1 if unknown. */
-static long emulator_task_requests(int64_t task_id) {
-    char key[40];
-    long count = -1;
-    char *stats = emulator_get("/_emulator/stats");
-    const char *tasks = stats ? strstr(stats, "\"tasks\"") : NULL;
-    const char *entry;
-    sprintf(key, "\"%lld\":", (long long)task_id);
-    entry = tasks ? strstr(tasks, key) : NULL;
-    if (tasks != NULL) count = entry ? strtol(entry + strlen(key), NULL, 10) : 0;
-    free(stats);
-    return count;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* NULL everywhere                                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -155,21 +131,44 @@ static void test_nulls(void) {
     cm_wait_options options, sentinel;
     int mask;
 
-    /* cm_client_new: every NULL combination; nothing written on failure. */
-    CHECK_CODE(cm_client_new(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "client_new(NULL, NULL)");
-    CHECK_CODE(cm_client_new(NULL, &created), CM_ERR_INVALID_ARGUMENT, "client_new(NULL, &c)");
-    CHECK_CODE(cm_client_new("key", NULL), CM_ERR_INVALID_ARGUMENT, "client_new(key, NULL)");
+    /* cm_client_new: key x out_client x out_result; nothing written to out_client on failure,
+     * a result naming the refused argument whenever out_result is given. */
+    for (mask = 0; mask < 8; mask++) {
+        const char *key = (mask & 1) ? "abuse-nulls-new" : NULL;
+        cm_client **out_client = (mask & 2) ? &created : NULL;
+        int out = (mask & 4) != 0;
+        cm_code expected = (key != NULL && out_client != NULL) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[64];
+        sprintf(what, "client_new(key %d, out_client %d, out %d)", key != NULL, out_client != NULL, out);
+        created = NULL;
+        CHECK_CALL(cm_client_new(key, out_client, out ? &r : NULL), r, out, expected, what);
+        CHECK(expected == CM_OK ? created != NULL : created == NULL);
+        cm_client_free(created);
+        created = NULL;
+    }
+    CHECK_OPTIONAL(cm_client_new(NULL, &created, NULL), cm_client_new(NULL, &created, &r), r,
+                   CM_ERR_INVALID_ARGUMENT, "client_key", "client_new(NULL, &c, &r)");
+    CHECK_OPTIONAL(cm_client_new("key", NULL, NULL), cm_client_new("key", NULL, &r), r, CM_ERR_INVALID_ARGUMENT,
+                   "out_client", "client_new(key, NULL, &r)");
     CHECK(created == NULL);
 
     client = emulator_client("abuse-nulls");
     CHECK(client != NULL);
-    CHECK_CODE(cm_client_set_base_url(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_base_url(NULL, NULL)");
-    CHECK_CODE(cm_client_set_base_url(NULL, base_url), CM_ERR_INVALID_ARGUMENT, "set_base_url(NULL, url)");
-    CHECK_CODE(cm_client_set_base_url(client, NULL), CM_ERR_INVALID_ARGUMENT, "set_base_url(c, NULL)");
-    CHECK_CODE(cm_client_set_request_timeout_ms(NULL, 1000), CM_ERR_INVALID_ARGUMENT, "set_timeout(NULL)");
-    CHECK_CODE(cm_client_set_proxy(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_proxy(NULL, NULL)");
-    CHECK_CODE(cm_client_set_proxy(NULL, "http://127.0.0.1:1"), CM_ERR_INVALID_ARGUMENT, "set_proxy(NULL, url)");
-    CHECK_CODE(cm_client_set_proxy(client, NULL), CM_OK, "set_proxy(c, NULL) turns proxying off");
+    /* Every setter with a NULL client, with NULL values, with and without out_result. */
+    CHECK_SETTER(cm_client_set_base_url, NULL, NULL, r, CM_ERR_INVALID_ARGUMENT, "client", "set_base_url(NULL, NULL)");
+    CHECK_SETTER(cm_client_set_base_url, NULL, base_url, r, CM_ERR_INVALID_ARGUMENT, "client", "set_base_url(NULL, url)");
+    CHECK_SETTER(cm_client_set_base_url, client, NULL, r, CM_ERR_INVALID_ARGUMENT, "base_url", "set_base_url(c, NULL)");
+    CHECK_SETTER(cm_client_set_request_timeout_ms, NULL, 1000, r, CM_ERR_INVALID_ARGUMENT, "client", "set_timeout(NULL)");
+    CHECK_SETTER(cm_client_set_proxy, NULL, NULL, r, CM_ERR_INVALID_ARGUMENT, "client", "set_proxy(NULL, NULL)");
+    CHECK_SETTER(cm_client_set_proxy, NULL, "http://127.0.0.1:1", r, CM_ERR_INVALID_ARGUMENT, "client",
+                 "set_proxy(NULL, url)");
+    CHECK_SETTER(cm_client_set_proxy, client, NULL, r, CM_OK, "", "set_proxy(c, NULL) turns proxying off");
+    CHECK_SETTER(cm_client_set_ca_file, NULL, NULL, r, CM_ERR_INVALID_ARGUMENT, "client", "set_ca_file(NULL, NULL)");
+    CHECK_SETTER(cm_client_set_ca_file, NULL, "/etc/hostname", r, CM_ERR_INVALID_ARGUMENT, "client",
+                 "set_ca_file(NULL, path)");
+    CHECK_SETTER(cm_client_set_ca_file, client, NULL, r, CM_OK, "", "set_ca_file(c, NULL): the system store");
+    CHECK_SETTER(cm_client_set_max_connections, NULL, 8, r, CM_ERR_INVALID_ARGUMENT, "client",
+                 "set_max_connections(NULL)");
     CHECK_CODE(cm_cancel_new(NULL), CM_ERR_INVALID_ARGUMENT, "cancel_new(NULL)");
 
     /* Frees and triggers take NULL. */
@@ -178,6 +177,7 @@ static void test_nulls(void) {
     cm_cancel_trigger(NULL);
     cm_result_free(NULL);
     cm_wait_options_init(NULL);
+    cm_call_options_init(NULL);
 
     /* cm_wait_options_for_task_type: options untouched on failure. */
     memset(&sentinel, 0xAB, sizeof sentinel);
@@ -262,6 +262,147 @@ static void test_nulls(void) {
     cm_client_free(client);
 }
 
+/* The 0.2 calls: the _with calls and the waiter, with NULL in every place. */
+static void test_nulls_of_the_new_calls(void) {
+    cm_client *client = emulator_client("abuse-nulls-new-calls");
+    cm_result *r = NULL;
+    cm_call_options call_options;
+    cm_wait_options options;
+    cm_waiter *waiter = NULL;
+    uint64_t tag = 7;
+    int64_t ready = create_task(client, 0);
+    cm_code code;
+    int mask;
+
+    /* cm_call_options_init: the defaults. */
+    memset(&call_options, 0xAB, sizeof call_options);
+    cm_call_options_init(&call_options);
+    CHECK(call_options.timeout_ms == 0 && call_options.cancel == NULL);
+
+    /* cm_get_task_result_with: client x options x out_result; NULL options are the defaults. */
+    for (mask = 0; mask < 8; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        const cm_call_options *o = (mask & 2) ? &call_options : NULL;
+        int out = (mask & 4) != 0;
+        cm_code expected = (c != NULL && out) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[80];
+        sprintf(what, "get_task_result_with(client %d, options %d, out %d)", c != NULL, o != NULL, out);
+        CHECK_CALL(cm_get_task_result_with(c, ready, o, out ? &r : NULL), r, out, expected, what);
+    }
+    CHECK_CODE(cm_get_task_result_with(client, 0, NULL, &r), CM_ERR_INVALID_ARGUMENT, "get_task_result_with(id 0)");
+    CHECK(contains(cm_result_message(r), "task_id") && cm_result_request_count(r) == 0);
+    cm_result_free(r);
+
+    /* cm_create_task_with: client x task_json x options x out_task_id x out_result. */
+    for (mask = 0; mask < 32; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        const char *task = (mask & 2) ? "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}" : NULL;
+        const cm_call_options *o = (mask & 4) ? &call_options : NULL;
+        int64_t task_id = -7;
+        int64_t *out_id = (mask & 8) ? &task_id : NULL;
+        int out = (mask & 16) != 0;
+        cm_code expected = (c != NULL && task != NULL && out_id != NULL && out) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[112];
+        sprintf(what, "create_task_with(client %d, task %d, options %d, out_id %d, out %d)", c != NULL,
+                task != NULL, o != NULL, out_id != NULL, out);
+        CHECK_CALL(cm_create_task_with(c, task, NULL, o, out_id, out ? &r : NULL), r, out, expected, what);
+        CHECK(expected == CM_OK ? task_id > 0 : task_id == -7);
+    }
+
+    /* cm_get_balance_with: client x options x out_balance x out_result. */
+    for (mask = 0; mask < 16; mask++) {
+        const cm_client *c = (mask & 1) ? client : NULL;
+        const cm_call_options *o = (mask & 2) ? &call_options : NULL;
+        double balance = -7.0;
+        double *out_balance = (mask & 4) ? &balance : NULL;
+        int out = (mask & 8) != 0;
+        cm_code expected = (c != NULL && out_balance != NULL && out) ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        char what[96];
+        sprintf(what, "get_balance_with(client %d, options %d, out_balance %d, out %d)", c != NULL, o != NULL,
+                out_balance != NULL, out);
+        CHECK_CALL(cm_get_balance_with(c, o, out_balance, out ? &r : NULL), r, out, expected, what);
+        CHECK(expected == CM_OK ? balance > 0.0 : balance == -7.0);
+    }
+
+    /* cm_waiter_new: client x out_waiter; nothing written on failure. */
+    CHECK_CODE(cm_waiter_new(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "waiter_new(NULL, NULL)");
+    CHECK_CODE(cm_waiter_new(NULL, &waiter), CM_ERR_INVALID_ARGUMENT, "waiter_new(NULL, &w)");
+    CHECK(waiter == NULL);
+    CHECK_CODE(cm_waiter_new(client, NULL), CM_ERR_INVALID_ARGUMENT, "waiter_new(c, NULL)");
+
+    /* A NULL waiter everywhere. */
+    CHECK_CODE(cm_waiter_add(NULL, ready, NULL, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(NULL)");
+    r = (cm_result *)&tag; /* garbage the call must overwrite */
+    CHECK_CODE(cm_waiter_next(NULL, 0, &tag, &r), CM_ERR_INVALID_ARGUMENT, "waiter_next(NULL, ...)");
+    CHECK(r == NULL && tag == 7);
+    CHECK_CODE(cm_waiter_next(NULL, 0, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "waiter_next(NULL x 3)");
+    CHECK(cm_waiter_fd(NULL) == -1);
+    CHECK(cm_waiter_pending(NULL) == 0);
+    cm_waiter_shutdown(NULL);
+    cm_waiter_free(NULL);
+
+    /* A live waiter with NULL out-parameters and options. */
+    CHECK_CODE(cm_waiter_new(client, &waiter), CM_OK, "waiter_new");
+    CHECK(waiter != NULL);
+    r = (cm_result *)&tag;
+    CHECK_CODE(cm_waiter_next(waiter, 0, NULL, &r), CM_ERR_INVALID_ARGUMENT, "waiter_next(w, 0, NULL, &r)");
+    CHECK(r == NULL);
+    CHECK_CODE(cm_waiter_next(waiter, 0, &tag, NULL), CM_ERR_INVALID_ARGUMENT, "waiter_next(w, 0, &tag, NULL)");
+    CHECK_CODE(cm_waiter_next(waiter, 0, &tag, &r), CM_ERR_TIMEOUT, "waiter_next on an empty waiter");
+    CHECK(r == NULL && tag == 7);
+    /* NULL options: the defaults (a 1 s first delay), then the ready task. */
+    CHECK_CODE(cm_waiter_add(waiter, ready, NULL, UINT64_MAX), CM_OK, "waiter_add(options NULL)");
+    CHECK(cm_waiter_pending(waiter) == 1);
+    CHECK_CODE(cm_waiter_next(waiter, 30000, &tag, &r), CM_OK, "the wait with the default options");
+    CHECK(tag == UINT64_MAX); /* every bit of a tag comes back */
+    CHECK(cm_result_code(r) == CM_OK && cm_result_is_ready(r) == 1 && cm_result_task_id(r) == ready);
+    cm_result_free(r);
+    CHECK(cm_waiter_pending(waiter) == 0);
+
+    /* Arguments are checked as cm_wait_result checks them; nothing is queued. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = 0;
+    CHECK_CODE(cm_waiter_add(waiter, 0, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(id 0)");
+    CHECK_CODE(cm_waiter_add(waiter, -1, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(id -1)");
+    CHECK_CODE(cm_waiter_add(waiter, INT64_MIN, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(INT64_MIN)");
+    options.interval_ms = 0;
+    CHECK_CODE(cm_waiter_add(waiter, ready, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(interval 0)");
+    options.interval_ms = 1;
+    options.max_requests = 0;
+    CHECK_CODE(cm_waiter_add(waiter, ready, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(max_requests 0)");
+    CHECK(cm_waiter_pending(waiter) == 0);
+
+    /* Extreme options: a 49-day first delay, tag 0; shutdown ends it at once. */
+    cm_wait_options_init(&options);
+    options.first_delay_ms = UINT32_MAX;
+    options.interval_ms = UINT32_MAX;
+    options.timeout_ms = UINT32_MAX;
+    options.max_requests = UINT32_MAX;
+    CHECK_CODE(cm_waiter_add(waiter, ready, &options, 0), CM_OK, "waiter_add(all UINT32_MAX)");
+    CHECK_CODE(cm_waiter_add(waiter, INT64_MAX, &options, 1), CM_OK, "waiter_add(INT64_MAX)");
+    CHECK(cm_waiter_pending(waiter) == 2);
+    CHECK_CODE(cm_waiter_next(waiter, 50, &tag, &r), CM_ERR_TIMEOUT, "nothing finishes for 49 days");
+    CHECK(r == NULL);
+    cm_waiter_shutdown(waiter);
+    cm_waiter_shutdown(waiter); /* idempotent */
+    for (mask = 0; mask < 2; mask++) {
+        tag = 7;
+        CHECK_CODE(cm_waiter_next(waiter, 10000, &tag, &r), CM_OK, "a cancelled wait comes out");
+        CHECK(tag == 0 || tag == 1);
+        CHECK(cm_result_code(r) == CM_ERR_CANCELLED && cm_result_request_count(r) == 0);
+        cm_result_free(r);
+    }
+    CHECK_CODE(cm_waiter_next(waiter, 0, &tag, &r), CM_ERR_CANCELLED, "next after shutdown, drained");
+    CHECK(r == NULL);
+    CHECK_CODE(cm_waiter_next(waiter, UINT32_MAX, &tag, &r), CM_ERR_CANCELLED, "next(UINT32_MAX) after shutdown");
+    CHECK_CODE(cm_waiter_add(waiter, ready, NULL, 2), CM_ERR_CANCELLED, "add after shutdown");
+    code = cm_waiter_add(waiter, 0, NULL, 2); /* both faults: either code, nothing queued */
+    CHECK(code == CM_ERR_INVALID_ARGUMENT || code == CM_ERR_CANCELLED);
+    CHECK(cm_waiter_pending(waiter) == 0);
+    cm_waiter_free(waiter);
+    cm_client_free(client);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Empty strings, invalid UTF-8, huge strings                                                */
 /* ---------------------------------------------------------------------------------------- */
@@ -273,10 +414,12 @@ static void test_empty_strings(void) {
     cm_wait_options options;
     int64_t task_id = -7;
 
-    CHECK_CODE(cm_client_new("", &created), CM_ERR_INVALID_ARGUMENT, "client_new(\"\")");
+    CHECK_OPTIONAL(cm_client_new("", &created, NULL), cm_client_new("", &created, &r), r, CM_ERR_INVALID_ARGUMENT,
+                   "client_key", "client_new(\"\")");
     CHECK(created == NULL);
-    CHECK_CODE(cm_client_set_base_url(client, ""), CM_ERR_INVALID_ARGUMENT, "set_base_url(\"\")");
-    CHECK_CODE(cm_client_set_proxy(client, ""), CM_ERR_INVALID_ARGUMENT, "set_proxy(\"\")");
+    CHECK_SETTER(cm_client_set_base_url, client, "", r, CM_ERR_INVALID_ARGUMENT, "base_url", "set_base_url(\"\")");
+    CHECK_SETTER(cm_client_set_proxy, client, "", r, CM_ERR_INVALID_ARGUMENT, "proxy_url", "set_proxy(\"\")");
+    CHECK_SETTER(cm_client_set_ca_file, client, "", r, CM_ERR_INVALID_ARGUMENT, "ca_file", "set_ca_file(\"\")");
     /* An empty task type is an unknown type: the defaults, CM_OK. */
     CHECK_CODE(cm_wait_options_for_task_type(&options, ""), CM_OK, "for_task_type(\"\")");
     CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000 && options.max_requests == 120);
@@ -313,12 +456,15 @@ static void test_invalid_utf8(void) {
     for (i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
         const char *bad = bad_utf8[i];
         int64_t new_id = -7;
-        CHECK_CODE(cm_client_new(bad, &created), CM_ERR_INVALID_ARGUMENT, bad);
+        CHECK_OPTIONAL(cm_client_new(bad, &created, NULL), cm_client_new(bad, &created, &r), r,
+                       CM_ERR_INVALID_ARGUMENT, "client_key", "client_key not UTF-8");
         CHECK(created == NULL);
         sprintf(text, "http://127.0.0.1:1/%s", bad);
-        CHECK_CODE(cm_client_set_base_url(client, text), CM_ERR_INVALID_ARGUMENT, "base_url not UTF-8");
+        CHECK_SETTER(cm_client_set_base_url, client, text, r, CM_ERR_INVALID_ARGUMENT, "base_url", "base_url not UTF-8");
         sprintf(text, "http://127.0.0.1:%s", bad);
-        CHECK_CODE(cm_client_set_proxy(client, text), CM_ERR_INVALID_ARGUMENT, "proxy_url not UTF-8");
+        CHECK_SETTER(cm_client_set_proxy, client, text, r, CM_ERR_INVALID_ARGUMENT, "proxy_url", "proxy_url not UTF-8");
+        sprintf(text, "/tmp/%s", bad);
+        CHECK_SETTER(cm_client_set_ca_file, client, text, r, CM_ERR_INVALID_ARGUMENT, "path", "path not UTF-8");
         CHECK_CODE(cm_wait_options_for_task_type(&options, bad), CM_ERR_INVALID_ARGUMENT, "task_type not UTF-8");
         sprintf(text, "{\"type\":\"ImageToTextTask\",\"body\":\"%s\"}", bad);
         CHECK_CALL(cm_create_task(client, text, NULL, &new_id, &r), r, 1, CM_ERR_INVALID_ARGUMENT,
@@ -353,16 +499,29 @@ static void test_huge_strings(void) {
     char *key_at_limit = long_string("", 'k', 1024, "");
     char *key_over_limit = long_string("", 'k', 1025, "");
 
-    CHECK_CODE(cm_client_new(huge, &created), CM_ERR_INVALID_ARGUMENT, "10 MiB key");
-    CHECK_CODE(cm_client_new(key_over_limit, &created), CM_ERR_INVALID_ARGUMENT, "1025-byte key");
+    CHECK_OPTIONAL(cm_client_new(huge, &created, NULL), cm_client_new(huge, &created, &r), r,
+                   CM_ERR_INVALID_ARGUMENT, "client_key", "10 MiB key");
+    CHECK_OPTIONAL(cm_client_new(key_over_limit, &created, NULL), cm_client_new(key_over_limit, &created, &r), r,
+                   CM_ERR_INVALID_ARGUMENT, "client_key", "1025-byte key");
     CHECK(created == NULL);
-    CHECK_CODE(cm_client_new(key_at_limit, &created), CM_OK, "1024-byte key");
+    CHECK_CODE(cm_client_new(key_at_limit, &created, &r), CM_OK, "1024-byte key");
+    CHECK(cm_result_code(r) == CM_OK);
+    CHECK(strstr(cm_result_message(r), key_at_limit) == NULL); /* the key never shows */
+    cm_result_free(r);
     cm_client_free(created);
 
-    CHECK_CODE(cm_client_set_base_url(client, huge_url), CM_ERR_INVALID_ARGUMENT, "10 MiB base_url");
-    CHECK_CODE(cm_client_set_base_url(client, long_url), CM_ERR_INVALID_ARGUMENT, "8193-byte base_url");
-    CHECK_CODE(cm_client_set_proxy(client, huge_url), CM_ERR_INVALID_ARGUMENT, "10 MiB proxy_url");
-    CHECK_CODE(cm_client_set_proxy(client, long_url), CM_ERR_INVALID_ARGUMENT, "8193-byte proxy_url");
+    CHECK_SETTER(cm_client_set_base_url, client, huge_url, r, CM_ERR_INVALID_ARGUMENT, "base_url", "10 MiB base_url");
+    CHECK_SETTER(cm_client_set_base_url, client, long_url, r, CM_ERR_INVALID_ARGUMENT, "base_url",
+                 "8193-byte base_url");
+    CHECK_SETTER(cm_client_set_proxy, client, huge_url, r, CM_ERR_INVALID_ARGUMENT, "proxy_url", "10 MiB proxy_url");
+    CHECK_SETTER(cm_client_set_proxy, client, long_url, r, CM_ERR_INVALID_ARGUMENT, "proxy_url",
+                 "8193-byte proxy_url");
+    /* A 10 MiB path: refused, named. (Its message is not held to the 4 KiB above: the library
+     * quotes the whole path today; reported to be bounded like the URLs'.) */
+    CHECK_CODE(cm_client_set_ca_file(client, huge_url, NULL), CM_ERR_INVALID_ARGUMENT, "10 MiB path");
+    CHECK_CODE(cm_client_set_ca_file(client, huge_url, &r), CM_ERR_INVALID_ARGUMENT, "10 MiB path");
+    CHECK(cm_result_code(r) == CM_ERR_INVALID_ARGUMENT && contains(cm_result_message(r), "ca_file"));
+    cm_result_free(r);
     /* A huge task type is an unknown type: the defaults. */
     CHECK_CODE(cm_wait_options_for_task_type(&options, huge), CM_OK, "10 MiB task_type");
 
@@ -504,14 +663,23 @@ struct url_case {
     cm_code expected;
 };
 
-/* Checks a URL case's code. */
-static void check_url_case(cm_code got, const struct url_case *c, const char *function) {
-    checks++;
-    if (got != c->expected) {
+/* Checks a URL case: the code, the same code without an out_result, and a result that names
+ * `argument` when the URL was refused; frees the result. */
+static void check_url_case(cm_code got, cm_code got_without_result, cm_result *r, const struct url_case *c,
+                           const char *function, const char *argument) {
+    checks += 3;
+    if (got != c->expected || got_without_result != c->expected || cm_result_code(r) != c->expected) {
         failures++;
-        fprintf(stderr, "%s(\"%s\"): got %s, expected %s\n", function, c->url, cm_code_name(got),
+        fprintf(stderr, "%s(\"%s\"): got %s (%s without out_result, %s in the result), expected %s\n", function,
+                c->url, cm_code_name(got), cm_code_name(got_without_result), cm_code_name(cm_result_code(r)),
                 cm_code_name(c->expected));
     }
+    if (c->expected != CM_OK && !contains(cm_result_message(r), argument)) {
+        failures++;
+        fprintf(stderr, "%s(\"%s\"): the message \"%s\" does not name %s\n", function, c->url,
+                cm_result_message(r), argument);
+    }
+    cm_result_free(r);
 }
 
 static void test_base_urls(void) {
@@ -553,14 +721,16 @@ static void test_base_urls(void) {
     cm_result *r = NULL;
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        check_url_case(cm_client_set_base_url(client, cases[i].url), &cases[i], "cm_client_set_base_url");
+        cm_code without = cm_client_set_base_url(client, cases[i].url, NULL);
+        cm_code with = cm_client_set_base_url(client, cases[i].url, &r);
+        check_url_case(with, without, r, &cases[i], "cm_client_set_base_url", "base_url");
     }
     /* The last good URL is in effect: nothing listens (or resolves) there. */
     CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_ERR_NETWORK, "balance at example.invalid");
-    CHECK_CODE(cm_client_set_base_url(client, "http://127.0.0.1:1"), CM_OK, "port 1");
+    CHECK_SETTER(cm_client_set_base_url, client, "http://127.0.0.1:1", r, CM_OK, "", "port 1");
     CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_ERR_NETWORK, "balance at port 1");
     /* Back to the emulator: the client is as good as new. */
-    CHECK_CODE(cm_client_set_base_url(client, base_url), CM_OK, "the emulator");
+    CHECK_SETTER(cm_client_set_base_url, client, base_url, r, CM_OK, "", "the emulator");
     CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance at the emulator");
     cm_client_free(client);
 }
@@ -605,33 +775,37 @@ static void test_proxies(void) {
     /* Proxies that parse but lead nowhere (port 1), and ones that are not proxies at all
      * (the emulator itself: it answers CONNECT with 405, SOCKS with HTTP): CM_ERR_NETWORK,
      * and the credentials never show. */
-    char emulator_http[64], emulator_socks[64];
+    char emulator_as_http[64], emulator_as_socks[64];
     const char *unusable[6];
     cm_client *client = emulator_client("abuse-proxies");
     cm_result *r = NULL;
     size_t i;
 
-    sprintf(emulator_http, "http://user:hunter2-secret@127.0.0.1:%d", emulator_port);
-    sprintf(emulator_socks, "socks5://user:hunter2-secret@127.0.0.1:%d", emulator_port);
+    sprintf(emulator_as_http, "http://user:hunter2-secret@127.0.0.1:%d", emulator_port());
+    sprintf(emulator_as_socks, "socks5://user:hunter2-secret@127.0.0.1:%d", emulator_port());
     unusable[0] = "http://user:hunter2-secret@127.0.0.1:1";
     unusable[1] = "https://127.0.0.1:1";
     unusable[2] = "socks5://127.0.0.1:1";
     unusable[3] = "socks5h://user:hunter2-secret@127.0.0.1:1";
-    unusable[4] = emulator_http;
-    unusable[5] = emulator_socks;
+    unusable[4] = emulator_as_http;
+    unusable[5] = emulator_as_socks;
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        check_url_case(cm_client_set_proxy(client, cases[i].url), &cases[i], "cm_client_set_proxy");
+        cm_code without = cm_client_set_proxy(client, cases[i].url, NULL);
+        cm_code with = cm_client_set_proxy(client, cases[i].url, &r);
+        check_url_case(with, without, r, &cases[i], "cm_client_set_proxy", "proxy_url");
     }
     for (i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
         double balance = -7.0;
-        CHECK_CODE(cm_client_set_proxy(client, unusable[i]), CM_OK, unusable[i]);
+        CHECK_CODE(cm_client_set_proxy(client, unusable[i], &r), CM_OK, unusable[i]);
+        CHECK(!contains(cm_result_message(r), "hunter2-secret"));
+        cm_result_free(r);
         CHECK_CODE(cm_get_balance(client, &balance, &r), CM_ERR_NETWORK, unusable[i]);
         CHECK(!contains(cm_result_message(r), "hunter2-secret"));
         CHECK(balance == -7.0);
         cm_result_free(r);
     }
-    CHECK_CODE(cm_client_set_proxy(client, NULL), CM_OK, "proxy off");
+    CHECK_SETTER(cm_client_set_proxy, client, NULL, r, CM_OK, "", "proxy off");
     CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance without a proxy");
     cm_client_free(client);
 }
@@ -644,15 +818,16 @@ static void test_request_timeouts(void) {
     cm_client *client = emulator_client("abuse-request-timeouts");
     cm_result *r = NULL;
     cm_code code;
-    CHECK_CODE(cm_client_set_request_timeout_ms(client, 0), CM_ERR_INVALID_ARGUMENT, "request timeout 0");
+    CHECK_SETTER(cm_client_set_request_timeout_ms, client, 0, r, CM_ERR_INVALID_ARGUMENT, "timeout_ms",
+                 "request timeout 0");
     /* 1 ms: loopback may or may not answer in time; either documented code, nothing else. */
-    CHECK_CODE(cm_client_set_request_timeout_ms(client, 1), CM_OK, "request timeout 1");
+    CHECK_SETTER(cm_client_set_request_timeout_ms, client, 1, r, CM_OK, "", "request timeout 1");
     code = cm_get_balance(client, &(double){0}, &r);
     CHECK(code == CM_OK || code == CM_ERR_TIMEOUT);
     CHECK(cm_result_code(r) == code);
     cm_result_free(r);
     /* UINT32_MAX ms (49 days) is a valid bound. */
-    CHECK_CODE(cm_client_set_request_timeout_ms(client, UINT32_MAX), CM_OK, "request timeout UINT32_MAX");
+    CHECK_SETTER(cm_client_set_request_timeout_ms, client, UINT32_MAX, r, CM_OK, "", "request timeout UINT32_MAX");
     CHECK_CALL(cm_get_balance(client, &(double){0}, &r), r, 1, CM_OK, "balance, timeout UINT32_MAX");
     cm_client_free(client);
 }
@@ -832,7 +1007,6 @@ static void test_sixty_four_threads_share_one_budget(void) {
 
 int main(int argc, char **argv) {
     int full = 0;
-    const char *colon;
     if (argc == 3 && strcmp(argv[1], "--full-code-sweep") == 0) {
         full = 1;
         base_url = argv[2];
@@ -842,13 +1016,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [--full-code-sweep] EMULATOR_BASE_URL\n", argv[0]);
         return 2;
     }
-    colon = strrchr(base_url, ':');
-    emulator_port = colon ? atoi(colon + 1) : 0;
-    if (emulator_port <= 0) {
+    if (emulator_port() <= 0) {
         fprintf(stderr, "%s: the base URL must be http://127.0.0.1:PORT\n", argv[0]);
         return 2;
     }
     test_nulls();
+    test_nulls_of_the_new_calls();
     test_empty_strings();
     test_invalid_utf8();
     test_huge_strings();
