@@ -351,7 +351,7 @@ RSS_LIB=$(rss lib); RSS_CURL=$(rss curl); RSS_NONE=$(rss none)
     done
     if [ "$kind" = time ] && [ "$scpu" != "$ccpu" ]; then
       ratio=$(awk -v a="$(med "c$i" lib 3)" -v b="$(med "c$i" curl 3)" 'BEGIN { printf "%.2f x time", a / b }')
-      target="(cross-CPU wake-ups dominate: see README)"
+      target="(cross-CPU wake-ups dominate: see bench/README.md)"
     elif [ "$kind" = time ]; then
       ratio=$(awk -v a="$(med "c$i" lib 3)" -v b="$(med "c$i" curl 3)" 'BEGIN { printf "%.2f x time", a / b }')
       target="≤ 1.10 x time: $(awk -v a="$(med "c$i" lib 3)" -v b="$(med "c$i" curl 3)" 'BEGIN { print (a / b <= 1.10) ? "met" : "NOT met" }')"
