@@ -5,20 +5,24 @@
 //! three calls (blocking off, a 1-byte read, blocking on), twice per request: about 10 system
 //! calls per call against libcurl's 5 (bench/). This transport keeps the socket non-blocking and
 //! waits with poll(2) only when an operation would block, as curl does, and probes with a
-//! single `recv(MSG_PEEK | MSG_DONTWAIT)`: 5 calls per request (probe, send, poll, recv, probe).
-//! Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
+//! single `recv(MSG_PEEK)` on the non-blocking socket: 5 calls per request (probe, send, poll,
+//! recv, probe). Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
 //!
 //! Each socket is registered for shutdown (ureq's `register_shutdown`, which `inflight` also
 //! hears) before it connects, so a cancel shuts it down and the poll below returns at once.
+//!
+//! Windows: the wait is `select` (see [`poll_one`] for why not `WSAPoll`), in slices of
+//! [`WINDOWS_SLICE_MS`] that check the socket's shut-down flag, since Windows does not promise
+//! that a `shutdown` from another thread wakes a wait on the socket.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Type};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
 };
@@ -36,7 +40,7 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
             return Ok(Some(Either::A(chained)));
         }
         let stream = connect_any(details)?;
-        stream.set_nodelay(details.config.no_delay())?;
+        stream.stream.set_nodelay(details.config.no_delay())?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(Either::B(LeanTcp { stream, buffers })))
     }
@@ -52,7 +56,7 @@ enum Failed {
 
 /// Tries the resolved addresses in order within the connect timeout; each but the last gets
 /// half of the time left, so one unreachable address cannot use it all.
-fn connect_any(details: &ConnectionDetails) -> Result<Arc<TcpStream>, ureq::Error> {
+fn connect_any(details: &ConnectionDetails) -> Result<Arc<Socket>, ureq::Error> {
     let (addrs, timeout) = (&details.addrs[..], details.timeout);
     let deadline = deadline(timeout)?;
     let mut last_error = None;
@@ -86,37 +90,67 @@ fn connect_one(
     addr: &SocketAddr,
     deadline: Option<Instant>,
     reason: Timeout,
-) -> Result<Arc<TcpStream>, Failed> {
+) -> Result<Arc<Socket>, Failed> {
     let address = |error: io::Error| Failed::Address(error.into());
-    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(address)?;
+    let socket =
+        socket2::Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(address)?;
     socket.set_nonblocking(true).map_err(address)?;
-    let stream = Arc::new(TcpStream::from(socket));
+    let stream = Arc::new(Socket { stream: TcpStream::from(socket), shut: AtomicBool::new(false) });
     (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>).map_err(Failed::Attempt)?;
-    match SockRef::from(&*stream).connect(&(*addr).into()) {
+    match SockRef::from(&stream.stream).connect(&(*addr).into()) {
         Ok(()) => return Ok(stream),
         Err(error) if connect_in_progress(&error) => {}
         Err(error) => return Err(address(error)),
     }
-    wait_until_ready(&stream, libc::POLLOUT, deadline, reason).map_err(Failed::Address)?;
-    match stream.take_error().map_err(address)? {
+    wait_until_ready(&stream, Ready::Connected, deadline, reason).map_err(Failed::Address)?;
+    match stream.stream.take_error().map_err(address)? {
         Some(error) => Err(address(error)),
         None => Ok(stream),
     }
 }
 
+/// Unix says EINPROGRESS; Windows says WSAEWOULDBLOCK, which std reads as `WouldBlock`.
 fn connect_in_progress(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::WouldBlock || error.raw_os_error() == Some(libc::EINPROGRESS)
+    #[cfg(unix)]
+    if error.raw_os_error() == Some(libc::EINPROGRESS) {
+        return true;
+    }
+    error.kind() == io::ErrorKind::WouldBlock
 }
 
-/// Waits until `stream` is ready for `events` (POLLIN / POLLOUT) or the deadline passes.
+/// A socket and whether it was shut down (the handle registered with ureq and `inflight`).
+pub(crate) struct Socket {
+    stream: TcpStream,
+    /// Set by `shutdown`: the Windows wait checks it between slices.
+    shut: AtomicBool,
+}
+
+impl ShutdownHandle for Socket {
+    fn shutdown(&self) {
+        self.shut.store(true, Ordering::Release);
+        // An error means the socket is already closed or shut down (as in ureq's own handle).
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// What a wait waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    Read,
+    Write,
+    /// The end of a non-blocking connect, successful or not.
+    Connected,
+}
+
+/// Waits until `socket` is ready or the deadline passes.
 fn wait_until_ready(
-    stream: &TcpStream,
-    events: libc::c_short,
+    socket: &Socket,
+    ready: Ready,
     deadline: Option<Instant>,
     reason: Timeout,
 ) -> Result<(), ureq::Error> {
-    let mut poll_fd = libc::pollfd { fd: stream.as_raw_fd(), events, revents: 0 };
-    // Bounded by the deadline: each turn returns or waits for what is left of it.
+    // Bounded by the deadline: each turn returns or waits for what is left of it (on Windows,
+    // for a slice of it, and ends once the socket was shut down).
     loop {
         let wait_ms = match deadline {
             None => -1,
@@ -129,18 +163,68 @@ fn wait_until_ready(
                 i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
             }
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        match unsafe { libc::poll(&mut poll_fd, 1, wait_ms) } {
+        match poll_one(&socket.stream, ready, wait_ms) {
             // Ready, or in error or hung up: the operation that follows tells which.
-            ready if ready > 0 => return Ok(()),
-            0 => continue, // the loop checks the deadline
-            _ => {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error.into());
-                }
+            Ok(true) => return Ok(()),
+            Ok(false) if socket.shut.load(Ordering::Acquire) => {
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the connection was shut down").into())
             }
+            Ok(false) => continue, // the loop checks the deadline
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error.into()),
         }
+    }
+}
+
+/// One poll(2) of one socket: `Ok(true)` when ready (or in error), `Ok(false)` when the time
+/// (`-1`: none) ran out.
+#[cfg(unix)]
+fn poll_one(stream: &TcpStream, ready: Ready, wait_ms: i32) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let events = if ready == Ready::Read { libc::POLLIN } else { libc::POLLOUT };
+    let mut poll_fd = libc::pollfd { fd: stream.as_raw_fd(), events, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    match unsafe { libc::poll(&mut poll_fd, 1, wait_ms) } {
+        ready if ready > 0 => Ok(true),
+        0 => Ok(false),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// The longest single wait on Windows: how late a cancel may be noticed if the `shutdown`
+/// did not wake the wait by itself.
+#[cfg(windows)]
+const WINDOWS_SLICE_MS: i32 = 50;
+
+/// The Windows poll: `select` on one socket, for at most [`WINDOWS_SLICE_MS`]. Not `WSAPoll`:
+/// before Windows 10 2004 it never reports a failed connect (the wait would last until the
+/// connect timeout); `select` reports it in the exception set, on every Windows since 95.
+#[cfg(windows)]
+fn poll_one(stream: &TcpStream, ready: Ready, wait_ms: i32) -> io::Result<bool> {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{select, WSAGetLastError, FD_SET, SOCKET, SOCKET_ERROR, TIMEVAL};
+    let socket = stream.as_raw_socket() as SOCKET;
+    let one = || {
+        let mut set = FD_SET { fd_count: 1, fd_array: [0; 64] };
+        set.fd_array[0] = socket;
+        set
+    };
+    let (mut wanted, mut failed) = (one(), one());
+    let wait_ms = if wait_ms < 0 { WINDOWS_SLICE_MS } else { wait_ms.min(WINDOWS_SLICE_MS) };
+    let timeout = TIMEVAL { tv_sec: wait_ms / 1000, tv_usec: (wait_ms % 1000) * 1000 };
+    let none = std::ptr::null_mut();
+    let (read, write, error) = match ready {
+        Ready::Read => (&mut wanted as *mut FD_SET, none, none),
+        Ready::Write => (none, &mut wanted as *mut FD_SET, none),
+        // Only a connect asks for the exception set: on a connected socket it would report
+        // urgent data, which nothing here reads, and the wait would spin.
+        Ready::Connected => (none, &mut wanted as *mut FD_SET, &mut failed as *mut FD_SET),
+    };
+    // SAFETY: the sets and the timeout outlive the call; the first argument is ignored.
+    match unsafe { select(0, read, write, error, &timeout) } {
+        SOCKET_ERROR => Err(io::Error::from_raw_os_error(unsafe { WSAGetLastError() })),
+        0 => Ok(false),
+        _ => Ok(true),
     }
 }
 
@@ -157,19 +241,19 @@ fn deadline(timeout: NextTimeout) -> Result<Option<Instant>, ureq::Error> {
 
 /// A non-blocking TCP connection.
 pub(crate) struct LeanTcp {
-    stream: Arc<TcpStream>,
+    stream: Arc<Socket>,
     buffers: LazyBuffers,
 }
 
 impl fmt::Debug for LeanTcp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeanTcp").field("peer", &self.stream.peer_addr().ok()).finish()
+        f.debug_struct("LeanTcp").field("peer", &self.stream.stream.peer_addr().ok()).finish()
     }
 }
 
 impl LeanTcp {
-    fn wait(&self, events: libc::c_short, deadline: Option<Instant>, reason: Timeout) -> Result<(), ureq::Error> {
-        wait_until_ready(&self.stream, events, deadline, reason)
+    fn wait(&self, ready: Ready, deadline: Option<Instant>, reason: Timeout) -> Result<(), ureq::Error> {
+        wait_until_ready(&self.stream, ready, deadline, reason)
     }
 }
 
@@ -183,12 +267,12 @@ impl Transport for LeanTcp {
         let deadline = deadline(timeout)?;
         let mut sent = 0;
         while sent < amount {
-            let written = (&*self.stream).write(&self.buffers.output()[sent..amount]);
+            let written = (&self.stream.stream).write(&self.buffers.output()[sent..amount]);
             match written {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => sent += n,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(libc::POLLOUT, deadline, timeout.reason)?
+                    self.wait(Ready::Write, deadline, timeout.reason)?
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error.into()),
@@ -202,8 +286,8 @@ impl Transport for LeanTcp {
         let deadline = deadline(timeout)?;
         loop {
             // Wait first: ureq asks for input after sending, when the answer is not there yet.
-            self.wait(libc::POLLIN, deadline, timeout.reason)?;
-            let read = (&*self.stream).read(self.buffers.input_append_buf());
+            self.wait(Ready::Read, deadline, timeout.reason)?;
+            let read = (&self.stream.stream).read(self.buffers.input_append_buf());
             match read {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
@@ -217,11 +301,8 @@ impl Transport for LeanTcp {
 
     /// Open means: no end of stream, no error and no unasked-for bytes waiting.
     fn is_open(&mut self) -> bool {
-        let mut byte = 0u8;
-        // SAFETY: a valid one-byte buffer; MSG_DONTWAIT never blocks.
-        let peeked = unsafe {
-            libc::recv(self.stream.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
-        };
-        peeked < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+        // One recv(MSG_PEEK): the socket is non-blocking, so "would block" means alive and idle.
+        let mut byte = [0u8; 1];
+        matches!(self.stream.stream.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
     }
 }
