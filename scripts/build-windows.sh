@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds capmonster.dll for Windows 7 and later, 64-bit and 32-bit, on Debian (as root, it
+# installs what it lacks), and leaves dist/windows-x86_64/ and dist/windows-i686/, each with
+# capmonster.dll, capmonster.lib (MSVC import library), libcapmonster.dll.a (MinGW),
+# capmonster.def, capmonster.h, and a zip of the folder (capmonster-<version>-windows-<arch>.zip).
+#
+# Rust for Windows here is Debian's (rustc-web, 1.96) with its std source: rustup's toolchain
+# has only the Linux target. The *-win7-windows-gnu targets are built with -Zbuild-std; the
+# default *-pc-windows-gnu std imports bcryptprimitives.dll, which Windows 7 (and Wine 8)
+# lack. See ../shared/windows-notes.md for how this was found.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS=0
+
+rust_src=/usr/src/rustc-1.96.0/library
+need_packages=()
+[ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] || need_packages+=(rustc-web cargo-web)
+[ -d "$rust_src" ] || need_packages+=(rust-web-src)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
+command -v i686-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-i686)
+command -v llvm-dlltool >/dev/null || need_packages+=(llvm)
+command -v python3 >/dev/null || need_packages+=(python3)
+if [ ${#need_packages[@]} -gt 0 ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_packages[@]}"
+fi
+# -Zbuild-std looks for the std source under the sysroot.
+if [ ! -e /usr/lib/rustlib/src/rust/library ]; then
+    mkdir -p /usr/lib/rustlib/src/rust
+    ln -sfn "$rust_src" /usr/lib/rustlib/src/rust/library
+fi
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+targets=(x86_64-win7-windows-gnu i686-win7-windows-gnu)
+
+# RUSTC: without it cargo-web would run rustup's rustc, which has no std source.
+# RUSTC_BOOTSTRAP: -Zbuild-std is unstable; Debian's stable compiler builds std with it.
+RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build --release --lib --quiet \
+    -Zbuild-std=std,panic_unwind "${targets[@]/#/--target=}" \
+    --config 'target.x86_64-win7-windows-gnu.linker="x86_64-w64-mingw32-gcc"' \
+    --config 'target.i686-win7-windows-gnu.linker="i686-w64-mingw32-gcc"'
+
+# What the header declares: every function the DLL must export.
+header_functions=$(python3 -c '
+import re, sys
+text = open("include/capmonster.h").read()
+print("\n".join(sorted(set(re.findall(r"\b(cm_[a-z0-9_]+)\(", text)))))
+')
+
+# DLLs every Windows since 7 has (compared without case). Anything else (libgcc, libwinpthread,
+# vcruntime, bcryptprimitives, api-ms-win-*) would make the DLL fail to load somewhere.
+windows7_dlls="advapi32.dll bcrypt.dll crypt32.dll kernel32.dll msvcrt.dll ntdll.dll secur32.dll userenv.dll ws2_32.dll"
+
+for target in "${targets[@]}"; do
+    arch=${target%%-*}
+    case "$arch" in
+        x86_64) prefix=x86_64-w64-mingw32 machine=i386:x86-64 ;;
+        i686) prefix=i686-w64-mingw32 machine=i386 ;;
+    esac
+    out=dist/windows-$arch
+    rm -rf "$out"
+    mkdir -p "$out"
+    built=target/$target/release
+    # Without its symbol table the DLL is a third smaller; exports live elsewhere in a PE file.
+    "$prefix-strip" --strip-all -o "$out/capmonster.dll" "$built/capmonster.dll"
+    cp "$built/libcapmonster.dll.a" "$out/libcapmonster.dll.a"
+    cp include/capmonster.h "$out/capmonster.h"
+
+    dump=$("$prefix-objdump" -p "$out/capmonster.dll")
+    # The export table's names (objdump lists them after "[Ordinal/Name Pointer] Table").
+    exports=$(printf '%s\n' "$dump" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+table = text.split("[Ordinal/Name Pointer] Table", 1)[1]
+names = re.findall(r"^\s*\[\s*\d+\]\s+(\S+)\s*$", table, re.M)
+print("\n".join(sorted(names)))
+')
+    if [ "$exports" != "$header_functions" ]; then
+        echo "$out/capmonster.dll: its exports differ from the header's functions:" >&2
+        diff <(printf '%s\n' "$header_functions") <(printf '%s\n' "$exports") >&2 || true
+        exit 1
+    fi
+    imports=$(printf '%s\n' "$dump" | sed -n 's/^\s*DLL Name: //p' | tr 'A-Z' 'a-z' | sort -u)
+    for dll in $imports; do
+        case " $windows7_dlls " in
+            *" $dll "*) ;;
+            *) echo "$out/capmonster.dll imports $dll, which Windows 7 does not have" >&2; exit 1 ;;
+        esac
+    done
+
+    { echo "LIBRARY capmonster.dll"; echo "EXPORTS"; printf '    %s\n' $exports; } >"$out/capmonster.def"
+    llvm-dlltool -m "$machine" -d "$out/capmonster.def" -D capmonster.dll -l "$out/capmonster.lib"
+
+    zip_name=capmonster-$version-windows-$arch.zip
+    rm -f "dist/$zip_name"
+    (cd dist && python3 -m zipfile -c "$zip_name" "windows-$arch")
+    mv "dist/$zip_name" "$out/"
+    echo "$out: capmonster.dll $(stat -c %s "$out/capmonster.dll") bytes," \
+        "$(printf '%s\n' "$exports" | wc -l) exports, imports: $(echo $imports)"
+done
+echo "Windows build done in ${SECONDS} s"
