@@ -4,19 +4,33 @@
  * emulator's control endpoints (scripts and counters) over a tiny HTTP client.
  *
  * Include it after defining _POSIX_C_SOURCE 200809L (sockets, nanosleep, clock_gettime).
+ * Also builds with MinGW for Windows (scripts/test-windows.sh): Winsock for the control
+ * connection, winpthreads' clock_gettime and nanosleep.
  */
 #ifndef CAPMONSTER_TEST_CHECK_H
 #define CAPMONSTER_TEST_CHECK_H
 
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <pthread.h> /* winpthreads: clock_gettime, nanosleep */
+typedef SOCKET test_socket;
+#define TEST_BAD_SOCKET INVALID_SOCKET
+#define close_socket closesocket
+#else
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+typedef int test_socket;
+#define TEST_BAD_SOCKET (-1)
+#define close_socket close
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "capmonster.h"
 
@@ -95,29 +109,37 @@ static inline char *emulator_http(const char *method, const char *path, const ch
     char head[512];
     size_t size = 0, capacity = 65536, body_length = body ? strlen(body) : 0;
     char *answer;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return NULL;
+    int n;
+    test_socket fd;
+#ifdef _WIN32
+    static int started = 0;
+    WSADATA wsa;
+    /* Once per process, before the first socket (the library starts Winsock for itself). */
+    if (!started && WSAStartup(MAKEWORD(2, 2), &wsa) == 0) started = 1;
+#endif
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd == TEST_BAD_SOCKET) return NULL;
     memset(&address, 0, sizeof address);
     address.sin_family = AF_INET;
     address.sin_port = htons((uint16_t)emulator_port());
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        close(fd);
+        close_socket(fd);
         return NULL;
     }
     snprintf(head, sizeof head,
              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
              "Content-Length: %lu\r\n\r\n",
              method, path, (unsigned long)body_length);
-    if (write(fd, head, strlen(head)) != (ssize_t)strlen(head) ||
-        (body_length > 0 && write(fd, body, body_length) != (ssize_t)body_length)) {
-        close(fd);
+    /* send/recv, not write/read: Winsock sockets are not file descriptors. */
+    if (send(fd, head, (int)strlen(head), 0) != (int)strlen(head) ||
+        (body_length > 0 && send(fd, body, (int)body_length, 0) != (int)body_length)) {
+        close_socket(fd);
         return NULL;
     }
     answer = malloc(capacity + 1);
     if (answer == NULL) abort();
-    while ((n = read(fd, answer + size, capacity - size)) > 0) {
+    while ((n = (int)recv(fd, answer + size, (int)(capacity - size), 0)) > 0) {
         size += (size_t)n;
         if (size == capacity) {
             capacity *= 2;
@@ -125,7 +147,7 @@ static inline char *emulator_http(const char *method, const char *path, const ch
             if (answer == NULL) abort();
         }
     }
-    close(fd);
+    close_socket(fd);
     answer[size] = '\0';
     return answer;
 }

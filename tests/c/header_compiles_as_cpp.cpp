@@ -18,7 +18,11 @@ int main() {
     cm_result_free(result);
     cm_waiter *waiter = nullptr;
     if (cm_waiter_new(client, &waiter) != CM_OK) return 1;
+#ifdef _WIN32
+    int empty = cm_waiter_pending(waiter) == 0 && cm_waiter_fd(waiter) == -1; // no fd on Windows
+#else
     int empty = cm_waiter_pending(waiter) == 0 && cm_waiter_fd(waiter) >= 0;
+#endif
     cm_waiter_free(waiter);
     cm_client_free(client);
     std::printf("%s %s %u\n", cm_version(), cm_code_name(CM_ERR_API), options.interval_ms);

@@ -19,15 +19,27 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <dirent.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _WIN32
+/* MinGW's C runtime has _putenv_s, which also sets the process environment the library reads;
+ * an empty value removes the variable. */
+static int setenv(const char *name, const char *value, int overwrite) {
+    (void)overwrite;
+    return _putenv_s(name, value);
+}
+static int unsetenv(const char *name) {
+    return _putenv_s(name, "");
+}
+#else
+#include <dirent.h>
+#include <poll.h>
 #include <unistd.h>
+#endif
 
 #include "capmonster.h"
 #include "check.h"
@@ -63,6 +75,22 @@
 /* Helpers                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
+#ifdef _WIN32
+/* No /proc on Windows: the counts of threads, descriptors and sockets are -1, so the checks that
+ * they come back to their baseline pass trivially and those comparing them skip (COUNTS 0).
+ * main says so. */
+#define COUNTS 0
+static long threads_now(void) {
+    return -1;
+}
+static long fds_now(void) {
+    return -1;
+}
+static long sockets_now(void) {
+    return -1;
+}
+#else
+#define COUNTS 1
 /* Entries of a /proc directory (threads or descriptors of this process); -1 if unreadable.
  * Counting /proc/self/fd includes the directory's own descriptor: same for every count. */
 static long count_entries(const char *path) {
@@ -105,6 +133,7 @@ static long sockets_now(void) {
     closedir(dir);
     return n;
 }
+#endif
 
 /* Waits up to `timeout_ms` for `count()` to come back to `expected`; the last count. Threads
  * that were joined and sockets that were closed leave /proc a moment later at most. */
@@ -459,6 +488,18 @@ static void test_many_waits(long waits) {
 /* The fd in poll(2)                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
+#ifdef _WIN32
+/* Windows: cm_waiter_fd has no descriptor to give (-1); cm_waiter_next is tested below. */
+static void test_fd_readiness(void) {
+    cm_client *client = emulator_client("c-waiter-fd");
+    cm_waiter *waiter = NULL;
+    CHECK_CODE(cm_waiter_new(client, &waiter), CM_OK);
+    CHECK(cm_waiter_fd(waiter) == -1);
+    cm_waiter_free(waiter);
+    cm_client_free(client);
+    printf("skipped on Windows: test_fd_readiness's poll(2) of the waiter's fd (cm_waiter_fd is -1)\n");
+}
+#else
 /* poll(2) on `fd` for readability: 1 readable, 0 not within `timeout_ms`, -1 error. */
 static int readable(int fd, int timeout_ms) {
     struct pollfd p;
@@ -544,6 +585,7 @@ static void test_fd_readiness(void) {
     cm_waiter_free(waiter);
     cm_client_free(client);
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------- */
 /* Several threads in cm_waiter_next at once                                                 */
@@ -585,7 +627,7 @@ static void *take_until_shutdown(void *arg) {
             pthread_cond_broadcast(&t->changed);
             pthread_mutex_unlock(&t->lock);
             cm_result_free(r);
-            return (void *)mine;
+            return (void *)(intptr_t)mine; /* via intptr_t: long is 32 bits on 64-bit Windows */
         }
         pthread_mutex_unlock(&t->lock);
         cm_result_free(r);
@@ -626,7 +668,7 @@ static void test_several_takers(void) {
     for (i = 0; i < TAKERS; i++) {
         void *mine = NULL;
         pthread_join(threads[i], &mine);
-        per_thread[i] = (long)mine;
+        per_thread[i] = (long)(intptr_t)mine;
     }
     CHECK(t->taken == TAKEN_WAITS);
     CHECK(t->wrong == 0);
@@ -999,7 +1041,7 @@ static void cancel_in_flight(enum call_kind kind, int64_t stalled_task, int warm
         cm_result_free(r);
         r = NULL;
         balance = -7.0;
-        CHECK(fds_now() == client_fds + 1);
+        CHECK(!COUNTS || fds_now() == client_fds + 1);
     }
     if (method != NULL) {
         CHECK(script_stall(0, method, STALL_MS));
@@ -1042,7 +1084,7 @@ static void cancel_in_flight(enum call_kind kind, int64_t stalled_task, int warm
     pthread_join(thread, NULL);
     CHECK(trigger.saw_request); /* the request was in flight when the cancel came */
     /* Warm: the pooled connection carried it (no socket more); cold: one new connection. */
-    CHECK(trigger.sockets_at_trigger - sockets_before == (warm ? 0 : 1));
+    CHECK(!COUNTS || trigger.sockets_at_trigger - sockets_before == (warm ? 0 : 1));
     CHECK_CODE(code, CM_ERR_CANCELLED);
     CHECK(cm_result_code(r) == CM_ERR_CANCELLED);
     CHECK(cm_result_request_count(r) == 1);
@@ -1472,6 +1514,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: the base URL must be http://127.0.0.1:PORT\n", argv[0]);
         return 2;
     }
+    if (!COUNTS) printf("skipped on Windows: the counts of threads, descriptors and sockets (no /proc)\n");
     test_malformed_proxy_in_the_environment();
     test_setter_messages();
     test_fd_readiness();
