@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
-# bindings.
+# bindings, the Windows build and its tests under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +27,6 @@ echo "== Go binding"
 scripts/test-go.sh
 echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
+echo "== Windows: both DLLs built, C tests and demo under Wine"
+scripts/test-windows.sh
 echo "== all tests passed"
