@@ -9,7 +9,8 @@
 //! Where the counts live is chosen once, when the first client is created:
 //! - by default, a file that every process of the user shares (`budget_file`), in a private
 //!   directory (`$XDG_RUNTIME_DIR/capmonster/budget-v1`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v1`);
+//!   `<temporary directory>/capmonster-<uid>/budget-v1`; on Windows
+//!   `%LOCALAPPDATA%\capmonster\budget-v1`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (each process counts alone).
 //!
@@ -85,15 +86,15 @@ pub struct Budget {
     notice_pending: AtomicBool,
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 struct Shared {
     file: crate::budget_file::BudgetFile,
     /// Whether the path is the default one (its directory is then made private).
     default_location: bool,
 }
 
-/// Stands in where there is no shared file yet (Windows: issue of its own).
-#[cfg(not(unix))]
+/// Stands in where there is no shared file (neither Unix nor Windows).
+#[cfg(not(any(unix, windows)))]
 struct Shared;
 
 /// The budget shared by every client in the process; its kind is read from the environment
@@ -136,7 +137,7 @@ impl Budget {
         budget.open_shared(path, default_location)
     }
 
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     fn open_shared(mut self, path: PathBuf, default_location: bool) -> Budget {
         match crate::budget_file::BudgetFile::open(&path, default_location) {
             Ok((file, note)) => {
@@ -152,7 +153,7 @@ impl Budget {
         self
     }
 
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     fn open_shared(self, _path: PathBuf, _default_location: bool) -> Budget {
         self
     }
@@ -181,7 +182,7 @@ impl Budget {
 
     /// Takes one request for the task; `Err(sent)` when all [`REQUESTS_PER_TASK`] are spent.
     pub fn take(&self, key: KeyDigest, task_id: i64) -> Result<u32, u32> {
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(taken) = self.with_shared(shared, |file| file.take(key, task_id)) {
                 return taken;
@@ -203,7 +204,7 @@ impl Budget {
 
     /// Runs `op` on the shared file, reopening it in a forked child first; on an I/O error the
     /// file is given up for good (the process counts alone from then on, and says so once).
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     fn with_shared<T>(
         &self,
         shared: &Mutex<Option<Shared>>,
@@ -239,7 +240,7 @@ impl Budget {
 
     /// Requests counted so far for the task (0 when unknown or forgotten).
     pub fn sent(&self, key: KeyDigest, task_id: i64) -> u32 {
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(sent) = self.with_shared(shared, |file| file.sent(key, task_id)) {
                 return sent;
@@ -256,9 +257,9 @@ impl Budget {
 
 /// The shared file's default place.
 fn default_path() -> PathBuf {
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     return crate::budget_file::default_path();
-    #[cfg(not(unix))]
+    #[cfg(not(any(unix, windows)))]
     return PathBuf::new();
 }
 
@@ -316,6 +317,8 @@ mod tests {
         assert!(file.take_notice().unwrap().contains("\"odd\""));
         assert_eq!(file.take(KeyDigest::of("k", "u"), 3), Ok(1));
         assert_eq!(Budget::from_settings(None, Some(dir.join("b").into())).sent(KeyDigest::of("k", "u"), 3), 1);
+        // Closed first: Windows does not remove a directory while a file in it is open.
+        drop(file);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

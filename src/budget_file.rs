@@ -1,4 +1,4 @@
-//! The request budget in a file that every process of the user shares (Unix).
+//! The request budget in a file that every process of the user shares (Unix and Windows).
 //!
 //! A fixed-size table: a 64-byte header, then `BUCKETS` buckets of `WAYS` slots of 32 bytes
 //! (`FILE_BYTES` in all, about 4 MiB). A task's slot lives in the bucket its (key digest, task
@@ -9,7 +9,11 @@
 //! Every take runs under the process's mutex (threads) and `flock` on the file (processes): read
 //! the bucket (`pread`, 1 KiB), write back the one slot (`pwrite`, 32 bytes). The kernel drops a
 //! `flock` with its process, so a process killed at any point blocks no one; a single `pwrite`
-//! lands whole or not at all, so the most a kill can lose is the request being counted.
+//! lands whole or not at all, so the most a kill can lose is the request being counted. On
+//! Windows the lock is `LockFileEx` on one byte far past the table (Windows locks are
+//! mandatory: a lock on the table itself would refuse the reads of processes that wait for
+//! it), the reads and writes are positioned `ReadFile`/`WriteFile`, and Windows releases the
+//! lock when its process ends.
 //!
 //! Why not `mmap`: a file cut short behind the library's back (by any program that ignores the
 //! lock) would make every access past its end a SIGBUS, a crash of the host program. `pread`
@@ -18,12 +22,15 @@
 //! Trust: the file holds no key (only a digest of it, see `budget::KeyDigest`). It is opened
 //! without following symlinks, in a directory of mode 0700, as a regular file of mode 0600 owned
 //! by the process's user. What the library owns it repairs (mode, size, header); anything else
-//! (another user's file or directory, a symlink) is not used: the process counts alone.
+//! (another user's file or directory, a symlink) is not used: the process counts alone. On
+//! Windows the default directory is in the user's local application data, which only the user
+//! (and administrators) may open; the file inherits that, and symlinks (reparse points) are
+//! refused as on Unix. Modes and owners are not checked there.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,6 +64,7 @@ const FILE_NAME: &str = "budget-v1";
 
 /// Where the shared file is by default: `$XDG_RUNTIME_DIR/capmonster/` when set (a per-user
 /// tmpfs on Linux), else `capmonster-<uid>/` in the temporary directory.
+#[cfg(unix)]
 pub fn default_path() -> PathBuf {
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
         Some(runtime) if runtime.is_absolute() => runtime.join("capmonster"),
@@ -67,6 +75,66 @@ pub fn default_path() -> PathBuf {
         }
     };
     dir.join(FILE_NAME)
+}
+
+/// Where the shared file is by default on Windows: `%LOCALAPPDATA%\capmonster\` (the user's
+/// local application data, which Windows sets for every session since Vista), else
+/// `capmonster\` in the user's temporary directory (also the user's own).
+#[cfg(windows)]
+pub fn default_path() -> PathBuf {
+    let base = match std::env::var_os("LOCALAPPDATA").map(PathBuf::from) {
+        Some(local) if local.is_absolute() => local,
+        _ => std::env::temp_dir(),
+    };
+    base.join("capmonster").join(FILE_NAME)
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` (pread on Unix).
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_exact_at(file, buf, offset);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let (mut buf, mut offset) = (buf, offset);
+        // Bounded: each turn reads at least one byte or returns.
+        while !buf.is_empty() {
+            match file.seek_read(buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes all of `bytes` at `offset` (pwrite on Unix).
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, bytes, offset);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let (mut bytes, mut offset) = (bytes, offset);
+        // Bounded: each turn writes at least one byte or returns.
+        while !bytes.is_empty() {
+            match file.seek_write(bytes, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    offset += n as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An open, checked budget file.
@@ -125,8 +193,10 @@ fn bucket_of(digest: KeyDigest, task_id: i64) -> usize {
 /// Holds `flock(LOCK_EX)` on the file until dropped.
 struct Locked<'a>(&'a File);
 
+#[cfg(unix)]
 impl<'a> Locked<'a> {
     fn new(file: &'a File) -> io::Result<Locked<'a>> {
+        use std::os::fd::AsRawFd;
         // Bounded: retried only when a signal interrupts the wait.
         loop {
             // SAFETY: a valid descriptor; flock has no memory effects.
@@ -141,10 +211,54 @@ impl<'a> Locked<'a> {
     }
 }
 
+#[cfg(unix)]
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
         // SAFETY: as above. Closing the descriptor or ending the process would release it too.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// The byte the Windows lock covers: far past the table, so the lock (mandatory on Windows)
+/// never refuses a read or write of the table itself. Locks beyond the end of a file are valid.
+#[cfg(windows)]
+const LOCK_OFFSET: u64 = 1 << 62;
+
+#[cfg(windows)]
+fn lock_overlapped() -> windows_sys::Win32::System::IO::OVERLAPPED {
+    // SAFETY: OVERLAPPED is plain data; all zeros is its documented initial state.
+    let mut overlapped: windows_sys::Win32::System::IO::OVERLAPPED = unsafe { std::mem::zeroed() };
+    overlapped.Anonymous.Anonymous.Offset = LOCK_OFFSET as u32;
+    overlapped.Anonymous.Anonymous.OffsetHigh = (LOCK_OFFSET >> 32) as u32;
+    overlapped
+}
+
+#[cfg(windows)]
+impl<'a> Locked<'a> {
+    fn new(file: &'a File) -> io::Result<Locked<'a>> {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Storage::FileSystem::{LockFileEx, LOCKFILE_EXCLUSIVE_LOCK};
+        let mut overlapped = lock_overlapped();
+        // SAFETY: a valid handle of a synchronous file (the call waits for the lock); the
+        // OVERLAPPED outlives the call.
+        if unsafe { LockFileEx(file.as_raw_handle(), LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &mut overlapped) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Locked(file))
+    }
+}
+
+#[cfg(windows)]
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        use std::os::windows::io::AsRawHandle;
+        let mut overlapped = lock_overlapped();
+        // SAFETY: as above; unlocks the byte this value locked. Closing the handle or ending
+        // the process would release it too.
+        unsafe {
+            windows_sys::Win32::Storage::FileSystem::UnlockFileEx(self.0.as_raw_handle(), 0, 1, 0, &mut overlapped)
+        };
     }
 }
 
@@ -158,39 +272,62 @@ impl BudgetFile {
                 private_dir(dir).map_err(|why| format!("the budget directory {}: {why}", dir.display()))?;
             }
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|error| match error.raw_os_error() {
-                Some(libc::ELOOP) => format!("{shown} is a symbolic link"),
-                _ => format!("{shown}: {error}"),
-            })?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        // The link itself, not its target: it is then refused below as a symbolic link.
+        #[cfg(windows)]
+        std::os::windows::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT,
+        );
+        let file = options.open(path).map_err(|error| {
+            #[cfg(unix)]
+            if error.raw_os_error() == Some(libc::ELOOP) {
+                return format!("{shown} is a symbolic link");
+            }
+            format!("{shown}: {error}")
+        })?;
         let meta = file.metadata().map_err(|error| format!("{shown}: {error}"))?;
-        // SAFETY: no preconditions.
-        let uid = unsafe { libc::geteuid() };
+        if meta.file_type().is_symlink() {
+            return Err(format!("{shown} is a symbolic link"));
+        }
         if !meta.file_type().is_file() {
             return Err(format!("{shown} is not a regular file"));
         }
-        if meta.uid() != uid {
-            return Err(format!("{shown} belongs to another user (uid {})", meta.uid()));
-        }
         let mut notes = Vec::new();
-        if meta.mode() & 0o777 != 0o600 {
-            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|error| {
-                format!("{shown}: its mode {:o} could not be set to 600: {error}", meta.mode() & 0o777)
-            })?;
-            notes.push(format!("its mode was {:o}, now 600", meta.mode() & 0o777));
-        }
+        #[cfg(unix)]
+        Self::check_owner_and_mode(&file, &meta, path, &mut notes)?;
         let budget = BudgetFile { file, path: path.to_owned(), pid: std::process::id() };
         if let Some(repair) = budget.check_or_rebuild().map_err(|error| format!("{shown}: {error}"))? {
             notes.push(repair);
         }
         let note = (!notes.is_empty()).then(|| format!("the shared budget file {shown}: {}", notes.join("; ")));
         Ok((budget, note))
+    }
+
+    /// Unix: the file must be the process user's; its mode is made 0600.
+    #[cfg(unix)]
+    fn check_owner_and_mode(
+        file: &File,
+        meta: &std::fs::Metadata,
+        path: &Path,
+        notes: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let shown = path.display();
+        // SAFETY: no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        if meta.uid() != uid {
+            return Err(format!("{shown} belongs to another user (uid {})", meta.uid()));
+        }
+        if meta.mode() & 0o777 != 0o600 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|error| {
+                format!("{shown}: its mode {:o} could not be set to 600: {error}", meta.mode() & 0o777)
+            })?;
+            notes.push(format!("its mode was {:o}, now 600", meta.mode() & 0o777));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -212,14 +349,14 @@ impl BudgetFile {
     fn check_or_rebuild_locked(&self) -> io::Result<Option<String>> {
         let size = self.file.metadata()?.len();
         let mut found = [0u8; HEADER_BYTES];
-        let whole = size == FILE_BYTES && self.file.read_exact_at(&mut found, 0).is_ok();
+        let whole = size == FILE_BYTES && read_at(&self.file, &mut found, 0).is_ok();
         if whole && found == header() {
             return Ok(None);
         }
         // Emptied, then extended with zeros: every slot empty.
         self.file.set_len(0)?;
         self.file.set_len(FILE_BYTES)?;
-        self.file.write_all_at(&header(), 0)?;
+        write_at(&self.file, &header(), 0)?;
         Ok(match size {
             0 => None,
             FILE_BYTES => Some("its header was damaged; it was rebuilt empty".to_owned()),
@@ -234,7 +371,7 @@ impl BudgetFile {
         let bucket = bucket_of(digest, task_id);
         let offset = (HEADER_BYTES + bucket * BUCKET_BYTES) as u64;
         let mut bytes = [0u8; BUCKET_BYTES];
-        if self.file.read_exact_at(&mut bytes, offset).is_err() {
+        if read_at(&self.file, &mut bytes, offset).is_err() {
             self.check_or_rebuild_locked()?;
             bytes = [0u8; BUCKET_BYTES];
         }
@@ -249,7 +386,7 @@ impl BudgetFile {
         }
         slot.sent += 1;
         slot.last_used = now;
-        self.file.write_all_at(&slot.bytes(), offset + (way * SLOT_BYTES) as u64)?;
+        write_at(&self.file, &slot.bytes(), offset + (way * SLOT_BYTES) as u64)?;
         Ok(Ok(slot.sent))
     }
 
@@ -258,7 +395,7 @@ impl BudgetFile {
         let _lock = Locked::new(&self.file)?;
         let offset = (HEADER_BYTES + bucket_of(digest, task_id) * BUCKET_BYTES) as u64;
         let mut bytes = [0u8; BUCKET_BYTES];
-        self.file.read_exact_at(&mut bytes, offset)?;
+        read_at(&self.file, &mut bytes, offset)?;
         Ok(bytes
             .chunks_exact(SLOT_BYTES)
             .map(Slot::read)
@@ -279,8 +416,14 @@ fn pick_free_way(slots: impl Iterator<Item = Slot> + Clone, now: u64) -> usize {
 
 /// Makes `dir` (and only its last component) a private directory of this user: created with
 /// mode 0700 if missing; an existing one must be ours and not a symlink, and is set to 0700.
+/// On Windows it inherits the parent's access rules (the user's own local application data)
+/// and must not be a symlink.
 fn private_dir(dir: &Path) -> Result<(), String> {
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+    #[cfg(unix)]
+    let created = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    #[cfg(windows)]
+    let created = std::fs::DirBuilder::new().create(dir);
+    match created {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error.to_string()),
@@ -292,13 +435,16 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     if !meta.is_dir() {
         return Err("it is not a directory".to_owned());
     }
-    // SAFETY: no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if meta.uid() != uid {
-        return Err(format!("it belongs to another user (uid {})", meta.uid()));
-    }
-    if meta.mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| error.to_string())?;
+    #[cfg(unix)]
+    {
+        // SAFETY: no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        if meta.uid() != uid {
+            return Err(format!("it belongs to another user (uid {})", meta.uid()));
+        }
+        if meta.mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| error.to_string())?;
+        }
     }
     Ok(())
 }
@@ -328,7 +474,9 @@ mod tests {
         assert_eq!(again.sent(digest, 7).unwrap(), REQUESTS_PER_TASK);
         assert_eq!(again.take(digest, 8).unwrap(), Ok(1));
         let meta = std::fs::metadata(&path).unwrap();
-        assert_eq!((meta.len(), meta.mode() & 0o777), (FILE_BYTES, 0o600));
+        assert_eq!(meta.len(), FILE_BYTES);
+        #[cfg(unix)]
+        assert_eq!(meta.mode() & 0o777, 0o600);
         let text = std::fs::read(&path).unwrap();
         assert!(!text.windows(3).any(|w| w == b"key"), "no key in the file");
     }
@@ -358,9 +506,9 @@ mod tests {
         // Damage one slot's count: it reads as spent, never as fresh.
         let offset = (HEADER_BYTES + bucket_of(digest, 9) * BUCKET_BYTES) as u64;
         let mut bucket = [0u8; BUCKET_BYTES];
-        file.file.read_exact_at(&mut bucket, offset).unwrap();
+        read_at(&file.file, &mut bucket, offset).unwrap();
         let way = bucket.chunks_exact(SLOT_BYTES).position(|s| Slot::read(s).task_id == 9).unwrap();
-        file.file.write_all_at(&u64::MAX.to_le_bytes(), offset + (way * SLOT_BYTES + 16) as u64).unwrap();
+        write_at(&file.file, &u64::MAX.to_le_bytes(), offset + (way * SLOT_BYTES + 16) as u64).unwrap();
         assert_eq!(file.take(digest, 9).unwrap(), Err(REQUESTS_PER_TASK));
         // Cut short behind its back: rebuilt at the next take, no crash.
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
@@ -368,6 +516,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), FILE_BYTES);
     }
 
+    #[cfg(unix)]
     #[test]
     fn symlinks_and_foreign_files_are_not_used() {
         let path = scratch("symlink");

@@ -28,7 +28,7 @@ pub mod answer;
 /// cbindgen:ignore
 pub mod budget;
 /// cbindgen:ignore
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub mod budget_file;
 /// cbindgen:ignore
 pub mod cancel;

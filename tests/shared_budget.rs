@@ -118,10 +118,11 @@ fn eight_processes_polling_one_task_send_120_in_all() {
     assert_eq!((sent, exhausted), (120, 280));
     assert_eq!(emulator.task_requests(task_id), 120);
 
-    // The file: private, of the documented size, and no key in it.
-    use std::os::unix::fs::MetadataExt;
+    // The file: private (Unix modes; on Windows the directory's access rules), of the
+    // documented size, and no key in it.
     let meta = std::fs::metadata(&path).unwrap();
-    assert_eq!(meta.mode() & 0o777, 0o600);
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o600);
     assert_eq!(meta.len(), capmonster::budget_file::FILE_BYTES);
     let bytes = std::fs::read(&path).unwrap();
     assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "the key is in the file");
@@ -147,12 +148,19 @@ fn the_default_file_is_private_and_shared() {
     let emulator = slow_emulator();
     let task_id = emulator.add_task("ImageToTextTask");
     let runtime = scratch("runtime");
-    let env = [("XDG_RUNTIME_DIR", runtime.to_str().unwrap())];
+    // Where the default file goes: the per-user runtime directory on Unix, the user's local
+    // application data on Windows.
+    let variable = if cfg!(windows) { "LOCALAPPDATA" } else { "XDG_RUNTIME_DIR" };
+    let env = [(variable, runtime.to_str().unwrap())];
     let outcomes = run_all((0..3).map(|_| child(&emulator, task_id, 50, &env).spawn().unwrap()).collect());
     assert_eq!(outcomes.iter().map(|o| o.0).sum::<u32>(), 120);
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(runtime.join("capmonster")).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(runtime.join("capmonster/budget-v1")).unwrap().mode() & 0o777, 0o600);
+    assert!(runtime.join("capmonster").join("budget-v1").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(runtime.join("capmonster")).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(runtime.join("capmonster/budget-v1")).unwrap().mode() & 0o777, 0o600);
+    }
 }
 
 #[test]
@@ -205,11 +213,18 @@ fn untrusted_files_are_not_used_and_the_first_result_says_why() {
     assert!(notes.contains("rebuilt") && notes.matches("note:").count() == 1, "{notes}");
     assert_eq!(std::fs::metadata(&corrupted).unwrap().len(), capmonster::budget_file::FILE_BYTES);
 
-    // A symlink is never followed: the process counts alone.
+    // A symlink is never followed: the process counts alone. (Unix only: making one on
+    // Windows needs a privilege that tests do not have.)
+    #[cfg(unix)]
+    untrusted_links_and_owners(&emulator, task_id, &dir, &corrupted);
+}
+
+#[cfg(unix)]
+fn untrusted_links_and_owners(emulator: &Emulator, task_id: i64, dir: &Path, corrupted: &Path) {
     let link = dir.join("link");
-    std::os::unix::fs::symlink(&corrupted, &link).unwrap();
+    std::os::unix::fs::symlink(corrupted, &link).unwrap();
     let (name, value) = file_env(&link);
-    let (sent, _, notes) = outcome(child(&emulator, task_id, 2, &[(name, &value)]).output().unwrap());
+    let (sent, _, notes) = outcome(child(emulator, task_id, 2, &[(name, &value)]).output().unwrap());
     assert_eq!(sent, 2);
     assert!(notes.contains("symbolic link") && notes.contains("alone"), "{notes}");
 
@@ -219,7 +234,7 @@ fn untrusted_files_are_not_used_and_the_first_result_says_why() {
         std::fs::write(&foreign, b"").unwrap();
         std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
         let (name, value) = file_env(&foreign);
-        let (sent, _, notes) = outcome(child(&emulator, task_id, 2, &[(name, &value)]).output().unwrap());
+        let (sent, _, notes) = outcome(child(emulator, task_id, 2, &[(name, &value)]).output().unwrap());
         assert_eq!(sent, 2);
         assert!(notes.contains("another user") && notes.contains("alone"), "{notes}");
         assert_eq!(std::fs::metadata(&foreign).unwrap().len(), 0, "another user's file is not written");
