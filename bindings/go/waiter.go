@@ -1,0 +1,166 @@
+package capmonster
+
+/*
+#include "capmonster.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"time"
+)
+
+// waiterState runs a Client's waits on one cm_waiter: WaitResult adds a wait with a tag of
+// its own and blocks on a channel; one dispatcher goroutine, on an OS thread of its own,
+// takes each finished wait from cm_waiter_next and sends its result to that channel. So a
+// pending wait costs a map entry and a channel here (and about 300 bytes in the library),
+// never a thread.
+type waiterState struct {
+	mu      sync.Mutex
+	w       *C.cm_waiter  // made by the first wait; nil before and after Close
+	closing bool          // Close has started: no wait may be added
+	done    chan struct{} // closed when the dispatcher has returned
+	nextTag uint64
+	waits   map[uint64]chan *C.cm_result // the channel of each wait added and not yet out
+}
+
+// nextTimeoutMS bounds each cm_waiter_next of the dispatcher. cm_waiter_shutdown wakes it
+// anyway; the bound only keeps a lost wake-up from blocking Close for long.
+const nextTimeoutMS = 5000
+
+// add adds a wait for taskID with options to the client's waiter (h, read-locked by the
+// caller), making the waiter and its dispatcher on the first call. It returns the channel
+// the wait's result will come on.
+func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_options) (<-chan *C.cm_result, error) {
+	ch := make(chan *C.cm_result, 1)
+	ws.mu.Lock()
+	if ws.closing {
+		ws.mu.Unlock()
+		return nil, closedError(taskID)
+	}
+	if ws.w == nil {
+		var w *C.cm_waiter
+		if code := Code(C.cm_waiter_new(h, &w)); code != CodeOK {
+			ws.mu.Unlock()
+			// cm_waiter_new reports a code only.
+			e := newError(code, "cm_waiter_new returned "+code.String(), nil)
+			e.TaskID = taskID
+			return nil, e
+		}
+		liveWaiters.Add(1)
+		ws.w, ws.done = w, make(chan struct{})
+		go dispatch(w, ws, ws.done)
+	}
+	w := ws.w
+	tag := ws.nextTag
+	ws.nextTag++
+	// Registered before the add: the wait may come out of cm_waiter_next at once.
+	ws.waits[tag] = ch
+	ws.mu.Unlock()
+
+	code := Code(C.cm_waiter_add(w, C.int64_t(taskID), options, C.uint64_t(tag)))
+	if code == CodeOK {
+		return ch, nil
+	}
+	ws.mu.Lock()
+	delete(ws.waits, tag)
+	ws.mu.Unlock()
+	if code == CodeCancelled { // the waiter was shut down: Close started meanwhile
+		return nil, closedError(taskID)
+	}
+	return nil, refusedWait(h, taskID, options, code)
+}
+
+// refusedWait explains a wait cm_waiter_add refused. cm_waiter_add returns a code only, but
+// it checks its arguments as cm_wait_result does: cm_wait_result with the same arguments and
+// a cancel already triggered gives the library's own message, sending nothing (a wait it
+// accepts ends cancelled before its first request).
+func refusedWait(h *C.cm_client, taskID int64, options *C.cm_wait_options, code Code) *Error {
+	unknown := newError(code, "cm_waiter_add returned "+code.String(), nil)
+	unknown.TaskID = taskID
+	cancel, err := newCancel(taskID)
+	if err != nil {
+		return unknown
+	}
+	defer C.cm_cancel_free(cancel)
+	C.cm_cancel_trigger(cancel)
+	check := *options
+	check.cancel = cancel
+	var r *C.cm_result
+	C.cm_wait_result(h, C.int64_t(taskID), &check, &r)
+	defer C.cm_result_free(r)
+	res := readResult(r)
+	if res.code != code {
+		return unknown
+	}
+	e := res.err()
+	e.TaskID = taskID
+	return e
+}
+
+// dispatch hands each finished wait of w to its channel until the waiter is shut down and
+// every wait has come out. It blocks in C, so it keeps an OS thread of its own.
+func dispatch(w *C.cm_waiter, ws *waiterState, done chan<- struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(done)
+	// Bounded by the waiter's life: cm_waiter_shutdown (Close) makes it end.
+	for {
+		var tag C.uint64_t
+		var r *C.cm_result
+		switch code := Code(C.cm_waiter_next(w, nextTimeoutMS, &tag, &r)); code {
+		case CodeOK:
+			ws.mu.Lock()
+			ch := ws.waits[uint64(tag)]
+			delete(ws.waits, uint64(tag))
+			ws.mu.Unlock()
+			if ch == nil { // never happens: every tag is registered before its add
+				C.cm_result_free(r)
+				continue
+			}
+			ch <- r // buffered: never blocks
+		case CodeTimeout: // nothing finished for a while
+		case CodeCancelled: // shut down and drained
+			return
+		default:
+			// Not a documented outcome (only a NULL argument or a bug gives one): try again
+			// later rather than spin.
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// shutdown cancels every wait (each still comes out, as cancelled, to its WaitResult),
+// refuses new ones and returns once the dispatcher has handed every wait on and stopped.
+func (ws *waiterState) shutdown() {
+	ws.mu.Lock()
+	ws.closing = true
+	w, done := ws.w, ws.done
+	ws.mu.Unlock()
+	if w == nil {
+		return
+	}
+	C.cm_waiter_shutdown(w)
+	<-done
+}
+
+// free frees the waiter, once shutdown has returned; the caller holds the client's write
+// lock, so no add is using it.
+func (ws *waiterState) free() {
+	ws.mu.Lock()
+	w := ws.w
+	ws.w = nil
+	ws.mu.Unlock()
+	if w != nil {
+		C.cm_waiter_free(w)
+		liveWaiters.Add(-1)
+	}
+}
+
+// closing reports whether Close has started.
+func (ws *waiterState) isClosing() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.closing
+}
