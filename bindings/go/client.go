@@ -133,7 +133,7 @@ func NewClient(clientKey string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	s := &clientState{baseURL: cfg.baseURL, h: h}
-	s.waiter.waits = make(map[uint64]chan *C.cm_result)
+	s.waiter.waits = make(map[uint64]chan *result)
 	c := &Client{s: s}
 	// Cleanups must not block their goroutine: closing drains the waiter, so it gets its own.
 	runtime.AddCleanup(c, func(s *clientState) { go s.close() }, s)

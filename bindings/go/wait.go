@@ -137,28 +137,26 @@ func (c *Client) WaitResult(ctx context.Context, taskID int64, opts *WaitOptions
 		return nil, err
 	}
 
-	var r *C.cm_result
+	var res *result
 	select {
-	case r = <-out:
+	case res = <-out:
 	case <-done:
 		if !(hasDeadline && ctx.Err() == context.DeadlineExceeded) {
 			C.cm_cancel_trigger(cancel) // the wait ends within milliseconds, and comes out
-			r = <-out
+			res = <-out
 			break
 		}
 		// The deadline is the wait's own timeout, due now; the cancel is only a safety net.
 		select {
-		case r = <-out:
+		case res = <-out:
 		case <-time.After(deadlineGrace):
 			C.cm_cancel_trigger(cancel)
-			r = <-out
+			res = <-out
 		}
 	}
 	// The Client must stay reachable until its wait is out: its cleanup would close it.
 	runtime.KeepAlive(c)
-	defer C.cm_result_free(r)
 
-	res := readResult(r)
 	if res.code == CodeOK {
 		return res.taskResult(), nil
 	}

@@ -13,16 +13,23 @@ import (
 
 // waiterState runs a Client's waits on one cm_waiter: WaitResult adds a wait with a tag of
 // its own and blocks on a channel; one dispatcher goroutine, on an OS thread of its own,
-// takes each finished wait from cm_waiter_next and sends its result to that channel. So a
-// pending wait costs a map entry and a channel here (and about 300 bytes in the library),
-// never a thread.
+// takes each finished wait from cm_waiter_next, copies its result out and sends it to that
+// channel. So a pending wait costs a map entry and a channel here (and about 300 bytes in
+// the library), never a thread.
+//
+// The goroutines of WaitResult make as few C calls as they can, and add their waits one at a
+// time: a goroutine blocked in C (on a lock the library's workers hold) keeps its OS thread,
+// and the Go scheduler starts another for the others, so a crowd of them in C at once would
+// make a crowd of threads. A goroutine blocked on a Go mutex or a channel holds none.
 type waiterState struct {
+	addMu sync.Mutex // held around cm_waiter_add
+
 	mu      sync.Mutex
 	w       *C.cm_waiter  // made by the first wait; nil before and after Close
 	closing bool          // Close has started: no wait may be added
 	done    chan struct{} // closed when the dispatcher has returned
 	nextTag uint64
-	waits   map[uint64]chan *C.cm_result // the channel of each wait added and not yet out
+	waits   map[uint64]chan *result // the channel of each wait added and not yet out
 }
 
 // nextTimeoutMS bounds each cm_waiter_next of the dispatcher. cm_waiter_shutdown wakes it
@@ -32,8 +39,8 @@ const nextTimeoutMS = 5000
 // add adds a wait for taskID with options to the client's waiter (h, read-locked by the
 // caller), making the waiter and its dispatcher on the first call. It returns the channel
 // the wait's result will come on.
-func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_options) (<-chan *C.cm_result, error) {
-	ch := make(chan *C.cm_result, 1)
+func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_options) (<-chan *result, error) {
+	ch := make(chan *result, 1)
 	ws.mu.Lock()
 	if ws.closing {
 		ws.mu.Unlock()
@@ -59,7 +66,9 @@ func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_opti
 	ws.waits[tag] = ch
 	ws.mu.Unlock()
 
+	ws.addMu.Lock()
 	code := Code(C.cm_waiter_add(w, C.int64_t(taskID), options, C.uint64_t(tag)))
+	ws.addMu.Unlock()
 	if code == CodeOK {
 		return ch, nil
 	}
@@ -99,8 +108,9 @@ func refusedWait(h *C.cm_client, taskID int64, options *C.cm_wait_options, code 
 	return e
 }
 
-// dispatch hands each finished wait of w to its channel until the waiter is shut down and
-// every wait has come out. It blocks in C, so it keeps an OS thread of its own.
+// dispatch hands each finished wait of w, copied out of its cm_result, to its channel until
+// the waiter is shut down and every wait has come out. It blocks in C, so it keeps an OS
+// thread of its own.
 func dispatch(w *C.cm_waiter, ws *waiterState, done chan<- struct{}) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -111,15 +121,15 @@ func dispatch(w *C.cm_waiter, ws *waiterState, done chan<- struct{}) {
 		var r *C.cm_result
 		switch code := Code(C.cm_waiter_next(w, nextTimeoutMS, &tag, &r)); code {
 		case CodeOK:
+			res := readResult(r)
+			C.cm_result_free(r)
 			ws.mu.Lock()
 			ch := ws.waits[uint64(tag)]
 			delete(ws.waits, uint64(tag))
 			ws.mu.Unlock()
-			if ch == nil { // never happens: every tag is registered before its add
-				C.cm_result_free(r)
-				continue
+			if ch != nil { // always: every tag is registered before its add
+				ch <- &res // buffered: never blocks
 			}
-			ch <- r // buffered: never blocks
 		case CodeTimeout: // nothing finished for a while
 		case CodeCancelled: // shut down and drained
 			return
