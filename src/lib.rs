@@ -58,7 +58,7 @@ pub mod waiter;
 
 pub use answer::TaskState;
 pub use cancel::Cancel;
-pub use client::{CallOptions, Client, Report};
+pub use client::{CallOptions, Client, Incorrect, Report};
 pub use error::{ApiError, Code, Error};
 pub use gate::DEFAULT_MAX_CONNECTIONS;
 pub use schedule::Schedule;

@@ -30,10 +30,18 @@ pub(crate) enum Method {
     GetTaskResult,
     CreateTask,
     GetBalance,
+    ReportIncorrectImage,
+    ReportIncorrectToken,
 }
 
 impl Method {
-    const ALL: [Method; 3] = [Method::GetTaskResult, Method::CreateTask, Method::GetBalance];
+    const ALL: [Method; 5] = [
+        Method::GetTaskResult,
+        Method::CreateTask,
+        Method::GetBalance,
+        Method::ReportIncorrectImage,
+        Method::ReportIncorrectToken,
+    ];
 
     /// The method's place in [`Method::ALL`] (and in per-method tables).
     fn index(self) -> usize {
@@ -45,6 +53,8 @@ impl Method {
             Method::GetTaskResult => "getTaskResult",
             Method::CreateTask => "createTask",
             Method::GetBalance => "getBalance",
+            Method::ReportIncorrectImage => "reportIncorrectImageCaptcha",
+            Method::ReportIncorrectToken => "reportIncorrectTokenCaptcha",
         }
     }
 
@@ -60,10 +70,10 @@ impl Method {
         )
     }
 
-    /// Whether a request that died on a reused connection may be sent again. Never createTask:
-    /// a duplicate would be a second paid task.
+    /// Whether a request that died on a reused connection may be sent again. Never createTask
+    /// (a duplicate would be a second paid task) nor a report (the service may have counted it).
     pub fn retry_on_stale_connection(self) -> bool {
-        self != Method::CreateTask
+        matches!(self, Method::GetTaskResult | Method::GetBalance)
     }
 }
 
