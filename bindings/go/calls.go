@@ -95,6 +95,28 @@ func (c *Client) GetBalance(ctx context.Context) (float64, error) {
 	return float64(balance), nil
 }
 
+// ReportIncorrectImage tells the service that the text it gave for an image captcha was
+// wrong (reportIncorrectImageCaptcha). nil when the service accepted the report; never
+// retried. ctx reaches the request in flight as in GetTaskResult
+// (cm_report_incorrect_image_with).
+func (c *Client) ReportIncorrectImage(ctx context.Context, taskID int64) error {
+	_, err := c.single(ctx, taskID, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_report_incorrect_image_with(h, C.int64_t(taskID), o, out)
+	})
+	return err
+}
+
+// ReportIncorrectToken tells the service that a token it gave (reCAPTCHA, Turnstile, ...)
+// was refused by the site (reportIncorrectTokenCaptcha). nil when the service accepted the
+// report; never retried. ctx reaches the request in flight as in GetTaskResult
+// (cm_report_incorrect_token_with).
+func (c *Client) ReportIncorrectToken(ctx context.Context, taskID int64) error {
+	_, err := c.single(ctx, taskID, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_report_incorrect_token_with(h, C.int64_t(taskID), o, out)
+	})
+	return err
+}
+
 // String describes the client without its key, e.g. for logs: the base URL given with
 // WithBaseURL, if any.
 func (c *Client) String() string {

@@ -46,6 +46,8 @@ type config struct {
 	requestTimeout    C.uint32_t
 	maxConnectionsSet bool
 	maxConnections    C.uint32_t
+	softIDSet         bool
+	softID            C.uint32_t
 }
 
 // WithBaseURL sends requests to baseURL instead of the official service
@@ -94,6 +96,12 @@ func WithMaxConnections(n int) Option {
 		c.maxConnectionsSet = true
 		c.maxConnections = C.uint32_t(min(max(int64(n), 0), math.MaxUint32))
 	}
+}
+
+// WithSoftID sends softID, the id of the software developer the service pays a commission
+// to, with every createTask (cm_client_set_soft_id); 0 sends none, as without this option.
+func WithSoftID(softID uint32) Option {
+	return func(c *config) { c.softIDSet, c.softID = true, C.uint32_t(softID) }
 }
 
 // Client is a client of the CapMonster Cloud API for one account key. It is safe for use by
@@ -226,6 +234,12 @@ func configure(h *C.cm_client, cfg *config) error {
 		n := cfg.maxConnections
 		err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_max_connections(h, n, r) })
 		if err != nil {
+			return err
+		}
+	}
+	if cfg.softIDSet {
+		id := cfg.softID
+		if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_soft_id(h, id, r) }); err != nil {
 			return err
 		}
 	}
