@@ -30,7 +30,12 @@ type waiterState struct {
 	done    chan struct{} // closed when the dispatcher has returned
 	nextTag uint64
 	waits   map[uint64]chan *result // the channel of each wait added and not yet out
+	peak    int                     // the most entries waits has held since it was made
 }
+
+// shrinkAbove is the size beyond which an emptied waits map is made anew: Go maps never
+// give their memory back, and 100,000 waits once should not cost their table forever.
+const shrinkAbove = 4096
 
 // nextTimeoutMS bounds each cm_waiter_next of the dispatcher. cm_waiter_shutdown wakes it
 // anyway; the bound only keeps a lost wake-up from blocking Close for long.
@@ -64,6 +69,7 @@ func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_opti
 	ws.nextTag++
 	// Registered before the add: the wait may come out of cm_waiter_next at once.
 	ws.waits[tag] = ch
+	ws.peak = max(ws.peak, len(ws.waits))
 	ws.mu.Unlock()
 
 	ws.addMu.Lock()
@@ -126,6 +132,9 @@ func dispatch(w *C.cm_waiter, ws *waiterState, done chan<- struct{}) {
 			ws.mu.Lock()
 			ch := ws.waits[uint64(tag)]
 			delete(ws.waits, uint64(tag))
+			if len(ws.waits) == 0 && ws.peak > shrinkAbove {
+				ws.waits, ws.peak = make(map[uint64]chan *result), 0
+			}
 			ws.mu.Unlock()
 			if ch != nil { // always: every tag is registered before its add
 				ch <- &res // buffered: never blocks
