@@ -190,7 +190,13 @@ impl Client {
         if max_connections == 0 {
             return Err(Error::invalid_argument("max_connections must be at least 1"));
         }
-        self.update(|settings| settings.max_connections = max_connections)
+        self.update(|settings| settings.max_connections = max_connections)?;
+        // Workers of the waiters beyond a lowered cap retire once they are idle.
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
+        if let Some(engine) = engine {
+            engine.cap_changed();
+        }
+        Ok(())
     }
 
     /// The software developer's id (the service pays that developer a commission), sent with

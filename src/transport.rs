@@ -15,6 +15,7 @@ use ureq::{Agent, Proxy};
 
 use crate::endpoint::{BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
+use crate::inflight::Interruptible;
 use crate::resolve::CachingResolver;
 use crate::tcp::LeanTcpConnector;
 use crate::trust::{self, Trust};
@@ -126,12 +127,14 @@ impl Channel {
             .build();
         let observer = ConnectionObserver { opened: Arc::clone(connections) };
         // ureq's default chain, with the lean TCP transport in place of ureq's own.
-        let connector =
+        // Interruptible: every connection is claimed by the attempt using it, for its cancels.
+        let connector = Interruptible(
             ().chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
                 .chain(LeanTcpConnector)
                 .chain(RustlsConnector::default())
-                .chain(observer);
+                .chain(observer),
+        );
         let agent = Agent::with_parts(config, connector, CachingResolver::default());
         Ok(Channel {
             agent,
