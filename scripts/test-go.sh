@@ -42,7 +42,15 @@ echo "go test -race: passed"
 # them, that one counted as the service's error and the exit status 1.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-go-many.XXXXXX")
 emulator_pid=""
-trap 'rm -f "$log"; [ -z "$emulator_pid" ] || { kill "$emulator_pid"; wait "$emulator_pid"; } 2>/dev/null; rm -rf "$tmp"' EXIT
+cleanup() {
+    local rc=$?
+    set +e # the emulator's own status (killed) is not the script's
+    rm -f "$log"
+    [ -z "$emulator_pid" ] || { kill "$emulator_pid"; wait "$emulator_pid"; } 2>/dev/null
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
 "$CAPMONSTER_EMULATOR" --port 0 --port-file "$tmp/port" --solve-after-ms 200 >"$tmp/emulator.log" 2>&1 &
 emulator_pid=$!
 for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done

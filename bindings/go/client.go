@@ -262,7 +262,14 @@ func (c *Client) Close() error {
 }
 
 func (s *clientState) close() {
-	s.waiter.shutdown()
+	// The waiter is shut down under the read lock, which keeps another Close from freeing it
+	// meanwhile, and drained without the lock, so that calls in progress can end.
+	s.mu.RLock()
+	drained := s.waiter.shutdown()
+	s.mu.RUnlock()
+	if drained != nil {
+		<-drained
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.waiter.free()

@@ -150,22 +150,24 @@ func dispatch(w *C.cm_waiter, ws *waiterState, done chan<- struct{}) {
 	}
 }
 
-// shutdown cancels every wait (each still comes out, as cancelled, to its WaitResult),
-// refuses new ones and returns once the dispatcher has handed every wait on and stopped.
-func (ws *waiterState) shutdown() {
+// shutdown cancels every wait (each still comes out, as cancelled, to its WaitResult) and
+// refuses new ones. It returns a channel closed once the dispatcher has handed every wait on
+// and stopped (nil when there is no waiter). The caller holds the client's read lock, so the
+// waiter cannot be freed meanwhile (by a Close running at the same time).
+func (ws *waiterState) shutdown() <-chan struct{} {
 	ws.mu.Lock()
 	ws.closing = true
 	w, done := ws.w, ws.done
 	ws.mu.Unlock()
 	if w == nil {
-		return
+		return nil
 	}
 	C.cm_waiter_shutdown(w)
-	<-done
+	return done
 }
 
-// free frees the waiter, once shutdown has returned; the caller holds the client's write
-// lock, so no add is using it.
+// free frees the waiter, once its dispatcher has stopped; the caller holds the client's
+// write lock, so no add or shutdown is using it.
 func (ws *waiterState) free() {
 	ws.mu.Lock()
 	w := ws.w
