@@ -27,4 +27,6 @@ echo "== Go binding"
 scripts/test-go.sh
 echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
+echo "== The request budget across processes: C, Go and C#"
+scripts/test-budget-processes.sh
 echo "== all tests passed"
