@@ -68,7 +68,9 @@ done
 emulator_url="http://127.0.0.1:$(cat "$port_file")"
 echo "emulator at $emulator_url"
 
-# DllImport("capmonster") finds libcapmonster.so through the loader path.
+# DllImport("capmonster") finds libcapmonster.so through the loader path; the code-table test
+# reads the header.
+export CAPMONSTER_HEADER="$root/include/capmonster.h"
 export LD_LIBRARY_PATH="$root/target/release${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cd "$out"
 
