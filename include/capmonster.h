@@ -169,6 +169,13 @@ cm_code cm_client_set_max_connections(cm_client *client,
                                       uint32_t max_connections,
                                       cm_result **out_result);
 
+// Sends `soft_id`, the id of the software developer the service pays a commission to, with
+// every createTask from now on; 0 (the default) sends none. Every value is accepted.
+//
+// # Safety
+// `client` is NULL or a live client; `out_result` is NULL or writable.
+cm_code cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
+
 // Frees the caller's reference to a client; its connections close when no waiter still uses
 // it. NULL is fine.
 //
@@ -261,8 +268,10 @@ cm_code cm_waiter_next(cm_waiter *waiter,
 
 // A file descriptor that is readable while at least one finished wait is queued, and not
 // otherwise: put it in poll/epoll/select or an event loop, then call `cm_waiter_next` with
-// timeout 0. Owned by the waiter (never close it). -1 for NULL or where the platform has
-// none.
+// timeout 0. Owned by the waiter: never close it, never read from or write to it (the
+// library keeps its state). A shutdown makes it readable only through the cancelled waits it
+// queues: with none pending nothing arrives, so a loop that shuts its waiter down calls
+// `cm_waiter_next` itself to see CM_ERR_CANCELLED. -1 for NULL or where the platform has none.
 //
 // # Safety
 // `waiter` is NULL or a live waiter.
@@ -352,6 +361,40 @@ cm_code cm_get_balance_with(const cm_client *client,
                             const cm_call_options *options,
                             double *out_balance,
                             cm_result **out_result);
+
+// Tells the service that the text it gave for an image captcha was wrong
+// (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
+//
+// # Safety
+// `client` is NULL or a live client; `out_result` is NULL or writable.
+cm_code cm_report_incorrect_image(const cm_client *client, int64_t task_id, cm_result **out_result);
+
+// `cm_report_incorrect_image` with per-call options (NULL: the defaults).
+//
+// # Safety
+// As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
+// token.
+cm_code cm_report_incorrect_image_with(const cm_client *client,
+                                       int64_t task_id,
+                                       const cm_call_options *options,
+                                       cm_result **out_result);
+
+// Tells the service that a token it gave (reCAPTCHA, Turnstile, ...) was refused by the site
+// (reportIncorrectTokenCaptcha). CM_OK when the service accepted the report. Never retried.
+//
+// # Safety
+// `client` is NULL or a live client; `out_result` is NULL or writable.
+cm_code cm_report_incorrect_token(const cm_client *client, int64_t task_id, cm_result **out_result);
+
+// `cm_report_incorrect_token` with per-call options (NULL: the defaults).
+//
+// # Safety
+// As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
+// token.
+cm_code cm_report_incorrect_token_with(const cm_client *client,
+                                       int64_t task_id,
+                                       const cm_call_options *options,
+                                       cm_result **out_result);
 
 // The code the call returned. `CM_ERR_INVALID_ARGUMENT` for NULL.
 //

@@ -143,6 +143,19 @@ pub fn classify_balance(http_status: u16, body: &[u8]) -> Result<f64, Error> {
     }
 }
 
+/// Classifies a reportIncorrect*Captcha answer: `{"errorId":0,"status":"success"}`.
+pub fn classify_report(http_status: u16, body: &[u8]) -> Result<(), Error> {
+    let envelope = open_envelope(http_status, body)?;
+    match envelope.status.as_deref() {
+        Some("success") => Ok(()),
+        Some(other) => Err(Error::bad_response(format!(
+            "the service answered status {:?}, expected \"success\"",
+            truncate(other, 64)
+        ))),
+        None => Err(Error::bad_response("the service's answer has no status")),
+    }
+}
+
 /// Cuts text from outside to at most `max` bytes (on a char boundary) for a message.
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -261,6 +274,19 @@ mod tests {
         assert_eq!(classify_balance(200, br#"{"errorId":0,"balance":"1"}"#).unwrap_err().code, Code::BadResponse);
     }
 
+    #[test]
+    fn reports() {
+        classify_report(200, br#"{"errorId":0,"status":"success"}"#).unwrap();
+        for (status, body, code) in [
+            (200, &br#"{"errorId":0,"status":"failed"}"#[..], Code::BadResponse),
+            (200, br#"{"errorId":0}"#, Code::BadResponse),
+            (200, br#"{"errorId":1,"errorCode":"ERROR_NO_SUCH_CAPCHA_ID"}"#, Code::Api),
+            (500, b"oops", Code::HttpStatus),
+        ] {
+            assert_eq!(classify_report(status, body).unwrap_err().code, code, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
     /// Every response example of the service's documentation classifies as its shape says.
     #[test]
     fn every_docs_example() {
@@ -287,6 +313,8 @@ mod tests {
                     assert!(classify_create_task(200, &body).unwrap() > 0);
                 } else if example.get("balance").is_some() {
                     assert!(classify_balance(200, &body).is_ok());
+                } else if example.get("status").and_then(|s| s.as_str()) == Some("success") {
+                    classify_report(200, &body).unwrap();
                 } else {
                     continue;
                 }

@@ -1,9 +1,10 @@
 //! A cancellation token that sleepers wake on and that interrupts what is watching it.
 //!
 //! Triggering sets a flag, wakes every sleeper at once through a condition variable, and calls
-//! every registered [`Watcher`](crate::cancel::Watcher): a socket with a request in flight shuts itself down, a waiter
-//! finishes a sleeping wait, the connection gate wakes its queue. So a cancel reaches whatever
-//! the call is doing within milliseconds, not at its next poll or request timeout.
+//! every registered [`Watcher`](crate::cancel::Watcher): a connection with a request in
+//! flight is shut down, a waiter finishes a sleeping wait, the connection gate wakes its queue.
+//! So a cancel reaches whatever the call is doing within milliseconds, not at its next poll or
+//! request timeout.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,14 +17,6 @@ use std::time::Instant;
 pub trait Watcher: Send + Sync {
     /// `token` is the number given to [`Cancel::watch`].
     fn cancelled(&self, token: u64);
-}
-
-/// Sockets with a request in flight: a shutdown makes the blocked poll and read return at once.
-impl Watcher for std::net::TcpStream {
-    fn cancelled(&self, _token: u64) {
-        // A socket that is already closed or shut down has nothing left to interrupt.
-        let _ = self.shutdown(std::net::Shutdown::Both);
-    }
 }
 
 #[derive(Default)]

@@ -4,7 +4,7 @@
 //! sent and the last HTTP status seen, which is what a `cm_result` carries.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,15 @@ impl Bounds<'_> {
     }
 }
 
+/// What kind of answer a report says was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incorrect {
+    /// The text of an image captcha (reportIncorrectImageCaptcha).
+    Image,
+    /// A token (reCAPTCHA, Turnstile, ...) the site refused (reportIncorrectTokenCaptcha).
+    Token,
+}
+
 /// Where proxy settings come from.
 #[derive(Clone, Debug)]
 enum ProxyChoice {
@@ -102,6 +111,8 @@ pub struct Client {
     channel: RwLock<Arc<Result<Channel, Error>>>,
     connections: Arc<AtomicU64>,
     gate: Arc<Gate>,
+    /// The `softId` sent with every createTask; 0: none.
+    soft_id: AtomicU32,
     /// The waiters' engine while any waiter of this client lives (see `engine.rs`).
     pub(crate) engine: Mutex<Weak<crate::engine::Engine>>,
 }
@@ -140,6 +151,7 @@ impl Client {
             channel: RwLock::new(Arc::new(channel)),
             connections,
             gate,
+            soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
         })
     }
@@ -178,7 +190,19 @@ impl Client {
         if max_connections == 0 {
             return Err(Error::invalid_argument("max_connections must be at least 1"));
         }
-        self.update(|settings| settings.max_connections = max_connections)
+        self.update(|settings| settings.max_connections = max_connections)?;
+        // Workers of the waiters beyond a lowered cap retire once they are idle.
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
+        if let Some(engine) = engine {
+            engine.cap_changed();
+        }
+        Ok(())
+    }
+
+    /// The software developer's id (the service pays that developer a commission), sent with
+    /// every createTask from now on; 0 sends none (the default).
+    pub fn set_soft_id(&self, soft_id: u32) {
+        self.soft_id.store(soft_id, Ordering::Relaxed);
     }
 
     pub fn max_connections(&self) -> u32 {
@@ -254,7 +278,11 @@ impl Client {
                 }
                 None => String::new(),
             };
-            let body = format!(r#"{{"clientKey":{},"task":{}{}}}"#, self.key_json, task, callback);
+            let soft_id = match self.soft_id.load(Ordering::Relaxed) {
+                0 => String::new(),
+                id => format!(r#","softId":{id}"#),
+            };
+            let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
             let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, &mut stats, &mut |_| Ok(()))?;
             answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
         });
@@ -273,6 +301,23 @@ impl Client {
             let body = format!(r#"{{"clientKey":{}}}"#, self.key_json);
             let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, &mut stats, &mut |_| Ok(()))?;
             answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
+        });
+        stats.report(result)
+    }
+
+    /// Tells the service that a task's answer was wrong (reportIncorrectImageCaptcha or
+    /// reportIncorrectTokenCaptcha, by `kind`). Never retried: the service may have counted it.
+    pub fn report_incorrect_with(&self, kind: Incorrect, task_id: i64, options: &CallOptions) -> Report<()> {
+        let mut stats = CallStats::default();
+        let result = with_bounds(options, |bounds| {
+            check_task_id(task_id)?;
+            let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
+            let method = match kind {
+                Incorrect::Image => Method::ReportIncorrectImage,
+                Incorrect::Token => Method::ReportIncorrectToken,
+            };
+            let (status, answer) = self.exchange(method, &body, bounds, &mut stats, &mut |_| Ok(()))?;
+            answer::classify_report(status, &answer).map_err(|e| self.scrub(e))
         });
         stats.report(result)
     }

@@ -12,9 +12,14 @@
 //! the engine watches its token (`Watcher`) and ends it at once; in flight, the socket watches
 //! both tokens (`inflight`) and the request fails at once.
 //!
+//! Threads: at most the client's `max_connections`. A worker is started only when no worker
+//! leads, none is idle and none is starting; when the cap is lowered, workers beyond it retire
+//! as soon as they are idle.
+//!
 //! Lifetime: an [`Engine`] lives while any waiter of its client does; the last one's drop
-//! stops and joins the workers. Workers hold the client, so freeing the client first is safe.
-//! Lock order: engine, then a token's or an inbox's lock; never the other way.
+//! stops and joins the workers (retired ones included). Workers hold the client, so freeing
+//! the client first is safe.
+//! Lock order: engine, then a token's, an inbox's or the gate's lock; never the other way.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -65,10 +70,30 @@ struct State {
     /// they come up or the heap is compacted (see `schedule`).
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     workers: Vec<JoinHandle<()>>,
+    /// Workers that left because the cap was lowered, joined later (bounded: pruned of the
+    /// finished ones at every retirement, so at most the number of workers ever over the cap).
+    retired: Vec<JoinHandle<()>>,
+    /// Workers started that have not yet taken the lock: each will lead if no one else does.
+    starting: usize,
     /// Whether a worker is sleeping until the earliest timer.
     leader: bool,
     idle_followers: usize,
     stopping: bool,
+}
+
+/// Tables this big are shrunk once they are three-quarters empty, after a burst of waits.
+const SHRINK_ABOVE: usize = 1024;
+
+impl State {
+    /// Gives memory back after a burst: 100,000 waits that ended should not keep their table.
+    fn shrink_if_sparse(&mut self) {
+        if self.waits.capacity() > SHRINK_ABOVE && self.waits.len() < self.waits.capacity() / 4 {
+            self.waits.shrink_to(self.waits.len() * 2);
+        }
+        if self.timers.capacity() > SHRINK_ABOVE && self.timers.len() < self.timers.capacity() / 4 {
+            self.timers.shrink_to(self.timers.len() * 2);
+        }
+    }
 }
 
 struct Shared {
@@ -99,6 +124,8 @@ impl Engine {
                 waits: HashMap::new(),
                 timers: BinaryHeap::new(),
                 workers: Vec::new(),
+                retired: Vec::new(),
+                starting: 0,
                 leader: false,
                 idle_followers: 0,
                 stopping: false,
@@ -167,14 +194,23 @@ impl Engine {
                 .filter(|(_, pending)| Arc::ptr_eq(&pending.inbox, inbox))
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| state.waits.remove(id)).collect()
+            let ended = ids.iter().filter_map(|id| state.waits.remove(id)).collect();
+            state.shrink_if_sparse();
+            ended
         };
         for pending in ended {
             pending.finish_cancelled();
         }
     }
 
-    /// Worker threads running now.
+    /// Wakes the idle workers, so that those beyond a lowered cap retire.
+    pub fn cap_changed(&self) {
+        let _state = self.shared.lock();
+        self.shared.leader_wake.notify_all();
+        self.shared.follower_wake.notify_all();
+    }
+
+    /// Worker threads running now (retired ones not counted).
     pub fn workers(&self) -> usize {
         self.shared.lock().workers.len()
     }
@@ -185,7 +221,9 @@ impl Drop for Engine {
         let workers = {
             let mut state = self.shared.lock();
             state.stopping = true;
-            std::mem::take(&mut state.workers)
+            let mut workers = std::mem::take(&mut state.workers);
+            workers.append(&mut state.retired);
+            workers
         };
         self.shared.leader_wake.notify_all();
         self.shared.follower_wake.notify_all();
@@ -235,7 +273,7 @@ impl Shared {
     /// Makes sure some worker watches the timers: an idle one is called, or one is started
     /// while the client's cap allows.
     fn find_leader(&self, state: &mut State) {
-        if state.leader || state.stopping {
+        if state.leader || state.starting > 0 || state.stopping {
             return;
         }
         if state.idle_followers > 0 {
@@ -253,13 +291,34 @@ impl Shared {
             .spawn(move || shared.work())
             .map_err(|error| Error::new(Code::Internal, format!("could not start a waiter thread: {error}")))?;
         state.workers.push(worker);
+        state.starting += 1;
         Ok(())
+    }
+
+    /// Takes this worker off the list because the cap went below the number of workers; the
+    /// handle waits in `retired` for a join. Someone else must lead now.
+    fn retire(&self, state: &mut State) {
+        let me = std::thread::current().id();
+        if let Some(index) = state.workers.iter().position(|worker| worker.thread().id() == me) {
+            let handle = state.workers.swap_remove(index);
+            // Bounded: joining the finished ones keeps `retired` to the workers still exiting.
+            let (finished, running): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut state.retired).into_iter().partition(|worker| worker.is_finished());
+            state.retired = running;
+            state.retired.push(handle);
+            for worker in finished {
+                let _ = worker.join();
+            }
+        }
+        self.find_leader(state);
     }
 
     /// A worker: takes due waits and polls them, leading or following in between.
     fn work(&self) {
         let mut state = self.lock();
-        // Bounded by the engine's life: it ends when `stopping` is set.
+        state.starting -= 1;
+        // Bounded by the engine's life: it ends when `stopping` is set, or when the cap
+        // drops below the number of workers.
         loop {
             if state.stopping {
                 return;
@@ -269,6 +328,7 @@ impl Shared {
                 Some((at, id)) if at <= now => {
                     state.timers.pop();
                     let Some(pending) = state.waits.remove(&id) else { continue };
+                    state.shrink_if_sparse();
                     // Someone must watch the other timers while this one is busy.
                     if !state.timers.is_empty() {
                         self.find_leader(&mut state);
@@ -278,6 +338,10 @@ impl Shared {
                     state = self.lock();
                 }
                 next => {
+                    if state.workers.len() > self.client.max_connections() as usize {
+                        self.retire(&mut state);
+                        return;
+                    }
                     if state.leader {
                         state.idle_followers += 1;
                         state = self.follower_wake.wait(state).unwrap_or_else(PoisonError::into_inner);

@@ -12,9 +12,10 @@
 //! - [`client`]: the safe Rust client, one method per API call, with its settings, the
 //!   per-call bounds (deadline, cancels) and budget admission.
 //! - `gate`: the cap on a client's connections; `inflight`: the cancels of the request on
-//!   this thread, which the TCP transport registers its sockets with.
+//!   this thread, and the connector wrapper that lets them shut down the connection it uses.
 //! - `transport`: one HTTP exchange over the client's ureq connection pool, failures
-//!   classified; `tcp`: the non-blocking TCP transport under it; `resolve`: name resolution.
+//!   classified; `tcp`: the non-blocking TCP transport under it; `resolve`: name resolution
+//!   (cached, one lookup per name at a time, waits that a cancel ends).
 //! - [`answer`]: classifying one answer (status + body) without I/O.
 //! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
 //! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers;
@@ -58,7 +59,7 @@ pub mod waiter;
 
 pub use answer::TaskState;
 pub use cancel::Cancel;
-pub use client::{CallOptions, Client, Report};
+pub use client::{CallOptions, Client, Incorrect, Report};
 pub use error::{ApiError, Code, Error};
 pub use gate::DEFAULT_MAX_CONNECTIONS;
 pub use schedule::Schedule;

@@ -8,8 +8,8 @@
 //! single `recv(MSG_PEEK | MSG_DONTWAIT)`: 5 calls per request (probe, send, poll, recv, probe).
 //! Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
 //!
-//! Each operation first registers the socket with the cancels of the request in flight
-//! (`inflight`), so a cancel shuts it down and the poll below returns at once.
+//! Each socket is registered for shutdown (ureq's `register_shutdown`, which `inflight` also
+//! hears) before it connects, so a cancel shuts it down and the poll below returns at once.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -35,18 +35,25 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
         if let Some(chained) = chained {
             return Ok(Some(Either::A(chained)));
         }
-        let stream = connect_any(&details.addrs, details.timeout)?;
+        let stream = connect_any(details)?;
         stream.set_nodelay(details.config.no_delay())?;
-        // Lets ureq interrupt the connection from another thread (Agent::shutdown).
-        (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>)?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         Ok(Some(Either::B(LeanTcp { stream, buffers })))
     }
 }
 
+/// Why one address did not connect.
+enum Failed {
+    /// This address: the next one may do.
+    Address(ureq::Error),
+    /// The attempt: its socket could not be registered (it was cancelled).
+    Attempt(ureq::Error),
+}
+
 /// Tries the resolved addresses in order within the connect timeout; each but the last gets
 /// half of the time left, so one unreachable address cannot use it all.
-fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<Arc<TcpStream>, ureq::Error> {
+fn connect_any(details: &ConnectionDetails) -> Result<Arc<TcpStream>, ureq::Error> {
+    let (addrs, timeout) = (&details.addrs[..], details.timeout);
     let deadline = deadline(timeout)?;
     let mut last_error = None;
     for (index, addr) in addrs.iter().enumerate() {
@@ -61,31 +68,38 @@ fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<Arc<TcpStre
                 Some(Instant::now() + if last { left } else { (left / 2).max(Duration::from_millis(10)) })
             }
         };
-        match connect_one(addr, attempt_deadline, timeout.reason) {
+        match connect_one(details, addr, attempt_deadline, timeout.reason) {
             Ok(stream) => return Ok(stream),
-            Err(error @ ureq::Error::Timeout(_)) if last => return Err(error),
-            Err(error) => last_error = Some(error),
+            Err(Failed::Attempt(error)) => return Err(error),
+            Err(Failed::Address(error @ ureq::Error::Timeout(_))) if last => return Err(error),
+            Err(Failed::Address(error)) => last_error = Some(error),
         }
     }
     Err(last_error
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to").into()))
 }
 
-/// Connects without blocking, so that the attempt's cancels (registered before the connect)
-/// can interrupt it: a shutdown ends a pending connect at once.
-fn connect_one(addr: &SocketAddr, deadline: Option<Instant>, reason: Timeout) -> Result<Arc<TcpStream>, ureq::Error> {
-    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_nonblocking(true)?;
+/// Connects without blocking, the socket registered for shutdown first (ureq's own
+/// `Agent::shutdown`, and the attempt's cancels): a shutdown ends a pending connect at once.
+fn connect_one(
+    details: &ConnectionDetails,
+    addr: &SocketAddr,
+    deadline: Option<Instant>,
+    reason: Timeout,
+) -> Result<Arc<TcpStream>, Failed> {
+    let address = |error: io::Error| Failed::Address(error.into());
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(address)?;
+    socket.set_nonblocking(true).map_err(address)?;
     let stream = Arc::new(TcpStream::from(socket));
-    crate::inflight::watch_socket(&stream);
+    (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>).map_err(Failed::Attempt)?;
     match SockRef::from(&*stream).connect(&(*addr).into()) {
         Ok(()) => return Ok(stream),
         Err(error) if connect_in_progress(&error) => {}
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(address(error)),
     }
-    wait_until_ready(&stream, libc::POLLOUT, deadline, reason)?;
-    match stream.take_error()? {
-        Some(error) => Err(error.into()),
+    wait_until_ready(&stream, libc::POLLOUT, deadline, reason).map_err(Failed::Address)?;
+    match stream.take_error().map_err(address)? {
+        Some(error) => Err(address(error)),
         None => Ok(stream),
     }
 }
@@ -165,7 +179,6 @@ impl Transport for LeanTcp {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        crate::inflight::watch_socket(&self.stream);
         let timeout = timeout.for_write();
         let deadline = deadline(timeout)?;
         let mut sent = 0;
@@ -185,7 +198,6 @@ impl Transport for LeanTcp {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        crate::inflight::watch_socket(&self.stream);
         let timeout = timeout.for_read();
         let deadline = deadline(timeout)?;
         loop {

@@ -15,6 +15,7 @@ use ureq::{Agent, Proxy};
 
 use crate::endpoint::{BaseUrl, ProxyUrl};
 use crate::error::{Code, Error};
+use crate::inflight::Interruptible;
 use crate::resolve::CachingResolver;
 use crate::tcp::LeanTcpConnector;
 use crate::trust::{self, Trust};
@@ -30,10 +31,18 @@ pub(crate) enum Method {
     GetTaskResult,
     CreateTask,
     GetBalance,
+    ReportIncorrectImage,
+    ReportIncorrectToken,
 }
 
 impl Method {
-    const ALL: [Method; 3] = [Method::GetTaskResult, Method::CreateTask, Method::GetBalance];
+    const ALL: [Method; 5] = [
+        Method::GetTaskResult,
+        Method::CreateTask,
+        Method::GetBalance,
+        Method::ReportIncorrectImage,
+        Method::ReportIncorrectToken,
+    ];
 
     /// The method's place in [`Method::ALL`] (and in per-method tables).
     fn index(self) -> usize {
@@ -45,6 +54,8 @@ impl Method {
             Method::GetTaskResult => "getTaskResult",
             Method::CreateTask => "createTask",
             Method::GetBalance => "getBalance",
+            Method::ReportIncorrectImage => "reportIncorrectImageCaptcha",
+            Method::ReportIncorrectToken => "reportIncorrectTokenCaptcha",
         }
     }
 
@@ -60,10 +71,10 @@ impl Method {
         )
     }
 
-    /// Whether a request that died on a reused connection may be sent again. Never createTask:
-    /// a duplicate would be a second paid task.
+    /// Whether a request that died on a reused connection may be sent again. Never createTask
+    /// (a duplicate would be a second paid task) nor a report (the service may have counted it).
     pub fn retry_on_stale_connection(self) -> bool {
-        self != Method::CreateTask
+        matches!(self, Method::GetTaskResult | Method::GetBalance)
     }
 }
 
@@ -116,12 +127,14 @@ impl Channel {
             .build();
         let observer = ConnectionObserver { opened: Arc::clone(connections) };
         // ureq's default chain, with the lean TCP transport in place of ureq's own.
-        let connector =
+        // Interruptible: every connection is claimed by the attempt using it, for its cancels.
+        let connector = Interruptible(
             ().chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
                 .chain(LeanTcpConnector)
                 .chain(RustlsConnector::default())
-                .chain(observer);
+                .chain(observer),
+        );
         let agent = Agent::with_parts(config, connector, CachingResolver::default());
         Ok(Channel {
             agent,

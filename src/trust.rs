@@ -11,6 +11,8 @@ use crate::error::Error;
 
 /// The largest CA file read.
 pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// The most of a path a message quotes.
+const MAX_PATH_SHOWN: usize = 256;
 
 /// The system's roots, loaded once per process (reading them takes milliseconds).
 static SYSTEM_ROOTS: LazyLock<RootCerts> = LazyLock::new(|| {
@@ -49,7 +51,10 @@ impl fmt::Debug for Trust {
 impl Trust {
     /// Reads the PEM file now, so a bad path is reported when it is set, not at the first call.
     pub fn from_ca_file(path: &str) -> Result<Trust, Error> {
-        let bad = |why: String| Error::invalid_argument(format!("ca_file {path:?}: {why}"));
+        // A message names the file, but never echoes a huge argument whole.
+        let shown = crate::answer::truncate(path, MAX_PATH_SHOWN);
+        let cut = if shown.len() < path.len() { "..." } else { "" };
+        let bad = |why: String| Error::invalid_argument(format!("ca_file {shown:?}{cut}: {why}"));
         let size = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.len();
         if size > MAX_CA_FILE_BYTES {
             return Err(bad(format!("larger than {MAX_CA_FILE_BYTES} bytes")));

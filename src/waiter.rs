@@ -106,6 +106,8 @@ impl Waiter {
         let added = self.engine.add(&self.inbox, polling, tag, cancel);
         if added.is_err() {
             self.inbox.lock().pending -= 1;
+            // A taker may be waiting for this wait to drain a shut-down waiter.
+            self.inbox.arrived.notify_all();
         }
         added
     }

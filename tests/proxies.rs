@@ -77,3 +77,36 @@ fn a_proxy_that_is_down_is_a_clear_network_error() {
         assert!(!error.message.contains("down-pass"), "{}", error.message);
     }
 }
+
+/// A cancel reaches a request in flight through either kind of proxy: the connection to the
+/// proxy is what gets shut down.
+#[test]
+fn a_cancel_reaches_a_request_in_flight_through_a_proxy() {
+    use capmonster::{CallOptions, Cancel};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let http = tinyproxy(&scratch_dir("tinyproxy-cancel"), None);
+    let socks = microsocks(None);
+    for proxy in [format!("http://127.0.0.1:{}", http.port), format!("socks5://127.0.0.1:{}", socks.port)] {
+        let emulator = emulator();
+        emulator.script_method("getBalance", vec![Step::stall(20_000)]);
+        let client = client_via(&emulator, "proxy-cancel", &proxy);
+        let cancel = Arc::new(Cancel::new());
+        let options = CallOptions { timeout: None, cancel: Some(Arc::clone(&cancel)) };
+        let (code, lag) = std::thread::scope(|scope| {
+            let call = scope.spawn(|| (client.get_balance_with(&options).result.unwrap_err().code, Instant::now()));
+            let start = Instant::now();
+            while emulator.method_requests("getBalance") == 0 {
+                assert!(start.elapsed() < Duration::from_secs(10), "{proxy}: the request never arrived");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let triggered = Instant::now();
+            cancel.trigger();
+            let (code, returned) = call.join().unwrap();
+            (code, returned.duration_since(triggered))
+        });
+        assert_eq!(code, Code::Cancelled, "{proxy}");
+        assert!(lag < Duration::from_millis(1500), "{proxy}: returned {lag:?} after the cancel");
+    }
+}

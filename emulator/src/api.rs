@@ -53,6 +53,8 @@ struct Task {
     solve_after: Duration,
     /// Accepted and kept like the service does; the emulator never calls it.
     callback_url: Option<String>,
+    /// The createTask's `softId`, kept so tests can see that a client sent it.
+    soft_id: Option<u64>,
 }
 
 /// Everything behind the lock. The lock is held only to count and look up, never across
@@ -63,6 +65,8 @@ struct State {
     scripts: HashMap<Target, Script>,
     method_counts: [u32; API_METHODS.len()],
     task_counts: HashMap<i64, u32>,
+    /// The `softId` of the last createTask that created a task (`None`: it sent none).
+    last_soft_id: Option<u64>,
 }
 
 impl State {
@@ -73,6 +77,7 @@ impl State {
             scripts: HashMap::new(),
             method_counts: [0; API_METHODS.len()],
             task_counts: HashMap::new(),
+            last_soft_id: None,
         }
     }
 }
@@ -222,12 +227,21 @@ impl Service {
         self.lock().tasks.get(&task_id).and_then(|t| t.callback_url.clone())
     }
 
+    pub(crate) fn soft_id(&self, task_id: i64) -> Option<u64> {
+        self.lock().tasks.get(&task_id).and_then(|t| t.soft_id)
+    }
+
     pub(crate) fn stats_json(&self) -> Value {
         let state = self.lock();
         let methods: Map<String, Value> =
             API_METHODS.iter().zip(state.method_counts).map(|(m, n)| ((*m).to_owned(), json!(n))).collect();
         let tasks: Map<String, Value> = state.task_counts.iter().map(|(id, n)| (id.to_string(), json!(n))).collect();
-        json!({"connections": self.connections(), "methods": methods, "tasks": tasks})
+        json!({
+            "connections": self.connections(),
+            "methods": methods,
+            "tasks": tasks,
+            "lastSoftId": state.last_soft_id,
+        })
     }
 
     /// Forgets tasks, scripts and every counter, and restarts task ids at `first_task_id`.
@@ -255,7 +269,13 @@ impl Service {
 
     /// Creates a task from its JSON object (which must have a string `type`); `None` when
     /// the task table is full or ids ran out.
-    pub(crate) fn add_task(&self, task: &Value, solve_after: Duration, callback_url: Option<String>) -> Option<i64> {
+    pub(crate) fn add_task(
+        &self,
+        task: &Value,
+        solve_after: Duration,
+        callback_url: Option<String>,
+        soft_id: Option<u64>,
+    ) -> Option<i64> {
         let solution = solutions::solution_for(task);
         let mut state = self.lock();
         if state.tasks.len() >= MAX_TASKS {
@@ -269,8 +289,10 @@ impl Service {
             ready_at: Instant::now().checked_add(solve_after),
             solve_after,
             callback_url,
+            soft_id,
         };
         state.tasks.insert(id, task);
+        state.last_soft_id = soft_id;
         Some(id)
     }
 
@@ -296,6 +318,7 @@ impl Service {
                 ready_at: now.checked_add(after),
                 solve_after: after,
                 callback_url: None,
+                soft_id: None,
             };
             state.tasks.insert(first + j as i64, task);
         }
@@ -360,7 +383,7 @@ impl Service {
             Ok(d) => d,
             Err(e) => return text_reply(400, &format!("{e}\n")),
         };
-        match self.add_task(&task, solve_after, None) {
+        match self.add_task(&task, solve_after, None, None) {
             Some(id) => json_reply(200, &json!({"taskId": id})),
             None => text_reply(503, &format!("the task table is full ({MAX_TASKS} tasks); reset first\n")),
         }
@@ -517,7 +540,8 @@ impl Service {
             Err(e) => return api_error(METHOD, "ERROR_TASK_NOT_SUPPORTED", &e),
         };
         let callback_url = body.get("callbackUrl").and_then(Value::as_str).map(str::to_owned);
-        match self.add_task(task, solve_after, callback_url) {
+        let soft_id = body.get("softId").and_then(Value::as_u64);
+        match self.add_task(task, solve_after, callback_url, soft_id) {
             Some(id) => json_reply(200, &json!({"errorId": 0, "taskId": id})),
             None => api_error(
                 METHOD,

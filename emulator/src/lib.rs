@@ -155,7 +155,7 @@ impl Emulator {
     pub fn add_task(&self, task_type: &str) -> i64 {
         let task = serde_json::json!({ "type": task_type });
         let service = &self.server.service;
-        service.add_task(&task, service.default_solve_after(), None).unwrap_or(0)
+        service.add_task(&task, service.default_solve_after(), None, None).unwrap_or(0)
     }
 
     /// getTaskResult requests received for `task_id`, scripted, faulted or not; counted as
@@ -177,6 +177,11 @@ impl Emulator {
     /// The `callbackUrl` a createTask stored for this task, if any (never called).
     pub fn callback_url(&self, task_id: i64) -> Option<String> {
         self.server.service.callback_url(task_id)
+    }
+
+    /// The `softId` the createTask of this task sent, if any.
+    pub fn soft_id(&self, task_id: i64) -> Option<u64> {
+        self.server.service.soft_id(task_id)
     }
 
     /// The counters, as `GET /_emulator/stats` answers them.

@@ -1,5 +1,6 @@
-//! The single API calls: getTaskResult, createTask, getBalance, each also `_with` per-call
-//! options (a timeout and a cancel that reaches the request in flight).
+//! The single API calls: getTaskResult, createTask, getBalance and the two reports of a wrong
+//! answer, each also `_with` per-call options (a timeout and a cancel that reaches the request
+//! in flight).
 //!
 //! Each writes a new `cm_result` to `*out_result` on every return but a NULL `out_result`;
 //! other out-parameters are written only on CM_OK.
@@ -7,7 +8,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::client::CallOptions;
+use crate::client::{CallOptions, Incorrect};
 use crate::ffi::boundary::{optional_str_arg, out_arg, str_arg, with_result};
 use crate::ffi::cancel::cm_cancel;
 use crate::ffi::client::{client_arg, cm_client};
@@ -184,5 +185,84 @@ pub unsafe extern "C" fn cm_get_balance_with(
             unsafe { out_balance.write(balance) };
         }
         Ok(result)
+    })
+}
+
+/// Tells the service that the text it gave for an image captcha was wrong
+/// (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out_result` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cm_report_incorrect_image(
+    client: *const cm_client,
+    task_id: i64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    unsafe { cm_report_incorrect_image_with(client, task_id, std::ptr::null(), out_result) }
+}
+
+/// `cm_report_incorrect_image` with per-call options (NULL: the defaults).
+///
+/// # Safety
+/// As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
+/// token.
+#[no_mangle]
+pub unsafe extern "C" fn cm_report_incorrect_image_with(
+    client: *const cm_client,
+    task_id: i64,
+    options: *const cm_call_options,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    unsafe { report_incorrect(Incorrect::Image, client, task_id, options, out_result) }
+}
+
+/// Tells the service that a token it gave (reCAPTCHA, Turnstile, ...) was refused by the site
+/// (reportIncorrectTokenCaptcha). CM_OK when the service accepted the report. Never retried.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out_result` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cm_report_incorrect_token(
+    client: *const cm_client,
+    task_id: i64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    unsafe { cm_report_incorrect_token_with(client, task_id, std::ptr::null(), out_result) }
+}
+
+/// `cm_report_incorrect_token` with per-call options (NULL: the defaults).
+///
+/// # Safety
+/// As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
+/// token.
+#[no_mangle]
+pub unsafe extern "C" fn cm_report_incorrect_token_with(
+    client: *const cm_client,
+    task_id: i64,
+    options: *const cm_call_options,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    unsafe { report_incorrect(Incorrect::Token, client, task_id, options, out_result) }
+}
+
+/// # Safety
+/// As the `cm_report_incorrect_*_with` calls.
+unsafe fn report_incorrect(
+    kind: Incorrect,
+    client: *const cm_client,
+    task_id: i64,
+    options: *const cm_call_options,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_result(out_result, task_id, || {
+        // SAFETY: the caller's contract.
+        let (client, options) = unsafe { (client_arg(client)?, call_options(options)) };
+        let report = client.report_incorrect_with(kind, task_id, &options);
+        Ok(CallResult::from_report(report, task_id, |()| format!("the report on task {task_id} was accepted")).0)
     })
 }

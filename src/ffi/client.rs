@@ -159,6 +159,25 @@ pub unsafe extern "C" fn cm_client_set_max_connections(
     })
 }
 
+/// Sends `soft_id`, the id of the software developer the service pays a commission to, with
+/// every createTask from now on; 0 (the default) sends none. Every value is accepted.
+///
+/// # Safety
+/// `client` is NULL or a live client; `out_result` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cm_client_set_soft_id(
+    client: *mut cm_client,
+    soft_id: u32,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    with_optional_result(out_result, || {
+        // SAFETY: the caller's contract.
+        let client = unsafe { client_arg(client) }?;
+        client.set_soft_id(soft_id);
+        Ok(CallResult::ok(if soft_id == 0 { "no soft_id is sent" } else { "soft_id set" }))
+    })
+}
+
 /// Frees the caller's reference to a client; its connections close when no waiter still uses
 /// it. NULL is fine.
 ///

@@ -110,8 +110,10 @@ pub unsafe extern "C" fn cm_waiter_next(
 
 /// A file descriptor that is readable while at least one finished wait is queued, and not
 /// otherwise: put it in poll/epoll/select or an event loop, then call `cm_waiter_next` with
-/// timeout 0. Owned by the waiter (never close it). -1 for NULL or where the platform has
-/// none.
+/// timeout 0. Owned by the waiter: never close it, never read from or write to it (the
+/// library keeps its state). A shutdown makes it readable only through the cancelled waits it
+/// queues: with none pending nothing arrives, so a loop that shuts its waiter down calls
+/// `cm_waiter_next` itself to see CM_ERR_CANCELLED. -1 for NULL or where the platform has none.
 ///
 /// # Safety
 /// `waiter` is NULL or a live waiter.

@@ -450,6 +450,32 @@ static void test_secret_key_stays_out_of_messages(void) {
     cm_client_free(client);
 }
 
+static void test_reports_and_soft_id(void) {
+    cm_client *client = emulator_client("c-reports");
+    cm_result *result = NULL;
+    int64_t task_id = 0;
+
+    CHECK_SETTER(cm_client_set_soft_id(client, 4242, &result), result, CM_OK, "soft_id");
+    CHECK_CODE(cm_create_task(client, "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", NULL, &task_id,
+                              &result),
+               CM_OK);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_report_incorrect_image(client, task_id, &result), CM_OK);
+    CHECK(cm_result_task_id(result) == task_id && cm_result_request_count(result) == 1);
+    CHECK(cm_result_http_status(result) == 200 && cm_result_is_ready(result) == 0);
+    CHECK(contains(cm_result_message(result), "accepted"));
+    cm_result_free(result);
+    CHECK_CODE(cm_report_incorrect_token_with(client, task_id, NULL, &result), CM_OK);
+    cm_result_free(result);
+
+    CHECK_CODE(cm_report_incorrect_token(client, 99999999, &result), CM_ERR_API);
+    CHECK(cm_result_api_error_code(result) != NULL &&
+          strcmp(cm_result_api_error_code(result), "ERROR_NO_SUCH_CAPCHA_ID") == 0);
+    cm_result_free(result);
+    cm_client_free(client);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s EMULATOR_BASE_URL\n", argv[0]);
@@ -465,6 +491,7 @@ int main(int argc, char **argv) {
     test_wait_timeout_and_max_requests();
     test_cancel();
     test_create_wait_and_balance();
+    test_reports_and_soft_id();
     test_wait_options();
     test_budget();
     test_threads_share_a_client();
