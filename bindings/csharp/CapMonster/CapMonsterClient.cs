@@ -89,6 +89,10 @@ namespace CapMonster
                 {
                     Check(NativeMethods.cm_client_set_max_connections(handle, maxConnections.Value, out result), result);
                 }
+                if (options.SoftId.HasValue)
+                {
+                    Check(NativeMethods.cm_client_set_soft_id(handle, options.SoftId.Value, out result), result);
+                }
             }
             catch
             {
@@ -250,6 +254,46 @@ namespace CapMonster
         }
 
         /// <summary>
+        /// Tells the service that the text it gave for an image captcha was wrong
+        /// (reportIncorrectImageCaptcha). Never retried.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The library refused the id, or the service did not accept the report (e.g. <c>ERROR_NO_SUCH_CAPCHA_ID</c>), or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the message is the library's.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public void ReportIncorrectImage(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            Report(NativeMethods.cm_report_incorrect_image_with, taskId, cancellationToken);
+        }
+
+        /// <summary><see cref="ReportIncorrectImage"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task ReportIncorrectImageAsync(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => { ReportIncorrectImage(taskId, cancellationToken); return true; }, cancellationToken);
+        }
+
+        /// <summary>
+        /// Tells the service that a token it gave (reCAPTCHA, Turnstile, ...) was refused by the
+        /// site (reportIncorrectTokenCaptcha). Never retried.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The library refused the id, or the service did not accept the report, or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the message is the library's.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public void ReportIncorrectToken(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            Report(NativeMethods.cm_report_incorrect_token_with, taskId, cancellationToken);
+        }
+
+        /// <summary><see cref="ReportIncorrectToken"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task ReportIncorrectTokenAsync(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => { ReportIncorrectToken(taskId, cancellationToken); return true; }, cancellationToken);
+        }
+
+        /// <summary>
         /// Shuts the client's waiter down: every pending wait's task ends as cancelled before this
         /// returns (the library hands them back within milliseconds). Frees the native client
         /// once no call uses it. Calling it again does nothing.
@@ -266,6 +310,26 @@ namespace CapMonster
         internal WaitEngine Waits
         {
             get { return _waits; }
+        }
+
+        private delegate int ReportCall(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
+
+        private void Report(ReportCall call, long taskId, CancellationToken cancellationToken)
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+            ResultHandle result;
+            int code;
+            using (var cancel = new CallCancel(cancellationToken))
+            {
+                NativeCallOptions options = cancel.Options();
+                code = call(_handle, taskId, ref options, out result);
+            }
+            using (result)
+            {
+                ThrowIfCancelled(code, result, cancellationToken);
+                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
+            }
         }
 
         private long CreateTask(byte[] json, byte[] callback, CancellationToken cancellationToken)

@@ -60,5 +60,12 @@ namespace CapMonster
         /// value is sent as 0; the library judges the value.
         /// </summary>
         public int? MaxConnections { get; set; }
+
+        /// <summary>
+        /// The id of the software developer the service pays a commission to, sent with every
+        /// createTask (<c>cm_client_set_soft_id</c>). Null: the library's default (none);
+        /// 0 also sends none.
+        /// </summary>
+        public uint? SoftId { get; set; }
     }
 }

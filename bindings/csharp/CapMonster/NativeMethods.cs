@@ -73,6 +73,9 @@ namespace CapMonster
         internal static extern int cm_client_set_max_connections(ClientHandle client, uint maxConnections, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_soft_id(ClientHandle client, uint softId, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void cm_client_free(IntPtr client);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -121,6 +124,12 @@ namespace CapMonster
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_get_balance_with(ClientHandle client, ref NativeCallOptions options, out double balance, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_report_incorrect_image_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_report_incorrect_token_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_result_code(ResultHandle r);

@@ -35,6 +35,9 @@ namespace CapMonster.Tests
                 SingleCallsWithACancelledTokenSendNothing,
                 DisposeEndsPendingWaitsAsCancelled,
                 OneDispatcherPerClientStartedByTheFirstWait,
+                ReportsReachTheService,
+                ReportsAreCancelledInFlight,
+                SoftIdIsSentWithCreateTask,
             };
         }
 
@@ -442,6 +445,107 @@ namespace CapMonster.Tests
                 Assert.True(tasks.All(t => t.Result.GetSolutionString("text") == "answer"), "all solved");
             }
             Assert.Equal(dispatchersBefore, ThreadsNamed(Dispatcher), "the dispatcher ends with Dispose");
+        }
+    
+        // ---- reports and softId ----
+
+        private static void ReportsReachTheService()
+        {
+            using (var client = NewClient("reports"))
+            {
+                long image = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"eA==\"}");
+                long token = client.CreateTask("{\"type\":\"RecaptchaV2TaskProxyless\",\"websiteURL\":\"https://example.com\",\"websiteKey\":\"k\"}");
+                int images = Emulator.MethodCount("reportIncorrectImageCaptcha");
+                int tokens = Emulator.MethodCount("reportIncorrectTokenCaptcha");
+                client.ReportIncorrectImage(image);
+                Assert.True(client.ReportIncorrectImageAsync(image).Wait(30000), "ReportIncorrectImageAsync ended");
+                client.ReportIncorrectToken(token);
+                Assert.True(client.ReportIncorrectTokenAsync(token).Wait(30000), "ReportIncorrectTokenAsync ended");
+                Assert.Equal(images + 2, Emulator.MethodCount("reportIncorrectImageCaptcha"), "image reports the emulator counted");
+                Assert.Equal(tokens + 2, Emulator.MethodCount("reportIncorrectTokenCaptcha"), "token reports the emulator counted");
+
+                // The service's refusal, and the library's, as they are.
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.ReportIncorrectImage(Emulator.NewTaskId()), "unknown task");
+                Assert.Equal("ERROR_NO_SUCH_CAPCHA_ID", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal(1, e.RequestCount, "one request, never retried");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.ReportIncorrectToken(0), "task id 0");
+                Assert.Equal(0, e.RequestCount, "nothing sent");
+                Assert.Contains("task_id", e.Message, "the library's message names the argument");
+                Task refused = client.ReportIncorrectTokenAsync(-1);
+                try
+                {
+                    refused.Wait(30000);
+                }
+                catch (AggregateException)
+                {
+                }
+                Assert.True(refused.IsFaulted && refused.Exception.InnerException is CapMonsterException, "the async form faults: " + refused.Status);
+            }
+        }
+
+        private static void ReportsAreCancelledInFlight()
+        {
+            const string stall = "{\"fault\":\"stall\",\"ms\":20000}";
+            using (var client = NewClient("reports-cancel"))
+            {
+                long image = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"eA==\"}");
+                try
+                {
+                    Emulator.ScriptMethod("reportIncorrectImageCaptcha", stall);
+                    CancelOne("ReportIncorrectImageAsync", () => Emulator.MethodCount("reportIncorrectImageCaptcha"), t => client.ReportIncorrectImageAsync(image, t));
+                }
+                finally
+                {
+                    Emulator.ScriptMethod("reportIncorrectImageCaptcha");
+                }
+                try
+                {
+                    Emulator.ScriptMethod("reportIncorrectTokenCaptcha", stall);
+                    CancelOne("ReportIncorrectToken (sync)", () => Emulator.MethodCount("reportIncorrectTokenCaptcha"),
+                        t => Task.Factory.StartNew(() => client.ReportIncorrectToken(image, t), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+                }
+                finally
+                {
+                    Emulator.ScriptMethod("reportIncorrectTokenCaptcha");
+                }
+            }
+        }
+
+        /// <summary>The emulator's lastSoftId (null: the last createTask sent none).</summary>
+        private static string LastSoftId()
+        {
+            Match m = Regex.Match(Emulator.Get("/_emulator/stats"), "\"lastSoftId\"\\s*:\\s*(null|\\d+)");
+            Assert.True(m.Success, "the emulator's stats carry lastSoftId");
+            return m.Groups[1].Value;
+        }
+
+        private static void SoftIdIsSentWithCreateTask()
+        {
+            const string task = "{\"type\":\"ImageToTextTask\",\"body\":\"eA==\"}";
+            var options = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, SoftId = 4294967295 };
+            using (var client = new CapMonsterClient("cs-engine-soft-id", options))
+            {
+                client.CreateTask(task);
+                Assert.Equal("4294967295", LastSoftId(), "SoftId uint.MaxValue sent");
+            }
+            options.SoftId = 0;
+            using (var client = new CapMonsterClient("cs-engine-soft-id", options))
+            {
+                client.CreateTask(task);
+                Assert.Equal("null", LastSoftId(), "SoftId 0 sends none");
+            }
+            options.SoftId = 77;
+            using (var client = new CapMonsterClient("cs-engine-soft-id", options))
+            {
+                client.CreateTask(task);
+                Assert.Equal("77", LastSoftId(), "SoftId 77 sent");
+            }
+            options.SoftId = null;
+            using (var client = new CapMonsterClient("cs-engine-soft-id", options))
+            {
+                client.CreateTask(task);
+                Assert.Equal("null", LastSoftId(), "no SoftId: none sent");
+            }
         }
     }
 }
