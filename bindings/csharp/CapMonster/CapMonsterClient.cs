@@ -164,9 +164,10 @@ namespace CapMonster
         /// <returns>
         /// A task that ends with the ready result; faulted with <see cref="CapMonsterException"/>
         /// (the library's code and message) when the library refused the options or the wait
-        /// failed; cancelled when <paramref name="cancellationToken"/> was cancelled (the native
-        /// wait is stopped, asleep or mid-request, and the task carries the token) or the client
-        /// was disposed.
+        /// failed; cancelled when <paramref name="cancellationToken"/> was cancelled (the task
+        /// ends at once, carrying the token; the native wait, asleep or mid-request, is stopped
+        /// and freed when the library hands it back, within milliseconds) or the client was
+        /// disposed (every pending task has ended when Dispose returns).
         /// </returns>
         /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
         public Task<TaskResult> WaitResultAsync(long taskId, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))

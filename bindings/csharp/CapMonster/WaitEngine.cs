@@ -303,7 +303,9 @@ namespace CapMonster
 
         /// <summary>
         /// One wait: its task, its native cancel (when its token can be cancelled) and the token's
-        /// registration. Continuations never run on the dispatcher (RunContinuationsAsynchronously).
+        /// registration. Continuations never run on the dispatcher or inside Cancel()
+        /// (RunContinuationsAsynchronously). The entry stays in the table until the library hands
+        /// the wait back, also when its task already ended as cancelled.
         /// </summary>
         private sealed class PendingWait : TaskCompletionSource<TaskResult>
         {
@@ -341,7 +343,12 @@ namespace CapMonster
                 if (finished) registration.Dispose();
             }
 
-            /// <summary>The token's callback, on the thread that cancels: must not throw.</summary>
+            /// <summary>
+            /// The token's callback, on the thread that cancels: stops the native wait (asleep or
+            /// mid-request), then ends the task at once rather than after three thread hand-offs
+            /// (library worker, dispatcher, pool). The wait still comes out of cm_waiter_next
+            /// within milliseconds; Finish frees what it holds then. Must not throw.
+            /// </summary>
             private void TriggerCancel()
             {
                 try
@@ -353,6 +360,9 @@ namespace CapMonster
                     // The wait ended and freed its cancel meanwhile (ObjectDisposedException):
                     // nothing is left to stop.
                 }
+                // Continuations go to the thread pool (RunContinuationsAsynchronously), never
+                // inline in the canceller's Cancel().
+                TrySetCanceled(_token);
             }
 
             /// <summary>

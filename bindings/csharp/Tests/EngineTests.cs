@@ -271,6 +271,13 @@ namespace CapMonster.Tests
                 Console.WriteLine("  cancel: a wait with its request in flight ended {0} ms after Cancel()", ms);
                 AssertCanceledWith(task, cts.Token, "wait in flight");
                 Assert.Less(ms, CancelBoundMs, "ms from Cancel() to the task's end (request in flight)");
+                // The task ends at once; the native wait must also have stopped and come out of
+                // cm_waiter_next (its answer stalls 20 s: only the native cancel ends it sooner).
+                var drained = Stopwatch.StartNew();
+                while (client.Waits.Pending > 0 && drained.ElapsedMilliseconds < CancelBoundMs * 4) Thread.Sleep(1);
+                Console.WriteLine("  cancel: the native wait came out {0} ms later", drained.ElapsedMilliseconds);
+                Assert.Equal(0L, client.Waits.Pending, "the native wait came out of cm_waiter_next");
+                Assert.Less(drained.ElapsedMilliseconds, CancelBoundMs, "ms until the native wait came out");
                 Assert.Equal(1, Emulator.Requests(id), "one request sent");
             }
         }
