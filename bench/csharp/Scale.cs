@@ -17,7 +17,8 @@
 //
 // cancel: every getTaskResult answer stalls (a method script). Tokens are cancelled one at a
 // time, 2 ms apart (0.5 ms for sleeping waits); latency = Cancel() -> a continuation of the task
-// runs (Stopwatch). Cases: WaitResultAsync with its request in flight (3 rounds of 64, the
+// runs (Stopwatch); for waits also native_drain: the last Cancel() of a round -> every native
+// wait out of cm_waiter_next (the task ends before that; this is when the library has stopped). Cases: WaitResultAsync with its request in flight (3 rounds of 64, the
 // connection cap), WaitResultAsync asleep (1,000, first poll 10 minutes away), GetTaskResultAsync
 // in flight (3 rounds of 32), and Dispose with 64 in flight + 1,000 asleep (Dispose -> the last
 // task Canceled). Prints CANCEL case=.. n=.. ok=.. p50_ms=.. p99_ms=.. max_ms=..
@@ -277,9 +278,10 @@ public static class Scale
 
     /// <summary>Cancels each started call's token one at a time; returns the latencies (ms) of those that ended Canceled.</summary>
     private static void CancelCase(string name, int rounds, int perRound, double gapMs, bool waitForPolls,
-        Func<long, CancellationToken, Task> start)
+        Func<long, CancellationToken, Task> start, Func<long> nativePending = null)
     {
         var latencies = new List<double>();
+        var drains = new List<double>();
         int total = 0, ok = 0;
         Emulator("POST", "/_emulator/reset", "");
         Emulator("POST", "/_emulator/script", StallScript);
@@ -306,6 +308,19 @@ public static class Scale
                 var gap = Stopwatch.StartNew();
                 while (gap.Elapsed.TotalMilliseconds < gapMs) Thread.SpinWait(20);
             }
+            if (nativePending != null)
+            {
+                // A cancelled wait's task ends at once; its native wait comes out of
+                // cm_waiter_next when the library has stopped it: the last one, timed.
+                var drain = Stopwatch.StartNew();
+                while (nativePending() > 0 && drain.ElapsedMilliseconds < 30000) Thread.SpinWait(20);
+                drains.Add(Ms(Stopwatch.GetTimestamp() - cancelledAt[perRound - 1]));
+                if (nativePending() > 0)
+                {
+                    Console.Error.WriteLine("scale: {0}: native waits still pending 30 s after their cancel", name);
+                    _failures++;
+                }
+            }
             if (!Task.WaitAll(tasks.Select(t => t.ContinueWith(_ => { })).ToArray(), 30000))
             {
                 Console.Error.WriteLine("scale: {0}: not every task ended within 30 s of its cancel", name);
@@ -325,8 +340,9 @@ public static class Scale
         }
         if (ok != total) _failures++;
         double[] sorted = latencies.OrderBy(x => x).ToArray();
-        Console.WriteLine("CANCEL case={0} n={1} ok={2} p50_ms={3:F3} p99_ms={4:F3} max_ms={5:F3}",
-            name, total, ok, Percentile(sorted, 50), Percentile(sorted, 99), sorted.Length > 0 ? sorted[sorted.Length - 1] : -1);
+        Console.WriteLine("CANCEL case={0} n={1} ok={2} p50_ms={3:F3} p99_ms={4:F3} max_ms={5:F3} native_drain_max_ms={6:F3}",
+            name, total, ok, Percentile(sorted, 50), Percentile(sorted, 99), sorted.Length > 0 ? sorted[sorted.Length - 1] : -1,
+            drains.Count > 0 ? drains.Max() : -1);
     }
 
     private static int Cancels()
@@ -342,10 +358,11 @@ public static class Scale
         using (var client = NewClient())
         {
             // Warm-up (JIT, dispatcher, connections), not measured.
-            CancelCase("warmup", 1, 16, 1, true, (id, token) => client.WaitResultAsync(id, inFlight, token));
+            Func<long> nativePending = () => client.Waits.Pending;
+            CancelCase("warmup", 1, 16, 1, true, (id, token) => client.WaitResultAsync(id, inFlight, token), nativePending);
             CancelCase("warmup", 1, 16, 1, true, (id, token) => client.GetTaskResultAsync(id, token));
-            CancelCase("wait_result_async_inflight", 3, 64, 2, true, (id, token) => client.WaitResultAsync(id, inFlight, token));
-            CancelCase("wait_result_async_sleeping", 1, 1000, 0.5, false, (id, token) => client.WaitResultAsync(id, asleep, token));
+            CancelCase("wait_result_async_inflight", 3, 64, 2, true, (id, token) => client.WaitResultAsync(id, inFlight, token), nativePending);
+            CancelCase("wait_result_async_sleeping", 1, 1000, 0.5, false, (id, token) => client.WaitResultAsync(id, asleep, token), nativePending);
             CancelCase("get_task_result_async_inflight", 3, 32, 2, true, (id, token) => client.GetTaskResultAsync(id, token));
         }
 

@@ -108,8 +108,10 @@ verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
       continue
     fi
     p99=$(echo "$l" | field p99_ms)
-    printf '  %-32s n=%-5s canceled=%-5s p50 %s ms, p99 %s ms, max %s ms\n' "$c" "$(echo "$l" | field n)" "$(echo "$l" | field ok)" \
-      "$(echo "$l" | field p50_ms)" "$p99" "$(echo "$l" | field max_ms)"
+    drain=$(echo "$l" | field native_drain_max_ms)
+    [ "$drain" = "-1.000" ] && drain="" || drain="; native waits all out $drain ms after the round's last Cancel()"
+    printf '  %-32s n=%-5s canceled=%-5s p50 %s ms, p99 %s ms, max %s ms%s\n' "$c" "$(echo "$l" | field n)" "$(echo "$l" | field ok)" \
+      "$(echo "$l" | field p50_ms)" "$p99" "$(echo "$l" | field max_ms)" "$drain"
     awk -v a="$p99" -v b="$worst" 'BEGIN { exit !(a > b) }' && worst=$p99
   done <<<"$CANCEL"
   echo "  goal p99 <= 10 ms:      worst p99 $worst ms: $(verdict "$(awk -v w="$worst" 'BEGIN { print (w > 0 && w <= 10) }')")"

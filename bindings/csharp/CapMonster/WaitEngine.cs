@@ -3,8 +3,9 @@ using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 
-// The tests look at the engine's table and dispatcher.
+// The tests and bench/csharp look at the engine's table (when native waits come out).
 [assembly: System.Runtime.CompilerServices.InternalsVisibleTo("CapMonster.Tests")]
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("Scale")]
 
 namespace CapMonster
 {
