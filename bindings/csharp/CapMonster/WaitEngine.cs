@@ -373,6 +373,13 @@ namespace CapMonster
             internal void Finish(ResultHandle result)
             {
                 Release();
+                if (Task.IsCompleted)
+                {
+                    // Already cancelled by its token: the outcome is not wanted, free it now
+                    // rather than at finalization.
+                    if (result != null) result.Dispose();
+                    return;
+                }
                 int code = result == null ? NativeMethods.CM_ERR_CANCELLED : NativeMethods.cm_result_code(result);
                 if (code == NativeMethods.CM_ERR_CANCELLED)
                 {

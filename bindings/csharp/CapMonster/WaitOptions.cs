@@ -45,22 +45,19 @@ namespace CapMonster
 
         /// <summary>
         /// The official SDKs' schedule for <paramref name="taskType"/>, exactly as
-        /// <c>cm_wait_options_for_task_type</c> gives it (a type it does not know gets the defaults).
+        /// <c>cm_wait_options_for_task_type</c> gives it. A type the library does not know, or a
+        /// name it cannot read (null, not UTF-8 because it holds a lone surrogate, or holding a
+        /// NUL character, which C strings cannot carry), gets the library's defaults
+        /// (<see cref="Default"/>): the same as Go's <c>WaitOptionsFor</c>.
         /// </summary>
-        /// <exception cref="CapMonsterException">The library refused the name (<see cref="CapMonsterErrorCode.InvalidArgument"/>:
-        /// null, or not valid UTF-16 and so not UTF-8 on the C side). This call of the C API returns a code only:
-        /// the message is the code's name.</exception>
-        /// <exception cref="ArgumentException"><paramref name="taskType"/> holds a NUL character.</exception>
         public static WaitOptions ForTaskType(string taskType)
         {
-            byte[] type = Utf8.ToNative(taskType, "taskType");
+            if (taskType != null && taskType.IndexOf('\0') >= 0) return new WaitOptions();
             NativeWaitOptions native = new NativeWaitOptions();
-            int code = NativeMethods.cm_wait_options_for_task_type(ref native, type);
-            if (code != NativeMethods.CM_OK)
-            {
-                throw CapMonsterException.FromCode(code, "cm_wait_options_for_task_type");
-            }
-            return new WaitOptions(native);
+            int code = NativeMethods.cm_wait_options_for_task_type(ref native, Utf8.ToNative(taskType, "taskType"));
+            // Refused (CM_ERR_INVALID_ARGUMENT: a name C cannot read): the library's defaults,
+            // whatever the struct holds now.
+            return code == NativeMethods.CM_OK ? new WaitOptions(native) : new WaitOptions();
         }
 
         /// <summary>Sleep before the first request.</summary>
