@@ -30,6 +30,7 @@ namespace CapMonster.Tests
                 CodeTableCheckFailsOnDrift,
                 TenThousandWaitsOnOneClient,
                 CancelStopsAWaitInFlight,
+                CancellingSomeWaitsLeavesTheOthers,
                 CancelStopsEverySingleCallInFlight,
                 SingleCallsAsyncSucceed,
                 SingleCallsWithACancelledTokenSendNothing,
@@ -279,6 +280,38 @@ namespace CapMonster.Tests
                 Assert.Equal(0L, client.Waits.Pending, "the native wait came out of cm_waiter_next");
                 Assert.Less(drained.ElapsedMilliseconds, CancelBoundMs, "ms until the native wait came out");
                 Assert.Equal(1, Emulator.Requests(id), "one request sent");
+            }
+        }
+
+        private static void CancellingSomeWaitsLeavesTheOthers()
+        {
+            // 40 tasks ready after 300 ms; the even waits share one token, cancelled at once;
+            // the odd ones (another token, never cancelled) must still get their own solutions.
+            const int n = 40;
+            long first = Emulator.CreateTasks("ImageToTextTask", n, 300, 0);
+            using (var client = NewClient("cancel-some"))
+            using (var cancelled = new CancellationTokenSource())
+            using (var kept = new CancellationTokenSource())
+            {
+                var options = new WaitOptions { FirstDelay = TimeSpan.FromMilliseconds(100), Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromSeconds(30) };
+                var tasks = new Task<TaskResult>[n];
+                for (int j = 0; j < n; j++) tasks[j] = client.WaitResultAsync(first + j, options, j % 2 == 0 ? cancelled.Token : kept.Token);
+                cancelled.Cancel();
+                Assert.True(Task.WaitAll(tasks.Where((t, j) => j % 2 == 1).ToArray(), 30000), "the kept waits ended");
+                for (int j = 0; j < n; j++)
+                {
+                    if (j % 2 == 0)
+                    {
+                        AssertCanceledWith(tasks[j], cancelled.Token, "wait " + j);
+                        continue;
+                    }
+                    Assert.Equal(TaskStatus.RanToCompletion, tasks[j].Status, "wait " + j);
+                    Assert.Equal(first + j, tasks[j].Result.TaskId, "wait " + j + " got its own task");
+                }
+                for (int j = 0; j < n; j += 2) Assert.Equal(0, Emulator.Requests(first + j), "cancelled wait " + j + " sent nothing");
+                var drained = Stopwatch.StartNew();
+                while (client.Waits.Pending > 0 && drained.ElapsedMilliseconds < 5000) Thread.Sleep(1);
+                Assert.Equal(0L, client.Waits.Pending, "every native wait came out");
             }
         }
 
