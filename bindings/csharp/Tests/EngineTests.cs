@@ -31,6 +31,7 @@ namespace CapMonster.Tests
                 TenThousandWaitsOnOneClient,
                 CancelStopsAWaitInFlight,
                 CancellingSomeWaitsLeavesTheOthers,
+                CancelRacingCompletionIsClean,
                 CancelStopsEverySingleCallInFlight,
                 SingleCallsAsyncSucceed,
                 SingleCallsWithACancelledTokenSendNothing,
@@ -312,6 +313,43 @@ namespace CapMonster.Tests
                 var drained = Stopwatch.StartNew();
                 while (client.Waits.Pending > 0 && drained.ElapsedMilliseconds < 5000) Thread.Sleep(1);
                 Assert.Equal(0L, client.Waits.Pending, "every native wait came out");
+            }
+        }
+
+        private static void CancelRacingCompletionIsClean()
+        {
+            // 5 rounds of 1,000 waits turning ready over 100 ms, their shared token cancelled in
+            // the middle: token callbacks race the dispatcher's completions. Cancel() must not
+            // throw, every task ends either solved (its own task) or Canceled, and every native
+            // wait comes out.
+            const int n = 1000;
+            var random = new Random(7);
+            using (var client = NewClient("cancel-race"))
+            {
+                for (int round = 0; round < 5; round++)
+                {
+                    long first = Emulator.CreateTasks("ImageToTextTask", n, 100, 100);
+                    var options = new WaitOptions { FirstDelay = TimeSpan.FromMilliseconds(100), Interval = TimeSpan.FromMilliseconds(5), Timeout = TimeSpan.FromSeconds(30) };
+                    using (var cts = new CancellationTokenSource())
+                    {
+                        var tasks = new Task<TaskResult>[n];
+                        for (int j = 0; j < n; j++) tasks[j] = client.WaitResultAsync(first + j, options, cts.Token);
+                        Thread.Sleep(100 + random.Next(100));
+                        cts.Cancel(); // throws AggregateException if a callback threw
+                        Assert.True(Task.WaitAll(tasks.Select(t => t.ContinueWith(_ => { })).ToArray(), 30000), "round " + round + ": every task ended");
+                        int solved = 0, canceled = 0;
+                        for (int j = 0; j < n; j++)
+                        {
+                            if (tasks[j].IsCanceled) canceled++;
+                            else if (tasks[j].Status == TaskStatus.RanToCompletion && tasks[j].Result.TaskId == first + j) solved++;
+                        }
+                        Assert.Equal(n, solved + canceled, "round " + round + ": solved " + solved + " + canceled " + canceled);
+                        var drained = Stopwatch.StartNew();
+                        while (client.Waits.Pending > 0 && drained.ElapsedMilliseconds < 5000) Thread.Sleep(1);
+                        Assert.Equal(0L, client.Waits.Pending, "round " + round + ": every native wait came out");
+                        Console.WriteLine("  race round {0}: {1} solved, {2} canceled", round, solved, canceled);
+                    }
+                }
             }
         }
 
