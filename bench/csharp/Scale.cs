@@ -260,12 +260,12 @@ public static class Scale
                 "SCALE n={0} ok={1} done={2} first_ms={3} interval_ms={4} delay_ms={5} add_ms={6:F0} run_s={7:F1} " +
                 "threads_before={8} threads_pending={9} threads_peak={10} rss_before_kib={11} rss_pending_kib={12} hwm_kib={13} " +
                 "rss_per_wait_b={14:F0} req_per_wait={15:F3} waits_not_3_requests={16} emulator_polls={17} library_requests={18} " +
-                "late_p50_ms={19:F1} late_p99_ms={20:F1} late_max_ms={21:F1} runtime={22}",
+                "late_p50_ms={19:F1} late_p99_ms={20:F1} late_max_ms={21:F1} runtime={22} gc0={23} gc1={24}",
                 n, ok, done ? 1 : 0, firstMs, intervalMs, delayMs, addMs, runS,
                 threadsBefore, threadsPending, peakThreads, rssBefore, rssPending, hwm,
                 (rssPending - rssBefore) * 1024.0 / n, requests / (double)Math.Max(ok, 1), notThree, emulatorPolls, requests,
                 Percentile(lateSorted, 50), Percentile(lateSorted, 99), lateSorted.Length > 0 ? lateSorted[lateSorted.Length - 1] : -1,
-                Type.GetType("Mono.Runtime") != null ? "mono" : ".net");
+                Type.GetType("Mono.Runtime") != null ? "mono" : ".net", GC.CollectionCount(0), GC.CollectionCount(1));
             return ok == n && done && emulatorPolls == requests ? 0 : 1;
         }
     }
