@@ -62,6 +62,8 @@ fi
 
 # ---- the emulator ------------------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/capmonster-scale.XXXXXX)
+# A budget file of this run's own (the emulator's task ids restart with every reset).
+export CAPMONSTER_BUDGET_FILE=$TMP/budget
 EMU_PID=""
 cleanup() {
   local rc=$?

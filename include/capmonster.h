@@ -53,8 +53,8 @@ typedef struct {
     uint32_t interval_ms;
     // The whole wait, from the call: then CM_ERR_TIMEOUT. Default 180000.
     uint32_t timeout_ms;
-    // The most requests this wait may send; at least 1. Default 120. The process-wide budget
-    // of 120 per task applies as well.
+    // The most requests this wait may send; at least 1. Default 120. The budget of 120 per
+    // task, shared by the user's processes, applies as well.
     uint32_t max_requests;
     // Triggering it ends the wait with CM_ERR_CANCELLED; may be NULL.
     const cm_cancel *cancel;

@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every test process of this run shares one fresh request-budget file, never the user's own
+# (tests that need one of their own set CAPMONSTER_BUDGET_FILE themselves).
+budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-test-budget.XXXXXX")
+trap 'rm -rf "$budget_dir"' EXIT
+export CAPMONSTER_BUDGET_FILE=$budget_dir/budget
+
 echo "== Rust lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
@@ -21,4 +27,6 @@ echo "== Go binding"
 scripts/test-go.sh
 echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
+echo "== The request budget across processes: C, Go and C#"
+scripts/test-budget-processes.sh
 echo "== all tests passed"

@@ -104,7 +104,8 @@ struct Settings {
 pub struct Client {
     key_json: String,
     key: String,
-    digest: KeyDigest,
+    /// What this client's tasks are counted under in the budget: key and endpoint.
+    digest: AtomicU64,
     settings: Mutex<Settings>,
     /// What requests are sent with; an error when the environment's proxy is malformed, which
     /// every call then reports (creating the client never fails because of the environment).
@@ -140,13 +141,15 @@ impl Client {
             trust: Trust::System,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         };
+        // The budget's kind (shared file or this process) is fixed by the first client.
+        let _ = budget::global();
         let connections = Arc::new(AtomicU64::new(0));
         let gate = Gate::new(settings.max_connections);
         let channel = build_channel(&settings, &connections);
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
-            digest: KeyDigest::of(client_key),
+            digest: AtomicU64::new(KeyDigest::of(client_key, settings.base_url.as_str()).value()),
             settings: Mutex::new(settings),
             channel: RwLock::new(Arc::new(channel)),
             connections,
@@ -159,7 +162,10 @@ impl Client {
     /// Sends requests to `base_url` (e.g. a local emulator) instead of the official service.
     pub fn set_base_url(&self, base_url: &str) -> Result<(), Error> {
         let base_url = BaseUrl::parse(base_url)?;
-        self.update(|settings| settings.base_url = base_url)
+        let digest = KeyDigest::of(&self.key, base_url.as_str());
+        self.update(|settings| settings.base_url = base_url)?;
+        self.digest.store(digest.value(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Bounds every HTTP request (connect, send, answer); at least 1 ms.
@@ -214,12 +220,22 @@ impl Client {
         self.gate.in_use()
     }
 
+    /// getTaskResult requests counted so far for a task of this client's account and endpoint,
+    /// by every client and (with the shared budget) every process of the user.
+    pub fn requests_counted(&self, task_id: i64) -> u32 {
+        budget::global().sent(self.digest(), task_id)
+    }
+
+    fn digest(&self) -> KeyDigest {
+        KeyDigest::from_value(self.digest.load(Ordering::Relaxed))
+    }
+
     /// TCP connections this client has opened so far.
     pub fn connections_opened(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Asks once for the state of a task. The request counts in the process-wide budget.
+    /// Asks once for the state of a task. The request counts in the budget (shared by the user's processes).
     pub fn get_task_result(&self, task_id: i64) -> Report<TaskState> {
         self.get_task_result_with(task_id, &CallOptions::default())
     }
@@ -232,7 +248,7 @@ impl Client {
     }
 
     /// One getTaskResult exchange (plus at most one retry on a stale connection), each attempt
-    /// admitted by `admit` (the caller's own cap) and then by the process-wide budget.
+    /// admitted by `admit` (the caller's own cap) and then by the budget of 120 per task.
     pub(crate) fn poll_task(
         &self,
         task_id: i64,
@@ -244,7 +260,7 @@ impl Client {
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
         let mut admit_within_budget = |sent: u32| {
             admit(sent)?;
-            budget::global().take(self.digest, task_id).map(drop).map_err(|_| {
+            budget::global().take(self.digest(), task_id).map(drop).map_err(|_| {
                 Error::new(
                     Code::BudgetExhausted,
                     format!(

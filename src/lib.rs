@@ -17,7 +17,8 @@
 //!   classified; `tcp`: the non-blocking TCP transport under it; `resolve`: name resolution
 //!   (cached, one lookup per name at a time, waits that a cancel ends).
 //! - [`answer`]: classifying one answer (status + body) without I/O.
-//! - [`budget`]: the process-wide count of getTaskResult requests per task (120 at most).
+//! - [`budget`]: the count of getTaskResult requests per task (120 at most), shared by the
+//!   user's processes through a file ([`budget_file`]) or kept in the process.
 //! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers;
 //!   [`schedule`], [`endpoint`], [`trust`], [`error`] and [`codes`] (the C return codes, the
 //!   one table the core's `Code` is built from): data and small parts.
@@ -26,6 +27,9 @@
 pub mod answer;
 /// cbindgen:ignore
 pub mod budget;
+/// cbindgen:ignore
+#[cfg(unix)]
+pub mod budget_file;
 /// cbindgen:ignore
 pub mod cancel;
 /// cbindgen:ignore

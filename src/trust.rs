@@ -95,6 +95,11 @@ pub(crate) fn tls_failure(error: &rustls::Error) -> String {
             }
             other => format!("the server's TLS certificate was refused: {other:?}"),
         },
+        // What a plain-HTTP server's answer to a TLS hello looks like.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "TLS failed: the server does not speak TLS (a plain-HTTP server, such as the emulator, needs an http:// URL)"
+                .to_owned()
+        }
         other => format!("TLS failed: {other}"),
     }
 }

@@ -742,7 +742,7 @@ fn mutate(rng: &mut Rng, body: &mut Vec<u8>, seeds: &[Vec<u8>]) {
             }
             if rng.chance(70) {
                 inner.push(b'1');
-                inner.extend(std::iter::repeat(close).take(depth));
+                inner.extend(std::iter::repeat_n(close, depth));
             }
             body.splice(i..i, inner);
         }

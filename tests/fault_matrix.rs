@@ -370,7 +370,7 @@ fn body_over_the_cap() {
 #[test]
 fn body_over_the_cap_chunked() {
     let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
-    chunk.extend(std::iter::repeat(b' ').take(64 * 1024));
+    chunk.extend(std::iter::repeat_n(b' ', 64 * 1024));
     chunk.extend(b"\r\n");
     let head =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n";

@@ -67,7 +67,7 @@ fn a_cancel_ends_get_task_result_in_flight() {
     assert_eq!(error.code, Code::Cancelled, "{error}");
     assert!(error.message.contains("in flight"), "{}", error.message);
     assert!(took < PROMPT, "{took:?}");
-    let spent = capmonster::budget::global().sent(capmonster::budget::KeyDigest::of("in-flight-getTaskResult"), 11);
+    let spent = client.requests_counted(11);
     assert_eq!(spent, 1, "the interrupted request counts in the budget");
     assert_dropped_and_usable(&emulator, &client, connections_before);
 }

@@ -117,3 +117,21 @@ fn bad_ca_files_are_refused_when_set() {
     std::fs::write(&empty, "no certificates here\n").unwrap();
     assert!(client.set_ca_file(Some(path_str(&empty))).unwrap_err().message.contains("no PEM certificate"));
 }
+
+/// The two messages a newcomer meets first say what is wrong: https:// to a plain-HTTP server
+/// (the emulator), and a host name that does not resolve (named in the message).
+#[test]
+fn plain_http_servers_and_unknown_hosts_are_named_plainly() {
+    let emulator = emulator();
+    let client = capmonster::Client::new("tls-plain-http").unwrap();
+    client.set_base_url(&format!("https://127.0.0.1:{}", emulator.port())).unwrap();
+    client.set_proxy(None).unwrap();
+    let error = client.get_balance().result.unwrap_err();
+    assert_eq!(error.code, capmonster::Code::Network);
+    assert!(error.message.contains("does not speak TLS") && error.message.contains("http://"), "{}", error.message);
+
+    client.set_base_url("https://no-such-host.invalid").unwrap();
+    let error = client.get_balance().result.unwrap_err();
+    assert_eq!(error.code, capmonster::Code::Network);
+    assert!(error.message.contains("no-such-host.invalid"), "{}", error.message);
+}

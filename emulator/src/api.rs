@@ -183,6 +183,20 @@ fn solve_after_field(task: &Value, field: &str, default: Duration) -> Result<Dur
     }
 }
 
+/// The body of `POST /_emulator/task(s)`: a task object of a known type, and its
+/// `solveAfterMs` (default: `default_after`); or the 400 reply that says what is wrong.
+fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Duration), Reply> {
+    let task: Value = serde_json::from_slice(body).map_err(|e| text_reply(400, &format!("invalid JSON: {e}\n")))?;
+    match task.get("type").and_then(Value::as_str) {
+        Some(t) if solutions::is_known_type(t) => {}
+        Some(t) => return Err(text_reply(400, &format!("unknown task type {t:?}\n"))),
+        None => return Err(text_reply(400, "the body must be an object with a string \"type\"\n")),
+    }
+    let solve_after =
+        solve_after_field(&task, "solveAfterMs", default_after).map_err(|e| text_reply(400, &format!("{e}\n")))?;
+    Ok((task, solve_after))
+}
+
 impl Service {
     pub(crate) fn new(config: Config) -> Service {
         let state = State::new(config.first_task_id);
@@ -370,18 +384,9 @@ impl Service {
     }
 
     fn control_task(&self, body: &[u8]) -> Reply {
-        let task: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
-        };
-        match task.get("type").and_then(Value::as_str) {
-            Some(t) if solutions::is_known_type(t) => {}
-            Some(t) => return text_reply(400, &format!("unknown task type {t:?}\n")),
-            None => return text_reply(400, "the body must be an object with a string \"type\"\n"),
-        }
-        let solve_after = match solve_after_field(&task, "solveAfterMs", self.config.solve_after) {
-            Ok(d) => d,
-            Err(e) => return text_reply(400, &format!("{e}\n")),
+        let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
+            Ok(parsed) => parsed,
+            Err(reply) => return reply,
         };
         match self.add_task(&task, solve_after, None, None) {
             Some(id) => json_reply(200, &json!({"taskId": id})),
@@ -392,22 +397,13 @@ impl Service {
     /// `POST /_emulator/tasks`: `count` tasks at once, ids consecutive; task `first + j` is
     /// ready `solveAfterMs + spreadMs * j / count` after creation.
     fn control_tasks(&self, body: &[u8]) -> Reply {
-        let task: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
+        let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
+            Ok(parsed) => parsed,
+            Err(reply) => return reply,
         };
-        match task.get("type").and_then(Value::as_str) {
-            Some(t) if solutions::is_known_type(t) => {}
-            Some(t) => return text_reply(400, &format!("unknown task type {t:?}\n")),
-            None => return text_reply(400, "the body must be an object with a string \"type\"\n"),
-        }
         let count = match task.get("count").and_then(Value::as_u64) {
             Some(n) if (1..=MAX_TASKS as u64).contains(&n) => n as usize,
             _ => return text_reply(400, &format!("\"count\" must be an integer in 1..={MAX_TASKS}\n")),
-        };
-        let solve_after = match solve_after_field(&task, "solveAfterMs", self.config.solve_after) {
-            Ok(d) => d,
-            Err(e) => return text_reply(400, &format!("{e}\n")),
         };
         let spread = match solve_after_field(&task, "spreadMs", Duration::ZERO) {
             Ok(d) => d,

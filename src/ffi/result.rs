@@ -100,6 +100,11 @@ impl CallResult {
         if let Some(TaskState::Ready(solution)) = state {
             result.set_solution(&solution);
         }
+        // Once per process: why the request budget is not shared, or what was repaired.
+        if let Some(notice) = crate::budget::global().take_notice() {
+            let message = format!("{} (note: {notice})", result.message.to_string_lossy());
+            result.message = c_text(&message);
+        }
         result
     }
 

@@ -25,8 +25,8 @@ pub struct cm_wait_options {
     pub interval_ms: u32,
     /// The whole wait, from the call: then CM_ERR_TIMEOUT. Default 180000.
     pub timeout_ms: u32,
-    /// The most requests this wait may send; at least 1. Default 120. The process-wide budget
-    /// of 120 per task applies as well.
+    /// The most requests this wait may send; at least 1. Default 120. The budget of 120 per
+    /// task, shared by the user's processes, applies as well.
     pub max_requests: u32,
     /// Triggering it ends the wait with CM_ERR_CANCELLED; may be NULL.
     pub cancel: *const cm_cancel,

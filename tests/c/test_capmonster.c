@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "capmonster.h"
 #include "check.h"
@@ -406,6 +408,49 @@ static void test_budget(void) {
     cm_client_free(same_key);
 }
 
+/* The budget is shared by processes, forked ones too: a child (with its own client: a client
+ * is never used across fork) counts in the same file as its parent. 1 poll in the parent, then
+ * 8 children x 50: 120 sent in all, 280 refused. */
+static void test_budget_across_fork(void) {
+    cm_client *client = emulator_client("c-fork");
+    cm_result *result = NULL;
+    int64_t task_id = 0;
+    int child, status, sent = 0;
+    pid_t children[8];
+
+    CHECK_CODE(cm_create_task(client,
+                              "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\",\"emulatorSolveAfterMs\":3600000}",
+                              NULL, &task_id, &result),
+               CM_OK);
+    cm_result_free(result);
+    CHECK_CODE(cm_get_task_result(client, task_id, &result), CM_OK);
+    cm_result_free(result);
+    cm_client_free(client);
+    fflush(NULL);
+    for (child = 0; child < 8; child++) {
+        children[child] = fork();
+        if (children[child] == 0) {
+            cm_client *own = emulator_client("c-fork");
+            int i, ok = 0;
+            for (i = 0; i < 50; i++) {
+                cm_code code = cm_get_task_result(own, task_id, &result);
+                if (code == CM_OK) ok++;
+                else if (code != CM_ERR_BUDGET_EXHAUSTED) ok = 100; /* never a count: fails the sum */
+                cm_result_free(result);
+            }
+            cm_client_free(own);
+            _exit(ok);
+        }
+        CHECK(children[child] > 0);
+    }
+    for (child = 0; child < 8; child++) {
+        if (children[child] > 0 && waitpid(children[child], &status, 0) == children[child] && WIFEXITED(status))
+            sent += WEXITSTATUS(status);
+    }
+    CHECK(sent == 119);
+    if (sent != 119) fprintf(stderr, "children sent %d, expected 119\n", sent);
+}
+
 #define THREADS 8
 #define CALLS_PER_THREAD 15
 
@@ -494,6 +539,7 @@ int main(int argc, char **argv) {
     test_reports_and_soft_id();
     test_wait_options();
     test_budget();
+    test_budget_across_fork();
     test_threads_share_a_client();
     test_secret_key_stays_out_of_messages();
     printf("%d checks, %d failed\n", checks, failures);

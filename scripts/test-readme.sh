@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The READMEs' code blocks, built and run as a reader would (scripts/readme_blocks.py says how
+# each block is marked). Needs the release build, gcc, cmake, pkg-config, Go and Mono.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
+# Offline and reproducible, as scripts/test-go.sh: no toolchain or module download.
+export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1
+cargo build --release --workspace --quiet
+python3 scripts/readme_blocks.py README.md bindings/csharp/README.md emulator/README.md
