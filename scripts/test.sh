@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
-# bindings.
+# bindings, the budget shared across processes, and the READMEs' code blocks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +29,6 @@ echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
 echo "== The request budget across processes: C, Go and C#"
 scripts/test-budget-processes.sh
+echo "== The READMEs' code blocks, as a reader runs them"
+scripts/test-readme.sh
 echo "== all tests passed"
