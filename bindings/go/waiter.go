@@ -73,8 +73,10 @@ func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_opti
 	ws.mu.Unlock()
 
 	ws.addMu.Lock()
-	code := Code(C.cm_waiter_add(w, C.int64_t(taskID), options, C.uint64_t(tag)))
+	var r *C.cm_result // says why when the add is refused
+	code := Code(C.cm_waiter_add_with_result(w, C.int64_t(taskID), options, C.uint64_t(tag), &r))
 	ws.addMu.Unlock()
+	defer C.cm_result_free(r)
 	if code == CodeOK {
 		return ch, nil
 	}
@@ -84,34 +86,10 @@ func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_opti
 	if code == CodeCancelled { // the waiter was shut down: Close started meanwhile
 		return nil, closedError(taskID)
 	}
-	return nil, refusedWait(h, taskID, options, code)
-}
-
-// refusedWait explains a wait cm_waiter_add refused. cm_waiter_add returns a code only, but
-// it checks its arguments as cm_wait_result does: cm_wait_result with the same arguments and
-// a cancel already triggered gives the library's own message, sending nothing (a wait it
-// accepts ends cancelled before its first request).
-func refusedWait(h *C.cm_client, taskID int64, options *C.cm_wait_options, code Code) *Error {
-	unknown := newError(code, "cm_waiter_add returned "+code.String(), nil)
-	unknown.TaskID = taskID
-	cancel, err := newCancel(taskID)
-	if err != nil {
-		return unknown
-	}
-	defer C.cm_cancel_free(cancel)
-	C.cm_cancel_trigger(cancel)
-	check := *options
-	check.cancel = cancel
-	var r *C.cm_result
-	C.cm_wait_result(h, C.int64_t(taskID), &check, &r)
-	defer C.cm_result_free(r)
 	res := readResult(r)
-	if res.code != code {
-		return unknown
-	}
 	e := res.err()
 	e.TaskID = taskID
-	return e
+	return nil, e
 }
 
 // dispatch hands each finished wait of w, copied out of its cm_result, to its channel until

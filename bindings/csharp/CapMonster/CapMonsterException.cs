@@ -95,7 +95,7 @@ namespace CapMonster
                 NativeMethods.cm_result_task_id(result));
         }
 
-        /// <summary>The failure of a call that returns only a code and no result (cm_cancel_new, cm_waiter_new, cm_waiter_add): the message is the code's name.</summary>
+        /// <summary>The failure of a call that returns only a code and no result (cm_cancel_new, cm_waiter_new): the message is the code's name.</summary>
         internal static CapMonsterException FromCode(int code, string what)
         {
             string name = Utf8.FromNative(NativeMethods.cm_code_name(code));

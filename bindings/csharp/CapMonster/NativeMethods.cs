@@ -93,16 +93,11 @@ namespace CapMonster
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
 
-        // Only to learn why cm_waiter_add refused a wait: it returns a code without a message,
-        // while cm_wait_result checks the same arguments and says why (see WaitEngine).
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_wait_result(ClientHandle client, long taskId, ref NativeWaitOptions options, out ResultHandle result);
-
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_waiter_new(ClientHandle client, out WaiterHandle waiter);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_waiter_add(WaiterHandle waiter, long taskId, ref NativeWaitOptions options, ulong tag);
+        internal static extern int cm_waiter_add_with_result(WaiterHandle waiter, long taskId, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_waiter_next(WaiterHandle waiter, uint timeoutMs, out ulong tag, out ResultHandle result);

@@ -97,6 +97,7 @@ namespace CapMonster
             }
 
             int code;
+            ResultHandle added = null; // says why when the add is refused
             bool cancelRef = false;
             try
             {
@@ -107,7 +108,7 @@ namespace CapMonster
                     wait.Cancel.DangerousAddRef(ref cancelRef);
                     native.Cancel = wait.Cancel.DangerousGetHandle();
                 }
-                code = NativeMethods.cm_waiter_add(waiter, taskId, ref native, tag);
+                code = NativeMethods.cm_waiter_add_with_result(waiter, taskId, ref native, tag, out added);
             }
             catch (ObjectDisposedException)
             {
@@ -129,10 +130,12 @@ namespace CapMonster
                 }
                 else
                 {
-                    wait.Fail(AddRefused(code, taskId, options));
+                    wait.Fail(CapMonsterException.FromResult(code, added));
                 }
+                if (added != null) added.Dispose();
                 return wait.Task;
             }
+            if (added != null) added.Dispose();
             if (cancellationToken.CanBeCanceled) wait.Register();
             return wait.Task;
         }
@@ -260,46 +263,6 @@ namespace CapMonster
                 _waits.Clear();
                 return all;
             }
-        }
-
-        /// <summary>
-        /// Why cm_waiter_add refused a wait. It returns a code only; cm_wait_result checks the same
-        /// arguments and writes the library's message, so for a refused argument the wait is
-        /// started there once with a token already triggered: it returns at once, sending nothing.
-        /// </summary>
-        private CapMonsterException AddRefused(int code, long taskId, WaitOptions options)
-        {
-            if (code == NativeMethods.CM_ERR_INVALID_ARGUMENT)
-            {
-                try
-                {
-                    using (CancelHandle cancel = CapMonsterClient.NewCancel())
-                    {
-                        NativeMethods.cm_cancel_trigger(cancel);
-                        bool added = false;
-                        try
-                        {
-                            cancel.DangerousAddRef(ref added);
-                            NativeWaitOptions native = options.ToNative(cancel.DangerousGetHandle());
-                            ResultHandle result;
-                            int probe = NativeMethods.cm_wait_result(_client, taskId, ref native, out result);
-                            using (result)
-                            {
-                                if (probe == code) return CapMonsterException.FromResult(probe, result);
-                            }
-                        }
-                        finally
-                        {
-                            if (added) cancel.DangerousRelease();
-                        }
-                    }
-                }
-                catch (ObjectDisposedException)
-                {
-                    // The client went away meanwhile: fall back to the code alone.
-                }
-            }
-            return CapMonsterException.FromCode(code, "cm_waiter_add");
         }
 
         /// <summary>
