@@ -184,16 +184,15 @@ fn solve_after_field(task: &Value, field: &str, default: Duration) -> Result<Dur
 }
 
 /// The body of `POST /_emulator/task(s)`: a task object of a known type, and its
-/// `solveAfterMs` (default: `default_after`); or the 400 reply that says what is wrong.
-fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Duration), Reply> {
-    let task: Value = serde_json::from_slice(body).map_err(|e| text_reply(400, &format!("invalid JSON: {e}\n")))?;
+/// `solveAfterMs` (default: `default_after`); or what is wrong with it (for a 400).
+fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Duration), String> {
+    let task: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     match task.get("type").and_then(Value::as_str) {
         Some(t) if solutions::is_known_type(t) => {}
-        Some(t) => return Err(text_reply(400, &format!("unknown task type {t:?}\n"))),
-        None => return Err(text_reply(400, "the body must be an object with a string \"type\"\n")),
+        Some(t) => return Err(format!("unknown task type {t:?}")),
+        None => return Err("the body must be an object with a string \"type\"".to_owned()),
     }
-    let solve_after =
-        solve_after_field(&task, "solveAfterMs", default_after).map_err(|e| text_reply(400, &format!("{e}\n")))?;
+    let solve_after = solve_after_field(&task, "solveAfterMs", default_after)?;
     Ok((task, solve_after))
 }
 
@@ -386,7 +385,7 @@ impl Service {
     fn control_task(&self, body: &[u8]) -> Reply {
         let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
             Ok(parsed) => parsed,
-            Err(reply) => return reply,
+            Err(e) => return text_reply(400, &format!("{e}\n")),
         };
         match self.add_task(&task, solve_after, None, None) {
             Some(id) => json_reply(200, &json!({"taskId": id})),
@@ -399,7 +398,7 @@ impl Service {
     fn control_tasks(&self, body: &[u8]) -> Reply {
         let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
             Ok(parsed) => parsed,
-            Err(reply) => return reply,
+            Err(e) => return text_reply(400, &format!("{e}\n")),
         };
         let count = match task.get("count").and_then(Value::as_u64) {
             Some(n) if (1..=MAX_TASKS as u64).contains(&n) => n as usize,
