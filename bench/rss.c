@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proc_status.h"
+
 #if defined(CONTENDER_LIB)
 #include "capmonster.h"
 #elif defined(CONTENDER_CURL)
@@ -23,17 +25,6 @@ static size_t on_data(char *d, size_t s, size_t n, void *u) {
     return s * n;
 }
 #endif
-
-static long status_kib(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) sscanf(line + n, "%ld", &kib);
-    if (f) fclose(f);
-    return kib;
-}
 
 int main(int argc, char **argv) {
     if (argc != 2) {

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "capmonster.h"
+#include "proc_status.h"
 
 #define KEY "bench-key"
 #define NEXT_TIMEOUT_MS 30000 /* no wait finishing for this long (beyond its schedule) is reported as a hang */
@@ -164,17 +165,6 @@ static void emu_task_counts(const char *stats, int64_t first, long n, uint32_t *
 }
 
 /* ---- process figures ---------------------------------------------------------------------- */
-
-static long status_kib(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) sscanf(line + n, "%ld", &kib);
-    if (f) fclose(f);
-    return kib;
-}
 
 static int count_threads(void) {
     DIR *d = opendir("/proc/self/task");

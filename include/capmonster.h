@@ -214,6 +214,8 @@ void cm_wait_options_init(cm_wait_options *options);
 // Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for
 // `task_type` (e.g. "ImageToTextTask": 350 / 200 / 10000 ms). "...Proxyless" names share
 // their base type's schedule; unknown types get the `cm_wait_options_init` defaults (CM_OK).
+// CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_type` is
+// NULL or `task_type` is not UTF-8.
 //
 // # Safety
 // `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
@@ -244,6 +246,7 @@ cm_code cm_waiter_new(const cm_client *client, cm_waiter **out_waiter);
 // `cm_waiter_next` with `tag`. The arguments are checked as `cm_wait_result` checks them
 // (CM_ERR_INVALID_ARGUMENT, nothing queued); the options are copied (NULL: the defaults).
 // Never blocks on the network. CM_ERR_CANCELLED after `cm_waiter_shutdown`.
+// `cm_waiter_add_with_result` also says why a wait was refused.
 //
 // # Safety
 // `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
@@ -252,6 +255,18 @@ cm_code cm_waiter_add(cm_waiter *waiter,
                       int64_t task_id,
                       const cm_wait_options *options,
                       uint64_t tag);
+
+// `cm_waiter_add`, and given an `out_result` (NULL is allowed, as for the setters) a result
+// on every return: on a refusal its message says why, naming the argument or saying that the
+// waiter is shut down.
+//
+// # Safety
+// As `cm_waiter_add`; `out_result` is NULL or writable.
+cm_code cm_waiter_add_with_result(cm_waiter *waiter,
+                                  int64_t task_id,
+                                  const cm_wait_options *options,
+                                  uint64_t tag,
+                                  cm_result **out_result);
 
 // Takes one finished wait: CM_OK with its `*out_tag` and `*out_result` (the wait's own
 // outcome is `cm_result_code`); CM_ERR_TIMEOUT with `*out_result` NULL when none finished

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Go binding tests: builds the library and the emulator, then in bindings/go checks gofmt,
 # runs go vet, the tests (they start the emulator themselves) and the tests again under the
-# race detector. Offline: the module has no dependencies and no toolchain is downloaded.
+# race detector, and runs examples/many against an emulator of its own and checks what it
+# prints. Offline: the module has no dependencies and no toolchain is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,39 @@ echo "go test: $(grep -c '^--- PASS' "$log") tests and examples passed" \
 
 go test -race -count=1 ./...
 echo "go test -race: passed"
+
+# examples/many against the emulator: every captcha solved; then with an empty image among
+# them, that one counted as the service's error and the exit status 1.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-go-many.XXXXXX")
+emulator_pid=""
+cleanup() {
+    local rc=$?
+    set +e # the emulator's own status (killed) is not the script's
+    rm -f "$log"
+    [ -z "$emulator_pid" ] || { kill "$emulator_pid"; wait "$emulator_pid"; } 2>/dev/null
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+"$CAPMONSTER_EMULATOR" --port 0 --port-file "$tmp/port" --solve-after-ms 200 >"$tmp/emulator.log" 2>&1 &
+emulator_pid=$!
+for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+[ -s "$tmp/port" ] || { cat "$tmp/emulator.log" >&2; echo "the emulator did not start" >&2; exit 1; }
+go build -o "$tmp/many" ./examples/many
+export CAPMONSTER_BASE_URL="http://127.0.0.1:$(cat "$tmp/port")"
+
+check_many() { # expected-status expected-lines... ; runs many with $many_args
+    local want=$1 rc=0 line
+    shift
+    "$tmp/many" "${many_args[@]}" >"$tmp/out" 2>&1 || rc=$?
+    for line in "$@"; do
+        grep -qxF -- "$line" "$tmp/out" || { cat "$tmp/out" >&2; echo "examples/many: no line \"$line\"" >&2; exit 1; }
+    done
+    [ "$rc" = "$want" ] || { cat "$tmp/out" >&2; echo "examples/many: exit status $rc, want $want" >&2; exit 1; }
+}
+many_args=(-n 2000 -workers 16)
+check_many 0 "captchas: 2000, solved: 2000, failed: 0"
+: >"$tmp/empty.png"
+many_args=(-n 50 "$tmp/empty.png")
+check_many 1 "captchas: 51, solved: 50, failed: 1" "  CM_ERR_API ERROR_ZERO_CAPTCHA_FILESIZE: 1"
+echo "examples/many: 2000 solved at once; an empty image counted as CM_ERR_API ERROR_ZERO_CAPTCHA_FILESIZE"

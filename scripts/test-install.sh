@@ -27,14 +27,14 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 major=${version%%.*}; minor=${version#*.}; minor=${minor%%.*}
 if [ "$major" = 0 ]; then abi="0.$minor"; else abi="$major"; fi   # before 1.0 the soname carries the minor
 [ "$(readlink "$prefix/lib/libcapmonster.so")" = "libcapmonster.so.$abi" ]
-readelf -d "$prefix/lib/libcapmonster.so.$abi" | grep -q "SONAME.*\[libcapmonster.so.$abi\]"
+readelf -d "$prefix/lib/libcapmonster.so.$abi" | grep "SONAME.*\[libcapmonster.so.$abi\]" >/dev/null
 [ "$(pkg-config --modversion capmonster)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" ]
 
 # pkg-config, shared: the program needs libcapmonster.so.$abi, found through the rpath.
 # shellcheck disable=SC2046
 gcc -std=c99 -Wall -Wextra -Werror -pedantic examples/solve_image.c $(pkg-config --cflags --libs capmonster) \
     -Wl,-rpath,"$prefix/lib" -o "$work/pkgconfig_shared"
-readelf -d "$work/pkgconfig_shared" | grep -q "NEEDED.*\[libcapmonster.so.$abi\]"
+readelf -d "$work/pkgconfig_shared" | grep "NEEDED.*\[libcapmonster.so.$abi\]" >/dev/null
 solve "$work/pkgconfig_shared" "pkg-config, shared"
 
 # pkg-config, static: the archive itself plus Libs.private (minus -lcapmonster, which would
@@ -43,21 +43,21 @@ solve "$work/pkgconfig_shared" "pkg-config, shared"
 gcc -std=c99 -Wall -Wextra -Werror -pedantic examples/solve_image.c $(pkg-config --cflags capmonster) \
     "$prefix/lib/libcapmonster.a" $(pkg-config --libs-only-other --libs-only-l --static capmonster | sed 's/-lcapmonster//') \
     -o "$work/pkgconfig_static"
-! readelf -d "$work/pkgconfig_static" | grep -q libcapmonster
+! readelf -d "$work/pkgconfig_static" | grep libcapmonster >/dev/null
 solve "$work/pkgconfig_static" "pkg-config, static"
 
 # CMake find_package, shared and static.
 cmake -S tests/install -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/cmake" >/dev/null
 solve "$work/cmake/solve_image_shared" "CMake find_package, capmonster::capmonster"
-! readelf -d "$work/cmake/solve_image_static" | grep -q libcapmonster
+! readelf -d "$work/cmake/solve_image_static" | grep libcapmonster >/dev/null
 solve "$work/cmake/solve_image_static" "CMake find_package, capmonster::capmonster_static"
 
 # Go through pkg-config (the binding's capmonster_pkgconfig build tag).
 if command -v go >/dev/null && [ -d bindings/go ]; then
     (cd bindings/go && GOTOOLCHAIN=local CGO_LDFLAGS="-Wl,-rpath,$prefix/lib" \
         go build -tags capmonster_pkgconfig -o "$work/go_solve" ./examples/solve)
-    ! readelf -d "$work/go_solve" | grep -q "RUNPATH.*target/release"
-    CAPMONSTER_BASE_URL="$EMULATOR_URL" "$work/go_solve" | grep -q answer
+    ! readelf -d "$work/go_solve" | grep "RUNPATH.*target/release" >/dev/null
+    CAPMONSTER_BASE_URL="$EMULATOR_URL" "$work/go_solve" | grep answer >/dev/null
     echo "ok: Go binding through pkg-config"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
-# bindings, the Windows build and its tests under Wine.
+# bindings, the budget shared across processes, the READMEs' code blocks, the Windows build
+# and its tests under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,10 @@ echo "== Go binding"
 scripts/test-go.sh
 echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
-echo "== Windows: both DLLs built, C tests and demo under Wine"
+echo "== The request budget across processes: C, Go and C#"
+scripts/test-budget-processes.sh
+echo "== The READMEs' code blocks, as a reader runs them"
+scripts/test-readme.sh
+echo "== Windows: both DLLs built, C and Rust tests and the demo under Wine"
 scripts/test-windows.sh
 echo "== all tests passed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the C# binding: builds the native library and the emulator (cargo), installs Mono when
-# missing (Debian, as root), compiles the binding, its tests and its example with mcs, starts
-# the emulator, runs the example once and then the tests. The last line is the tests'
+# missing (Debian, as root), compiles the binding, its tests and its two examples with mcs,
+# starts the emulator, runs the examples (checking what they print) and then the tests. The last line is the tests'
 # "N passed, M failed"; the exit code is 0 only when all passed.
 # Usage: bindings/csharp/run-tests.sh [test-name-substring...]
 set -euo pipefail
@@ -48,6 +48,7 @@ mcs_flags=(-debug -warn:4 -warnaserror+ -nologo)
 mcs "${mcs_flags[@]}" -langversion:6 -target:library -doc:"$out/CapMonster.xml" -out:"$out/CapMonster.dll" "$here"/CapMonster/*.cs
 mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster.Tests.exe" "$here"/Tests/*.cs
 mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster.Example.exe" "$here"/Example/Program.cs
+mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster.Batch.exe" "$here"/Batch/Program.cs
 
 # --- the emulator ------------------------------------------------------------------------
 port_file=$(mktemp -u "${TMPDIR:-/tmp}/capmonster-csharp-port.XXXXXX")
@@ -68,7 +69,9 @@ done
 emulator_url="http://127.0.0.1:$(cat "$port_file")"
 echo "emulator at $emulator_url"
 
-# DllImport("capmonster") finds libcapmonster.so through the loader path.
+# DllImport("capmonster") finds libcapmonster.so through the loader path; the code-table test
+# reads the header.
+export CAPMONSTER_HEADER="$root/include/capmonster.h"
 export LD_LIBRARY_PATH="$root/target/release${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cd "$out"
 
@@ -77,6 +80,33 @@ example_output=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY \
     CAPMONSTER_BASE_URL="$emulator_url" CAPMONSTER_CLIENT_KEY= mono --debug CapMonster.Example.exe)
 echo "$example_output" | sed 's/^/example: /'
 grep -qx 'text: answer' <<<"$example_output" || { echo "run-tests.sh: the example did not solve the task" >&2; exit 1; }
+
+# --- the batch example: 100 captchas at once, two of them made to fail ----------------------
+# After a reset the emulator numbers tasks from 1000: whichever two of the batch get ids 1003
+# and 1042 are answered ERROR_CAPTCHA_UNSOLVABLE, so the example must solve 98 and count 2.
+emulator_post() { # PATH ASCII-JSON: one HTTP/1.1 request over bash's /dev/tcp (no curl needed)
+    local status
+    exec 3<>"/dev/tcp/127.0.0.1/${emulator_url##*:}"
+    printf 'POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+        "$1" "${#2}" "$2" >&3
+    read -r _ status _ <&3
+    cat <&3 >/dev/null
+    exec 3<&-
+    [ "$status" = 200 ] || { echo "run-tests.sh: POST $1: HTTP $status" >&2; exit 1; }
+}
+emulator_post /_emulator/reset ''
+for id in 1003 1042; do
+    emulator_post /_emulator/script "{\"taskId\":$id,\"steps\":[\"processing\",{\"error\":\"ERROR_CAPTCHA_UNSOLVABLE\"}]}"
+done
+batch_status=0
+batch_output=$(env -u http_proxy -u HTTP_PROXY -u all_proxy -u ALL_PROXY \
+    CAPMONSTER_BASE_URL="$emulator_url" CAPMONSTER_CLIENT_KEY= timeout 120 mono --debug CapMonster.Batch.exe 100 16) || batch_status=$?
+echo "$batch_output" | sed 's/^/batch: /'
+for line in 'solved 98 of 100 in [0-9.]* s' 'text answer: 98' 'failed CM_ERR_API ERROR_CAPTCHA_UNSOLVABLE: 2'; do
+    grep -qx "$line" <<<"$batch_output" || { echo "run-tests.sh: the batch example did not print '$line'" >&2; exit 1; }
+done
+[ "$(wc -l <<<"$batch_output")" -eq 3 ] || { echo "run-tests.sh: the batch example printed other outcomes" >&2; exit 1; }
+[ "$batch_status" -eq 1 ] || { echo "run-tests.sh: the batch example exited with $batch_status, not 1 (some failed)" >&2; exit 1; }
 
 # --- the tests ---------------------------------------------------------------------------
 # A dead http_proxy: clients that leave the proxy to the environment must fail with a network

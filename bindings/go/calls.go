@@ -18,11 +18,14 @@ import (
 // 120 getTaskResult requests; once it is spent the call returns ErrBudgetExhausted without
 // sending anything.
 //
-// ctx is checked before the request; its deadline bounds the request when nearer than the
-// client's request timeout.
+// ctx reaches the request in flight (cm_get_task_result_with): cancelling it ends the call
+// within milliseconds with an error matching ErrCancelled and context.Canceled; its deadline
+// bounds the call (when nearer than the client's request timeout), then the error matches
+// ErrTimeout and context.DeadlineExceeded. A request cancelled in flight still counts in the
+// budget.
 func (c *Client) GetTaskResult(ctx context.Context, taskID int64) (*TaskResult, error) {
-	res, err := c.single(ctx, taskID, func(h *C.cm_client, out **C.cm_result) C.cm_code {
-		return C.cm_get_task_result(h, C.int64_t(taskID), out)
+	res, err := c.single(ctx, taskID, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_get_task_result_with(h, C.int64_t(taskID), o, out)
 	})
 	if err != nil {
 		return nil, err
@@ -36,14 +39,13 @@ func (c *Client) GetTaskResult(ctx context.Context, taskID int64) (*TaskResult, 
 // json.RawMessage. callbackURL, when not empty, is an http(s) URL the service will POST the
 // result to.
 //
-// The request is never retried: a duplicate would be a second paid task. ctx is checked
-// before the request; its deadline bounds the request when nearer than the client's request
-// timeout (a task the service created after that is lost).
+// The request is never retried: a duplicate would be a second paid task. ctx reaches the
+// request in flight as in GetTaskResult (cm_create_task_with); a task the service created
+// before the call was cancelled or timed out is lost, and the library's message says so.
+// libcapmonster judges the task JSON (a nil task is sent as null, which it refuses).
 func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (int64, error) {
 	var text string
 	switch t := task.(type) {
-	case nil:
-		return 0, invalidArgument("the task is nil")
 	case string:
 		text = t
 	case []byte:
@@ -71,8 +73,8 @@ func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (
 	}
 
 	var id C.int64_t
-	_, err = c.single(ctx, 0, func(h *C.cm_client, out **C.cm_result) C.cm_code {
-		return C.cm_create_task(h, taskJSON, callback, &id, out)
+	_, err = c.single(ctx, 0, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_create_task_with(h, taskJSON, callback, o, &id, out)
 	})
 	if err != nil {
 		return 0, err
@@ -80,12 +82,12 @@ func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (
 	return int64(id), nil
 }
 
-// GetBalance returns the account's balance in US dollars. ctx is checked before the request;
-// its deadline bounds the request when nearer than the client's request timeout.
+// GetBalance returns the account's balance in US dollars. ctx reaches the request in flight
+// as in GetTaskResult (cm_get_balance_with).
 func (c *Client) GetBalance(ctx context.Context) (float64, error) {
 	var balance C.double
-	_, err := c.single(ctx, 0, func(h *C.cm_client, out **C.cm_result) C.cm_code {
-		return C.cm_get_balance(h, &balance, out)
+	_, err := c.single(ctx, 0, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_get_balance_with(h, o, &balance, out)
 	})
 	if err != nil {
 		return 0, err
@@ -93,11 +95,33 @@ func (c *Client) GetBalance(ctx context.Context) (float64, error) {
 	return float64(balance), nil
 }
 
-// String describes the client without its key, e.g. for logs.
+// ReportIncorrectImage tells the service that the text it gave for an image captcha was
+// wrong (reportIncorrectImageCaptcha). nil when the service accepted the report; never
+// retried. ctx reaches the request in flight as in GetTaskResult
+// (cm_report_incorrect_image_with).
+func (c *Client) ReportIncorrectImage(ctx context.Context, taskID int64) error {
+	_, err := c.single(ctx, taskID, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_report_incorrect_image_with(h, C.int64_t(taskID), o, out)
+	})
+	return err
+}
+
+// ReportIncorrectToken tells the service that a token it gave (reCAPTCHA, Turnstile, ...)
+// was refused by the site (reportIncorrectTokenCaptcha). nil when the service accepted the
+// report; never retried. ctx reaches the request in flight as in GetTaskResult
+// (cm_report_incorrect_token_with).
+func (c *Client) ReportIncorrectToken(ctx context.Context, taskID int64) error {
+	_, err := c.single(ctx, taskID, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_report_incorrect_token_with(h, C.int64_t(taskID), o, out)
+	})
+	return err
+}
+
+// String describes the client without its key, e.g. for logs: the base URL given with
+// WithBaseURL, if any.
 func (c *Client) String() string {
-	base := c.s.cfg.baseURL
-	if base == "" {
-		base = "https://api.capmonster.cloud"
+	if c.s.baseURL == "" {
+		return "capmonster.Client(official service)"
 	}
-	return "capmonster.Client(" + strconv.Quote(base) + ")"
+	return "capmonster.Client(" + strconv.Quote(c.s.baseURL) + ")"
 }

@@ -162,7 +162,7 @@ func TestInvalidTaskIDs(t *testing.T) {
 			t.Errorf("GetTaskResult(%d): %+v", id, e)
 		}
 		_, err = client.WaitResult(ctx, id, fast())
-		if e := wantKinds(t, err, "ErrInvalidArgument"); e.Requests != 0 {
+		if e := wantKinds(t, err, "ErrInvalidArgument"); e.Requests != 0 || !strings.Contains(e.Message, "task_id") {
 			t.Errorf("WaitResult(%d): %+v", id, e)
 		}
 	}
@@ -364,26 +364,55 @@ func TestWaitOptions(t *testing.T) {
 		}
 	}
 
+	// Values C cannot hold are converted as Go's time functions treat durations, then the
+	// library judges them, with its own message.
 	client := newClient(t)
-	bad := map[string]capmonster.WaitOptions{
-		"zero interval":      {Interval: 0, Timeout: time.Second, MaxRequests: 1},
-		"zero max requests":  {Interval: time.Second, Timeout: time.Second, MaxRequests: 0},
-		"negative delay":     {FirstDelay: -1, Interval: time.Second, Timeout: time.Second, MaxRequests: 1},
-		"negative requests":  {Interval: time.Second, Timeout: time.Second, MaxRequests: -1},
-		"negative timeout":   {Interval: time.Second, Timeout: -time.Second, MaxRequests: 1},
-		"negative interval ": {Interval: -time.Second, Timeout: time.Second, MaxRequests: 1},
+	bad := []struct {
+		name string
+		opts capmonster.WaitOptions
+		says string
+	}{
+		{"zero interval", capmonster.WaitOptions{Interval: 0, Timeout: time.Second, MaxRequests: 1}, "options.interval_ms must be at least 1"},
+		{"negative interval", capmonster.WaitOptions{Interval: -time.Second, Timeout: time.Second, MaxRequests: 1}, "options.interval_ms must be at least 1"},
+		{"zero max requests", capmonster.WaitOptions{Interval: time.Second, Timeout: time.Second, MaxRequests: 0}, "options.max_requests must be at least 1"},
+		{"negative max requests", capmonster.WaitOptions{Interval: time.Second, Timeout: time.Second, MaxRequests: -1}, "options.max_requests must be at least 1"},
 	}
-	for name, opts := range bad {
+	for _, c := range bad {
 		id := newTaskID()
-		_, err := client.WaitResult(context.Background(), id, &opts)
-		if e := wantKinds(t, err, "ErrInvalidArgument"); e.TaskID != id || e.Requests != 0 {
-			t.Errorf("%s: %+v", name, e)
+		_, err := client.WaitResult(context.Background(), id, &c.opts)
+		if e := wantKinds(t, err, "ErrInvalidArgument"); e.TaskID != id || e.Requests != 0 || e.Message != c.says {
+			t.Errorf("%s: %+v, want the message %q", c.name, e, c.says)
+		}
+		if n := requestsFor(t, id); n != 0 {
+			t.Errorf("%s: %d requests sent", c.name, n)
 		}
 	}
-	// A sub-millisecond interval is rounded up, not refused.
+	// A negative first delay is no delay, as in time.Sleep.
 	id := newTaskID()
+	script(t, id, map[string]any{"ready": map[string]any{"text": "now"}})
+	opts := capmonster.WaitOptions{FirstDelay: -time.Hour, Interval: time.Second, Timeout: 10 * time.Second, MaxRequests: 1}
+	if res, err := client.WaitResult(context.Background(), id, &opts); err != nil || !res.Ready || res.Requests != 1 {
+		t.Errorf("a negative first delay: %+v, %v", res, err)
+	}
+	// A negative timeout is no time at all: the library's timeout, before any request.
+	id = newTaskID()
+	script(t, id, "processing")
+	opts = capmonster.WaitOptions{Interval: time.Second, Timeout: -time.Second, MaxRequests: 1}
+	_, err := client.WaitResult(context.Background(), id, &opts)
+	if e := wantKinds(t, err, "ErrTimeout"); e.Requests != 0 || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a negative timeout: %+v", e)
+	}
+	// Above the C maximum: capped, so the wait runs.
+	id = newTaskID()
+	script(t, id, "processing", map[string]any{"ready": map[string]any{"text": "big"}})
+	opts = capmonster.WaitOptions{Interval: time.Millisecond, Timeout: 1 << 62, MaxRequests: math.MaxInt}
+	if res, err := client.WaitResult(context.Background(), id, &opts); err != nil || !res.Ready || res.Requests != 2 {
+		t.Errorf("values above the C maximum: %+v, %v", res, err)
+	}
+	// A sub-millisecond interval is rounded up, not refused.
+	id = newTaskID()
 	script(t, id, "processing", map[string]any{"ready": map[string]any{"text": "ok"}})
-	opts := capmonster.WaitOptions{Interval: time.Microsecond, Timeout: 10 * time.Second, MaxRequests: 5}
+	opts = capmonster.WaitOptions{Interval: time.Microsecond, Timeout: 10 * time.Second, MaxRequests: 5}
 	if res, err := client.WaitResult(context.Background(), id, &opts); err != nil || !res.Ready || res.Requests != 2 {
 		t.Errorf("a 1 µs interval: %+v, %v", res, err)
 	}

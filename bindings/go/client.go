@@ -17,11 +17,7 @@ import (
 	"unsafe"
 )
 
-// DefaultRequestTimeout is libcapmonster's bound on each HTTP request when WithRequestTimeout
-// is not given.
-const DefaultRequestTimeout = 21 * time.Second
-
-// Version returns libcapmonster's version, e.g. "0.1.0".
+// Version returns libcapmonster's version, e.g. "0.2.0".
 func Version() string {
 	return C.GoString(C.cm_version())
 }
@@ -37,33 +33,42 @@ const (
 	proxyOff
 )
 
+// config holds what the options asked for; only what was asked is passed to the library,
+// so that every default is the library's.
 type config struct {
-	key            string
-	baseURL        string // "" for the official service
-	requestTimeout time.Duration
-	proxy          proxyMode
-	proxyURL       string
-	caFile         string // "" for the system's trusted roots
+	key      string
+	baseURL  string // "" for the library's default endpoint
+	proxy    proxyMode
+	proxyURL string
+	caFile   string // "" for the system's trusted roots
 
+	requestTimeoutSet bool
+	requestTimeout    C.uint32_t
 	maxConnectionsSet bool
 	maxConnections    C.uint32_t
+	softIDSet         bool
+	softID            C.uint32_t
 }
 
-// WithBaseURL sends requests to baseURL instead of https://api.capmonster.cloud: https://
-// anywhere, http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
+// WithBaseURL sends requests to baseURL instead of the official service
+// (cm_client_set_base_url: https:// anywhere, http:// only to a loopback host such as the
+// emulator; the library judges the URL).
 func WithBaseURL(baseURL string) Option {
 	return func(c *config) { c.baseURL = baseURL }
 }
 
-// WithRequestTimeout bounds each HTTP request (connect, send, answer); default
-// DefaultRequestTimeout. It is rounded up to whole milliseconds; the library refuses 0 (a
-// negative timeout is sent as 0).
+// WithRequestTimeout bounds each HTTP request: connect, send, answer
+// (cm_client_set_request_timeout_ms; without this option the library's default). It is
+// rounded up to whole milliseconds. As with time.Sleep, a negative timeout counts as 0; a
+// timeout above the C maximum (about 49 days) is capped. The library refuses 0 with its
+// own message.
 func WithRequestTimeout(timeout time.Duration) Option {
-	return func(c *config) { c.requestTimeout = timeout }
+	return func(c *config) { c.requestTimeoutSet, c.requestTimeout = true, milliseconds(timeout) }
 }
 
-// WithProxy sends every request through proxyURL (http://, https://, socks5://, socks5h://,
-// with optional user:password@), whatever the environment says.
+// WithProxy sends every request through proxyURL (cm_client_set_proxy: http://, https://,
+// socks4://, socks4a://, socks5://, socks5h://, with optional user:password@), whatever the
+// environment says.
 func WithProxy(proxyURL string) Option {
 	return func(c *config) { c.proxy, c.proxyURL = proxyExplicit, proxyURL }
 }
@@ -76,20 +81,27 @@ func WithoutProxy() Option {
 }
 
 // WithCAFile trusts only the certificate authorities in the PEM file at path (a private CA,
-// e.g. corporate TLS inspection) instead of the operating system's store.
+// e.g. corporate TLS inspection) instead of the operating system's store
+// (cm_client_set_ca_file).
 func WithCAFile(path string) Option {
 	return func(c *config) { c.caFile = path }
 }
 
-// WithMaxConnections caps the connections the client holds at once (libcapmonster's
-// cm_client_set_max_connections; without this option the library's default, 64). Calls
-// beyond the cap wait for a connection, within their deadline. The library refuses 0 (a
-// negative n is sent as 0, more than 4294967295 as 4294967295).
+// WithMaxConnections caps the connections the client holds at once, calls and waits together
+// (cm_client_set_max_connections; without this option the library's default). Calls beyond
+// the cap wait for a connection, within their deadline. A negative n counts as 0 and one
+// above the C maximum (4294967295) is capped; the library refuses 0 with its own message.
 func WithMaxConnections(n int) Option {
 	return func(c *config) {
 		c.maxConnectionsSet = true
 		c.maxConnections = C.uint32_t(min(max(int64(n), 0), math.MaxUint32))
 	}
+}
+
+// WithSoftID sends softID, the id of the software developer the service pays a commission
+// to, with every createTask (cm_client_set_soft_id); 0 sends none, as without this option.
+func WithSoftID(softID uint32) Option {
+	return func(c *config) { c.softIDSet, c.softID = true, C.uint32_t(softID) }
 }
 
 // Client is a client of the CapMonster Cloud API for one account key. It is safe for use by
@@ -98,45 +110,47 @@ type Client struct {
 	s *clientState
 }
 
-// clientState is what the finalizer (a runtime cleanup) needs: it must not reach the Client.
+// clientState is what the cleanup (the safety net for a Client never closed) needs: it must
+// not reach the Client.
 type clientState struct {
-	cfg config
-	// mu guards h: calls hold it for reading while in C, Close holds it for writing while
-	// freeing, so C never sees a freed client.
+	baseURL string // for String
+
+	// mu guards h and waiter.w against being freed: C calls on them run under the read lock,
+	// Close frees them under the write lock.
 	mu sync.RWMutex
 	h  *C.cm_client // nil once closed
 
-	waitsMu sync.Mutex
-	closing bool                      // Close has started: no new wait may start
-	waits   map[*C.cm_cancel]struct{} // the cancels of the waits in progress
+	waiter waiterState
 }
 
-// liveHandles counts the cm_client objects this package holds (for tests).
-var liveHandles atomic.Int64
+// Counts of the library objects this package holds (for tests).
+var liveHandles, liveWaiters atomic.Int64
 
 // NewClient creates a client for clientKey, your account key, with opts applied in order.
 // libcapmonster checks the key and every setting: a refused one is an error matching
-// ErrInvalidArgument whose Message is the library's, naming the argument (e.g. "base_url
-// must start with https:// (or http:// to a loopback host)"). A malformed proxy variable in
-// the environment does not make NewClient fail: the calls that would use it do.
+// ErrInvalidArgument with the library's own code and message, naming the argument. A
+// malformed proxy variable in the environment does not make NewClient fail: the calls that
+// would use it do.
 func NewClient(clientKey string, opts ...Option) (*Client, error) {
-	cfg := config{key: clientKey, requestTimeout: DefaultRequestTimeout}
+	cfg := config{key: clientKey}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	h, err := newHandle(&cfg, milliseconds(cfg.requestTimeout, true))
+	h, err := newHandle(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &clientState{cfg: cfg, h: h, waits: make(map[*C.cm_cancel]struct{})}
+	s := &clientState{baseURL: cfg.baseURL, h: h}
+	s.waiter.waits = make(map[uint64]chan *result)
 	c := &Client{s: s}
-	runtime.AddCleanup(c, (*clientState).close, s)
+	// Cleanups must not block their goroutine: closing drains the waiter, so it gets its own.
+	runtime.AddCleanup(c, func(s *clientState) { go s.close() }, s)
 	return c, nil
 }
 
-// newHandle makes a cm_client with the settings of cfg and a request timeout of timeoutMS.
-// The library judges every setting: a refusal is its own code and message.
-func newHandle(cfg *config, timeoutMS C.uint32_t) (*C.cm_client, error) {
+// newHandle makes a cm_client with the settings of cfg. The library judges every setting: a
+// refusal is its own code and message.
+func newHandle(cfg *config) (*C.cm_client, error) {
 	key, err := cString(cfg.key, "client_key")
 	if err != nil {
 		return nil, err
@@ -148,7 +162,7 @@ func newHandle(cfg *config, timeoutMS C.uint32_t) (*C.cm_client, error) {
 		return nil, err
 	}
 	liveHandles.Add(1)
-	if err := configure(h, cfg, timeoutMS); err != nil {
+	if err := configure(h, cfg); err != nil {
 		freeHandle(h)
 		return nil, err
 	}
@@ -169,7 +183,7 @@ func call(f func(r **C.cm_result) C.cm_code) error {
 	return res.err()
 }
 
-func configure(h *C.cm_client, cfg *config, timeoutMS C.uint32_t) error {
+func configure(h *C.cm_client, cfg *config) error {
 	// setString calls set with s as a C string (NULL for a nil s); C copies what it keeps.
 	setString := func(set func(s *C.char, r **C.cm_result) C.cm_code, s *string, what string) error {
 		if s == nil {
@@ -189,8 +203,11 @@ func configure(h *C.cm_client, cfg *config, timeoutMS C.uint32_t) error {
 			return err
 		}
 	}
-	if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_request_timeout_ms(h, timeoutMS, r) }); err != nil {
-		return err
+	if cfg.requestTimeoutSet {
+		ms := cfg.requestTimeout
+		if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_request_timeout_ms(h, ms, r) }); err != nil {
+			return err
+		}
 	}
 	switch cfg.proxy {
 	case proxyExplicit:
@@ -220,6 +237,12 @@ func configure(h *C.cm_client, cfg *config, timeoutMS C.uint32_t) error {
 			return err
 		}
 	}
+	if cfg.softIDSet {
+		id := cfg.softID
+		if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_soft_id(h, id, r) }); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -228,25 +251,28 @@ func freeHandle(h *C.cm_client) {
 	liveHandles.Add(-1)
 }
 
-// Close frees the client: it cancels the waits in progress (they return an error matching
-// ErrClosed and ErrCancelled), waits until every call in progress has returned, then frees
-// the library's client and its connections. Later calls return ErrClosed. Close is
-// idempotent and safe to call from many goroutines; it always returns nil.
+// Close frees the client. It shuts its waits down (each WaitResult in progress returns an
+// error matching ErrClosed and ErrCancelled), waits until every single call in progress
+// (GetTaskResult, CreateTask, GetBalance, the reports) has returned, then frees the
+// library's client and its connections. Later calls return ErrClosed. Close is idempotent
+// and safe to call from many goroutines; it always returns nil.
 func (c *Client) Close() error {
 	c.s.close()
 	return nil
 }
 
 func (s *clientState) close() {
-	s.waitsMu.Lock()
-	s.closing = true
-	for cancel := range s.waits {
-		C.cm_cancel_trigger(cancel)
+	// The waiter is shut down under the read lock, which keeps another Close from freeing it
+	// meanwhile, and drained without the lock, so that calls in progress can end.
+	s.mu.RLock()
+	drained := s.waiter.shutdown()
+	s.mu.RUnlock()
+	if drained != nil {
+		<-drained
 	}
-	s.waitsMu.Unlock()
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.waiter.free()
 	if s.h != nil {
 		freeHandle(s.h)
 		s.h = nil
@@ -266,37 +292,66 @@ func (s *clientState) acquire(taskID int64) (*C.cm_client, error) {
 
 func (s *clientState) release() { s.mu.RUnlock() }
 
-// single runs one request (call) on the client, with ctx checked before and its deadline
-// bounding the request when nearer than the request timeout.
-func (c *Client) single(ctx context.Context, taskID int64, call func(h *C.cm_client, out **C.cm_result) C.cm_code) (*result, error) {
+// newCancel makes a cm_cancel; it only fails when the library cannot allocate one, and its
+// code is then all the library says.
+func newCancel(taskID int64) (*C.cm_cancel, error) {
+	var cancel *C.cm_cancel
+	if code := Code(C.cm_cancel_new(&cancel)); code != CodeOK {
+		e := newError(code, "cm_cancel_new returned "+code.String(), nil)
+		e.TaskID = taskID
+		return nil, e
+	}
+	return cancel, nil
+}
+
+// single runs one request (call) on the client through a `_with` function: ctx's deadline
+// becomes the call's timeout_ms, ctx's cancellation triggers the call's cm_cancel, which
+// reaches the request in flight.
+func (c *Client) single(ctx context.Context, taskID int64, call func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code) (*result, error) {
 	if err := contextError(ctx, taskID); err != nil {
 		return nil, err
 	}
+	var options C.cm_call_options
+	C.cm_call_options_init(&options)
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, deadlineError(taskID)
+		}
+		// Rounded up: the library's timeout never comes before the context's deadline, so a
+		// CM_ERR_TIMEOUT at or after the deadline is the context's.
+		options.timeout_ms = milliseconds(left)
+	}
+	if done := ctx.Done(); done != nil {
+		cancel, err := newCancel(taskID)
+		if err != nil {
+			return nil, err
+		}
+		options.cancel = cancel
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(fired)
+			if !(hasDeadline && ctx.Err() == context.DeadlineExceeded) {
+				// The deadline is timeout_ms, the library's own; anything else is a cancel.
+				C.cm_cancel_trigger(cancel)
+			}
+		})
+		defer func() {
+			if !stop() {
+				<-fired // the trigger may still be running: free the token after it
+			}
+			C.cm_cancel_free(cancel)
+		}()
+	}
+
 	h, err := c.s.acquire(taskID)
 	if err != nil {
 		return nil, err
 	}
-	defer c.s.release()
-
-	deadlineBound := false
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		if left < time.Millisecond {
-			return nil, deadlineError(taskID)
-		}
-		if left < c.s.cfg.requestTimeout {
-			// libcapmonster has no per-call timeout: a client of its own for this request.
-			short, err := newHandle(&c.s.cfg, milliseconds(left, false))
-			if err != nil {
-				return nil, err
-			}
-			defer freeHandle(short)
-			h, deadlineBound = short, true
-		}
-	}
-
 	var r *C.cm_result
-	code := Code(call(h, &r))
+	code := Code(call(h, &options, &r))
+	c.s.release()
 	runtime.KeepAlive(c)
 	defer C.cm_result_free(r)
 	res := readResult(r)
@@ -307,20 +362,30 @@ func (c *Client) single(ctx context.Context, taskID int64, call func(h *C.cm_cli
 	if res.taskID == 0 {
 		e.TaskID = taskID
 	}
-	if code == CodeTimeout && deadlineBound {
-		e.cause = context.DeadlineExceeded
-	}
+	contextCause(e, ctx, hasDeadline, deadline)
 	return nil, e
 }
 
-// milliseconds converts d for C: negative is 0, beyond uint32 is the maximum; a fraction
-// of a millisecond is rounded up or down.
-func milliseconds(d time.Duration, roundUp bool) C.uint32_t {
+// contextCause makes e also match the context's error when the context ended the call: a
+// cancel it triggered (CM_ERR_CANCELLED), or its deadline, passed as the call's timeout
+// (CM_ERR_TIMEOUT at or after the deadline).
+func contextCause(e *Error, ctx context.Context, hasDeadline bool, deadline time.Time) {
+	switch {
+	case e.Code == CodeCancelled && ctx.Err() != nil:
+		e.cause = ctx.Err()
+	case e.Code == CodeTimeout && hasDeadline && !time.Now().Before(deadline):
+		e.cause = context.DeadlineExceeded
+	}
+}
+
+// milliseconds converts d for C as Go's time functions treat durations: negative is 0; a
+// fraction of a millisecond is rounded up; beyond uint32 is the maximum.
+func milliseconds(d time.Duration) C.uint32_t {
 	if d <= 0 {
 		return 0
 	}
 	ms := d / time.Millisecond
-	if roundUp && d%time.Millisecond != 0 {
+	if d%time.Millisecond != 0 {
 		ms++
 	}
 	if ms > math.MaxUint32 {
@@ -330,7 +395,8 @@ func milliseconds(d time.Duration, roundUp bool) C.uint32_t {
 }
 
 // cString returns s as a C string to free with C.free. C strings end at the first NUL, so
-// a Go string holding one is refused rather than silently cut.
+// a Go string holding one is refused (as the os and syscall packages refuse one in a path)
+// rather than silently cut.
 func cString(s, what string) (*C.char, error) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return nil, invalidArgument(what + " contains a NUL byte")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -172,9 +173,11 @@ func TestCloseEndsWaitsInProgress(t *testing.T) {
 	}
 	select {
 	case err := <-errs:
+		// The library's message as it is; the error says the client was closed.
 		e := wantKinds(t, err, "ErrClosed", "ErrCancelled")
-		if !strings.Contains(e.Message, "closed") {
-			t.Errorf("message %q", e.Message)
+		if !strings.Contains(e.Message, "cancelled") || !strings.Contains(err.Error(), "closed") ||
+			errors.Is(err, context.Canceled) || e.Requests != 1 || e.TaskID != id {
+			t.Errorf("got %+v (%v)", e, err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the wait did not end")
@@ -359,7 +362,7 @@ func TestMalformedProxyInTheEnvironment(t *testing.T) {
 		if !strings.Contains(e.Message, variable) || e.Requests != 0 {
 			t.Errorf("got %+v, want the message to name %s and nothing sent", e, variable)
 		}
-		// Through the short-lived client of a deadline-bound call too.
+		// A deadline-bound call too.
 		short, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		_, err = client.GetTaskResult(short, newTaskID())
@@ -398,7 +401,11 @@ func TestClientStringHidesTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if s := client.String(); strings.Contains(s, "secret") || !strings.Contains(s, "api.capmonster.cloud") {
+	if s := client.String(); strings.Contains(s, "secret") || s != "capmonster.Client(official service)" {
+		t.Errorf("String() = %q", s)
+	}
+	emulator := newClient(t)
+	if s := emulator.String(); s != "capmonster.Client("+strconv.Quote(emulatorURL)+")" {
 		t.Errorf("String() = %q", s)
 	}
 }

@@ -1,5 +1,7 @@
 package capmonster
 
-// LiveHandles counts the library clients the package holds: the tests check that closing,
-// the finalizer and the short-lived clients of deadline-bound calls free them.
+// LiveHandles and LiveWaiters count the library clients and waiters the package holds: the
+// tests check that Close and the cleanup of an unreachable Client free them.
 func LiveHandles() int64 { return liveHandles.Load() }
+
+func LiveWaiters() int64 { return liveWaiters.Load() }

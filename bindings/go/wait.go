@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"math"
 	"runtime"
 	"strings"
@@ -42,18 +41,21 @@ func DefaultWaitOptions() WaitOptions {
 }
 
 // WaitOptionsFor returns the official SDKs' schedule for a task type, e.g.
-// "ImageToTextTask": 350 ms first delay, 200 ms interval, 10 s timeout. "...Proxyless" names
-// share their base type's schedule; unknown types get DefaultWaitOptions.
+// "ImageToTextTask": 350 ms first delay, 200 ms interval, 10 s timeout
+// (cm_wait_options_for_task_type). "...Proxyless" names share their base type's schedule;
+// a type the library does not know, or cannot read (not UTF-8, or holding a NUL byte, which
+// C strings cannot carry), gets the library's defaults, as DefaultWaitOptions.
 func WaitOptionsFor(taskType string) WaitOptions {
-	if strings.IndexByte(taskType, 0) >= 0 {
-		return DefaultWaitOptions()
-	}
 	var o C.cm_wait_options
+	C.cm_wait_options_init(&o)
+	if strings.IndexByte(taskType, 0) >= 0 {
+		return waitOptionsFromC(&o)
+	}
 	cs := C.CString(taskType)
 	code := C.cm_wait_options_for_task_type(&o, cs)
 	C.free(unsafe.Pointer(cs))
-	if Code(code) != CodeOK { // not UTF-8: no type the library knows
-		return DefaultWaitOptions()
+	if Code(code) != CodeOK { // a name that is not UTF-8: the defaults, whatever o holds now
+		C.cm_wait_options_init(&o)
 	}
 	return waitOptionsFromC(&o)
 }
@@ -67,133 +69,105 @@ func waitOptionsFromC(o *C.cm_wait_options) WaitOptions {
 	}
 }
 
-func (o *WaitOptions) toC(taskID int64) (C.cm_wait_options, error) {
-	if o.FirstDelay < 0 || o.Interval < 0 || o.Timeout < 0 || o.MaxRequests < 0 {
-		e := invalidArgument("wait options must not be negative")
-		e.TaskID = taskID
-		return C.cm_wait_options{}, e
-	}
+// toC converts o for C the way Go's time functions treat durations: a negative duration
+// counts as 0, a fraction of a millisecond is rounded up, and values above the C maximum
+// (uint32) are capped, as is a MaxRequests above it (a negative one counts as 0). The
+// library then judges the values, with its own message (e.g. an interval of 0).
+func (o *WaitOptions) toC() C.cm_wait_options {
 	return C.cm_wait_options{
-		first_delay_ms: milliseconds(o.FirstDelay, true),
-		interval_ms:    milliseconds(o.Interval, true),
-		timeout_ms:     milliseconds(o.Timeout, true),
-		max_requests:   C.uint32_t(min(uint64(o.MaxRequests), math.MaxUint32)),
-	}, nil
+		first_delay_ms: milliseconds(o.FirstDelay),
+		interval_ms:    milliseconds(o.Interval),
+		timeout_ms:     milliseconds(o.Timeout),
+		max_requests:   C.uint32_t(min(max(int64(o.MaxRequests), 0), math.MaxUint32)),
+	}
 }
 
 // WaitResult polls a task until it is ready and returns its solution. It ends with an error
 // when the service reports one (e.g. ErrCaptchaUnsolvable), the timeout passes (ErrTimeout),
-// the request budget is spent (ErrBudgetExhausted) or ctx ends. Network errors, request
-// timeouts, HTTP 5xx and 429 and ERROR_TOO_MUCH_REQUESTS are retried at the next poll.
-// opts nil means DefaultWaitOptions.
+// the request budget is spent (ErrBudgetExhausted), ctx ends or the client is closed.
+// Network errors, request timeouts, HTTP 5xx and 429 and ERROR_TOO_MUCH_REQUESTS are
+// retried at the next poll. opts nil means DefaultWaitOptions.
 //
-// Cancelling ctx ends the wait at once while it sleeps between polls (a request in flight
-// finishes first): the error matches ErrCancelled and context.Canceled. ctx's deadline, when
-// nearer than opts.Timeout, becomes the wait's timeout: the error then matches ErrTimeout and
-// context.DeadlineExceeded. A task that became ready is returned even if ctx ended meanwhile.
+// The wait runs on the client's cm_waiter: the library's threads poll, and the calling
+// goroutine blocks on a channel, not in C, so a hundred thousand concurrent waits cost a
+// hundred thousand goroutines and no OS thread each.
+//
+// Cancelling ctx cancels the wait wherever it is, asleep or with its request in flight: it
+// returns within milliseconds an error matching ErrCancelled and context.Canceled. ctx's
+// deadline, when nearer than opts.Timeout, becomes the wait's timeout: the error then
+// matches ErrTimeout and context.DeadlineExceeded. A task that became ready is returned
+// even if ctx ended meanwhile.
 func (c *Client) WaitResult(ctx context.Context, taskID int64, opts *WaitOptions) (*TaskResult, error) {
 	o := DefaultWaitOptions()
 	if opts != nil {
 		o = *opts
 	}
-	options, err := o.toC(taskID)
-	if err != nil {
-		return nil, err
-	}
+	options := o.toC()
 	if err := contextError(ctx, taskID); err != nil {
 		return nil, err
 	}
-	deadlineBound := false
-	if deadline, ok := ctx.Deadline(); ok {
-		left := milliseconds(time.Until(deadline), false)
-		if left == 0 {
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return nil, deadlineError(taskID)
 		}
-		if left < options.timeout_ms {
-			options.timeout_ms, deadlineBound = left, true
+		// Rounded up: the library's timeout never comes before the context's deadline.
+		options.timeout_ms = min(options.timeout_ms, milliseconds(left))
+	}
+	done := ctx.Done()
+	var cancel *C.cm_cancel
+	if done != nil {
+		var err error
+		if cancel, err = newCancel(taskID); err != nil {
+			return nil, err
 		}
+		// The wait holds a reference of its own: this one is only to trigger it.
+		defer C.cm_cancel_free(cancel)
+		options.cancel = cancel
 	}
 
 	h, err := c.s.acquire(taskID)
 	if err != nil {
 		return nil, err
 	}
-	defer c.s.release()
-	cancel, err := c.s.startWait(taskID)
+	out, err := c.s.waiter.add(h, taskID, &options)
+	c.s.release()
 	if err != nil {
 		return nil, err
 	}
-	options.cancel = cancel
 
-	// The watcher triggers the cancel when ctx ends; it is gone before the cancel is freed.
-	var stop, stopped chan struct{}
-	if done := ctx.Done(); done != nil {
-		stop, stopped = make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(stopped)
-			select {
-			case <-done:
-				C.cm_cancel_trigger(cancel)
-			case <-stop:
-			}
-		}()
+	var res *result
+	select {
+	case res = <-out:
+	case <-done:
+		if !(hasDeadline && ctx.Err() == context.DeadlineExceeded) {
+			C.cm_cancel_trigger(cancel) // the wait ends within milliseconds, and comes out
+			res = <-out
+			break
+		}
+		// The deadline is the wait's own timeout, due now; the cancel is only a safety net.
+		select {
+		case res = <-out:
+		case <-time.After(deadlineGrace):
+			C.cm_cancel_trigger(cancel)
+			res = <-out
+		}
 	}
-	var r *C.cm_result
-	code := Code(C.cm_wait_result(h, C.int64_t(taskID), &options, &r))
+	// The Client must stay reachable until its wait is out: its cleanup would close it.
 	runtime.KeepAlive(c)
-	if stop != nil {
-		close(stop)
-		<-stopped
-	}
-	closing := c.s.endWait(cancel)
-	defer C.cm_result_free(r)
 
-	res := readResult(r)
-	if code == CodeOK {
+	if res.code == CodeOK {
 		return res.taskResult(), nil
 	}
 	e := res.err()
-	switch {
-	case code == CodeCancelled && ctx.Err() != nil:
-		e.cause = ctx.Err()
-		if errors.Is(e.cause, context.DeadlineExceeded) {
-			e.Code = CodeTimeout // the deadline, seen by the watcher before the wait's own timeout
-		}
-	case code == CodeCancelled && closing:
-		e.closed = true
-		e.Message += " (the client was closed)"
-	case code == CodeTimeout && deadlineBound:
-		e.cause = context.DeadlineExceeded
+	contextCause(e, ctx, hasDeadline, deadline)
+	if e.Code == CodeCancelled && e.cause == nil && c.s.waiter.isClosing() {
+		e.closed, e.cause = true, ErrClosed
 	}
 	return nil, e
 }
 
-// startWait makes the cancel of a new wait and registers it for Close, or returns ErrClosed
-// once Close has started.
-func (s *clientState) startWait(taskID int64) (*C.cm_cancel, error) {
-	var cancel *C.cm_cancel
-	if code := Code(C.cm_cancel_new(&cancel)); code != CodeOK {
-		e := newError(code, "cm_cancel_new failed", nil)
-		e.TaskID = taskID
-		return nil, e
-	}
-	s.waitsMu.Lock()
-	defer s.waitsMu.Unlock()
-	if s.closing {
-		C.cm_cancel_free(cancel)
-		return nil, closedError(taskID)
-	}
-	s.waits[cancel] = struct{}{}
-	return cancel, nil
-}
-
-// endWait unregisters and frees the cancel of a wait that returned, and tells whether Close
-// had started.
-func (s *clientState) endWait(cancel *C.cm_cancel) (closing bool) {
-	s.waitsMu.Lock()
-	delete(s.waits, cancel)
-	closing = s.closing
-	s.waitsMu.Unlock()
-	C.cm_cancel_free(cancel)
-	return closing
-}
+// deadlineGrace is how long WaitResult lets the library's timeout, set to the context's
+// deadline, end the wait before cancelling it.
+const deadlineGrace = 100 * time.Millisecond

@@ -164,12 +164,25 @@ func TestContextAlreadyDone(t *testing.T) {
 // Sequential, to count goroutines: no watcher goroutine outlives its wait, whichever way the
 // wait ends, and no library client is left behind.
 func TestWaitLeavesNoGoroutine(t *testing.T) {
-	client := newClient(t)
-	handles := capmonster.LiveHandles()
 	settle := func() int {
 		runtime.GC()
 		time.Sleep(50 * time.Millisecond)
 		return runtime.NumGoroutine()
+	}
+	handles, waiters := capmonster.LiveHandles(), capmonster.LiveWaiters()
+	initial := settle()
+	client, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL(emulatorURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first wait starts the client's dispatcher: count from there.
+	warm := newTaskID()
+	script(t, warm, map[string]any{"ready": map[string]any{"text": "x"}})
+	if _, err := client.WaitResult(context.Background(), warm, fast()); err != nil {
+		t.Fatal(err)
+	}
+	if got := capmonster.LiveWaiters(); got != waiters+1 {
+		t.Errorf("%d waiters, want %d", got, waiters+1)
 	}
 	before := settle()
 	for i := range 12 {
@@ -213,7 +226,20 @@ func TestWaitLeavesNoGoroutine(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
+	// Close stops the dispatcher and frees the waiter and the client.
+	client.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if after = settle(); after <= initial || time.Now().After(deadline) {
+			break
+		}
+	}
+	if after > initial {
+		t.Errorf("%d goroutines before the client, %d after Close", initial, after)
+	}
 	if got := capmonster.LiveHandles(); got != handles {
 		t.Errorf("%d library clients before, %d after", handles, got)
+	}
+	if got := capmonster.LiveWaiters(); got != waiters {
+		t.Errorf("%d waiters before, %d after", waiters, got)
 	}
 }

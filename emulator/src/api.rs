@@ -183,6 +183,19 @@ fn solve_after_field(task: &Value, field: &str, default: Duration) -> Result<Dur
     }
 }
 
+/// The body of `POST /_emulator/task(s)`: a task object of a known type, and its
+/// `solveAfterMs` (default: `default_after`); or what is wrong with it (for a 400).
+fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Duration), String> {
+    let task: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    match task.get("type").and_then(Value::as_str) {
+        Some(t) if solutions::is_known_type(t) => {}
+        Some(t) => return Err(format!("unknown task type {t:?}")),
+        None => return Err("the body must be an object with a string \"type\"".to_owned()),
+    }
+    let solve_after = solve_after_field(&task, "solveAfterMs", default_after)?;
+    Ok((task, solve_after))
+}
+
 impl Service {
     pub(crate) fn new(config: Config) -> Service {
         let state = State::new(config.first_task_id);
@@ -370,17 +383,8 @@ impl Service {
     }
 
     fn control_task(&self, body: &[u8]) -> Reply {
-        let task: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
-        };
-        match task.get("type").and_then(Value::as_str) {
-            Some(t) if solutions::is_known_type(t) => {}
-            Some(t) => return text_reply(400, &format!("unknown task type {t:?}\n")),
-            None => return text_reply(400, "the body must be an object with a string \"type\"\n"),
-        }
-        let solve_after = match solve_after_field(&task, "solveAfterMs", self.config.solve_after) {
-            Ok(d) => d,
+        let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
+            Ok(parsed) => parsed,
             Err(e) => return text_reply(400, &format!("{e}\n")),
         };
         match self.add_task(&task, solve_after, None, None) {
@@ -392,22 +396,13 @@ impl Service {
     /// `POST /_emulator/tasks`: `count` tasks at once, ids consecutive; task `first + j` is
     /// ready `solveAfterMs + spreadMs * j / count` after creation.
     fn control_tasks(&self, body: &[u8]) -> Reply {
-        let task: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
+        let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
+            Ok(parsed) => parsed,
+            Err(e) => return text_reply(400, &format!("{e}\n")),
         };
-        match task.get("type").and_then(Value::as_str) {
-            Some(t) if solutions::is_known_type(t) => {}
-            Some(t) => return text_reply(400, &format!("unknown task type {t:?}\n")),
-            None => return text_reply(400, "the body must be an object with a string \"type\"\n"),
-        }
         let count = match task.get("count").and_then(Value::as_u64) {
             Some(n) if (1..=MAX_TASKS as u64).contains(&n) => n as usize,
             _ => return text_reply(400, &format!("\"count\" must be an integer in 1..={MAX_TASKS}\n")),
-        };
-        let solve_after = match solve_after_field(&task, "solveAfterMs", self.config.solve_after) {
-            Ok(d) => d,
-            Err(e) => return text_reply(400, &format!("{e}\n")),
         };
         let spread = match solve_after_field(&task, "spreadMs", Duration::ZERO) {
             Ok(d) => d,

@@ -70,6 +70,8 @@ pub unsafe extern "C" fn cm_wait_options_init(options: *mut cm_wait_options) {
 /// Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for
 /// `task_type` (e.g. "ImageToTextTask": 350 / 200 / 10000 ms). "...Proxyless" names share
 /// their base type's schedule; unknown types get the `cm_wait_options_init` defaults (CM_OK).
+/// CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_type` is
+/// NULL or `task_type` is not UTF-8.
 ///
 /// # Safety
 /// `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::error::{Code, Error};
-use crate::ffi::boundary::{catch, out_arg, with_code};
+use crate::ffi::boundary::{catch, out_arg, with_code, with_result};
 use crate::ffi::client::cm_client;
 use crate::ffi::handle::{borrow, clone_arc, free_box, into_box, Castable, OwnedBox};
 use crate::ffi::library::cm_code;
@@ -49,6 +49,7 @@ pub unsafe extern "C" fn cm_waiter_new(client: *const cm_client, out_waiter: *mu
 /// `cm_waiter_next` with `tag`. The arguments are checked as `cm_wait_result` checks them
 /// (CM_ERR_INVALID_ARGUMENT, nothing queued); the options are copied (NULL: the defaults).
 /// Never blocks on the network. CM_ERR_CANCELLED after `cm_waiter_shutdown`.
+/// `cm_waiter_add_with_result` also says why a wait was refused.
 ///
 /// # Safety
 /// `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
@@ -60,13 +61,43 @@ pub unsafe extern "C" fn cm_waiter_add(
     options: *const cm_wait_options,
     tag: u64,
 ) -> cm_code {
-    with_code(|| {
-        // SAFETY: the caller's contract.
-        let (waiter, options) = unsafe { (borrow(waiter, "waiter")?, wait_options(options)) };
-        // SAFETY: the caller's contract for options.cancel.
-        let cancel = unsafe { clone_arc(options.cancel) };
-        waiter.add(task_id, &options.schedule(), cancel, tag)
+    // SAFETY: forwarded contract.
+    with_code(|| unsafe { add(waiter, task_id, options, tag) })
+}
+
+/// `cm_waiter_add`, and given an `out_result` (NULL is allowed, as for the setters) a result
+/// on every return: on a refusal its message says why, naming the argument or saying that the
+/// waiter is shut down.
+///
+/// # Safety
+/// As `cm_waiter_add`; `out_result` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cm_waiter_add_with_result(
+    waiter: *mut cm_waiter,
+    task_id: i64,
+    options: *const cm_wait_options,
+    tag: u64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    if out_result.is_null() {
+        // SAFETY: forwarded contract.
+        return unsafe { cm_waiter_add(waiter, task_id, options, tag) };
+    }
+    with_result(out_result, task_id, || {
+        // SAFETY: forwarded contract.
+        unsafe { add(waiter, task_id, options, tag) }?;
+        Ok(CallResult::ok(&format!("the wait for task {task_id} was added")).with_task_id(task_id))
     })
+}
+
+/// # Safety
+/// As `cm_waiter_add`.
+unsafe fn add(waiter: *mut cm_waiter, task_id: i64, options: *const cm_wait_options, tag: u64) -> Result<(), Error> {
+    // SAFETY: the caller's contract.
+    let (waiter, options) = unsafe { (borrow(waiter, "waiter")?, wait_options(options)) };
+    // SAFETY: the caller's contract for options.cancel.
+    let cancel = unsafe { clone_arc(options.cancel) };
+    waiter.add(task_id, &options.schedule(), cancel, tag)
 }
 
 /// Takes one finished wait: CM_OK with its `*out_tag` and `*out_result` (the wait's own

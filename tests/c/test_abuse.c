@@ -394,6 +394,16 @@ static void test_nulls_of_the_new_calls(void) {
     options.interval_ms = 1;
     options.max_requests = 0;
     CHECK_CODE(cm_waiter_add(waiter, ready, &options, 1), CM_ERR_INVALID_ARGUMENT, "waiter_add(max_requests 0)");
+    /* The same refusals with a result say why, naming the argument. */
+    CHECK_OPTIONAL(cm_waiter_add_with_result(waiter, ready, &options, 1, NULL),
+                   cm_waiter_add_with_result(waiter, ready, &options, 1, &r), r, CM_ERR_INVALID_ARGUMENT,
+                   "max_requests", "waiter_add_with_result(max_requests 0)");
+    CHECK_OPTIONAL(cm_waiter_add_with_result(waiter, 0, NULL, 1, NULL),
+                   cm_waiter_add_with_result(waiter, 0, NULL, 1, &r), r, CM_ERR_INVALID_ARGUMENT, "task_id",
+                   "waiter_add_with_result(id 0)");
+    CHECK_OPTIONAL(cm_waiter_add_with_result(NULL, ready, NULL, 1, NULL),
+                   cm_waiter_add_with_result(NULL, ready, NULL, 1, &r), r, CM_ERR_INVALID_ARGUMENT, "waiter",
+                   "waiter_add_with_result(NULL)");
     CHECK(cm_waiter_pending(waiter) == 0);
 
     /* Extreme options: a 49-day first delay, tag 0; shutdown ends it at once. */
@@ -420,6 +430,9 @@ static void test_nulls_of_the_new_calls(void) {
     CHECK(r == NULL);
     CHECK_CODE(cm_waiter_next(waiter, UINT32_MAX, &tag, &r), CM_ERR_CANCELLED, "next(UINT32_MAX) after shutdown");
     CHECK_CODE(cm_waiter_add(waiter, ready, NULL, 2), CM_ERR_CANCELLED, "add after shutdown");
+    CHECK_OPTIONAL(cm_waiter_add_with_result(waiter, ready, NULL, 2, NULL),
+                   cm_waiter_add_with_result(waiter, ready, NULL, 2, &r), r, CM_ERR_CANCELLED, "shut down",
+                   "add_with_result after shutdown");
     code = cm_waiter_add(waiter, 0, NULL, 2); /* both faults: either code, nothing queued */
     CHECK(code == CM_ERR_INVALID_ARGUMENT || code == CM_ERR_CANCELLED);
     CHECK(cm_waiter_pending(waiter) == 0);

@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -10,60 +9,56 @@ namespace CapMonster
     /// create tasks, read and wait for their results, read the balance.
     /// </summary>
     /// <remarks>
-    /// <para>Thread-safe: one client can serve many threads at once; it keeps one pool of
-    /// keep-alive connections. Every call blocks its thread (HTTP requests are bounded by
-    /// <see cref="CapMonsterClientOptions.RequestTimeout"/>); <see cref="WaitResultAsync"/>
-    /// runs the wait on a dedicated thread.</para>
-    /// <para>The service allows 120 getTaskResult requests per task; the native library counts
-    /// them per (client key, task) across the whole process and never sends the 121st
-    /// (<see cref="CapMonsterErrorCode.BudgetExhausted"/>).</para>
-    /// <para>Dispose ends waits in progress (they throw <see cref="ObjectDisposedException"/>);
-    /// other calls in progress finish first, and the native client is freed after the last one.</para>
+    /// <para>Thread-safe: one client serves many threads and waits at once, on one pool of
+    /// connections. <see cref="WaitResultAsync"/> holds no thread: every wait of the client runs
+    /// in one native <c>cm_waiter</c>, and one dispatcher thread completes the waits' tasks.
+    /// The single calls block their thread for one request (their Async forms block a thread
+    /// pool thread).</para>
+    /// <para>A <see cref="CancellationToken"/> reaches whatever its call is doing, a request in
+    /// flight included: the call ends with <see cref="OperationCanceledException"/> within
+    /// milliseconds.</para>
+    /// <para>The native library is the one judge of every value: its refusals arrive as
+    /// <see cref="CapMonsterException"/> with its code and its message, unchanged.</para>
+    /// <para>Dispose ends pending waits (their tasks end as cancelled); single calls in progress
+    /// finish first, and the native client is freed after the last one.</para>
     /// </remarks>
     public sealed class CapMonsterClient : IDisposable
     {
-        private static readonly Action<object> TriggerCancel =
-            state => NativeMethods.cm_cancel_trigger((CancelHandle)state);
+        private static readonly Action<object> TriggerCancel = TriggerCancelSafely;
 
         private readonly ClientHandle _handle;
-        private readonly object _gate = new object();
-        // The cancel tokens of the waits in progress, triggered by Dispose.
-        private readonly HashSet<CancelHandle> _waits = new HashSet<CancelHandle>();
+        private readonly WaitEngine _waits;
         private volatile bool _disposed;
 
         /// <summary>A client of the official service with the default settings.</summary>
         /// <param name="clientKey">Your account key.</param>
-        /// <exception cref="ArgumentNullException"><paramref name="clientKey"/> is null.</exception>
-        /// <exception cref="CapMonsterException">The library refused the key (e.g. empty): <see cref="CapMonsterErrorCode.InvalidArgument"/>.</exception>
+        /// <exception cref="CapMonsterException">The library refused the key: <see cref="CapMonsterErrorCode.InvalidArgument"/> with its message.</exception>
         public CapMonsterClient(string clientKey) : this(clientKey, null)
         {
         }
 
         /// <summary>A client with <paramref name="options"/> (null: the defaults).</summary>
-        /// <param name="clientKey">Your account key (the emulator accepts any non-empty one).</param>
+        /// <param name="clientKey">Your account key (the emulator accepts any the library accepts).</param>
         /// <param name="options">Base URL, request timeout, proxy, CA file, connection cap; read once, here.</param>
-        /// <exception cref="ArgumentNullException"><paramref name="clientKey"/> is null.</exception>
-        /// <exception cref="ArgumentException">A string holds a NUL character, or <see cref="CapMonsterClientOptions.Proxy"/> is set with <see cref="CapMonsterClientOptions.UseProxy"/> false.</exception>
-        /// <exception cref="ArgumentOutOfRangeException"><see cref="CapMonsterClientOptions.RequestTimeout"/> is negative or too large.</exception>
-        /// <exception cref="CapMonsterException">The library refused the key or a setting (<see cref="CapMonsterErrorCode.InvalidArgument"/>, with the library's message naming the argument, e.g. "base_url must start with https:// (or http:// to a loopback host)"): an empty key, a malformed or non-loopback http:// base URL, a zero timeout, a bad proxy URL, a missing CA file, a zero <see cref="CapMonsterClientOptions.MaxConnections"/>. A malformed proxy variable in the environment is not refused here: the calls that would use it throw, naming the variable.</exception>
+        /// <exception cref="ArgumentException">A string holds a NUL character (C strings cannot), or <see cref="CapMonsterClientOptions.Proxy"/> is set with <see cref="CapMonsterClientOptions.UseProxy"/> false.</exception>
+        /// <exception cref="CapMonsterException">The library refused the key or a setting: its code and its message, naming the argument. A malformed proxy variable in the environment is not refused here: the calls that would use it throw, naming the variable.</exception>
         public CapMonsterClient(string clientKey, CapMonsterClientOptions options)
         {
-            if (clientKey == null) throw new ArgumentNullException("clientKey");
             if (options == null) options = new CapMonsterClientOptions();
             if (!options.UseProxy && options.Proxy != null)
             {
                 throw new ArgumentException("Proxy must be null when UseProxy is false.", "options");
             }
 
-            // Everything is converted (and refused) before the native client exists.
+            // Everything is converted (and NUL characters refused) before the native client exists.
             byte[] baseUrl = Utf8.ToNative(options.BaseUrl, "options.BaseUrl");
             byte[] proxy = Utf8.ToNative(options.Proxy, "options.Proxy");
             byte[] caFile = Utf8.ToNative(options.CaFile, "options.CaFile");
-            uint timeoutMs = options.RequestTimeout.HasValue
-                ? WaitOptions.ToMilliseconds(options.RequestTimeout.Value, "options.RequestTimeout", true)
-                : 0;
             byte[] key = Utf8.ToNative(clientKey, "clientKey");
-
+            // Values C cannot hold are mapped (see the options' documentation); the library judges them.
+            uint timeoutMs = options.RequestTimeout.HasValue
+                ? (options.RequestTimeout.Value == Timeout.InfiniteTimeSpan ? uint.MaxValue : WaitOptions.ToMilliseconds(options.RequestTimeout.Value))
+                : 0;
             uint? maxConnections = options.MaxConnections.HasValue
                 ? (uint)Math.Max(options.MaxConnections.Value, 0)
                 : (uint?)null;
@@ -71,8 +66,6 @@ namespace CapMonster
             ClientHandle handle = null;
             try
             {
-                // Every refusal is the library's: its code and its message, naming the argument
-                // (which never repeats a proxy's credentials).
                 ResultHandle result;
                 Check(NativeMethods.cm_client_new(key, out handle, out result), result);
                 if (baseUrl != null)
@@ -96,6 +89,10 @@ namespace CapMonster
                 {
                     Check(NativeMethods.cm_client_set_max_connections(handle, maxConnections.Value, out result), result);
                 }
+                if (options.SoftId.HasValue)
+                {
+                    Check(NativeMethods.cm_client_set_soft_id(handle, options.SoftId.Value, out result), result);
+                }
             }
             catch
             {
@@ -104,159 +101,144 @@ namespace CapMonster
             }
             finally
             {
-                Array.Clear(key, 0, key.Length);
+                // Secrets do not linger in managed memory longer than needed.
+                if (key != null) Array.Clear(key, 0, key.Length);
                 if (proxy != null) Array.Clear(proxy, 0, proxy.Length);
             }
             _handle = handle;
+            _waits = new WaitEngine(handle);
         }
 
-        /// <summary>The native library's version, e.g. "0.1.0".</summary>
+        /// <summary>The native library's version, e.g. "0.2.0".</summary>
         public static string NativeVersion
         {
             get { return Utf8.FromNative(NativeMethods.cm_version()); }
         }
 
         /// <summary>
-        /// Asks once for the state of a task. The request counts in the task's budget of 120.
+        /// Asks once for the state of a task. The request counts in the task's budget.
         /// </summary>
         /// <returns>The task, ready (with its solution) or still processing.</returns>
-        /// <exception cref="CapMonsterException">The service or the network failed; see <see cref="CapMonsterException.Code"/>.</exception>
+        /// <exception cref="CapMonsterException">The library refused the id, or the service or the network failed; see <see cref="CapMonsterException.Code"/>.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled: before the call (nothing sent) or during it (the request in flight is dropped; it still counts in the budget).</exception>
         /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
-        public TaskResult GetTaskResult(long taskId)
-        {
-            ThrowIfDisposed();
-            ResultHandle result;
-            int code = NativeMethods.cm_get_task_result(_handle, taskId, out result);
-            return ToTaskResult(code, result);
-        }
-
-        /// <summary>
-        /// Polls a task until it is ready, following <paramref name="options"/> (null: <see cref="WaitOptions.Default"/>).
-        /// Network errors, request timeouts, HTTP 5xx and 429 and ERROR_TOO_MUCH_REQUESTS are
-        /// retried at the next poll; any other failure ends the wait at once.
-        /// </summary>
-        /// <returns>The ready task.</returns>
-        /// <exception cref="CapMonsterException">The service reported an error, the wait timed out, its requests were spent, or an answer was bad.</exception>
-        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (a sleep is cut short at once; a request in flight finishes first).</exception>
-        /// <exception cref="ObjectDisposedException">The client was disposed, also while waiting.</exception>
-        public TaskResult WaitResult(long taskId, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))
+        public TaskResult GetTaskResult(long taskId, CancellationToken cancellationToken = default(CancellationToken))
         {
             ThrowIfDisposed();
             cancellationToken.ThrowIfCancellationRequested();
-            WaitOptions schedule = options ?? new WaitOptions();
-
-            int code;
             ResultHandle result = null;
-            bool handedOver = false;
             try
             {
-                using (CancelHandle cancel = NewCancel())
+                int code;
+                using (var call = new CallCancel(cancellationToken))
                 {
-                    StartWait(cancel);
-                    try
-                    {
-                        // Disposed before the native cancel is freed: no callback can run on a freed token.
-                        using (cancellationToken.Register(TriggerCancel, cancel))
-                        {
-                            bool added = false;
-                            try
-                            {
-                                // The struct holds a raw pointer: keep the token alive around the call.
-                                cancel.DangerousAddRef(ref added);
-                                NativeWaitOptions native = schedule.ToNative(cancel.DangerousGetHandle());
-                                code = NativeMethods.cm_wait_result(_handle, taskId, ref native, out result);
-                            }
-                            finally
-                            {
-                                if (added) cancel.DangerousRelease();
-                            }
-                        }
-                    }
-                    finally
-                    {
-                        EndWait(cancel);
-                    }
+                    NativeCallOptions options = call.Options();
+                    code = NativeMethods.cm_get_task_result_with(_handle, taskId, ref options, out result);
                 }
-
-                if (code == NativeMethods.CM_ERR_CANCELLED)
-                {
-                    if (cancellationToken.IsCancellationRequested)
-                    {
-                        throw new OperationCanceledException(
-                            "The wait for task " + taskId + " was cancelled.", cancellationToken);
-                    }
-                    if (_disposed)
-                    {
-                        throw new ObjectDisposedException(GetType().FullName,
-                            "The client was disposed while waiting for task " + taskId + ".");
-                    }
-                }
-                handedOver = true;
-                return ToTaskResult(code, result);
+                ThrowIfCancelled(code, result, cancellationToken);
+                ResultHandle owned = result;
+                result = null;
+                return ToTaskResult(code, owned);
             }
             finally
             {
-                if (!handedOver && result != null) result.Dispose();
+                if (result != null) result.Dispose();
             }
         }
 
+        /// <summary><see cref="GetTaskResult"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task<TaskResult> GetTaskResultAsync(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => GetTaskResult(taskId, cancellationToken), cancellationToken);
+        }
+
         /// <summary>
-        /// <see cref="WaitResult"/> on a dedicated thread (waits last seconds to minutes and
-        /// would starve the thread pool). Cancelling <paramref name="cancellationToken"/>
-        /// triggers the native cancel: the task ends promptly as canceled.
-        /// <paramref name="options"/> is copied now: changing it later has no effect.
+        /// Polls a task until it is ready, following <paramref name="options"/> (null: <see cref="WaitOptions.Default"/>),
+        /// on the client's native waiter: no thread is held while the wait runs. Network errors,
+        /// request timeouts, HTTP 5xx and 429 and ERROR_TOO_MUCH_REQUESTS are retried at the
+        /// next poll; any other failure ends the wait at once. <paramref name="options"/> is
+        /// read now: changing it later has no effect.
         /// </summary>
+        /// <returns>
+        /// A task that ends with the ready result; faulted with <see cref="CapMonsterException"/>
+        /// (the library's code and message) when the library refused the options or the wait
+        /// failed; cancelled when <paramref name="cancellationToken"/> was cancelled (the task
+        /// ends at once, carrying the token; the native wait, asleep or mid-request, is stopped
+        /// and freed when the library hands it back, within milliseconds) or the client was
+        /// disposed (every pending task has ended when Dispose returns).
+        /// </returns>
         /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
         public Task<TaskResult> WaitResultAsync(long taskId, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))
         {
             ThrowIfDisposed();
-            WaitOptions schedule = options == null ? new WaitOptions() : options.Clone();
-            return Task.Factory.StartNew(
-                () => WaitResult(taskId, schedule, cancellationToken),
-                cancellationToken,
-                TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach,
-                TaskScheduler.Default);
+            return _waits.Add(taskId, options ?? new WaitOptions(), cancellationToken);
+        }
+
+        /// <summary>
+        /// <see cref="WaitResultAsync"/>, blocking the calling thread until it ends.
+        /// </summary>
+        /// <returns>The ready task.</returns>
+        /// <exception cref="CapMonsterException">The library refused the options, or the service reported an error, the wait timed out, its requests were spent, or an answer was bad.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (carried by the exception), or the client was disposed while waiting.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed before the call.</exception>
+        public TaskResult WaitResult(long taskId, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            // GetResult throws the task's exception itself, not an AggregateException.
+            return WaitResultAsync(taskId, options, cancellationToken).GetAwaiter().GetResult();
         }
 
         /// <summary>
         /// Creates a task. Never retried: a duplicate would be a second paid task.
         /// </summary>
         /// <param name="taskJson">The API's <c>task</c> object as JSON, with its "type", e.g. <c>{"type":"ImageToTextTask","body":"&lt;base64&gt;"}</c>.</param>
-        /// <param name="callbackUrl">An http(s) URL the service will POST the result to; null for none.</param>
+        /// <param name="callbackUrl">A URL the service will POST the result to; null for none.</param>
+        /// <param name="cancellationToken">Stops the call, also mid-request: the task may then have been created and charged (the exception's message says so).</param>
         /// <returns>The new task's id.</returns>
-        /// <exception cref="ArgumentNullException"><paramref name="taskJson"/> is null.</exception>
-        /// <exception cref="CapMonsterException">The JSON was refused (<see cref="CapMonsterErrorCode.InvalidArgument"/>), or the service or network failed.</exception>
+        /// <exception cref="ArgumentException">A string holds a NUL character.</exception>
+        /// <exception cref="CapMonsterException">The library refused the JSON or the URL (<see cref="CapMonsterErrorCode.InvalidArgument"/>), or the service or network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the message is the library's.</exception>
         /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
-        public long CreateTask(string taskJson, string callbackUrl = null)
+        public long CreateTask(string taskJson, string callbackUrl = null, CancellationToken cancellationToken = default(CancellationToken))
         {
-            if (taskJson == null) throw new ArgumentNullException("taskJson");
+            return CreateTask(Utf8.ToNative(taskJson, "taskJson"), Utf8.ToNative(callbackUrl, "callbackUrl"), cancellationToken);
+        }
+
+        /// <summary><see cref="CreateTask(string, string, CancellationToken)"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ArgumentException">A string holds a NUL character (thrown at once).</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task<long> CreateTaskAsync(string taskJson, string callbackUrl = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
             byte[] json = Utf8.ToNative(taskJson, "taskJson");
             byte[] callback = Utf8.ToNative(callbackUrl, "callbackUrl");
             ThrowIfDisposed();
-            long taskId;
-            ResultHandle result;
-            int code = NativeMethods.cm_create_task(_handle, json, callback, out taskId, out result);
-            using (result)
-            {
-                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
-                return taskId;
-            }
+            return Run(() => CreateTask(json, callback, cancellationToken), cancellationToken);
         }
 
         /// <summary>The account balance in US dollars.</summary>
         /// <exception cref="CapMonsterException">The service or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
         /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
-        public decimal GetBalance()
+        public decimal GetBalance(CancellationToken cancellationToken = default(CancellationToken))
         {
             ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
             double balance;
             ResultHandle result;
-            int code = NativeMethods.cm_get_balance(_handle, out balance, out result);
+            int code;
+            using (var call = new CallCancel(cancellationToken))
+            {
+                NativeCallOptions options = call.Options();
+                code = NativeMethods.cm_get_balance_with(_handle, ref options, out balance, out result);
+            }
             using (result)
             {
+                ThrowIfCancelled(code, result, cancellationToken);
                 if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
                 if (double.IsNaN(balance) || balance <= (double)decimal.MinValue || balance >= (double)decimal.MaxValue)
                 {
+                    // A .NET limit, not a rule of the library's: decimal cannot hold every double.
                     throw new CapMonsterException(CapMonsterErrorCode.BadResponse,
                         "The balance " + balance + " does not fit a decimal.");
                 }
@@ -264,24 +246,135 @@ namespace CapMonster
             }
         }
 
+        /// <summary><see cref="GetBalance"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task<decimal> GetBalanceAsync(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => GetBalance(cancellationToken), cancellationToken);
+        }
+
         /// <summary>
-        /// Ends waits in progress (they throw <see cref="ObjectDisposedException"/>) and frees
-        /// the native client once no call uses it. Calling it again does nothing.
+        /// Tells the service that the text it gave for an image captcha was wrong
+        /// (reportIncorrectImageCaptcha). Never retried.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The library refused the id, or the service did not accept the report (e.g. <c>ERROR_NO_SUCH_CAPCHA_ID</c>), or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the message is the library's.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public void ReportIncorrectImage(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            Report(NativeMethods.cm_report_incorrect_image_with, taskId, cancellationToken);
+        }
+
+        /// <summary><see cref="ReportIncorrectImage"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task ReportIncorrectImageAsync(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => { ReportIncorrectImage(taskId, cancellationToken); return true; }, cancellationToken);
+        }
+
+        /// <summary>
+        /// Tells the service that a token it gave (reCAPTCHA, Turnstile, ...) was refused by the
+        /// site (reportIncorrectTokenCaptcha). Never retried.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The library refused the id, or the service did not accept the report, or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; the message is the library's.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public void ReportIncorrectToken(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            Report(NativeMethods.cm_report_incorrect_token_with, taskId, cancellationToken);
+        }
+
+        /// <summary><see cref="ReportIncorrectToken"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task ReportIncorrectTokenAsync(long taskId, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => { ReportIncorrectToken(taskId, cancellationToken); return true; }, cancellationToken);
+        }
+
+        /// <summary>
+        /// Shuts the client's waiter down: every pending wait's task ends as cancelled before this
+        /// returns (the library hands them back within milliseconds). Frees the native client
+        /// once no call uses it. Calling it again does nothing.
         /// </summary>
         public void Dispose()
         {
-            lock (_gate)
-            {
-                if (_disposed) return;
-                _disposed = true;
-                foreach (CancelHandle cancel in _waits) NativeMethods.cm_cancel_trigger(cancel);
-            }
+            if (_disposed) return;
+            _disposed = true;
+            _waits.Close();
             _handle.Dispose();
+        }
+
+        /// <summary>The client's wait engine, for tests.</summary>
+        internal WaitEngine Waits
+        {
+            get { return _waits; }
+        }
+
+        private delegate int ReportCall(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
+
+        private void Report(ReportCall call, long taskId, CancellationToken cancellationToken)
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+            ResultHandle result;
+            int code;
+            using (var cancel = new CallCancel(cancellationToken))
+            {
+                NativeCallOptions options = cancel.Options();
+                code = call(_handle, taskId, ref options, out result);
+            }
+            using (result)
+            {
+                ThrowIfCancelled(code, result, cancellationToken);
+                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
+            }
+        }
+
+        private long CreateTask(byte[] json, byte[] callback, CancellationToken cancellationToken)
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+            long taskId;
+            ResultHandle result;
+            int code;
+            using (var call = new CallCancel(cancellationToken))
+            {
+                NativeCallOptions options = call.Options();
+                code = NativeMethods.cm_create_task_with(_handle, json, callback, ref options, out taskId, out result);
+            }
+            using (result)
+            {
+                ThrowIfCancelled(code, result, cancellationToken);
+                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
+                return taskId;
+            }
+        }
+
+        /// <summary>
+        /// A single call on the thread pool. With the token given to StartNew, an
+        /// OperationCanceledException carrying it leaves the task Canceled (not Faulted), and a
+        /// token cancelled before the call starts sends nothing.
+        /// </summary>
+        private static Task<T> Run<T>(Func<T> call, CancellationToken cancellationToken)
+        {
+            return Task.Factory.StartNew(call, cancellationToken, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
         }
 
         private void ThrowIfDisposed()
         {
             if (_disposed) throw new ObjectDisposedException(GetType().FullName);
+        }
+
+        /// <summary>A call stopped by its token: OperationCanceledException with the library's message and the token.</summary>
+        private static void ThrowIfCancelled(int code, ResultHandle result, CancellationToken cancellationToken)
+        {
+            if (code == NativeMethods.CM_ERR_CANCELLED && cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(result.ReadString(NativeMethods.cm_result_message), cancellationToken);
+            }
         }
 
         /// <summary>Frees the result of a creation or a setter; throws the library's code and message unless CM_OK.</summary>
@@ -293,37 +386,33 @@ namespace CapMonster
             }
         }
 
-        private static CancelHandle NewCancel()
+        internal static CancelHandle NewCancel()
         {
             CancelHandle cancel;
             int code = NativeMethods.cm_cancel_new(out cancel);
             if (code != NativeMethods.CM_OK)
             {
                 if (cancel != null) cancel.Dispose();
-                throw CapMonsterException.FromCode(code, "cm_cancel_new failed");
+                throw CapMonsterException.FromCode(code, "cm_cancel_new");
             }
             return cancel;
         }
 
-        private void StartWait(CancelHandle cancel)
+        /// <summary>A token's callback: must not throw (it runs inside the canceller's Cancel()).</summary>
+        private static void TriggerCancelSafely(object state)
         {
-            lock (_gate)
+            try
             {
-                ThrowIfDisposed();
-                _waits.Add(cancel);
+                NativeMethods.cm_cancel_trigger((CancelHandle)state);
             }
-        }
-
-        private void EndWait(CancelHandle cancel)
-        {
-            lock (_gate)
+            catch (Exception)
             {
-                _waits.Remove(cancel);
+                // The call already ended and freed its cancel (ObjectDisposedException).
             }
         }
 
         /// <summary>A TaskResult, or the exception, from a call's code and result; frees the result unless the TaskResult keeps it.</summary>
-        private static TaskResult ToTaskResult(int code, ResultHandle result)
+        internal static TaskResult ToTaskResult(int code, ResultHandle result)
         {
             bool kept = false;
             try
@@ -334,6 +423,54 @@ namespace CapMonster
             finally
             {
                 if (!kept && result != null) result.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// The native cancel of one single call, triggered by its token; nothing at all for a
+        /// token that can never be cancelled. Dispose unregisters first (waiting for a callback
+        /// in progress), then frees the cancel.
+        /// </summary>
+        private struct CallCancel : IDisposable
+        {
+            private readonly CancelHandle _cancel;
+            private readonly CancellationTokenRegistration _registration;
+            private bool _referenced;
+
+            internal CallCancel(CancellationToken cancellationToken)
+            {
+                _cancel = null;
+                _registration = default(CancellationTokenRegistration);
+                _referenced = false;
+                if (!cancellationToken.CanBeCanceled) return;
+                _cancel = NewCancel();
+                try
+                {
+                    // The struct handed to C holds a raw pointer: keep the token alive until Dispose.
+                    _cancel.DangerousAddRef(ref _referenced);
+                    _registration = cancellationToken.Register(TriggerCancel, _cancel);
+                }
+                catch
+                {
+                    if (_referenced) _cancel.DangerousRelease();
+                    _cancel.Dispose();
+                    throw;
+                }
+            }
+
+            internal NativeCallOptions Options()
+            {
+                NativeCallOptions options = new NativeCallOptions();
+                options.Cancel = _cancel == null ? IntPtr.Zero : _cancel.DangerousGetHandle();
+                return options;
+            }
+
+            public void Dispose()
+            {
+                if (_cancel == null) return;
+                _registration.Dispose();
+                if (_referenced) _cancel.DangerousRelease();
+                _cancel.Dispose();
             }
         }
     }

@@ -9,8 +9,9 @@ namespace CapMonster
     public sealed class CapMonsterClientOptions
     {
         /// <summary>
-        /// Creates options with the defaults: the official service, 21 s per request, the
-        /// environment's proxy settings, the system's certificate authorities, 64 connections.
+        /// Creates options that keep every default of the native library (the official service,
+        /// its request timeout and connection cap, the environment's proxy settings, the
+        /// system's certificate authorities).
         /// </summary>
         public CapMonsterClientOptions()
         {
@@ -18,24 +19,24 @@ namespace CapMonster
         }
 
         /// <summary>
-        /// Another endpoint than https://api.capmonster.cloud: https:// anywhere, http:// only
-        /// to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator. Null: the
+        /// Another endpoint than the official service, e.g. the emulator
+        /// (<c>cm_client_set_base_url</c>: the library says which URLs it accepts). Null: the
         /// official service.
         /// </summary>
         public string BaseUrl { get; set; }
 
         /// <summary>
-        /// Bounds each HTTP request (connect, send, answer); null keeps the library's 21 s.
-        /// Sent as whole milliseconds, rounded up; <see cref="TimeSpan.Zero"/> is refused by
-        /// the library.
+        /// Bounds each HTTP request (<c>cm_client_set_request_timeout_ms</c>); null keeps the
+        /// library's default. Sent as whole milliseconds, rounded up; a negative span is sent as
+        /// 0, one beyond <see cref="uint.MaxValue"/> ms (or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>)
+        /// as <see cref="uint.MaxValue"/>; the library judges the value.
         /// </summary>
         public TimeSpan? RequestTimeout { get; set; }
 
         /// <summary>
-        /// The proxy every request goes through: http://, https://, socks5:// or socks5h://,
-        /// with optional user:password@ (never shown in messages). Null with
-        /// <see cref="UseProxy"/> true: the environment decides (https_proxy, http_proxy,
-        /// all_proxy, no_proxy by curl's rules, read when the client is made).
+        /// The proxy every request goes through (<c>cm_client_set_proxy</c>: the library says
+        /// which schemes it takes and keeps credentials out of its messages). Null with
+        /// <see cref="UseProxy"/> true: the environment decides, by the library's rules.
         /// </summary>
         public string Proxy { get; set; }
 
@@ -53,11 +54,18 @@ namespace CapMonster
         public string CaFile { get; set; }
 
         /// <summary>
-        /// The most connections the client holds at once (cm_client_set_max_connections); calls
-        /// beyond it wait for a connection, within their request timeout. Null: the library's
-        /// default (64). The library refuses 0 (<see cref="CapMonsterErrorCode.InvalidArgument"/>);
-        /// a negative value is sent as 0.
+        /// The most connections the client holds at once, calls and waits together
+        /// (<c>cm_client_set_max_connections</c>); it also caps the library's threads for
+        /// <see cref="CapMonsterClient.WaitResultAsync"/>. Null: the library's default. A negative
+        /// value is sent as 0; the library judges the value.
         /// </summary>
         public int? MaxConnections { get; set; }
+
+        /// <summary>
+        /// The id of the software developer the service pays a commission to, sent with every
+        /// createTask (<c>cm_client_set_soft_id</c>). Null: the library's default (none);
+        /// 0 also sends none.
+        /// </summary>
+        public uint? SoftId { get; set; }
     }
 }

@@ -6,12 +6,14 @@ namespace CapMonster
     /// The library's return codes (<c>cm_code</c>). The numbers are the C ABI's and never
     /// change; a code added by a newer native library arrives as its number (an enum value
     /// without a name), so compare with the named members and treat others as failures.
+    /// The test CodeTableMatchesTheHeader fails when these and include/capmonster.h's
+    /// <c>#define CM_*</c> drift apart.
     /// </summary>
     public enum CapMonsterErrorCode
     {
         /// <summary>CM_OK: success (never carried by an exception).</summary>
         Ok = 0,
-        /// <summary>CM_ERR_INVALID_ARGUMENT: an argument was empty, out of range, or not accepted (e.g. an http:// base URL to a non-loopback host); nothing was sent.</summary>
+        /// <summary>CM_ERR_INVALID_ARGUMENT: the library refused an argument (its message names it); nothing was sent.</summary>
         InvalidArgument = 1,
         /// <summary>CM_ERR_API: the service answered with an error: see <see cref="CapMonsterException.ApiErrorCode"/>.</summary>
         Api = 2,
@@ -23,9 +25,9 @@ namespace CapMonster
         HttpStatus = 5,
         /// <summary>CM_ERR_BAD_RESPONSE: the answer was not what the API promises (not JSON, unknown status, too large, ...).</summary>
         BadResponse = 6,
-        /// <summary>CM_ERR_BUDGET_EXHAUSTED: the task's 120 getTaskResult requests, or the wait's <see cref="WaitOptions.MaxRequests"/>, are spent.</summary>
+        /// <summary>CM_ERR_BUDGET_EXHAUSTED: the library's getTaskResult budget for the task, or the wait's <see cref="WaitOptions.MaxRequests"/>, is spent.</summary>
         BudgetExhausted = 7,
-        /// <summary>CM_ERR_CANCELLED: the wait was cancelled (surfaces as <see cref="OperationCanceledException"/> or <see cref="ObjectDisposedException"/>).</summary>
+        /// <summary>CM_ERR_CANCELLED: the call or wait was cancelled (surfaces as <see cref="OperationCanceledException"/>, or a cancelled task).</summary>
         Cancelled = 8,
         /// <summary>CM_ERR_INTERNAL: a bug in the native library (a caught panic).</summary>
         Internal = 9,
@@ -93,7 +95,7 @@ namespace CapMonster
                 NativeMethods.cm_result_task_id(result));
         }
 
-        /// <summary>The failure of a call that returns only a code and no result (cm_cancel_new).</summary>
+        /// <summary>The failure of a call that returns only a code and no result (cm_cancel_new, cm_waiter_new): the message is the code's name.</summary>
         internal static CapMonsterException FromCode(int code, string what)
         {
             string name = Utf8.FromNative(NativeMethods.cm_code_name(code));

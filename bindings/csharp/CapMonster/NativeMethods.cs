@@ -15,6 +15,16 @@ namespace CapMonster
         public IntPtr Cancel;
     }
 
+    /// <summary>The fields of the C struct <c>cm_call_options</c>, in the header's order.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeCallOptions
+    {
+        /// <summary>0: the client's request timeout.</summary>
+        public uint TimeoutMs;
+        /// <summary>A <c>const cm_cancel *</c>, or <see cref="IntPtr.Zero"/>.</summary>
+        public IntPtr Cancel;
+    }
+
     /// <summary>
     /// Every function of include/capmonster.h. Rules kept here:
     /// strings go in as NUL-terminated UTF-8 <c>byte[]</c> (see <see cref="Utf8"/>; null is
@@ -30,8 +40,11 @@ namespace CapMonster
         // capmonster.dll (Windows) on the platform's library search path.
         internal const string Library = "capmonster";
 
-        internal const int CM_OK = 0;
-        internal const int CM_ERR_CANCELLED = 8;
+        // The codes are CapMonsterErrorCode's, whose numbers a test checks against the header.
+        internal const int CM_OK = (int)CapMonsterErrorCode.Ok;
+        internal const int CM_ERR_INVALID_ARGUMENT = (int)CapMonsterErrorCode.InvalidArgument;
+        internal const int CM_ERR_TIMEOUT = (int)CapMonsterErrorCode.Timeout;
+        internal const int CM_ERR_CANCELLED = (int)CapMonsterErrorCode.Cancelled;
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr cm_version();
@@ -60,6 +73,9 @@ namespace CapMonster
         internal static extern int cm_client_set_max_connections(ClientHandle client, uint maxConnections, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_client_set_soft_id(ClientHandle client, uint softId, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern void cm_client_free(IntPtr client);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -78,16 +94,37 @@ namespace CapMonster
         internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_wait_result(ClientHandle client, long taskId, ref NativeWaitOptions options, out ResultHandle result);
+        internal static extern int cm_waiter_new(ClientHandle client, out WaiterHandle waiter);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_get_task_result(ClientHandle client, long taskId, out ResultHandle result);
+        internal static extern int cm_waiter_add_with_result(WaiterHandle waiter, long taskId, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_create_task(ClientHandle client, [In] byte[] taskJson, [In] byte[] callbackUrl, out long taskId, out ResultHandle result);
+        internal static extern int cm_waiter_next(WaiterHandle waiter, uint timeoutMs, out ulong tag, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
-        internal static extern int cm_get_balance(ClientHandle client, out double balance, out ResultHandle result);
+        internal static extern ulong cm_waiter_pending(WaiterHandle waiter);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_waiter_shutdown(WaiterHandle waiter);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void cm_waiter_free(IntPtr waiter);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_get_task_result_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_create_task_with(ClientHandle client, [In] byte[] taskJson, [In] byte[] callbackUrl, ref NativeCallOptions options, out long taskId, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_get_balance_with(ClientHandle client, ref NativeCallOptions options, out double balance, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_report_incorrect_image_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int cm_report_incorrect_token_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int cm_result_code(ResultHandle r);

@@ -38,6 +38,25 @@ namespace CapMonster
         }
     }
 
+    /// <summary>A <c>cm_waiter *</c>; released with <c>cm_waiter_free</c>.</summary>
+    /// <remarks>
+    /// The header allows cm_waiter_free only when no other call uses the waiter: the marshaller's
+    /// reference around each call (the dispatcher blocked in cm_waiter_next, an add) delays the
+    /// free until that call has returned.
+    /// </remarks>
+    internal sealed class WaiterHandle : SafeHandle
+    {
+        public WaiterHandle() : base(IntPtr.Zero, true) { }
+
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.cm_waiter_free(handle);
+            return true;
+        }
+    }
+
     /// <summary>A <c>cm_result *</c>; released with <c>cm_result_free</c>.</summary>
     /// <remarks>
     /// Every service call hands one back on every return, success or failure; it arrives in

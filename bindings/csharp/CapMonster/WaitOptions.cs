@@ -3,27 +3,28 @@ using System;
 namespace CapMonster
 {
     /// <summary>
-    /// How <see cref="CapMonsterClient.WaitResult"/> polls: sleep <see cref="FirstDelay"/>,
+    /// How <see cref="CapMonsterClient.WaitResultAsync"/> polls: sleep <see cref="FirstDelay"/>,
     /// then ask every <see cref="Interval"/> (measured from each answer) until the task is
     /// ready, <see cref="Timeout"/> has passed since the call, or <see cref="MaxRequests"/>
     /// requests are spent. A plain mutable object: every factory returns a new instance, so
     /// changing one never affects another.
     /// </summary>
     /// <remarks>
-    /// Times travel to the native library as whole milliseconds (rounded up, so a wait is never
-    /// shorter than asked). Values that cannot be expressed that way (negative, or over
-    /// <see cref="uint.MaxValue"/> ms) are refused by the setters; values the library refuses
-    /// (an <see cref="Interval"/> or <see cref="MaxRequests"/> of 0) make the wait throw
-    /// <see cref="CapMonsterException"/> with <see cref="CapMonsterErrorCode.InvalidArgument"/>.
+    /// The native library judges every value (<c>cm_wait_options</c> in capmonster.h); the
+    /// properties keep what you set and are converted when a wait starts:
+    /// <list type="bullet">
+    /// <item>times become whole milliseconds, rounded up (a wait is never shorter than asked);</item>
+    /// <item>a negative time becomes 0 and a negative <see cref="MaxRequests"/> becomes 0, a time
+    /// over <see cref="uint.MaxValue"/> ms becomes <see cref="uint.MaxValue"/> ms, and
+    /// <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> for <see cref="Timeout"/> is
+    /// <see cref="uint.MaxValue"/> ms, the longest the library takes;</item>
+    /// <item>values the library refuses make the wait fail with
+    /// <see cref="CapMonsterErrorCode.InvalidArgument"/> and the library's message, naming the field.</item>
+    /// </list>
     /// </remarks>
     public sealed class WaitOptions
     {
-        private uint _firstDelayMs;
-        private uint _intervalMs;
-        private uint _timeoutMs;
-        private uint _maxRequests;
-
-        /// <summary>The library defaults (<c>cm_wait_options_init</c>): 1 s first delay, 2 s interval, 180 s timeout, 120 requests.</summary>
+        /// <summary>The library defaults (<c>cm_wait_options_init</c>).</summary>
         public WaitOptions()
         {
             NativeWaitOptions native = new NativeWaitOptions();
@@ -43,86 +44,64 @@ namespace CapMonster
         }
 
         /// <summary>
-        /// The official SDKs' schedule for <paramref name="taskType"/> (<c>cm_wait_options_for_task_type</c>),
-        /// e.g. "ImageToTextTask": 350 ms / 200 ms / 10 s. "...Proxyless" names share their base
-        /// type's schedule; unknown types get the defaults.
+        /// The official SDKs' schedule for <paramref name="taskType"/>, exactly as
+        /// <c>cm_wait_options_for_task_type</c> gives it. A type the library does not know, or a
+        /// name it cannot read (null, not UTF-8 because it holds a lone surrogate, or holding a
+        /// NUL character, which C strings cannot carry), gets the library's defaults
+        /// (<see cref="Default"/>): the same as Go's <c>WaitOptionsFor</c>.
         /// </summary>
-        /// <exception cref="ArgumentNullException"><paramref name="taskType"/> is null.</exception>
         public static WaitOptions ForTaskType(string taskType)
         {
-            if (taskType == null) throw new ArgumentNullException("taskType");
-            byte[] type = Utf8.ToNative(taskType, "taskType");
+            if (taskType != null && taskType.IndexOf('\0') >= 0) return new WaitOptions();
             NativeWaitOptions native = new NativeWaitOptions();
-            int code = NativeMethods.cm_wait_options_for_task_type(ref native, type);
-            if (code != NativeMethods.CM_OK)
-            {
-                throw CapMonsterException.FromCode(code, "cm_wait_options_for_task_type refused the task type");
-            }
-            return new WaitOptions(native);
+            int code = NativeMethods.cm_wait_options_for_task_type(ref native, Utf8.ToNative(taskType, "taskType"));
+            // Refused (CM_ERR_INVALID_ARGUMENT: a name C cannot read): the library's defaults,
+            // whatever the struct holds now.
+            return code == NativeMethods.CM_OK ? new WaitOptions(native) : new WaitOptions();
         }
 
         /// <summary>Sleep before the first request.</summary>
-        public TimeSpan FirstDelay
-        {
-            get { return FromMilliseconds(_firstDelayMs); }
-            set { _firstDelayMs = ToMilliseconds(value, "value", false); }
-        }
+        public TimeSpan FirstDelay { get; set; }
 
-        /// <summary>Sleep between an answer and the next request; at least 1 ms. Doubled (up to 60 s) when the service says to slow down.</summary>
-        public TimeSpan Interval
-        {
-            get { return FromMilliseconds(_intervalMs); }
-            set { _intervalMs = ToMilliseconds(value, "value", false); }
-        }
+        /// <summary>Sleep between an answer and the next request. The library lengthens it when the service says to slow down.</summary>
+        public TimeSpan Interval { get; set; }
 
-        /// <summary>The whole wait, from the call; then <see cref="CapMonsterErrorCode.Timeout"/>. <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> means the longest the library supports (about 49.7 days).</summary>
-        public TimeSpan Timeout
-        {
-            get { return _timeoutMs == uint.MaxValue ? System.Threading.Timeout.InfiniteTimeSpan : FromMilliseconds(_timeoutMs); }
-            set { _timeoutMs = ToMilliseconds(value, "value", true); }
-        }
+        /// <summary>The whole wait, from the call; then <see cref="CapMonsterErrorCode.Timeout"/>. <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: the longest the library takes.</summary>
+        public TimeSpan Timeout { get; set; }
 
-        /// <summary>The most requests this wait may send; at least 1. The process-wide budget of 120 per task applies as well.</summary>
-        public int MaxRequests
-        {
-            get { return _maxRequests > int.MaxValue ? int.MaxValue : (int)_maxRequests; }
-            set
-            {
-                if (value < 0) throw new ArgumentOutOfRangeException("value", value, "MaxRequests cannot be negative.");
-                _maxRequests = (uint)value;
-            }
-        }
+        /// <summary>The most requests this wait may send. The library's budget per task applies as well.</summary>
+        public int MaxRequests { get; set; }
 
         /// <summary>A copy of these options.</summary>
         public WaitOptions Clone()
         {
-            return new WaitOptions(ToNative(IntPtr.Zero));
+            return (WaitOptions)MemberwiseClone();
         }
 
         /// <inheritdoc/>
         public override string ToString()
         {
-            return string.Format("FirstDelay={0}ms Interval={1}ms Timeout={2}ms MaxRequests={3}",
-                _firstDelayMs, _intervalMs, _timeoutMs, _maxRequests);
+            return string.Format("FirstDelay={0} Interval={1} Timeout={2} MaxRequests={3}",
+                FirstDelay, Interval, Timeout, MaxRequests);
         }
 
         internal NativeWaitOptions ToNative(IntPtr cancel)
         {
             NativeWaitOptions native = new NativeWaitOptions();
-            native.FirstDelayMs = _firstDelayMs;
-            native.IntervalMs = _intervalMs;
-            native.TimeoutMs = _timeoutMs;
-            native.MaxRequests = _maxRequests;
+            native.FirstDelayMs = ToMilliseconds(FirstDelay);
+            native.IntervalMs = ToMilliseconds(Interval);
+            native.TimeoutMs = Timeout == System.Threading.Timeout.InfiniteTimeSpan ? uint.MaxValue : ToMilliseconds(Timeout);
+            native.MaxRequests = MaxRequests < 0 ? 0u : (uint)MaxRequests;
             native.Cancel = cancel;
             return native;
         }
 
         private void Load(NativeWaitOptions native)
         {
-            _firstDelayMs = native.FirstDelayMs;
-            _intervalMs = native.IntervalMs;
-            _timeoutMs = native.TimeoutMs;
-            _maxRequests = native.MaxRequests;
+            FirstDelay = FromMilliseconds(native.FirstDelayMs);
+            Interval = FromMilliseconds(native.IntervalMs);
+            Timeout = FromMilliseconds(native.TimeoutMs);
+            MaxRequests = native.MaxRequests > int.MaxValue ? int.MaxValue : (int)native.MaxRequests;
         }
 
         private static TimeSpan FromMilliseconds(uint ms)
@@ -130,21 +109,16 @@ namespace CapMonster
             return TimeSpan.FromTicks(ms * TimeSpan.TicksPerMillisecond);
         }
 
-        /// <summary>A span as whole milliseconds, rounded up.</summary>
-        internal static uint ToMilliseconds(TimeSpan value, string paramName, bool allowInfinite)
+        /// <summary>
+        /// A span as whole milliseconds for a uint32 field of the C API: rounded up, negative as
+        /// 0, beyond the field's range as its maximum. The library then judges the value.
+        /// </summary>
+        internal static uint ToMilliseconds(TimeSpan value)
         {
-            if (allowInfinite && value == System.Threading.Timeout.InfiniteTimeSpan) return uint.MaxValue;
-            if (value < TimeSpan.Zero)
-            {
-                throw new ArgumentOutOfRangeException(paramName, value, "The time span cannot be negative.");
-            }
+            if (value <= TimeSpan.Zero) return 0;
             long ms = value.Ticks / TimeSpan.TicksPerMillisecond;
             if (value.Ticks % TimeSpan.TicksPerMillisecond != 0) ms++;
-            if (ms > uint.MaxValue)
-            {
-                throw new ArgumentOutOfRangeException(paramName, value, "The time span is over uint.MaxValue milliseconds (about 49.7 days).");
-            }
-            return (uint)ms;
+            return ms > uint.MaxValue ? uint.MaxValue : (uint)ms;
         }
     }
 }

@@ -26,7 +26,7 @@ namespace CapMonster.Tests
                 NativeVersionIsReported,
                 WaitOptionsDefaults,
                 WaitOptionsForTaskType,
-                WaitOptionsRefuseUnrepresentableValues,
+                WaitOptionsMapUnrepresentableValues,
                 GetBalanceReadsTheBalance,
                 GetTaskResultProcessing,
                 GetTaskResultReady,
@@ -165,21 +165,48 @@ namespace CapMonster.Tests
             Assert.Equal(TimeSpan.FromSeconds(1), v2.FirstDelay, "v2 proxyless FirstDelay");
             Assert.Equal(TimeSpan.FromSeconds(3), v2.Interval, "v2 proxyless Interval");
             Assert.Equal(TimeSpan.FromSeconds(180), v2.Timeout, "v2 proxyless Timeout");
-            WaitOptions unknown = WaitOptions.ForTaskType("NoSuchTask ✓");
-            Assert.Equal(TimeSpan.FromSeconds(2), unknown.Interval, "unknown types get the defaults");
-            Assert.Throws<ArgumentNullException>(() => WaitOptions.ForTaskType(null), "null task type");
+            // As Go's WaitOptionsFor: an unknown name, and one the library cannot read (NULL, not
+            // UTF-8, or cut short by a NUL), get the library's defaults.
+            string defaults = WaitOptions.Default.ToString();
+            Assert.Equal(defaults, WaitOptions.ForTaskType("NoSuchTask ✓").ToString(), "unknown types get the defaults");
+            Assert.Equal(defaults, WaitOptions.ForTaskType(null).ToString(), "null");
+            Assert.Equal(defaults, WaitOptions.ForTaskType("ImageToTextTask\ud800").ToString(), "a lone surrogate: not UTF-8");
+            Assert.Equal(defaults, WaitOptions.ForTaskType("ImageToTextTask\0").ToString(), "a NUL: not what C would read");
+            Assert.True(defaults != image.ToString(), "the image schedule differs from the defaults");
         }
 
-        private static void WaitOptionsRefuseUnrepresentableValues()
+        private static void WaitOptionsMapUnrepresentableValues()
         {
+            // The binding refuses nothing: the properties keep what was set, the wait sends the
+            // documented mapping (negative -> 0, beyond uint32 ms -> the maximum, rounded up) and
+            // the library judges it with its own message.
             var o = new WaitOptions();
-            Assert.Throws<ArgumentOutOfRangeException>(() => o.Interval = TimeSpan.FromMilliseconds(-1), "negative interval");
-            Assert.Throws<ArgumentOutOfRangeException>(() => o.FirstDelay = TimeSpan.FromDays(50), "over uint.MaxValue ms");
-            Assert.Throws<ArgumentOutOfRangeException>(() => o.MaxRequests = -1, "negative MaxRequests");
+            o.Interval = TimeSpan.FromMilliseconds(-1);
+            o.MaxRequests = -1;
             o.Timeout = Timeout.InfiniteTimeSpan;
-            Assert.Equal(Timeout.InfiniteTimeSpan, o.Timeout, "infinite timeout");
-            o.Interval = TimeSpan.FromTicks(5000); // 0.5 ms
-            Assert.Equal(TimeSpan.FromMilliseconds(1), o.Interval, "rounded up to whole ms");
+            Assert.Equal(TimeSpan.FromMilliseconds(-1), o.Interval, "kept as set");
+            Assert.Equal(Timeout.InfiniteTimeSpan, o.Timeout, "infinite timeout kept");
+            long id = Emulator.ScriptedTask("\"processing\"", "{\"ready\":{\"text\":\"mapped\"}}");
+            using (var client = NewClient("wait-mapping"))
+            {
+                WaitOptions negative = Fast();
+                negative.Interval = TimeSpan.FromMilliseconds(-5);
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, negative), "negative interval -> 0");
+                Assert.Equal(NativeProbe.WaitMessage(id, 0, 0, 30000, 120), e.Message, "the library's message for interval 0");
+                negative = Fast();
+                negative.MaxRequests = -3;
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, negative), "negative MaxRequests -> 0");
+                Assert.Equal(NativeProbe.WaitMessage(id, 0, 10, 30000, 0), e.Message, "the library's message for max_requests 0");
+                Assert.Equal(0, Emulator.Requests(id), "nothing sent");
+
+                WaitOptions wide = Fast();
+                wide.FirstDelay = TimeSpan.FromTicks(-1);            // -> 0: poll at once
+                wide.Interval = TimeSpan.FromTicks(5000);             // 0.5 ms -> 1 ms
+                wide.Timeout = TimeSpan.FromDays(60);                 // -> uint.MaxValue ms
+                TaskResult r = client.WaitResult(id, wide);
+                Assert.Equal("mapped", r.GetSolutionString("text"), "the mapped values are accepted");
+                Assert.Equal(2, r.RequestCount, "RequestCount");
+            }
         }
 
         private static void GetBalanceReadsTheBalance()
@@ -267,7 +294,8 @@ namespace CapMonster.Tests
                 e = Assert.Fails(CapMonsterErrorCode.Api, () => client.CreateTask("{\"type\":\"NoSuchTask\"}"), "unsupported type");
                 Assert.Equal("ERROR_TASK_NOT_SUPPORTED", e.ApiErrorCode, "ApiErrorCode");
                 Assert.Equal(1, e.RequestCount, "RequestCount");
-                Assert.Throws<ArgumentNullException>(() => client.CreateTask(null), "null JSON");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.CreateTask(null), "null JSON: the library's refusal");
+                Assert.Contains("task_json", e.Message, "null JSON");
             }
         }
 
@@ -439,23 +467,35 @@ namespace CapMonster.Tests
                 long id = Emulator.ScriptedTask("\"processing\"");
                 WaitOptions options = Fast();
                 options.MaxRequests = 0;
-                Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "MaxRequests 0");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "MaxRequests 0");
+                Assert.Contains("max_requests", e.Message, "the library's message names the field");
                 options = Fast();
                 options.Interval = TimeSpan.Zero;
-                Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "Interval 0");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.WaitResult(id, options), "Interval 0");
+                Assert.Contains("interval_ms", e.Message, "the library's message names the field");
+                Task<TaskResult> refused = client.WaitResultAsync(-7, Fast());
+                Assert.True(refused.IsFaulted, "a refused wait is a faulted task, status " + refused.Status);
+                e = (CapMonsterException)refused.Exception.InnerException;
+                Assert.Equal(NativeProbe.WaitMessage(-7, 0, 10, 30000, 120), e.Message, "task id -7: the library's message");
                 Assert.Equal(0, Emulator.Requests(id), "nothing sent");
             }
         }
 
         private static void ManagedArgumentChecks()
         {
-            Assert.Throws<ArgumentNullException>(() => new CapMonsterClient(null), "null key");
+            // What C cannot carry is the binding's to refuse: a NUL inside a string, and options
+            // that contradict each other. Everything else goes to the library as it is.
             Assert.Throws<ArgumentException>(() => new CapMonsterClient("key\0more"), "NUL in the key");
-            Assert.Throws<ArgumentException>(() => new CapMonsterClient("bad \ud800 surrogate"), "lone surrogate");
             Assert.Throws<ArgumentException>(
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { UseProxy = false, Proxy = "http://127.0.0.1:1" }), "Proxy with UseProxy false");
-            Assert.Throws<ArgumentOutOfRangeException>(
-                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { RequestTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout");
+            CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient(null), "null key: NULL to the library");
+            Assert.Equal(NativeProbe.ClientNewMessage(null), e.Message, "null key: the library's message");
+            byte[] surrogate = { 0x62, 0x61, 0x64, 0x20, 0xED, 0xA0, 0x80, 0x20, 0x6B, 0x65, 0x79, 0 }; // "bad \ud800 key" as generalized UTF-8
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient("bad \ud800 key"), "lone surrogate: not UTF-8 to the library");
+            Assert.Equal(NativeProbe.ClientNewMessage(surrogate), e.Message, "lone surrogate: the library's message");
+            e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { RequestTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout -> 0");
+            Assert.Equal(NativeProbe.RequestTimeoutMessage(0), e.Message, "negative timeout: the library's message for 0");
             using (var client = NewClient("managed-args"))
             {
                 Assert.Throws<ArgumentException>(() => client.CreateTask("{\"type\":\"ImageToTextTask\"}\0"), "NUL in the JSON");
@@ -602,7 +642,8 @@ namespace CapMonster.Tests
             CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = "ftp://127.0.0.1/" }), "ftp base URL");
             // Word for word: the binding adds nothing and rewords nothing.
-            Assert.Equal("base_url must start with https:// (or http:// to a loopback host)", e.Message, "Message");
+            Assert.Equal(NativeProbe.BaseUrlMessage("ftp://127.0.0.1/"), e.Message, "Message");
+            Assert.Contains("base_url", e.Message, "names the argument");
             Assert.Equal("CM_ERR_INVALID_ARGUMENT", e.CodeName, "CodeName");
             Assert.Equal(0, e.RequestCount, "RequestCount");
             Assert.Equal(0L, e.TaskId, "TaskId");
@@ -610,12 +651,14 @@ namespace CapMonster.Tests
 
         private static void MaxConnectionsIsPassedToTheLibrary()
         {
+            // The library's code and message, word for word (asked of the C API directly).
             CapMonsterException e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
                 () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = Emulator.Url, MaxConnections = 0 }), "MaxConnections 0");
-            Assert.Contains("max_connections", e.Message, "MaxConnections 0");
+            Assert.Equal(NativeProbe.MaxConnectionsMessage(0), e.Message, "MaxConnections 0");
+            Assert.Contains("max_connections", e.Message, "MaxConnections 0 names the argument");
             e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
-                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = Emulator.Url, MaxConnections = -1 }), "MaxConnections -1");
-            Assert.Contains("max_connections", e.Message, "MaxConnections -1");
+                () => new CapMonsterClient("cs-k", new CapMonsterClientOptions { BaseUrl = Emulator.Url, MaxConnections = -1 }), "MaxConnections -1 -> 0");
+            Assert.Equal(NativeProbe.MaxConnectionsMessage(0), e.Message, "MaxConnections -1");
 
             // One connection for eight threads: the calls take turns and all succeed.
             var options = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, MaxConnections = 1 };
@@ -873,8 +916,7 @@ namespace CapMonster.Tests
             catch (AggregateException)
             {
             }
-            Assert.True(task.IsFaulted, "faulted, status " + task.Status);
-            Assert.True(task.Exception.InnerException is ObjectDisposedException, "ObjectDisposedException, got " + task.Exception.InnerException);
+            Assert.True(task.IsCanceled, "cancelled, status " + task.Status);
             Assert.Less(watch.ElapsedMilliseconds, 1000, "ms from Dispose to the end of the wait");
         }
 

@@ -47,6 +47,41 @@ namespace CapMonster.Tests
             return m.Success ? int.Parse(m.Groups[1].Value) : 0;
         }
 
+        /// <summary>Scripts every request to <paramref name="method"/> (e.g. "createTask"); no steps removes the script.</summary>
+        public static void ScriptMethod(string method, params string[] steps)
+        {
+            Post("/_emulator/script", "{\"method\":" + Str(method) + ",\"steps\":[" + string.Join(",", steps) + "]}");
+        }
+
+        /// <summary>How many requests to <paramref name="method"/> reached the emulator since it started.</summary>
+        public static int MethodCount(string method)
+        {
+            string stats = Get("/_emulator/stats");
+            Match m = Regex.Match(stats, "\"" + method + "\"\\s*:\\s*(\\d+)");
+            return m.Success ? int.Parse(m.Groups[1].Value) : 0;
+        }
+
+        /// <summary>Waits (up to 10 s) until <paramref name="count"/> returns at least <paramref name="target"/>.</summary>
+        public static void AwaitCount(Func<int> count, int target, string what)
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            while (count() < target)
+            {
+                if (watch.ElapsedMilliseconds > 10000) throw new InvalidOperationException(what + ": not seen within 10 s");
+                Thread.Sleep(5);
+            }
+        }
+
+        /// <summary>
+        /// <paramref name="count"/> tasks at once (POST /_emulator/tasks): task first+j is ready
+        /// <paramref name="solveAfterMs"/> + <paramref name="spreadMs"/>·j/count ms from now. Returns first.
+        /// </summary>
+        public static long CreateTasks(string type, int count, int solveAfterMs, int spreadMs)
+        {
+            string reply = Post("/_emulator/tasks", "{\"type\":" + Str(type) + ",\"count\":" + count + ",\"solveAfterMs\":" + solveAfterMs + ",\"spreadMs\":" + spreadMs + "}");
+            return long.Parse(Regex.Match(reply, "\"firstTaskId\"\\s*:\\s*(\\d+)").Groups[1].Value);
+        }
+
         /// <summary>A JSON string literal.</summary>
         public static string Str(string value)
         {

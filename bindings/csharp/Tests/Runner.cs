@@ -30,7 +30,7 @@ namespace CapMonster.Tests
             Emulator.Init(url.TrimEnd('/'));
             int passed = 0, failed = 0;
             var total = Stopwatch.StartNew();
-            foreach (Action test in ClientTests.All())
+            foreach (Action test in System.Linq.Enumerable.Concat(ClientTests.All(), EngineTests.All()))
             {
                 string name = test.Method.Name;
                 if (filters.Count > 0 && !filters.Exists(f => name.IndexOf(f, StringComparison.OrdinalIgnoreCase) >= 0)) continue;

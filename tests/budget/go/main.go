@@ -1,0 +1,48 @@
+// One process of the cross-language budget test (scripts/test-budget-processes.sh): polls one
+// task POLLS times through the Go binding and prints how many requests were sent and how many
+// the shared budget refused.   Usage: poller BASE_URL TASK_ID POLLS
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strconv"
+
+	capmonster "github.com/libcapmonster/capmonster-go"
+)
+
+func main() {
+	if len(os.Args) != 4 {
+		log.Fatal("usage: poller BASE_URL TASK_ID POLLS")
+	}
+	taskID, err := strconv.ParseInt(os.Args[2], 10, 64)
+	if err != nil {
+		log.Fatal(err)
+	}
+	polls, err := strconv.Atoi(os.Args[3])
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := capmonster.NewClient("budget-processes-key", capmonster.WithBaseURL(os.Args[1]))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	sent, exhausted := 0, 0
+	for i := 0; i < polls; i++ {
+		_, err := client.GetTaskResult(context.Background(), taskID)
+		var e *capmonster.Error
+		switch {
+		case errors.Is(err, capmonster.ErrBudgetExhausted):
+			exhausted++
+		case err == nil, errors.As(err, &e) && e.Code == capmonster.CodeAPI: // the emulator refuses beyond 120 too
+			sent++
+		default:
+			log.Fatal(err)
+		}
+	}
+	fmt.Printf("go sent=%d exhausted=%d\n", sent, exhausted)
+}
