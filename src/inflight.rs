@@ -122,11 +122,9 @@ impl Watcher for Claim {
 fn claim(claim: &Arc<Claim>) -> Result<(), ureq::Error> {
     SCOPE.with(|slot| {
         let mut slot = slot.borrow_mut();
-        let Some(scope) = slot.as_mut() else {
-            // Used without cancels: no attempt may shut it down.
-            claim.lock().owner = 0;
-            return Ok(());
-        };
+        // Used without cancels: nothing to do, the connection is already ownerless (a new one
+        // starts so, and `is_open` clears the owner whenever ureq takes one from the pool).
+        let Some(scope) = slot.as_mut() else { return Ok(()) };
         claim.lock().owner = scope.attempt;
         if scope.watches.iter().any(|(seen, _, _)| Arc::ptr_eq(seen, claim)) {
             return Ok(());
