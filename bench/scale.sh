@@ -61,26 +61,10 @@ if [ "$(id -u)" != 0 ] && [ "$(ulimit -u)" != unlimited ] && [ "$(ulimit -u)" -l
 fi
 
 # ---- the emulator ------------------------------------------------------------------------------
-TMP=$(mktemp -d /tmp/capmonster-scale.XXXXXX)
+source "$ROOT/bench/emulator.sh"
+start_bench_emulator scale "$DELAY"
 # A budget file of this run's own (the emulator's task ids restart with every reset).
 export CAPMONSTER_BUDGET_FILE=$TMP/budget
-EMU_PID=""
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID"; } 2>/dev/null
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-"$LIBDIR/capmonster-emulator" --port 0 --port-file "$TMP/port" --answer-delay-ms "$DELAY" --stamp-ready \
-  >"$TMP/emulator.log" 2>&1 &
-EMU_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || { log "the emulator did not start"; cat "$TMP/emulator.log" >&2; exit 1; }
-URL="http://127.0.0.1:$(cat "$TMP/port")"
 log "emulator (pid $EMU_PID) at $URL, answering after $DELAY ms; library capped at $MAXCONN connections"
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" | head -n 1; }

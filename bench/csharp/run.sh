@@ -41,23 +41,8 @@ HARD=$(ulimit -Hn); WANT=65536
 [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$WANT" ] && ulimit -n "$WANT"
 
 # ---- the emulator ------------------------------------------------------------------------------
-TMP=$(mktemp -d /tmp/capmonster-cs-scale.XXXXXX)
-EMU_PID=""
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID"; } 2>/dev/null
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-"$LIBDIR/capmonster-emulator" --port 0 --port-file "$TMP/port" --answer-delay-ms "$DELAY" --stamp-ready \
-  >"$TMP/emulator.log" 2>&1 &
-EMU_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || { log "the emulator did not start"; cat "$TMP/emulator.log" >&2; exit 1; }
-URL="http://127.0.0.1:$(cat "$TMP/port")"
+source "$ROOT/bench/emulator.sh"
+start_bench_emulator cs-scale "$DELAY"
 log "emulator (pid $EMU_PID) at $URL, answering after $DELAY ms"
 
 export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -40,23 +40,8 @@ log "building"
 # The library holds at most 64 sockets and the emulator at most 512, but leave room.
 [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ] && ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-TMP=$(mktemp -d /tmp/capmonster-go-scale.XXXXXX)
-EMU_PID=""
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID"; } 2>/dev/null
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-"$ROOT/target/release/capmonster-emulator" --port 0 --port-file "$TMP/port" --answer-delay-ms "$DELAY" --stamp-ready \
-  >"$TMP/emulator.log" 2>&1 &
-EMU_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || { log "the emulator did not start"; cat "$TMP/emulator.log" >&2; exit 1; }
-URL="http://127.0.0.1:$(cat "$TMP/port")"
+source "$ROOT/bench/emulator.sh"
+start_bench_emulator go-scale "$DELAY"
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" | head -n 1; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
