@@ -5,7 +5,8 @@
 //! `scripts/update-header.sh` after changing the ABI).
 
 use std::env;
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -26,11 +27,84 @@ fn main() {
 
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // The exported functions are `extern "system"` (stdcall on 32-bit Windows), which cbindgen
+    // 0.29 skips without a word: it reads a copy of src/ in which they say "C", and the header
+    // marks every declaration CM_CALL instead (see cbindgen.toml).
+    let view = out_dir.join("header-view");
+    if view.exists() {
+        fs::remove_dir_all(&view).expect("the old header view can be removed");
+    }
+    copy_as_c(&crate_dir.join("src"), &view);
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
-    cbindgen::Builder::new()
-        .with_crate(&crate_dir)
+    let bindings = cbindgen::Builder::new()
+        .with_src(view.join("lib.rs"))
         .with_config(config)
         .generate()
-        .expect("cbindgen could not generate the header")
-        .write_to_file(out_dir.join("capmonster.h"));
+        .expect("cbindgen could not generate the header");
+    let names: Vec<String> = bindings.functions.iter().map(|function| function.path().name().to_owned()).collect();
+    assert!(!names.is_empty(), "cbindgen found no function: the header would be empty");
+    let mut text = Vec::new();
+    bindings.write(&mut text);
+    let header = with_calling_convention(&String::from_utf8(text).expect("cbindgen writes UTF-8"), &names);
+    fs::write(out_dir.join("capmonster.h"), header).expect("OUT_DIR is writable");
+}
+
+/// Copies the Rust sources under `from` to `to`, with `extern "system" fn` written
+/// `extern "C" fn`. Panics on an `extern "C" fn`: it would be cdecl on 32-bit Windows while
+/// the header declares CM_CALL. Bounded by src/'s tree (directories are not followed as links).
+fn copy_as_c(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("OUT_DIR is writable");
+    for entry in fs::read_dir(from).expect("src/ is readable") {
+        let entry = entry.expect("src/ is readable");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("src/ is readable");
+        if kind.is_dir() {
+            copy_as_c(&entry.path(), &target);
+        } else if entry.path().extension().is_some_and(|ext| ext == "rs") {
+            let source = fs::read_to_string(entry.path()).expect("sources are UTF-8");
+            assert!(
+                !source.contains("extern \"C\" fn"),
+                "{}: an exported function must be `extern \"system\"` (stdcall on 32-bit Windows, as the header declares)",
+                entry.path().display()
+            );
+            fs::write(target, source.replace("extern \"system\" fn", "extern \"C\" fn")).expect("OUT_DIR is writable");
+        }
+    }
+}
+
+/// Puts `CM_CALL` between each function's return type and its name, where both GCC and MSVC
+/// accept a calling convention (`const char *CM_CALL cm_version(void);`, the form MSVC
+/// documents); cbindgen's `[fn] prefix` would go before the return type. A
+/// declaration starts at column 0 (its continuation lines are indented; comments start with
+/// `/`, preprocessor lines with `#`); each function must be found exactly once.
+fn with_calling_convention(header: &str, names: &[String]) -> String {
+    let mut found = vec![0usize; names.len()];
+    let lines: Vec<String> = header
+        .lines()
+        .map(|line| {
+            let declaration = line.starts_with(|c: char| c.is_ascii_alphabetic()) && !line.starts_with("typedef");
+            if !declaration {
+                return line.to_owned();
+            }
+            for (index, name) in names.iter().enumerate() {
+                for separator in [" ", "*"] {
+                    let needle = format!("{separator}{name}(");
+                    if let Some(at) = line.find(&needle) {
+                        found[index] += 1;
+                        let split = at + separator.len();
+                        return format!("{}CM_CALL {}", &line[..split], &line[split..]);
+                    }
+                }
+            }
+            line.to_owned()
+        })
+        .collect();
+    for (name, count) in names.iter().zip(found) {
+        assert_eq!(count, 1, "{name}: found {count} declarations in the header, expected 1");
+    }
+    let mut out = lines.join("\n");
+    if header.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }

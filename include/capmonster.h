@@ -13,12 +13,23 @@
  * Budget: the service allows 120 getTaskResult requests per task and may lock the account
  * beyond; the library counts them per (client key, task) across the whole process and never
  * sends the 121st (CM_ERR_BUDGET_EXHAUSTED).
+ *
+ * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
+ * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated
+ * names (cm_version, not _cm_version@0), as VB6/VBA Declare and MQL4 #import expect; its
+ * import libraries map the decorated names a C compiler references to them. On Linux and
+ * 64-bit Windows the functions are plain C functions.
  */
 
 #ifndef CAPMONSTER_H
 #define CAPMONSTER_H
 
 #include <stdint.h>
+#if defined(_WIN32) && !defined(_WIN64)
+#define CM_CALL __stdcall
+#else
+#define CM_CALL
+#endif
 
 // The library's version as MAJOR.MINOR.PATCH.
 #define CM_VERSION_MAJOR 0
@@ -106,11 +117,11 @@ extern "C" {
 
 // The library's version as "MAJOR.MINOR.PATCH" (the CM_VERSION_* macros of the header the
 // library was built with). Static storage: never free it.
-const char *cm_version(void);
+const char *CM_CALL cm_version(void);
 
 // The name of a code, e.g. "CM_ERR_API"; "CM_ERR_UNKNOWN" for any other number. Static
 // storage: never free it.
-const char *cm_code_name(int32_t code);
+const char *CM_CALL cm_code_name(int32_t code);
 
 // Creates a client for `client_key` (your account key), talking to
 // <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
@@ -120,7 +131,7 @@ const char *cm_code_name(int32_t code);
 // # Safety
 // `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
 // writable.
-cm_code cm_client_new(const char *client_key, cm_client **out_client, cm_result **out_result);
+cm_code CM_CALL cm_client_new(const char *client_key, cm_client **out_client, cm_result **out_result);
 
 // Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 // http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
@@ -128,13 +139,13 @@ cm_code cm_client_new(const char *client_key, cm_client **out_client, cm_result 
 // # Safety
 // `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
 // `out_result` is NULL or writable.
-cm_code cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
+cm_code CM_CALL cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
 
 // Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_client_set_request_timeout_ms(cm_client *client,
+cm_code CM_CALL cm_client_set_request_timeout_ms(cm_client *client,
                                          uint32_t timeout_ms,
                                          cm_result **out_result);
 
@@ -145,7 +156,7 @@ cm_code cm_client_set_request_timeout_ms(cm_client *client,
 // # Safety
 // `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
 // `out_result` is NULL or writable.
-cm_code cm_client_set_proxy(cm_client *client,
+cm_code CM_CALL cm_client_set_proxy(cm_client *client,
                             const char *proxy_url,
                             cm_result **out_result);
 
@@ -157,7 +168,7 @@ cm_code cm_client_set_proxy(cm_client *client,
 // # Safety
 // `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
 // `out_result` is NULL or writable.
-cm_code cm_client_set_ca_file(cm_client *client, const char *path, cm_result **out_result);
+cm_code CM_CALL cm_client_set_ca_file(cm_client *client, const char *path, cm_result **out_result);
 
 // Caps the connections the client holds at once, blocking calls and waiters together
 // (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
@@ -165,7 +176,7 @@ cm_code cm_client_set_ca_file(cm_client *client, const char *path, cm_result **o
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_client_set_max_connections(cm_client *client,
+cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
                                       uint32_t max_connections,
                                       cm_result **out_result);
 
@@ -174,7 +185,7 @@ cm_code cm_client_set_max_connections(cm_client *client,
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
+cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
 
 // Frees the caller's reference to a client; its connections close when no waiter still uses
 // it. NULL is fine.
@@ -182,13 +193,13 @@ cm_code cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **o
 // # Safety
 // `client` is NULL or a live client that no call of the caller's is using, not used again
 // afterwards.
-void cm_client_free(cm_client *client);
+void CM_CALL cm_client_free(cm_client *client);
 
 // Creates a token, not triggered. Free it with `cm_cancel_free`.
 //
 // # Safety
 // `out_cancel` is NULL or writable.
-cm_code cm_cancel_new(cm_cancel **out_cancel);
+cm_code CM_CALL cm_cancel_new(cm_cancel **out_cancel);
 
 // Triggers the token: waits and calls using it return CM_ERR_CANCELLED within milliseconds,
 // also while a request is in flight (its connection is dropped). Thread-safe, idempotent;
@@ -196,20 +207,20 @@ cm_code cm_cancel_new(cm_cancel **out_cancel);
 //
 // # Safety
 // `cancel` is NULL or a live token.
-void cm_cancel_trigger(const cm_cancel *cancel);
+void CM_CALL cm_cancel_trigger(const cm_cancel *cancel);
 
 // Frees the caller's reference to the token. NULL is fine.
 //
 // # Safety
 // `cancel` is NULL or a live token, not used again by the caller afterwards.
-void cm_cancel_free(cm_cancel *cancel);
+void CM_CALL cm_cancel_free(cm_cancel *cancel);
 
 // Fills `options` with the library defaults: 1000 ms first delay, 2000 ms interval,
 // 180000 ms timeout, 120 requests, no cancel. NULL is ignored.
 //
 // # Safety
 // `options` is NULL or writable.
-void cm_wait_options_init(cm_wait_options *options);
+void CM_CALL cm_wait_options_init(cm_wait_options *options);
 
 // Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for
 // `task_type` (e.g. "ImageToTextTask": 350 / 200 / 10000 ms). "...Proxyless" names share
@@ -219,7 +230,7 @@ void cm_wait_options_init(cm_wait_options *options);
 //
 // # Safety
 // `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
-cm_code cm_wait_options_for_task_type(cm_wait_options *options, const char *task_type);
+cm_code CM_CALL cm_wait_options_for_task_type(cm_wait_options *options, const char *task_type);
 
 // Polls `task_id` until it is ready (CM_OK, ready), the service reports an error, the
 // timeout passes (CM_ERR_TIMEOUT), the cancel triggers (CM_ERR_CANCELLED) or the budget is
@@ -229,7 +240,7 @@ cm_code cm_wait_options_for_task_type(cm_wait_options *options, const char *task
 // # Safety
 // `client` is NULL or a live client; `options` is NULL or points to a `cm_wait_options`
 // whose `cancel` is NULL or a live token; `out_result` is NULL or writable.
-cm_code cm_wait_result(const cm_client *client,
+cm_code CM_CALL cm_wait_result(const cm_client *client,
                        int64_t task_id,
                        const cm_wait_options *options,
                        cm_result **out_result);
@@ -239,7 +250,7 @@ cm_code cm_wait_result(const cm_client *client,
 //
 // # Safety
 // `client` is NULL or a live client; `out_waiter` is NULL or writable.
-cm_code cm_waiter_new(const cm_client *client, cm_waiter **out_waiter);
+cm_code CM_CALL cm_waiter_new(const cm_client *client, cm_waiter **out_waiter);
 
 // Adds a wait for `task_id`: it runs exactly as `cm_wait_result` would (schedule, retries,
 // back-off, budget, `options->cancel`, the deadline counted from now) and comes out of
@@ -251,7 +262,7 @@ cm_code cm_waiter_new(const cm_client *client, cm_waiter **out_waiter);
 // # Safety
 // `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
 // live token.
-cm_code cm_waiter_add(cm_waiter *waiter,
+cm_code CM_CALL cm_waiter_add(cm_waiter *waiter,
                       int64_t task_id,
                       const cm_wait_options *options,
                       uint64_t tag);
@@ -262,7 +273,7 @@ cm_code cm_waiter_add(cm_waiter *waiter,
 //
 // # Safety
 // As `cm_waiter_add`; `out_result` is NULL or writable.
-cm_code cm_waiter_add_with_result(cm_waiter *waiter,
+cm_code CM_CALL cm_waiter_add_with_result(cm_waiter *waiter,
                                   int64_t task_id,
                                   const cm_wait_options *options,
                                   uint64_t tag,
@@ -276,7 +287,7 @@ cm_code cm_waiter_add_with_result(cm_waiter *waiter,
 //
 // # Safety
 // `waiter` is NULL or a live waiter; `out_tag` and `out_result` are NULL or writable.
-cm_code cm_waiter_next(cm_waiter *waiter,
+cm_code CM_CALL cm_waiter_next(cm_waiter *waiter,
                        uint32_t timeout_ms,
                        uint64_t *out_tag,
                        cm_result **out_result);
@@ -290,13 +301,13 @@ cm_code cm_waiter_next(cm_waiter *waiter,
 //
 // # Safety
 // `waiter` is NULL or a live waiter.
-int32_t cm_waiter_fd(const cm_waiter *waiter);
+int32_t CM_CALL cm_waiter_fd(const cm_waiter *waiter);
 
 // Waits added and not yet taken by `cm_waiter_next` (running or finished). 0 for NULL.
 //
 // # Safety
 // `waiter` is NULL or a live waiter.
-uint64_t cm_waiter_pending(const cm_waiter *waiter);
+uint64_t CM_CALL cm_waiter_pending(const cm_waiter *waiter);
 
 // Cancels every wait (sleeping ones at once, requests in flight within milliseconds); each
 // still comes out of `cm_waiter_next` with CM_ERR_CANCELLED. Afterwards `cm_waiter_add` is
@@ -305,34 +316,34 @@ uint64_t cm_waiter_pending(const cm_waiter *waiter);
 //
 // # Safety
 // `waiter` is NULL or a live waiter.
-void cm_waiter_shutdown(cm_waiter *waiter);
+void CM_CALL cm_waiter_shutdown(cm_waiter *waiter);
 
 // Shuts the waiter down, frees what is queued, and, for the client's last waiter, ends the
 // library's threads. NULL is fine.
 //
 // # Safety
 // `waiter` is NULL or a live waiter that no other call is using, not used again afterwards.
-void cm_waiter_free(cm_waiter *waiter);
+void CM_CALL cm_waiter_free(cm_waiter *waiter);
 
 // Fills `options` with the defaults: no timeout of its own, no cancel. NULL is ignored.
 //
 // # Safety
 // `options` is NULL or writable.
-void cm_call_options_init(cm_call_options *options);
+void CM_CALL cm_call_options_init(cm_call_options *options);
 
 // Asks once for the state of a task. CM_OK with `cm_result_is_ready` 1 (solution there) or
 // 0 (still processing). The request counts in the task's budget of 120.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_get_task_result(const cm_client *client, int64_t task_id, cm_result **out_result);
+cm_code CM_CALL cm_get_task_result(const cm_client *client, int64_t task_id, cm_result **out_result);
 
 // `cm_get_task_result` with per-call options (NULL: the defaults). A request cancelled in
 // flight still counts in the task's budget.
 //
 // # Safety
 // As `cm_get_task_result`; `options` is NULL or readable, its `cancel` NULL or a live token.
-cm_code cm_get_task_result_with(const cm_client *client,
+cm_code CM_CALL cm_get_task_result_with(const cm_client *client,
                                 int64_t task_id,
                                 const cm_call_options *options,
                                 cm_result **out_result);
@@ -344,7 +355,7 @@ cm_code cm_get_task_result_with(const cm_client *client,
 // # Safety
 // `client` is NULL or a live client; the strings are NULL or NUL-terminated; the out
 // pointers are NULL or writable.
-cm_code cm_create_task(const cm_client *client,
+cm_code CM_CALL cm_create_task(const cm_client *client,
                        const char *task_json,
                        const char *callback_url,
                        int64_t *out_task_id,
@@ -355,7 +366,7 @@ cm_code cm_create_task(const cm_client *client,
 //
 // # Safety
 // As `cm_create_task`; `options` is NULL or readable, its `cancel` NULL or a live token.
-cm_code cm_create_task_with(const cm_client *client,
+cm_code CM_CALL cm_create_task_with(const cm_client *client,
                             const char *task_json,
                             const char *callback_url,
                             const cm_call_options *options,
@@ -366,13 +377,13 @@ cm_code cm_create_task_with(const cm_client *client,
 //
 // # Safety
 // `client` is NULL or a live client; the out pointers are NULL or writable.
-cm_code cm_get_balance(const cm_client *client, double *out_balance, cm_result **out_result);
+cm_code CM_CALL cm_get_balance(const cm_client *client, double *out_balance, cm_result **out_result);
 
 // `cm_get_balance` with per-call options (NULL: the defaults).
 //
 // # Safety
 // As `cm_get_balance`; `options` is NULL or readable, its `cancel` NULL or a live token.
-cm_code cm_get_balance_with(const cm_client *client,
+cm_code CM_CALL cm_get_balance_with(const cm_client *client,
                             const cm_call_options *options,
                             double *out_balance,
                             cm_result **out_result);
@@ -382,14 +393,14 @@ cm_code cm_get_balance_with(const cm_client *client,
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_report_incorrect_image(const cm_client *client, int64_t task_id, cm_result **out_result);
+cm_code CM_CALL cm_report_incorrect_image(const cm_client *client, int64_t task_id, cm_result **out_result);
 
 // `cm_report_incorrect_image` with per-call options (NULL: the defaults).
 //
 // # Safety
 // As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
 // token.
-cm_code cm_report_incorrect_image_with(const cm_client *client,
+cm_code CM_CALL cm_report_incorrect_image_with(const cm_client *client,
                                        int64_t task_id,
                                        const cm_call_options *options,
                                        cm_result **out_result);
@@ -399,14 +410,14 @@ cm_code cm_report_incorrect_image_with(const cm_client *client,
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
-cm_code cm_report_incorrect_token(const cm_client *client, int64_t task_id, cm_result **out_result);
+cm_code CM_CALL cm_report_incorrect_token(const cm_client *client, int64_t task_id, cm_result **out_result);
 
 // `cm_report_incorrect_token` with per-call options (NULL: the defaults).
 //
 // # Safety
 // As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
 // token.
-cm_code cm_report_incorrect_token_with(const cm_client *client,
+cm_code CM_CALL cm_report_incorrect_token_with(const cm_client *client,
                                        int64_t task_id,
                                        const cm_call_options *options,
                                        cm_result **out_result);
@@ -415,69 +426,69 @@ cm_code cm_report_incorrect_token_with(const cm_client *client,
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-cm_code cm_result_code(const cm_result *r);
+cm_code CM_CALL cm_result_code(const cm_result *r);
 
 // 1 when the task's status was "ready" (the solution is there), else 0.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-int32_t cm_result_is_ready(const cm_result *r);
+int32_t CM_CALL cm_result_is_ready(const cm_result *r);
 
 // The task the call was about (the new task for cm_create_task); 0 when none.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-int64_t cm_result_task_id(const cm_result *r);
+int64_t CM_CALL cm_result_task_id(const cm_result *r);
 
 // The solution object as the service sent it (JSON text); NULL unless ready.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-const char *cm_result_solution_json(const cm_result *r);
+const char *CM_CALL cm_result_solution_json(const cm_result *r);
 
 // The top-level string member `field` of the solution (e.g. "text", "gRecaptchaResponse"),
 // unescaped; NULL when not ready, absent, not a string, or holding a NUL character.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
-const char *cm_result_solution_string(const cm_result *r, const char *field);
+const char *CM_CALL cm_result_solution_string(const cm_result *r, const char *field);
 
 // The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
 // else NULL.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-const char *cm_result_api_error_code(const cm_result *r);
+const char *CM_CALL cm_result_api_error_code(const cm_result *r);
 
 // The service's errorDescription when it sent one, else NULL.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-const char *cm_result_api_error_description(const cm_result *r);
+const char *CM_CALL cm_result_api_error_description(const cm_result *r);
 
 // One human-readable line on what happened. Never NULL (for a NULL `r`, a static text).
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-const char *cm_result_message(const cm_result *r);
+const char *CM_CALL cm_result_message(const cm_result *r);
 
 // The HTTP requests this call sent, retries included.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-uint32_t cm_result_request_count(const cm_result *r);
+uint32_t CM_CALL cm_result_request_count(const cm_result *r);
 
 // The last HTTP status received, 0 if no answer arrived.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`.
-int32_t cm_result_http_status(const cm_result *r);
+int32_t CM_CALL cm_result_http_status(const cm_result *r);
 
 // Frees a result and every string read from it. NULL is fine.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`, not used again afterwards.
-void cm_result_free(cm_result *r);
+void CM_CALL cm_result_free(cm_result *r);
 
 #ifdef __cplusplus
 }  // extern "C"

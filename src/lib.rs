@@ -1,7 +1,7 @@
 //! libcapmonster: a blocking client for the CapMonster Cloud captcha-solving API, with a C ABI.
 //!
 //! Layers, top to bottom (each uses only the ones below it):
-//! - [`ffi`]: the `extern "C"` functions of `include/capmonster.h`: pointer and string checks,
+//! - [`ffi`]: the `extern "system"` functions of `include/capmonster.h`: pointer and string checks,
 //!   the panic boundary, result objects (which also read the solution JSON for
 //!   `cm_result_solution_string`). One file per C type; `handle` casts every C pointer.
 //! - [`waiter`]: many waits at once; their outcomes queue for `next` (an eventfd on Linux).

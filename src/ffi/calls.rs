@@ -33,7 +33,7 @@ pub struct cm_call_options {
 /// # Safety
 /// `options` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_call_options_init(options: *mut cm_call_options) {
+pub unsafe extern "system" fn cm_call_options_init(options: *mut cm_call_options) {
     if !options.is_null() {
         // SAFETY: not NULL, writable by contract.
         unsafe { options.write(cm_call_options { timeout_ms: 0, cancel: std::ptr::null() }) };
@@ -63,7 +63,7 @@ unsafe fn call_options(options: *const cm_call_options) -> CallOptions {
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_task_result(
+pub unsafe extern "system" fn cm_get_task_result(
     client: *const cm_client,
     task_id: i64,
     out_result: *mut *mut cm_result,
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn cm_get_task_result(
 /// # Safety
 /// As `cm_get_task_result`; `options` is NULL or readable, its `cancel` NULL or a live token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_task_result_with(
+pub unsafe extern "system" fn cm_get_task_result_with(
     client: *const cm_client,
     task_id: i64,
     options: *const cm_call_options,
@@ -99,7 +99,7 @@ pub unsafe extern "C" fn cm_get_task_result_with(
 /// `client` is NULL or a live client; the strings are NULL or NUL-terminated; the out
 /// pointers are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_create_task(
+pub unsafe extern "system" fn cm_create_task(
     client: *const cm_client,
     task_json: *const c_char,
     callback_url: *const c_char,
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn cm_create_task(
 /// # Safety
 /// As `cm_create_task`; `options` is NULL or readable, its `cancel` NULL or a live token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_create_task_with(
+pub unsafe extern "system" fn cm_create_task_with(
     client: *const cm_client,
     task_json: *const c_char,
     callback_url: *const c_char,
@@ -153,7 +153,7 @@ pub unsafe extern "C" fn cm_create_task_with(
 /// # Safety
 /// `client` is NULL or a live client; the out pointers are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_balance(
+pub unsafe extern "system" fn cm_get_balance(
     client: *const cm_client,
     out_balance: *mut f64,
     out_result: *mut *mut cm_result,
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn cm_get_balance(
 /// # Safety
 /// As `cm_get_balance`; `options` is NULL or readable, its `cancel` NULL or a live token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_get_balance_with(
+pub unsafe extern "system" fn cm_get_balance_with(
     client: *const cm_client,
     options: *const cm_call_options,
     out_balance: *mut f64,
@@ -194,7 +194,7 @@ pub unsafe extern "C" fn cm_get_balance_with(
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_report_incorrect_image(
+pub unsafe extern "system" fn cm_report_incorrect_image(
     client: *const cm_client,
     task_id: i64,
     out_result: *mut *mut cm_result,
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn cm_report_incorrect_image(
 /// As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
 /// token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_report_incorrect_image_with(
+pub unsafe extern "system" fn cm_report_incorrect_image_with(
     client: *const cm_client,
     task_id: i64,
     options: *const cm_call_options,
@@ -225,7 +225,7 @@ pub unsafe extern "C" fn cm_report_incorrect_image_with(
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_report_incorrect_token(
+pub unsafe extern "system" fn cm_report_incorrect_token(
     client: *const cm_client,
     task_id: i64,
     out_result: *mut *mut cm_result,
@@ -240,7 +240,7 @@ pub unsafe extern "C" fn cm_report_incorrect_token(
 /// As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
 /// token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_report_incorrect_token_with(
+pub unsafe extern "system" fn cm_report_incorrect_token_with(
     client: *const cm_client,
     task_id: i64,
     options: *const cm_call_options,

@@ -25,7 +25,7 @@ impl Castable for cm_cancel {
 /// # Safety
 /// `out_cancel` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> cm_code {
+pub unsafe extern "system" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> cm_code {
     with_code(|| {
         out_arg(out_cancel, "out_cancel")?;
         // SAFETY: checked not NULL; writable by contract.
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> cm_co
 /// # Safety
 /// `cancel` is NULL or a live token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_cancel_trigger(cancel: *const cm_cancel) {
+pub unsafe extern "system" fn cm_cancel_trigger(cancel: *const cm_cancel) {
     // SAFETY: the caller's contract.
     if let Ok(cancel) = unsafe { borrow(cancel, "cancel") } {
         catch((), || cancel.trigger());
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn cm_cancel_trigger(cancel: *const cm_cancel) {
 /// # Safety
 /// `cancel` is NULL or a live token, not used again by the caller afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn cm_cancel_free(cancel: *mut cm_cancel) {
+pub unsafe extern "system" fn cm_cancel_free(cancel: *mut cm_cancel) {
     // SAFETY: the caller's contract.
     catch((), || unsafe { free_arc(cancel) });
 }

@@ -39,7 +39,7 @@ impl Castable for cm_client {
 /// `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_new(
+pub unsafe extern "system" fn cm_client_new(
     client_key: *const c_char,
     out_client: *mut *mut cm_client,
     out_result: *mut *mut cm_result,
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn cm_client_new(
 /// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
 /// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_base_url(
+pub unsafe extern "system" fn cm_client_set_base_url(
     client: *mut cm_client,
     base_url: *const c_char,
     out_result: *mut *mut cm_result,
@@ -79,7 +79,7 @@ pub unsafe extern "C" fn cm_client_set_base_url(
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_request_timeout_ms(
+pub unsafe extern "system" fn cm_client_set_request_timeout_ms(
     client: *mut cm_client,
     timeout_ms: u32,
     out_result: *mut *mut cm_result,
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn cm_client_set_request_timeout_ms(
 /// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
 /// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_proxy(
+pub unsafe extern "system" fn cm_client_set_proxy(
     client: *mut cm_client,
     proxy_url: *const c_char,
     out_result: *mut *mut cm_result,
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn cm_client_set_proxy(
 /// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
 /// `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_ca_file(
+pub unsafe extern "system" fn cm_client_set_ca_file(
     client: *mut cm_client,
     path: *const c_char,
     out_result: *mut *mut cm_result,
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn cm_client_set_ca_file(
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_max_connections(
+pub unsafe extern "system" fn cm_client_set_max_connections(
     client: *mut cm_client,
     max_connections: u32,
     out_result: *mut *mut cm_result,
@@ -165,7 +165,7 @@ pub unsafe extern "C" fn cm_client_set_max_connections(
 /// # Safety
 /// `client` is NULL or a live client; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_set_soft_id(
+pub unsafe extern "system" fn cm_client_set_soft_id(
     client: *mut cm_client,
     soft_id: u32,
     out_result: *mut *mut cm_result,
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn cm_client_set_soft_id(
 /// `client` is NULL or a live client that no call of the caller's is using, not used again
 /// afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn cm_client_free(client: *mut cm_client) {
+pub unsafe extern "system" fn cm_client_free(client: *mut cm_client) {
     // SAFETY: the caller's contract.
     catch((), || unsafe { free_arc(client) });
 }

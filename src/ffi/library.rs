@@ -20,14 +20,14 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
 /// The library's version as "MAJOR.MINOR.PATCH" (the CM_VERSION_* macros of the header the
 /// library was built with). Static storage: never free it.
 #[no_mangle]
-pub extern "C" fn cm_version() -> *const c_char {
+pub extern "system" fn cm_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
 /// The name of a code, e.g. "CM_ERR_API"; "CM_ERR_UNKNOWN" for any other number. Static
 /// storage: never free it.
 #[no_mangle]
-pub extern "C" fn cm_code_name(code: i32) -> *const c_char {
+pub extern "system" fn cm_code_name(code: i32) -> *const c_char {
     catch(c"CM_ERR_UNKNOWN".as_ptr(), || code_name(code).as_ptr())
 }
 

@@ -1,6 +1,10 @@
-//! The C ABI (`include/capmonster.h`): thin `extern "C"` wrappers over the safe core.
+//! The C ABI (`include/capmonster.h`): thin `extern "system"` wrappers over the safe core.
 //!
 //! Rules every function here follows:
+//! - it is `extern "system"`: stdcall on 32-bit Windows, which VB6/VBA `Declare` and MQL4
+//!   `#import` can only call, and the C convention everywhere else (so Linux and 64-bit Windows
+//!   see plain C functions). The header marks each declaration `CM_CALL` to match; build.rs
+//!   refuses an `extern "C"` function in src/ (it would be cdecl on 32-bit Windows);
 //! - its body runs inside the panic boundary (`boundary`): no unwind crosses into C;
 //! - every pointer from C is checked for NULL and every string for UTF-8 before use; no Rust
 //!   enum, `&T` or `Box<T>` appears in a signature;

@@ -166,7 +166,7 @@ fn opt_ptr(text: &Option<CString>) -> *const c_char {
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_code(r: *const cm_result) -> cm_code {
+pub unsafe extern "system" fn cm_result_code(r: *const cm_result) -> cm_code {
     // SAFETY: forwarded contract.
     catch(CM_ERR_INVALID_ARGUMENT, || unsafe { view(r) }.map_or(CM_ERR_INVALID_ARGUMENT, |r| r.code))
 }
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn cm_result_code(r: *const cm_result) -> cm_code {
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_is_ready(r: *const cm_result) -> i32 {
+pub unsafe extern "system" fn cm_result_is_ready(r: *const cm_result) -> i32 {
     // SAFETY: forwarded contract.
     catch(0, || unsafe { view(r) }.map_or(0, |r| i32::from(r.ready)))
 }
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn cm_result_is_ready(r: *const cm_result) -> i32 {
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_task_id(r: *const cm_result) -> i64 {
+pub unsafe extern "system" fn cm_result_task_id(r: *const cm_result) -> i64 {
     // SAFETY: forwarded contract.
     catch(0, || unsafe { view(r) }.map_or(0, |r| r.task_id))
 }
@@ -196,7 +196,7 @@ pub unsafe extern "C" fn cm_result_task_id(r: *const cm_result) -> i64 {
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_solution_json(r: *const cm_result) -> *const c_char {
+pub unsafe extern "system" fn cm_result_solution_json(r: *const cm_result) -> *const c_char {
     // SAFETY: forwarded contract.
     catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.solution_json)))
 }
@@ -207,7 +207,7 @@ pub unsafe extern "C" fn cm_result_solution_json(r: *const cm_result) -> *const 
 /// # Safety
 /// `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_solution_string(r: *const cm_result, field: *const c_char) -> *const c_char {
+pub unsafe extern "system" fn cm_result_solution_string(r: *const cm_result, field: *const c_char) -> *const c_char {
     catch(std::ptr::null(), || {
         // SAFETY: forwarded contract.
         let (Some(r), Ok(field)) = (unsafe { view(r) }, unsafe { str_arg(field, "field") }) else {
@@ -223,7 +223,7 @@ pub unsafe extern "C" fn cm_result_solution_string(r: *const cm_result, field: *
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_api_error_code(r: *const cm_result) -> *const c_char {
+pub unsafe extern "system" fn cm_result_api_error_code(r: *const cm_result) -> *const c_char {
     // SAFETY: forwarded contract.
     catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_code)))
 }
@@ -233,7 +233,7 @@ pub unsafe extern "C" fn cm_result_api_error_code(r: *const cm_result) -> *const
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_api_error_description(r: *const cm_result) -> *const c_char {
+pub unsafe extern "system" fn cm_result_api_error_description(r: *const cm_result) -> *const c_char {
     // SAFETY: forwarded contract.
     catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_description)))
 }
@@ -243,7 +243,7 @@ pub unsafe extern "C" fn cm_result_api_error_description(r: *const cm_result) ->
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_message(r: *const cm_result) -> *const c_char {
+pub unsafe extern "system" fn cm_result_message(r: *const cm_result) -> *const c_char {
     let null_message = c"result is NULL".as_ptr();
     // SAFETY: forwarded contract.
     catch(null_message, || unsafe { view(r) }.map_or(null_message, |r| r.message.as_ptr()))
@@ -254,7 +254,7 @@ pub unsafe extern "C" fn cm_result_message(r: *const cm_result) -> *const c_char
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_request_count(r: *const cm_result) -> u32 {
+pub unsafe extern "system" fn cm_result_request_count(r: *const cm_result) -> u32 {
     // SAFETY: forwarded contract.
     catch(0, || unsafe { view(r) }.map_or(0, |r| r.request_count))
 }
@@ -264,7 +264,7 @@ pub unsafe extern "C" fn cm_result_request_count(r: *const cm_result) -> u32 {
 /// # Safety
 /// `r` is NULL or a live `cm_result`.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_http_status(r: *const cm_result) -> i32 {
+pub unsafe extern "system" fn cm_result_http_status(r: *const cm_result) -> i32 {
     // SAFETY: forwarded contract.
     catch(0, || unsafe { view(r) }.map_or(0, |r| r.http_status))
 }
@@ -274,7 +274,7 @@ pub unsafe extern "C" fn cm_result_http_status(r: *const cm_result) -> i32 {
 /// # Safety
 /// `r` is NULL or a live `cm_result`, not used again afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn cm_result_free(r: *mut cm_result) {
+pub unsafe extern "system" fn cm_result_free(r: *mut cm_result) {
     // SAFETY: the caller's contract.
     catch((), || unsafe { free_box(r) });
 }

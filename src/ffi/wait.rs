@@ -60,7 +60,7 @@ impl cm_wait_options {
 /// # Safety
 /// `options` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_wait_options_init(options: *mut cm_wait_options) {
+pub unsafe extern "system" fn cm_wait_options_init(options: *mut cm_wait_options) {
     if !options.is_null() {
         // SAFETY: not NULL, writable by contract.
         unsafe { options.write(cm_wait_options::from_schedule(&schedule::DEFAULT)) };
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn cm_wait_options_init(options: *mut cm_wait_options) {
 /// # Safety
 /// `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn cm_wait_options_for_task_type(
+pub unsafe extern "system" fn cm_wait_options_for_task_type(
     options: *mut cm_wait_options,
     task_type: *const c_char,
 ) -> cm_code {
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn cm_wait_options_for_task_type(
 /// `client` is NULL or a live client; `options` is NULL or points to a `cm_wait_options`
 /// whose `cancel` is NULL or a live token; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_wait_result(
+pub unsafe extern "system" fn cm_wait_result(
     client: *const cm_client,
     task_id: i64,
     options: *const cm_wait_options,

@@ -32,7 +32,7 @@ impl Castable for cm_waiter {
 /// # Safety
 /// `client` is NULL or a live client; `out_waiter` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_new(client: *const cm_client, out_waiter: *mut *mut cm_waiter) -> cm_code {
+pub unsafe extern "system" fn cm_waiter_new(client: *const cm_client, out_waiter: *mut *mut cm_waiter) -> cm_code {
     with_code(|| {
         out_arg(out_waiter, "out_waiter")?;
         // SAFETY: the caller's contract.
@@ -55,7 +55,7 @@ pub unsafe extern "C" fn cm_waiter_new(client: *const cm_client, out_waiter: *mu
 /// `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
 /// live token.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_add(
+pub unsafe extern "system" fn cm_waiter_add(
     waiter: *mut cm_waiter,
     task_id: i64,
     options: *const cm_wait_options,
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn cm_waiter_add(
 /// # Safety
 /// As `cm_waiter_add`; `out_result` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_add_with_result(
+pub unsafe extern "system" fn cm_waiter_add_with_result(
     waiter: *mut cm_waiter,
     task_id: i64,
     options: *const cm_wait_options,
@@ -109,7 +109,7 @@ unsafe fn add(waiter: *mut cm_waiter, task_id: i64, options: *const cm_wait_opti
 /// # Safety
 /// `waiter` is NULL or a live waiter; `out_tag` and `out_result` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_next(
+pub unsafe extern "system" fn cm_waiter_next(
     waiter: *mut cm_waiter,
     timeout_ms: u32,
     out_tag: *mut u64,
@@ -149,7 +149,7 @@ pub unsafe extern "C" fn cm_waiter_next(
 /// # Safety
 /// `waiter` is NULL or a live waiter.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_fd(waiter: *const cm_waiter) -> i32 {
+pub unsafe extern "system" fn cm_waiter_fd(waiter: *const cm_waiter) -> i32 {
     // SAFETY: the caller's contract.
     catch(-1, || unsafe { borrow(waiter, "waiter") }.ok().and_then(Waiter::fd).unwrap_or(-1))
 }
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn cm_waiter_fd(waiter: *const cm_waiter) -> i32 {
 /// # Safety
 /// `waiter` is NULL or a live waiter.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_pending(waiter: *const cm_waiter) -> u64 {
+pub unsafe extern "system" fn cm_waiter_pending(waiter: *const cm_waiter) -> u64 {
     // SAFETY: the caller's contract.
     catch(0, || unsafe { borrow(waiter, "waiter") }.map_or(0, Waiter::pending))
 }
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn cm_waiter_pending(waiter: *const cm_waiter) -> u64 {
 /// # Safety
 /// `waiter` is NULL or a live waiter.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_shutdown(waiter: *mut cm_waiter) {
+pub unsafe extern "system" fn cm_waiter_shutdown(waiter: *mut cm_waiter) {
     // SAFETY: the caller's contract.
     if let Ok(waiter) = unsafe { borrow(waiter, "waiter") } {
         catch((), || waiter.shutdown());
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn cm_waiter_shutdown(waiter: *mut cm_waiter) {
 /// # Safety
 /// `waiter` is NULL or a live waiter that no other call is using, not used again afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn cm_waiter_free(waiter: *mut cm_waiter) {
+pub unsafe extern "system" fn cm_waiter_free(waiter: *mut cm_waiter) {
     // SAFETY: the caller's contract.
     catch((), || unsafe { free_box(waiter) });
 }
