@@ -3,6 +3,8 @@
 # installs what it lacks), and leaves dist/windows-x86_64/ and dist/windows-i686/, each with
 # capmonster.dll, capmonster.lib (MSVC import library), libcapmonster.dll.a (MinGW),
 # capmonster.def, capmonster.h, and a zip of the folder (capmonster-<version>-windows-<arch>.zip).
+# i686: every function is stdcall under an undecorated export name; the .def lists the decorated
+# names (cm_version@0) and both import libraries map them to the plain exports (dlltool -k).
 #
 # Rust for Windows here is Debian's (rustc-web, 1.96) with its std source: rustup's toolchain
 # has only the Linux target. The *-win7-windows-gnu targets are built with -Zbuild-std; the
@@ -63,7 +65,7 @@ for target in "${targets[@]}"; do
     built=target/$target/release
     # Without its symbol table the DLL is a third smaller; exports live elsewhere in a PE file.
     "$prefix-strip" --strip-all -o "$out/capmonster.dll" "$built/capmonster.dll"
-    cp "$built/libcapmonster.dll.a" "$out/libcapmonster.dll.a"
+    cp "$built/libcapmonster.dll.a" "$out/libcapmonster.dll.a" # replaced for i686, below
     cp include/capmonster.h "$out/capmonster.h"
 
     dump=$("$prefix-objdump" -p "$out/capmonster.dll")
@@ -88,8 +90,63 @@ print("\n".join(sorted(names)))
         esac
     done
 
-    { echo "LIBRARY capmonster.dll"; echo "EXPORTS"; printf '    %s\n' $exports; } >"$out/capmonster.def"
-    llvm-dlltool -m "$machine" -d "$out/capmonster.def" -D capmonster.dll -l "$out/capmonster.lib"
+    def_names=$exports
+    kill_at=()
+    if [ "$arch" = i686 ]; then
+        # Every function is stdcall here (extern "system", CM_CALL in the header): the DLL's own
+        # symbol table (objects' names, before stripping) holds _cm_x@N, N the bytes of
+        # arguments the callee pops. Compared with the sizes the header's parameters take on
+        # i686, this fails for a cdecl function (no @N) and for a signature that disagrees.
+        def_names=$("$prefix-nm" --defined-only "$built/capmonster.dll" | python3 -c '
+import re, sys
+header = open("include/capmonster.h").read()
+# Argument sizes on i686: pointers and 32-bit values take 4 bytes, 64-bit values 8.
+sizes = {"int32_t": 4, "uint32_t": 4, "cm_code": 4, "size_t": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
+errors, expected = [], {}
+for match in re.finditer(r"CM_CALL (cm_[a-z0-9_]+)\(([^)]*)\);", header):
+    name, args = match.group(1), " ".join(match.group(2).split())
+    total = 0
+    for arg in ([] if args == "void" else args.split(",")):
+        kind = arg.strip().rsplit(" ", 1)[0].replace("const ", "")
+        if "*" in arg:
+            total += 4
+        elif kind in sizes:
+            total += sizes[kind]
+        else:
+            errors.append(f"{name}: no i686 size known for the parameter type {kind!r}")
+    expected[name] = total
+defined = {}
+for line in sys.stdin:
+    match = re.fullmatch(r"[0-9a-f]+ T _(cm_[a-z0-9_]+)(?:@(\d+))?", line.strip())
+    if match:
+        # The linker adds an undecorated alias (_cm_x) beside a stdcall function (_cm_x@N).
+        defined[match.group(1)] = match.group(2) or defined.get(match.group(1))
+for name in sorted(set(expected) | set(defined)):
+    if name not in defined:
+        errors.append(f"{name}: declared in the header, not defined in the DLL")
+    elif name not in expected:
+        errors.append(f"{name}: defined in the DLL, not declared CM_CALL in the header")
+    elif defined[name] is None:
+        errors.append(f"{name}: cdecl (no @N): it must be extern \"system\" (stdcall)")
+    elif int(defined[name]) != expected[name]:
+        errors.append(f"{name}: pops {defined[name]} bytes of arguments, the header passes {expected[name]}")
+if errors:
+    sys.exit("capmonster.dll (i686) is not stdcall as the header declares:\n  " + "\n  ".join(errors))
+print("\n".join(f"{name}@{expected[name]}" for name in sorted(expected)))
+')
+        # -k: the import libraries map the decorated symbol a caller references
+        # (_cm_version@0, __imp__cm_version@0) to the undecorated export (cm_version).
+        kill_at=(-k)
+    fi
+    # On i686 the .def lists the decorated names (cm_version@0): what dlltool -k and MSVC's
+    # lib /def need to make an import library for undecorated stdcall exports.
+    { echo "LIBRARY capmonster.dll"; echo "EXPORTS"; printf '    %s\n' $def_names; } >"$out/capmonster.def"
+    llvm-dlltool -m "$machine" "${kill_at[@]}" -d "$out/capmonster.def" -D capmonster.dll -l "$out/capmonster.lib"
+    if [ "$arch" = i686 ]; then
+        # Cargo's own libcapmonster.dll.a has only undecorated symbols (_cm_version), which no
+        # __stdcall caller references: MinGW's dlltool makes the one shipped.
+        "$prefix-dlltool" -k -d "$out/capmonster.def" -D capmonster.dll -l "$out/libcapmonster.dll.a"
+    fi
 
     zip_name=capmonster-$version-windows-$arch.zip
     rm -f "dist/$zip_name"

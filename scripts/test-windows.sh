@@ -6,8 +6,9 @@
 #   strict C99 with -Werror; what Windows cannot do (fork, poll(2) of the waiter's fd, /proc
 #   counts) they skip and say so;
 # - the demo (examples/solve_image.c) solving a task;
-# - i686: the header and the C tests compile with i686 MinGW and link against both import
-#   libraries (32-bit Wine cannot be installed here, so nothing 32-bit runs);
+# - i686: the header (its functions __stdcall there) and the C tests compile with i686 MinGW,
+#   link against both import libraries, and import only the DLL's plain names (32-bit Wine
+#   cannot be installed here, so nothing 32-bit runs);
 # - the Rust tests that need no Linux server (unit tests; transport, waits, waiter, cancels in
 #   flight, fault matrix, the budget shared by 8 Windows processes...), cargo's runner set to
 #   Wine. WINDOWS_RUST_TESTS=0 leaves them out (their build takes minutes).
@@ -49,6 +50,22 @@ for arch in x86_64 i686; do
         tests/c/header_compiles_as_cpp.cpp -Ldist/windows-$arch -l:libcapmonster.dll.a -static \
         -o "$build/$arch/header_compiles_as_cpp.exe"
     cp "dist/windows-$arch/capmonster.dll" "$build/$arch/"
+done
+# The i686 programs call through __stdcall declarations (_cm_version@0): each must import
+# from capmonster.dll only plain names the DLL exports, or it would not load on Windows.
+i686-w64-mingw32-objdump -p dist/windows-i686/capmonster.dll >"$build/i686/capmonster.dll.txt"
+for exe in "$build"/i686/*.exe; do
+    i686-w64-mingw32-objdump -p "$exe" | python3 -c '
+import re, sys
+exports = set(re.findall(r"^\s*\[\s*\d+\]\s+(\S+)\s*$", open(sys.argv[2]).read().split("[Ordinal/Name Pointer] Table", 1)[1], re.M))
+text = sys.stdin.read()
+block = text.split("DLL Name: capmonster.dll", 1)[1].split("\n\n", 1)[0]
+names = re.findall(r"^\s*[0-9a-f]+\s+\d+\s+(\S+)\s*$", block, re.M)
+wrong = [name for name in names if name not in exports]
+if not names or wrong:
+    sys.exit(f"{sys.argv[1]}: imports from capmonster.dll {wrong or names} (not plain exported names)")
+print(f"{sys.argv[1]}: {len(names)} imports from capmonster.dll, all plain exported names")
+' "$exe" "$build/i686/capmonster.dll.txt"
 done
 echo "i686: the header compiles as C99 and C++ and the tests link against capmonster.dll's import libraries"
 

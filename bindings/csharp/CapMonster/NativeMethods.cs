@@ -38,6 +38,9 @@ namespace CapMonster
     {
         // "capmonster" finds libcapmonster.so (Linux), libcapmonster.dylib (macOS) and
         // capmonster.dll (Windows) on the platform's library search path.
+        // Winapi: the library's functions are stdcall on 32-bit Windows (CM_CALL in the header)
+        // and C functions elsewhere; Winapi is stdcall on 32-bit Windows and the platform's
+        // default (cdecl) everywhere else, so one attribute is right on every platform.
         internal const string Library = "capmonster";
 
         // The codes are CapMonsterErrorCode's, whose numbers a test checks against the header.
@@ -46,117 +49,117 @@ namespace CapMonster
         internal const int CM_ERR_TIMEOUT = (int)CapMonsterErrorCode.Timeout;
         internal const int CM_ERR_CANCELLED = (int)CapMonsterErrorCode.Cancelled;
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_version();
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_code_name(int code);
 
         // Creation and the setters write a cm_result on every return (success or not): its
         // message is the library's account of a refused argument.
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_new([In] byte[] clientKey, out ClientHandle client, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_proxy(ClientHandle client, [In] byte[] proxyUrl, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_ca_file(ClientHandle client, [In] byte[] path, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_max_connections(ClientHandle client, uint maxConnections, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_soft_id(ClientHandle client, uint softId, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_client_free(IntPtr client);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_cancel_new(out CancelHandle cancel);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_cancel_trigger(CancelHandle cancel);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_cancel_free(IntPtr cancel);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_wait_options_init(ref NativeWaitOptions options);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_new(ClientHandle client, out WaiterHandle waiter);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_add_with_result(WaiterHandle waiter, long taskId, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_next(WaiterHandle waiter, uint timeoutMs, out ulong tag, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern ulong cm_waiter_pending(WaiterHandle waiter);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_waiter_shutdown(WaiterHandle waiter);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_waiter_free(IntPtr waiter);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_get_task_result_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_create_task_with(ClientHandle client, [In] byte[] taskJson, [In] byte[] callbackUrl, ref NativeCallOptions options, out long taskId, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_get_balance_with(ClientHandle client, ref NativeCallOptions options, out double balance, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_report_incorrect_image_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_report_incorrect_token_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_result_code(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_result_is_ready(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern long cm_result_task_id(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_solution_json(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_solution_string(ResultHandle r, [In] byte[] field);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_code(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_description(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_message(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern uint cm_result_request_count(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_result_http_status(ResultHandle r);
 
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_result_free(IntPtr r);
     }
 }
