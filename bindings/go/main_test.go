@@ -27,8 +27,8 @@ var emulatorURL string
 // $CAPMONSTER_EMULATOR) on a free port for the whole run, and points the examples at it
 // through CAPMONSTER_BASE_URL and CAPMONSTER_CLIENT_KEY. With $CAPMONSTER_TEST_EMULATOR_URL
 // set, the tests use that already running emulator instead (a fresh one, started with
-// --solve-after-ms 200 as here): under Wine a Windows test binary
-// cannot start the Linux one (Wine would hand it Windows paths), but reaches its loopback port.
+// --solve-after-ms 200 as here): under Wine a Windows test binary cannot start the Linux one
+// (Wine would hand it Windows paths), but reaches its loopback port.
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
