@@ -98,6 +98,7 @@ echo "== solve_image.exe (Wine)"
 start_emulator --solve-after-ms 1000
 CAPMONSTER_BASE_URL="$EMULATOR_URL" "$wine" "$run/solve_image.exe"
 stop_emulator
+scripts/test-windows-go.sh --built # the Go binding's tests and examples, in a Wine prefix of their own
 if [ "${WINDOWS_RUST_TESTS:-1}" != 0 ]; then
     echo "== Rust tests (Wine)"
     # Not here: tls, proxies, proxy_environment (they start nginx, tinyproxy, microsocks, which

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -25,11 +24,23 @@ func TestVersion(t *testing.T) {
 // Sequential: it counts the library clients of the whole package.
 func TestNewClientRejectsBadSettings(t *testing.T) {
 	before := capmonster.LiveHandles()
-	missing := filepath.Join(t.TempDir(), "missing.pem")
-	empty := filepath.Join(t.TempDir(), "empty.pem")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+	// A temporary file, not t.TempDir: under Wine 8, Go's RemoveAll (TempDir's cleanup) fails
+	// with "unlinkat ...: Invalid function" (its POSIX-semantics delete is not implemented
+	// there), while os.Remove works. scripts/test-windows-go.sh runs this test under Wine.
+	emptyFile, err := os.CreateTemp("", "capmonster-empty-*.pem")
+	if err != nil {
 		t.Fatal(err)
 	}
+	empty := emptyFile.Name()
+	t.Cleanup(func() {
+		if err := os.Remove(empty); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := emptyFile.Close(); err != nil {
+		t.Fatal(err)
+	}
+	missing := empty + ".missing"
 	cases := []struct {
 		name string
 		key  string

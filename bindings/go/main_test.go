@@ -25,12 +25,18 @@ var emulatorURL string
 
 // TestMain starts the project's emulator (../../target/release/capmonster-emulator, or
 // $CAPMONSTER_EMULATOR) on a free port for the whole run, and points the examples at it
-// through CAPMONSTER_BASE_URL and CAPMONSTER_CLIENT_KEY.
+// through CAPMONSTER_BASE_URL and CAPMONSTER_CLIENT_KEY. With $CAPMONSTER_TEST_EMULATOR_URL
+// set, the tests use that already running emulator instead (a fresh one, started with
+// --solve-after-ms 200 as here): under Wine a Windows test binary cannot start the Linux one
+// (Wine would hand it Windows paths), but reaches its loopback port.
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
 func runTests(m *testing.M) int {
+	if url := os.Getenv("CAPMONSTER_TEST_EMULATOR_URL"); url != "" {
+		return runWith(m, url)
+	}
 	// The emulator dies with this thread (Pdeathsig): keep the main goroutine on it.
 	runtime.LockOSThread()
 	bin := os.Getenv("CAPMONSTER_EMULATOR")
@@ -83,7 +89,12 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 	}
-	emulatorURL = "http://127.0.0.1:" + port
+	return runWith(m, "http://127.0.0.1:"+port)
+}
+
+// runWith runs the tests against the emulator at url.
+func runWith(m *testing.M, url string) int {
+	emulatorURL = url
 	os.Setenv("CAPMONSTER_BASE_URL", emulatorURL)
 	os.Setenv("CAPMONSTER_CLIENT_KEY", "go-example-key")
 	return m.Run()
