@@ -4,11 +4,12 @@
 #   runtimes/linux-x64/native/libcapmonster.so           cargo build --release
 #   runtimes/win-x64/native/capmonster.dll               dist/windows-x86_64 (scripts/build-windows.sh)
 #   runtimes/win-x86/native/capmonster.dll               dist/windows-i686
+#   build/net461/LibCapMonster.targets                   .NET Framework: copies the DLL of the platform
 # CapMonster.dll: mcs compiles against Mono's 4.7.1 reference assemblies, then Pack/Retarget.exe
 # points every type reference at netstandard 2.0.0.0 after checking the type is in netstandard
 # 2.0 (Mono's netstandard.dll is a facade of forwarders, through which mcs would reference
 # mscorlib). Installs Mono's compiler, runtime, mono-devel (the netstandard facade, the
-# reference assemblies, Mono.Cecil) and mono-utils (monodis) when missing (Debian, as root).
+# reference assemblies, Mono.Cecil, xbuild for test-package.sh) and mono-utils (monodis) when missing (Debian, as root).
 # Builds the Windows DLLs when dist/ lacks them (minutes). Prints the package's listing.
 # Usage: bindings/csharp/pack.sh
 set -euo pipefail
@@ -27,7 +28,7 @@ api=/usr/lib/mono/4.7.1-api # reference assemblies (mono-devel); 4.7.1 is the fi
 packages=()
 command -v mcs >/dev/null 2>&1 || packages+=(mono-mcs)
 command -v mono >/dev/null 2>&1 || packages+=(mono-runtime)
-[ -f "$api/Facades/netstandard.dll" ] && compgen -G '/usr/lib/mono/gac/Mono.Cecil/0.11.*/Mono.Cecil.dll' >/dev/null ||
+[ -f "$api/Facades/netstandard.dll" ] && command -v xbuild >/dev/null 2>&1 && compgen -G '/usr/lib/mono/gac/Mono.Cecil/0.11.*/Mono.Cecil.dll' >/dev/null ||
     packages+=(mono-devel)
 command -v monodis >/dev/null 2>&1 || packages+=(mono-utils)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
@@ -66,6 +67,10 @@ for pair in linux-x64:target/release/libcapmonster.so win-x64:dist/windows-x86_6
     mkdir -p "$stage/runtimes/${pair%%:*}/native"
     cp "${pair#*:}" "$stage/runtimes/${pair%%:*}/native/"
 done
+
+# --- .NET Framework: a copy of the platform's capmonster.dll next to the program (see the file) -
+mkdir -p "$stage/build/net461"
+cp "$here/Pack/$id.targets" "$stage/build/net461/"
 
 # --- the manifest ---------------------------------------------------------------------------
 description=$(sed -n 's/^description = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

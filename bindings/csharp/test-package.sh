@@ -2,6 +2,9 @@
 # Tests the NuGet package from its own layout: builds it (pack.sh), checks it structurally,
 # extracts it into a temporary folder and
 # - checks that runtimes/win-x64 and win-x86 hold dist/'s capmonster.dll, PE32+ x86-64 and PE32 i386;
+# - .NET Framework: builds a project importing build/net461/LibCapMonster.targets with Mono's
+#   xbuild for x64, x86, AnyCPU (with and without Prefer32Bit) and with a RuntimeIdentifier, and
+#   checks which capmonster.dll is copied next to the program (none, with a warning, for AnyCPU);
 # - compiles the binding's tests against the extracted lib/netstandard2.0/CapMonster.dll;
 # - runs one test with the extracted runtimes/linux-x64/native/libcapmonster.so moved away: it
 #   must fail to load the library (so nothing else on the machine stands in for it);
@@ -34,6 +37,7 @@ python3 "$here/Pack/nupkg.py" extract "$package" "$x"
 expected='LibCapMonster.nuspec
 [Content_Types].xml
 _rels/.rels
+build/net461/LibCapMonster.targets
 lib/netstandard2.0/CapMonster.dll
 lib/netstandard2.0/CapMonster.xml
 runtimes/linux-x64/native/libcapmonster.so
@@ -56,6 +60,54 @@ for pair in win-x64:windows-x86_64:pei-x86-64 win-x86:windows-i686:pei-i386; do
     echo "$rid/native/capmonster.dll: dist/$arch's, $format"
 done
 cmp "$x/runtimes/linux-x64/native/libcapmonster.so" target/release/libcapmonster.so
+
+# --- .NET Framework: build/net461/LibCapMonster.targets, imported as a packages.config project
+# does, under Mono's xbuild (mono-devel): which capmonster.dll lands next to the program.
+framework=$work/framework
+mkdir -p "$framework"
+echo 'static class Program { static void Main() {} }' >"$framework/Program.cs"
+cat >"$framework/Program.csproj" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<Project ToolsVersion="4.0" DefaultTargets="Build" xmlns="http://schemas.microsoft.com/developer/msbuild/2003">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFrameworkVersion>v4.6.1</TargetFrameworkVersion>
+    <AssemblyName>Program</AssemblyName>
+    <OutputPath>bin\\</OutputPath>
+  </PropertyGroup>
+  <ItemGroup>
+    <Compile Include="Program.cs" />
+  </ItemGroup>
+  <Import Project="\$(MSBuildToolsPath)\\Microsoft.CSharp.targets" />
+  <Import Project="$x/build/net461/LibCapMonster.targets" />
+</Project>
+EOF
+# PROPERTIES EXPECTED: EXPECTED is the rid whose DLL must be copied, or "none".
+for case in 'PlatformTarget=x64;Prefer32Bit=false win-x64' 'PlatformTarget=x86;Prefer32Bit=false win-x86' \
+    'PlatformTarget=AnyCPU;Prefer32Bit=true win-x86' 'PlatformTarget=AnyCPU;Prefer32Bit=false none' \
+    'PlatformTarget=x64;RuntimeIdentifier=win-x64 none'; do
+    properties=${case% *} expected=${case##* }
+    rm -rf "$framework/bin" "$framework/obj"
+    (cd "$framework" && xbuild /nologo /v:minimal "/p:$properties" Program.csproj >"$framework/log.txt" 2>&1) ||
+        { cat "$framework/log.txt" >&2; exit 1; }
+    if [ "$expected" = none ]; then
+        [ ! -e "$framework/bin/capmonster.dll" ] ||
+            { echo "test-package.sh: $properties copied a capmonster.dll" >&2; exit 1; }
+    else
+        cmp "$framework/bin/capmonster.dll" "$x/runtimes/$expected/native/capmonster.dll" ||
+            { echo "test-package.sh: $properties did not copy $expected's capmonster.dll" >&2; exit 1; }
+    fi
+    # The warning comes exactly for AnyCPU without Prefer32Bit and no RuntimeIdentifier.
+    warned=no should_warn=no
+    grep 'warning : LibCapMonster:' "$framework/log.txt" >/dev/null && warned=yes
+    [ "$properties" = 'PlatformTarget=AnyCPU;Prefer32Bit=false' ] && should_warn=yes
+    if [ "$warned" != "$should_warn" ]; then
+        echo "test-package.sh: $properties: LibCapMonster's warning: $warned" >&2
+        cat "$framework/log.txt" >&2
+        exit 1
+    fi
+    echo ".NET Framework build (xbuild), $properties: capmonster.dll of $expected, warning: $warned"
+done
 
 # --- the tests, built against the package's assembly ------------------------------------------
 # The facade resolves the assembly's netstandard types to Mono's (mono-devel, which pack.sh installs).
