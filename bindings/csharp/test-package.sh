@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests the NuGet package from its own layout: builds it (pack.sh), checks it structurally,
-# extracts it into a temporary folder and
+# extracts it into a temporary folder, installs it with Debian's nuget (installed when missing,
+# as root) and
 # - checks that runtimes/win-x64 and win-x86 hold dist/'s capmonster.dll, PE32+ x86-64 and PE32 i386;
 # - .NET Framework: builds a project importing build/net461/LibCapMonster.targets with Mono's
 #   xbuild for x64, x86, AnyCPU (with and without Prefer32Bit) and with a RuntimeIdentifier, and
@@ -19,6 +20,15 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 started=$SECONDS
 
+# Debian's NuGet client (2.8.7, on Mono) reads the package as NuGet does.
+if ! command -v nuget >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "test-package.sh: nuget is missing; install (as root, Debian): nuget" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nuget >/dev/null
+fi
 "$here/pack.sh"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 package=$root/dist/LibCapMonster.$version.nupkg
@@ -60,6 +70,16 @@ for pair in win-x64:windows-x86_64:pei-x86-64 win-x86:windows-i686:pei-i386; do
     echo "$rid/native/capmonster.dll: dist/$arch's, $format"
 done
 cmp "$x/runtimes/linux-x64/native/libcapmonster.so" target/release/libcapmonster.so
+
+# NuGet's own client installs it from a folder source (no cache: the package, not an older copy)
+# and lays out the same files.
+nuget install LibCapMonster -Version "$version" -Source "$root/dist" -OutputDirectory "$work/nuget" \
+    -NoCache -NonInteractive >"$work/nuget.txt" 2>&1 || { cat "$work/nuget.txt" >&2; exit 1; }
+installed=$work/nuget/LibCapMonster.$version
+for file in $(grep -e '^lib/' -e '^runtimes/' -e '^build/' <<<"$expected"); do
+    cmp "$x/$file" "$installed/$file"
+done
+echo "nuget $(nuget help 2>/dev/null | sed -n 's/^NuGet Version: //p') installed it from dist/: the same files"
 
 # --- .NET Framework: build/net461/LibCapMonster.targets, imported as a packages.config project
 # does, under Mono's xbuild (mono-devel): which capmonster.dll lands next to the program.

@@ -65,7 +65,7 @@ namespace CapMonster.Pack
                     Console.Error.WriteLine("unexpected reference to {0} (type {1})", scope.Name, type.FullName);
                     return 1;
                 }
-                if (!surface.Contains(type.FullName)) outside.Add(type.FullName + " (" + scope.Name + ")");
+                if (!surface.Contains(type.FullName)) outside.Add(type.FullName + " (from " + (scope == corlib ? "mscorlib" : scope.Name) + ")");
                 top.Scope = corlib;
             }
             if (outside.Count > 0)

@@ -60,6 +60,7 @@ def pack(stage, out):
         fail("%s must hold exactly one .nuspec at its top, not %d" % (stage, len(nuspecs)))
     if len(files) > MAX_ENTRIES:
         fail("%d files to pack (at most %d)" % (len(files), MAX_ENTRIES))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         def add(name, data):
