@@ -9,8 +9,9 @@
 # points every type reference at netstandard 2.0.0.0 after checking the type is in netstandard
 # 2.0 (Mono's netstandard.dll is a facade of forwarders, through which mcs would reference
 # mscorlib). Installs Mono's compiler, runtime, mono-devel (the netstandard facade, the
-# reference assemblies, Mono.Cecil, xbuild for test-package.sh) and mono-utils (monodis) when missing (Debian, as root).
-# Builds the Windows DLLs when dist/ lacks them (minutes). Prints the package's listing.
+# reference assemblies, Mono.Cecil, xbuild for test-package.sh) and mono-utils (monodis) when
+# missing (Debian, as root). Builds the Windows DLLs when dist/ lacks them (minutes). Prints the
+# package's listing.
 # Usage: bindings/csharp/pack.sh
 set -euo pipefail
 
