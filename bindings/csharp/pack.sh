@@ -52,14 +52,15 @@ cargo build --release --quiet --lib
 out=target/nuget
 stage=$out/stage
 rm -rf "$out"
-mkdir -p "$out" "$stage/lib/netstandard2.0"
+mkdir -p "$out/mono" "$stage/lib/netstandard2.0"
 mcs_flags=(-warn:4 -warnaserror+ -nologo)
 mcs "${mcs_flags[@]}" -r:"$cecil" -out:"$out/Retarget.exe" "$here/Pack/Retarget.cs"
-# -nostdlib: only the reference assemblies named here, never the runtime's own mscorlib.
+# -nostdlib: only the reference assemblies named here, never the runtime's own mscorlib. The
+# file name is the assembly's name (CapMonster, which the tests' InternalsVisibleTo and users' references name).
 mcs "${mcs_flags[@]}" -langversion:6 -optimize+ -nostdlib -target:library \
     -r:"$api/mscorlib.dll" -r:"$api/System.dll" -r:"$api/System.Core.dll" \
-    -doc:"$stage/lib/netstandard2.0/CapMonster.xml" -out:"$out/CapMonster.mono.dll" "$here"/CapMonster/*.cs
-mono "$out/Retarget.exe" "$out/CapMonster.mono.dll" "$api/Facades/netstandard.dll" "$stage/lib/netstandard2.0/CapMonster.dll"
+    -doc:"$stage/lib/netstandard2.0/CapMonster.xml" -out:"$out/mono/CapMonster.dll" "$here"/CapMonster/*.cs
+mono "$out/Retarget.exe" "$out/mono/CapMonster.dll" "$api/Facades/netstandard.dll" "$stage/lib/netstandard2.0/CapMonster.dll"
 bindings/csharp/Pack/check-assembly.sh "$stage/lib/netstandard2.0/CapMonster.dll"
 
 # --- the native files, where .NET Core and .NET 5+ look for them (runtimes/<rid>/native) ---------
