@@ -79,7 +79,8 @@ installed=$work/nuget/LibCapMonster.$version
 for file in $(grep -e '^lib/' -e '^runtimes/' -e '^build/' <<<"$expected"); do
     cmp "$x/$file" "$installed/$file"
 done
-echo "nuget $(nuget help 2>/dev/null | sed -n 's/^NuGet Version: //p') installed it from dist/: the same files"
+# (The version from dpkg: `nuget help` into a pipe spins forever wrapping text to a zero-width console.)
+echo "nuget $(dpkg-query -W -f '${Version}' nuget 2>/dev/null) installed it from dist/: the same files"
 
 # --- .NET Framework: build/net461/LibCapMonster.targets, imported as a packages.config project
 # does, under Mono's xbuild (mono-devel): which capmonster.dll lands next to the program.
