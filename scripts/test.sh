@@ -2,7 +2,7 @@
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
 # bindings, the budget shared across processes, the READMEs' code blocks, the Windows build
-# and its tests under Wine.
+# and its tests under Wine, the C# NuGet package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +34,6 @@ echo "== The READMEs' code blocks, as a reader runs them"
 scripts/test-readme.sh
 echo "== Windows: both DLLs built, C and Rust tests and the demo under Wine"
 scripts/test-windows.sh
+echo "== C# NuGet package: built with the DLLs above, tested from its extracted layout (Mono, xbuild)"
+bindings/csharp/test-package.sh
 echo "== all tests passed"
