@@ -105,10 +105,12 @@ CANCEL=$(timeout 300 "$OUT/scale" cancel "$URL" "$MAXCONN") || CANCEL_RC=$?
 row_of() { # mode n interval -> the SCALE line, if that case ran
   local l
   for l in "${LINES[@]}"; do [ "${l%%|*}" = "$1 $2 $3" ] && { echo "${l##*|}"; return; }; done
+  return 0 # a case left out (SCALE_CASES) prints nothing; set -e must not end the report
 }
 status_of() {
   local l rest
   for l in "${LINES[@]}"; do [ "${l%%|*}" = "$1 $2 $3" ] && { rest=${l#*|}; echo "${rest%%|*}"; return; }; done
+  return 0
 }
 fmt_bytes() { awk -v b="$1" 'BEGIN { if (b >= 1024) printf "%.1f KiB", b / 1024; else printf "%.0f B", b }'; }
 TABLE=()

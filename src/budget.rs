@@ -8,9 +8,9 @@
 //!
 //! Where the counts live is chosen once, when the first client is created:
 //! - by default, a file that every process of the user shares (`budget_file`), in a private
-//!   directory (`$XDG_RUNTIME_DIR/capmonster/budget-v1`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v1`; on Windows
-//!   `%LOCALAPPDATA%\capmonster\budget-v1`);
+//!   directory (`$XDG_RUNTIME_DIR/capmonster/budget-v2`, else
+//!   `<temporary directory>/capmonster-<uid>/budget-v2`; on Windows
+//!   `%LOCALAPPDATA%\capmonster\budget-v2`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (each process counts alone).
 //!
