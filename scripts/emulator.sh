@@ -1,5 +1,6 @@
 # Sourced by the other scripts: start_emulator [emulator args...] starts the release emulator
-# on a free loopback port, sets EMULATOR_URL and stops it when the script exits.
+# on a free loopback port, sets EMULATOR_URL and stops it when the script exits (through its own
+# EXIT trap when the script has none; a script with an EXIT trap calls stop_emulator in it).
 
 start_emulator() {
     local root port_file i
@@ -7,7 +8,7 @@ start_emulator() {
     port_file=$(mktemp -u "${TMPDIR:-/tmp}/capmonster-emulator-port.XXXXXX")
     "$root/target/release/capmonster-emulator" --port 0 --port-file "$port_file" "$@" >/dev/null &
     EMULATOR_PID=$!
-    trap 'stop_emulator' EXIT
+    [ -n "$(trap -p EXIT)" ] || trap 'stop_emulator' EXIT
     for i in $(seq 1 200); do
         [ -s "$port_file" ] && break
         if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then

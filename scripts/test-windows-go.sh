@@ -60,12 +60,6 @@ x86_64-w64-mingw32-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -shared -s \
 build_seconds=$SECONDS
 
 source scripts/emulator.sh
-# start_emulator sets its own EXIT trap (stop_emulator): put this script's back after it, so
-# the prefix is removed and its wineserver stopped however the script ends.
-start() {
-    start_emulator "$@"
-    trap cleanup EXIT
-}
 # A private prefix of this script's own, so the stand-in DLL reaches no other test's prefix.
 # Its first start (20-30 s here) is made before any timed test.
 export WINEDEBUG=-all WINEPREFIX
@@ -87,7 +81,7 @@ run_tests() { # test-binary label: runs it against a fresh emulator, reports its
     local passed skipped
     echo "== $2 (Wine)"
     # A fresh emulator started as the tests' TestMain starts its own.
-    start --solve-after-ms 200
+    start_emulator --solve-after-ms 200
     # From bindings/go, as go test runs them: the docs examples are found relative to it.
     if ! (cd bindings/go && CAPMONSTER_TEST_EMULATOR_URL="$EMULATOR_URL" \
         "$wine" "$1" -test.count=1 -test.v -test.timeout=10m >"$log" 2>&1); then
@@ -107,7 +101,7 @@ run_tests "$build/capmonster.test.exe" "go test"
 run_tests "$build/capmonster-race.test.exe" "go test -race"
 
 echo "== Go examples (Wine)"
-start --solve-after-ms 200
+start_emulator --solve-after-ms 200
 rc=0
 CAPMONSTER_BASE_URL="$EMULATOR_URL" CAPMONSTER_CLIENT_KEY=go-wine-example "$wine" "$build/solve.exe" >"$log" 2>&1 || rc=$?
 if [ "$rc" != 0 ] || ! grep '^text: ' "$log" >/dev/null; then
