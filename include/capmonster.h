@@ -11,8 +11,9 @@
  * talks to the service hands back a cm_result carrying its code and message.
  *
  * Budget: the service allows 120 getTaskResult requests per task and may lock the account
- * beyond; the library counts them per (client key, task) across the whole process and never
- * sends the 121st (CM_ERR_BUDGET_EXHAUSTED).
+ * beyond; the library counts them per (client key, task) across every process of the user (a
+ * file they share; CAPMONSTER_BUDGET=process counts in the process only) and never sends the
+ * 121st (CM_ERR_BUDGET_EXHAUSTED).
  *
  * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
  * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated
