@@ -50,8 +50,9 @@ fn main() {
 }
 
 /// Copies the Rust sources under `from` to `to`, with `extern "system" fn` written
-/// `extern "C" fn`. Panics on an `extern "C" fn`: it would be cdecl on 32-bit Windows while
-/// the header declares CM_CALL. Bounded by src/'s tree (directories are not followed as links).
+/// `extern "C" fn`. Panics on an exported function that is not `extern "system"`: it would be
+/// cdecl on 32-bit Windows while the header declares CM_CALL. Bounded by src/'s tree
+/// (directories are not followed as links).
 fn copy_as_c(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("OUT_DIR is writable");
     for entry in fs::read_dir(from).expect("src/ is readable") {
@@ -62,12 +63,24 @@ fn copy_as_c(from: &Path, to: &Path) {
             copy_as_c(&entry.path(), &target);
         } else if entry.path().extension().is_some_and(|ext| ext == "rs") {
             let source = fs::read_to_string(entry.path()).expect("sources are UTF-8");
-            assert!(
-                !source.contains("extern \"C\" fn"),
-                "{}: an exported function must be `extern \"system\"` (stdcall on 32-bit Windows, as the header declares)",
-                entry.path().display()
-            );
+            check_exports_are_system(&entry.path(), &source);
             fs::write(target, source.replace("extern \"system\" fn", "extern \"C\" fn")).expect("OUT_DIR is writable");
+        }
+    }
+}
+
+/// Every `#[no_mangle]` item must be an `extern "system" fn` (callbacks the library hands to C
+/// itself, such as a `pthread_atfork` handler, stay `extern "C"`: they are not exported).
+fn check_exports_are_system(path: &Path, source: &str) {
+    let mut lines = source.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if line == "#[no_mangle]" || line == "#[unsafe(no_mangle)]" {
+            let item = lines.find(|next| !next.starts_with("#[")).unwrap_or_default();
+            assert!(
+                item.contains("extern \"system\" fn"),
+                "{}: `{item}`: an exported function must be `extern \"system\"` (stdcall on 32-bit Windows, as the header declares)",
+                path.display()
+            );
         }
     }
 }

@@ -214,9 +214,31 @@ pub(crate) struct BudgetFile {
     map: Mapping,
     file: File,
     path: PathBuf,
-    /// The process that opened it: a forked child shares the open file, and with it the lock,
-    /// so it must open its own.
-    pid: u32,
+    /// `forks()` when it was opened: a forked child shares the open file, and with it the
+    /// lock, so it must open its own.
+    #[cfg(unix)]
+    forks: u64,
+}
+
+/// Forks as this process sees them: `pthread_atfork`'s child handler adds one in every child.
+/// Cheaper than comparing `getpid` on every count, a system call since glibc stopped caching it.
+#[cfg(unix)]
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(unix)]
+extern "C" fn count_fork_in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(unix)]
+fn forks() -> u64 {
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        // SAFETY: the handler only adds to an atomic, which a child of a threaded parent may do.
+        // glibc drops the registration if this library is unloaded.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORKS.load(Ordering::Relaxed)
 }
 
 /// A slot's state in one word, so that one compare-and-swap both proves that the slot still
@@ -482,7 +504,11 @@ impl BudgetFile {
         let (map, repair) = Self::map_checked(&file).map_err(|error| format!("{shown}: {error}"))?;
         notes.extend(repair);
         let note = (!notes.is_empty()).then(|| format!("the shared budget file {shown}: {}", notes.join("; ")));
-        Ok((BudgetFile { map, file, path: path.to_owned(), pid: std::process::id() }, note))
+        #[cfg(unix)]
+        let budget = BudgetFile { map, file, path: path.to_owned(), forks: forks() };
+        #[cfg(windows)]
+        let budget = BudgetFile { map, file, path: path.to_owned() };
+        Ok((budget, note))
     }
 
     /// Unix: the file must be the process user's; its mode is made 0600.
@@ -539,7 +565,10 @@ impl BudgetFile {
 
     /// Whether this process opened the file (false in a forked child: reopen).
     pub fn opened_here(&self) -> bool {
-        self.pid == std::process::id()
+        #[cfg(unix)]
+        return self.forks == forks();
+        #[cfg(windows)]
+        true
     }
 
     /// Unix: a file cut short behind the library's back is restored (rebuilt empty) before the

@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 64;
 struct Slots {
     max: u32,
     used: u32,
+    /// Callers waiting for a permit: a permit given back wakes one only when there is one (a
+    /// wake-up is a system call, which the uncontended path never makes).
+    queued: u32,
 }
 
 #[derive(Debug)]
@@ -48,8 +51,14 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.gate.lock().used -= 1;
-        self.gate.freed.notify_one();
+        let anyone_queued = {
+            let mut slots = self.gate.lock();
+            slots.used -= 1;
+            slots.queued > 0
+        };
+        if anyone_queued {
+            self.gate.freed.notify_one();
+        }
     }
 }
 
@@ -63,7 +72,7 @@ impl Watcher for Gate {
 
 impl Gate {
     pub fn new(max: u32) -> Arc<Gate> {
-        Arc::new(Gate { slots: Mutex::new(Slots { max: max.max(1), used: 0 }), freed: Condvar::new() })
+        Arc::new(Gate { slots: Mutex::new(Slots { max: max.max(1), used: 0, queued: 0 }), freed: Condvar::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -118,10 +127,12 @@ impl Gate {
             if now >= deadline {
                 return Err(Refused::Deadline);
             }
+            slots.queued += 1;
             slots = match self.freed.wait_timeout(slots, deadline - now) {
                 Ok((slots, _)) => slots,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            slots.queued -= 1;
         }
     }
 }

@@ -5,8 +5,11 @@
 //! three calls (blocking off, a 1-byte read, blocking on), twice per request: about 10 system
 //! calls per call against libcurl's 5 (bench/). This transport keeps the socket non-blocking and
 //! waits with poll(2) only when an operation would block, as curl does, and probes with a
-//! single `recv(MSG_PEEK)` on the non-blocking socket: 5 calls per request (probe, send, poll,
-//! recv, probe). Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
+//! single `recv(MSG_PEEK)` on the non-blocking socket. ureq probes twice per request: when the
+//! connection goes back to the pool and when it is taken again. The first comes right after the
+//! answer was read and is answered without a call; the second sees anything that came since
+//! (an end of stream, bytes nobody asked for). So 4 calls per request (probe, send, poll, recv).
+//! Proxies keep ureq's own connectors; TLS wraps this transport as it wraps ureq's.
 //!
 //! Each socket is registered for shutdown (ureq's `register_shutdown`, which `inflight` also
 //! hears) before it connects, so a cancel shuts it down and the poll below returns at once.
@@ -42,7 +45,7 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
         let stream = connect_any(details)?;
         stream.stream.set_nodelay(details.config.no_delay())?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
-        Ok(Some(Either::B(LeanTcp { stream, buffers })))
+        Ok(Some(Either::B(LeanTcp { stream, buffers, read_since_probe: false })))
     }
 }
 
@@ -243,6 +246,9 @@ fn deadline(timeout: NextTimeout) -> Result<Option<Instant>, ureq::Error> {
 pub(crate) struct LeanTcp {
     stream: Arc<Socket>,
     buffers: LazyBuffers,
+    /// Bytes were read since the last probe: the next probe is ureq's on the way back to the
+    /// pool, a moment after the answer's last bytes (see the module docs).
+    read_since_probe: bool,
 }
 
 impl fmt::Debug for LeanTcp {
@@ -291,6 +297,7 @@ impl Transport for LeanTcp {
             match read {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
+                    self.read_since_probe = amount > 0;
                     return Ok(amount > 0);
                 }
                 Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
@@ -301,6 +308,9 @@ impl Transport for LeanTcp {
 
     /// Open means: no end of stream, no error and no unasked-for bytes waiting.
     fn is_open(&mut self) -> bool {
+        if std::mem::take(&mut self.read_since_probe) {
+            return true;
+        }
         // One recv(MSG_PEEK): the socket is non-blocking, so "would block" means alive and idle.
         let mut byte = [0u8; 1];
         matches!(self.stream.stream.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
