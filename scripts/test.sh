@@ -2,8 +2,7 @@
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
 # bindings (the VBA sample's Declares checked against the header), the budget shared across
-# processes, the READMEs' code blocks, the Windows build
-# and its tests under Wine.
+# processes, the READMEs' code blocks, the Windows build and its tests under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
