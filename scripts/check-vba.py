@@ -688,7 +688,7 @@ def main(argv):
     problems, stack = check(header, module, example, def_text)
     if problems:
         print("\n".join(problems), file=sys.stderr)
-        print(f"check-vba: {len(problems)} problems in bindings/vba against include/capmonster.h", file=sys.stderr)
+        print(f"check-vba: {len(problems)} problems", file=sys.stderr)
         return 1
     caught, failures = self_test(header, module, example)
     compiled = compiler_stack(header)
