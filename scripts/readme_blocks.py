@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Runs the code blocks of the READMEs, the way doc tests keep library docs honest.
 
-Every fenced block with a language (c, go, csharp, sh, cmake) must say how it is checked, on the
-line just above its opening fence:
+Every fenced block with a language (c, go, csharp, sh, cmake, vba) must say how it is checked, on
+the line just above its opening fence:
 
     <!-- readme-test: KIND [name=value ...] -->
 
@@ -45,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = re.compile(r"^<!-- readme-test: ([a-z-]+)(.*?)-->\s*$")
 SKIP = re.compile(r"^\*Not run by the README test: (.+)\.\*\s*$")
 FENCE = re.compile(r"^```([A-Za-z0-9+#-]*)\s*$")
-LANGUAGES = {"c", "go", "csharp", "sh", "cmake"}
+LANGUAGES = {"c", "go", "csharp", "sh", "cmake", "vba"}
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 # What a fragment's surrounding text tells the reader it runs inside.

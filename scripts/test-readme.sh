@@ -8,4 +8,5 @@ if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="
 # Offline and reproducible, as scripts/test-go.sh: no toolchain or module download.
 export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1
 cargo build --release --workspace --quiet
-python3 scripts/readme_blocks.py README.md bindings/go/README.md bindings/csharp/README.md emulator/README.md
+python3 scripts/readme_blocks.py README.md bindings/go/README.md bindings/csharp/README.md bindings/vba/README.md \
+    emulator/README.md

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test: Rust lints, Rust tests (core, integration against the emulator, header
 # freshness, emulator), the C tests (also under valgrind), the installed package, the
-# bindings, the budget shared across processes, the READMEs' code blocks, the Windows build
-# and its tests under Wine, the C# NuGet package.
+# bindings (the VBA sample's Declares checked against the header), the budget shared across
+# processes, the READMEs' code blocks, the Windows build and its tests under Wine, the C# NuGet
+# package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,8 @@ echo "== C# binding (Mono)"
 bindings/csharp/run-tests.sh
 echo "== The request budget across processes: C, Go and C#"
 scripts/test-budget-processes.sh
+echo "== VBA: bindings/vba's Declares against the header (32- and 64-bit)"
+scripts/check-vba.py
 echo "== The READMEs' code blocks, as a reader runs them"
 scripts/test-readme.sh
 echo "== Windows: both DLLs built, C and Rust tests and the demo under Wine"
