@@ -2,7 +2,8 @@
 # Builds capmonster.dll for Windows 7 and later, 64-bit and 32-bit, on Debian (as root, it
 # installs what it lacks), and leaves dist/windows-x86_64/ and dist/windows-i686/, each with
 # capmonster.dll, capmonster.lib (MSVC import library), libcapmonster.dll.a (MinGW),
-# capmonster.def, capmonster.h, and a zip of the folder (capmonster-<version>-windows-<arch>.zip).
+# capmonster.def, capmonster.h, the VBA modules (vba/), and a zip of the folder
+# (capmonster-<version>-windows-<arch>.zip).
 # i686: every function is stdcall under an undecorated export name; the .def lists the decorated
 # names (cm_version@0) and both import libraries map them to the plain exports (dlltool -k).
 #
@@ -67,6 +68,8 @@ for target in "${targets[@]}"; do
     "$prefix-strip" --strip-all -o "$out/capmonster.dll" "$built/capmonster.dll"
     cp "$built/libcapmonster.dll.a" "$out/libcapmonster.dll.a" # replaced for i686, below
     cp include/capmonster.h "$out/capmonster.h"
+    mkdir -p "$out/vba" # the VBA modules (bindings/vba), for Office macros
+    cp bindings/vba/CapMonster.bas bindings/vba/Example.bas "$out/vba/"
 
     dump=$("$prefix-objdump" -p "$out/capmonster.dll")
     # The export table's names (objdump lists them after "[Ordinal/Name Pointer] Table").

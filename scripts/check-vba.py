@@ -622,11 +622,11 @@ def mutations(header, module):
          "Cancel (64-bit) is at offset 4"),
         ("a wrong code", header, edit(module, "CM_ERR_API As Long = 2", "CM_ERR_API As Long = 3"),
          "CM_ERR_API is 3"),
-        ("a header argument more", edit(header, "cm_code cm_result_code(const cm_result *r);",
-                                        "cm_code cm_result_code(const cm_result *r, uint32_t flags);"), module,
+        ("a header argument more", edit(header, "cm_result_code(const cm_result *r);",
+                                        "cm_result_code(const cm_result *r, uint32_t flags);"), module,
          "takes 1 arguments; C takes 2"),
-        ("a header int32 widened to int64", edit(header, "const char *cm_code_name(int32_t code);",
-                                                 "const char *cm_code_name(int64_t code);"), module, "C @8, VBA @4"),
+        ("a header int32 widened to int64", edit(header, "cm_code_name(int32_t code);",
+                                                 "cm_code_name(int64_t code);"), module, "C @8, VBA @4"),
     ]
 
 

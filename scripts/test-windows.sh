@@ -68,6 +68,8 @@ print(f"{sys.argv[1]}: {len(names)} imports from capmonster.dll, all plain expor
 ' "$exe" "$build/i686/capmonster.dll.txt"
 done
 echo "i686: the header compiles as C99 and C++ and the tests link against capmonster.dll's import libraries"
+# 32-bit VBA pops what its Declares push: the decorated names' @N must match them.
+scripts/check-vba.py --def dist/windows-i686/capmonster.def
 
 # A private prefix; its first start (a few seconds) is made here, not inside a timed test.
 export WINEDEBUG=-all WINEPREFIX
