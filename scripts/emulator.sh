@@ -23,6 +23,23 @@ start_emulator() {
     export EMULATOR_URL
 }
 
+# run_c_tests LABEL TEST_CAPMONSTER TEST_WAITER WAITS [RUNNER...]: tests/c's two programs, each
+# against a fresh emulator (the scripted tasks count their requests), through RUNNER (valgrind,
+# wine) when given; test_waiter makes WAITS waits unless TEST_WAITER_WAITS says otherwise.
+run_c_tests() {
+    local label=$1 capmonster=$2 waiter=$3 waits=$4 root
+    shift 4
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    echo "== $(basename "$capmonster")$label"
+    start_emulator --script "$root/tests/c/emulator-script.json"
+    "$@" "$capmonster" "$EMULATOR_URL"
+    stop_emulator
+    echo "== $(basename "$waiter")$label"
+    start_emulator
+    TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-$waits}" "$@" "$waiter" "$EMULATOR_URL"
+    stop_emulator
+}
+
 stop_emulator() {
     if [ -n "${EMULATOR_PID:-}" ]; then
         kill "$EMULATOR_PID" 2>/dev/null || true

@@ -22,15 +22,7 @@ echo "header compiles and links as C++"
 gcc "${CFLAGS[@]}" tests/c/test_capmonster.c "${LINK[@]}" -o "$build/test_capmonster"
 gcc "${CFLAGS[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$build/test_waiter"
 
-# A fresh emulator per run: the scripted tasks count their requests.
-echo "== test_capmonster"
-start_emulator --script tests/c/emulator-script.json
-"$build/test_capmonster" "$EMULATOR_URL"
-stop_emulator
-echo "== test_waiter"
-start_emulator
-TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-20000}" "$build/test_waiter" "$EMULATOR_URL"
-stop_emulator
+run_c_tests "" "$build/test_capmonster" "$build/test_waiter" 20000
 
 if [ "${SKIP_VALGRIND:-0}" = 1 ]; then
     echo "valgrind runs skipped (SKIP_VALGRIND=1)"
@@ -38,12 +30,5 @@ if [ "${SKIP_VALGRIND:-0}" = 1 ]; then
 fi
 VALGRIND=(valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
           --show-leak-kinds=definite)
-echo "== test_capmonster under valgrind"
-start_emulator --script tests/c/emulator-script.json
-"${VALGRIND[@]}" "$build/test_capmonster" "$EMULATOR_URL"
-stop_emulator
-echo "== test_waiter under valgrind"
-start_emulator
-TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-2000}" "${VALGRIND[@]}" "$build/test_waiter" "$EMULATOR_URL"
-stop_emulator
+run_c_tests " under valgrind" "$build/test_capmonster" "$build/test_waiter" 2000 "${VALGRIND[@]}"
 echo "valgrind memcheck: no errors, no definite leaks (C tests passed in ${SECONDS} s)"

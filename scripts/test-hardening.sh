@@ -27,14 +27,9 @@ gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$
 # std's are freed or still reachable at exit, which LeakSanitizer does not report).
 export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-start_emulator --script tests/c/emulator-script.json
-"$build/test_capmonster_asan" "$EMULATOR_URL"
-stop_emulator
+run_c_tests "" "$build/test_capmonster_asan" "$build/test_waiter_asan" 20000
 start_emulator
 "$build/test_abuse_asan" "$EMULATOR_URL"
-stop_emulator
-start_emulator
-TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-20000}" "$build/test_waiter_asan" "$EMULATOR_URL"
 stop_emulator
 unset ASAN_OPTIONS UBSAN_OPTIONS
 

@@ -88,14 +88,7 @@ run=$build/x86_64
 
 "$wine" "$run/header_compiles_as_cpp.exe" >/dev/null
 echo "header compiles and links as C++ (x86_64 and i686 MinGW) and runs (Wine)"
-echo "== test_capmonster.exe (Wine)"
-start_emulator --script tests/c/emulator-script.json
-"$wine" "$run/test_capmonster.exe" "$EMULATOR_URL"
-stop_emulator
-echo "== test_waiter.exe (Wine)"
-start_emulator
-TEST_WAITER_WAITS="${TEST_WAITER_WAITS:-5000}" "$wine" "$run/test_waiter.exe" "$EMULATOR_URL"
-stop_emulator
+run_c_tests " (Wine)" "$run/test_capmonster.exe" "$run/test_waiter.exe" 5000 "$wine"
 echo "== solve_image.exe (Wine)"
 start_emulator --solve-after-ms 1000
 CAPMONSTER_BASE_URL="$EMULATOR_URL" "$wine" "$run/solve_image.exe"
