@@ -1,70 +1,44 @@
 //! libcapmonster: a blocking client for the CapMonster Cloud captcha-solving API, with a C ABI.
 //!
-//! Layers, top to bottom (each uses only the ones below it):
-//! - [`ffi`]: the `extern "system"` functions of `include/capmonster.h`: pointer and string checks,
-//!   the panic boundary, result objects (which also read the solution JSON for
-//!   `cm_result_solution_string`). One file per C type; `handle` casts every C pointer.
-//! - [`waiter`]: many waits at once; their outcomes queue for `next` (an eventfd on Linux).
-//!   `engine` drives them: one timer heap and at most `max_connections` worker threads per
-//!   client, shared by the client's waiters.
-//! - [`wait`]: the rules of one wait (schedule, deadline, retries, back-off) as a state
-//!   machine, and the blocking wait that sleeps between its polls.
-//! - [`client`]: the safe Rust client, one method per API call, with its settings, the
-//!   per-call bounds (deadline, cancels) and budget admission.
-//! - `gate`: the cap on a client's connections; `inflight`: the cancels of the request on
-//!   this thread, and the connector wrapper that lets them shut down the connection it uses.
-//! - `transport`: one HTTP exchange over the client's ureq connection pool, failures
-//!   classified; `tcp`: the non-blocking TCP transport under it; `resolve`: name resolution
-//!   (cached, one lookup per name at a time, waits that a cancel ends).
-//! - [`answer`]: classifying one answer (status + body) without I/O.
-//! - [`budget`]: the count of getTaskResult requests per task (120 at most), shared by the
-//!   user's processes through a file ([`budget_file`]) or kept in the process.
-//! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers;
-//!   [`schedule`], [`endpoint`], [`trust`], [`error`] and [`codes`] (the C return codes, the
-//!   one table the core's `Code` is built from): data and small parts.
+//! Floors, top to bottom; each folder uses only the ones below it:
+//! - [`ffi`]: the `extern "system"` functions of `include/capmonster.h` and nothing else:
+//!   argument checks, the panic boundary, result objects. One file per C type.
+//! - [`wait`]: the rules of one wait (schedule, deadline, retries, back-off), the blocking wait,
+//!   and many waits at once on a [`Waiter`], driven by the client's engine (one timer heap, at
+//!   most `max_connections` worker threads).
+//! - [`client`]: the safe Rust client, one method per API call, with its settings, the per-call
+//!   bounds (deadline, cancels), budget admission and the call's [`Report`].
+//! - [`budget`]: what may be sent: the count of getTaskResult requests per task (120 at most),
+//!   shared by the user's processes through a mapped file (`budget::file`) or kept in the
+//!   process.
+//! - [`net`]: endpoint and proxy rules, trust, name resolution, TCP, the cancels of a request in
+//!   flight, the cap on a client's connections, one HTTP exchange with its failures classified.
+//! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers.
+//! - [`api`]: the service's API as data, with no I/O: answer classification, the C return codes
+//!   (the one table the core's [`Code`] is built from), the error type, schedules, limits.
+//!
+//! One deliberate back-reference: a [`Client`] holds (weakly) the engine that drives its
+//! waiters, so that every waiter of a client shares one timer and one set of workers, and the
+//! engine, which lives in `wait`, calls the client back to poll. `tests/layers.rs` keeps these
+//! floors: it fails on any other upward import.
 
-/// cbindgen:ignore
-pub mod answer;
+pub mod api;
 /// cbindgen:ignore
 pub mod budget;
-/// cbindgen:ignore
-#[cfg(any(unix, windows))]
-pub mod budget_file;
 /// cbindgen:ignore
 pub mod cancel;
 /// cbindgen:ignore
 pub mod client;
-pub mod codes;
-/// cbindgen:ignore
-mod engine;
-/// cbindgen:ignore
-pub mod endpoint;
-/// cbindgen:ignore
-pub mod error;
-/// cbindgen:ignore
-mod gate;
-/// cbindgen:ignore
-mod inflight;
 pub mod ffi;
 /// cbindgen:ignore
-mod resolve;
-/// cbindgen:ignore
-pub mod schedule;
-/// cbindgen:ignore
-mod tcp;
-/// cbindgen:ignore
-mod transport;
-/// cbindgen:ignore
-pub mod trust;
+pub mod net;
 /// cbindgen:ignore
 pub mod wait;
-/// cbindgen:ignore
-pub mod waiter;
 
-pub use answer::TaskState;
+pub use api::answer::TaskState;
+pub use api::error::{ApiError, Code, Error};
+pub use api::schedule::Schedule;
 pub use cancel::Cancel;
 pub use client::{CallOptions, Client, Incorrect, Report};
-pub use error::{ApiError, Code, Error};
-pub use gate::DEFAULT_MAX_CONNECTIONS;
-pub use schedule::Schedule;
-pub use waiter::{Finished, Next, Waiter};
+pub use net::gate::DEFAULT_MAX_CONNECTIONS;
+pub use wait::waiter::{Finished, Next, Waiter};

@@ -1,4 +1,4 @@
-//! A property test of the answer classifier (`capmonster::answer`): HTTP status + body bytes
+//! A property test of the answer classifier (`capmonster::api::answer`): HTTP status + body bytes
 //! -> outcome, for millions of generated answers, std only.
 //!
 //! Inputs, per case: an HTTP status (half the time 200, else any of 100..=599) and a body that
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use capmonster::answer::{classify_balance, classify_create_task, classify_task_result, CAPTCHA_NOT_READY};
+use capmonster::api::answer::{classify_balance, classify_create_task, classify_task_result, CAPTCHA_NOT_READY};
 use capmonster::{Code, Error, TaskState};
 use serde::de::IgnoredAny;
 use serde::Deserialize;

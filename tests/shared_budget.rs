@@ -123,7 +123,7 @@ fn eight_processes_polling_one_task_send_120_in_all() {
     let meta = std::fs::metadata(&path).unwrap();
     #[cfg(unix)]
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o777, 0o600);
-    assert_eq!(meta.len(), capmonster::budget_file::FILE_BYTES);
+    assert_eq!(meta.len(), capmonster::budget::file::FILE_BYTES);
     let bytes = std::fs::read(&path).unwrap();
     assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()), "the key is in the file");
 }
@@ -211,7 +211,7 @@ fn untrusted_files_are_not_used_and_the_first_result_says_why() {
     let (sent, _, notes) = outcome(child(&emulator, task_id, 2, &[(name, &value)]).output().unwrap());
     assert_eq!(sent, 2);
     assert!(notes.contains("rebuilt") && notes.matches("note:").count() == 1, "{notes}");
-    assert_eq!(std::fs::metadata(&corrupted).unwrap().len(), capmonster::budget_file::FILE_BYTES);
+    assert_eq!(std::fs::metadata(&corrupted).unwrap().len(), capmonster::budget::file::FILE_BYTES);
 
     // A symlink is never followed: the process counts alone. (Unix only: making one on
     // Windows needs a privilege that tests do not have.)

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::{Code, Error};
+use crate::api::error::{Code, Error};
 use crate::ffi::library::{cm_code, CM_OK};
 use crate::ffi::result::{cm_result, CallResult};
 

@@ -13,8 +13,8 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::error::Error;
 use crate::client::Client;
-use crate::error::Error;
 use crate::ffi::boundary::{catch, optional_str_arg, out_arg, str_arg, with_optional_result};
 use crate::ffi::handle::{borrow, free_arc, into_arc, Castable, SharedArc};
 use crate::ffi::library::cm_code;

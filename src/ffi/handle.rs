@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::api::error::Error;
 
 /// The caller owns the only reference: `Box::into_raw` / `Box::from_raw`.
 pub(crate) struct OwnedBox;

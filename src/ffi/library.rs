@@ -2,10 +2,10 @@
 
 use std::ffi::{c_char, CStr};
 
-use crate::error::Code;
+use crate::api::error::Code;
 use crate::ffi::boundary::catch;
 
-pub use crate::codes::*;
+pub use crate::api::codes::*;
 
 /// The library's version as MAJOR.MINOR.PATCH.
 pub const CM_VERSION_MAJOR: u32 = 0;

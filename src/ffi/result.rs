@@ -11,10 +11,10 @@ use std::ffi::{c_char, CString};
 
 use serde_json::value::RawValue;
 
-use crate::answer::TaskState;
+use crate::api::answer::TaskState;
+use crate::api::error::panic_message;
+use crate::api::error::{Code, Error};
 use crate::client::Report;
-use crate::error::panic_message;
-use crate::error::{Code, Error};
 use crate::ffi::boundary::{catch, str_arg};
 use crate::ffi::handle::{borrow, free_box, into_box, Castable, OwnedBox};
 use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};

@@ -3,14 +3,14 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::api::error::Error;
+use crate::api::schedule::{self, Schedule};
 use crate::ffi::boundary::{str_arg, with_code, with_result};
 use crate::ffi::cancel::cm_cancel;
 use crate::ffi::client::{client_arg, cm_client};
 use crate::ffi::handle::clone_arc;
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
-use crate::schedule::{self, Schedule};
 use crate::wait;
 
 /// How `cm_wait_result` polls. Always start from `cm_wait_options_init` or

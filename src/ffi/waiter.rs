@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use crate::error::{Code, Error};
+use crate::api::error::{Code, Error};
 use crate::ffi::boundary::{catch, out_arg, with_code, with_result};
 use crate::ffi::client::cm_client;
 use crate::ffi::handle::{borrow, clone_arc, free_box, into_box, Castable, OwnedBox};
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
 use crate::ffi::wait::{cm_wait_options, wait_options};
-use crate::waiter::{Next, Waiter};
+use crate::wait::waiter::{Next, Waiter};
 
 /// A set of waits that the library drives on its own threads. Opaque.
 pub struct cm_waiter {

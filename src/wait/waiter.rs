@@ -13,12 +13,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::answer::TaskState;
+use crate::api::answer::TaskState;
+use crate::api::error::{Code, Error};
+use crate::api::schedule::Schedule;
 use crate::cancel::Cancel;
 use crate::client::{Client, Report};
-use crate::engine::Engine;
-use crate::error::{Code, Error};
-use crate::schedule::Schedule;
+use crate::wait::engine::Engine;
 use crate::wait::Polling;
 
 /// A wait that is over.

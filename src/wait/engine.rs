@@ -28,11 +28,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::api::error::{Code, Error};
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
-use crate::error::{Code, Error};
+use crate::wait::waiter::{Finished, Inbox};
 use crate::wait::Polling;
-use crate::waiter::{Finished, Inbox};
 
 /// A wait in the engine's table.
 struct Pending {
@@ -50,7 +50,7 @@ impl Pending {
     }
 
     /// Hands the outcome to the waiter's inbox. Call without the engine lock.
-    fn finish(self, report: crate::client::Report<crate::answer::TaskState>) {
+    fn finish(self, report: crate::client::Report<crate::api::answer::TaskState>) {
         if let (Some(cancel), Some(key)) = (&self.cancel, self.watch) {
             cancel.unwatch(key);
         }
@@ -382,7 +382,7 @@ impl Shared {
                 |panic| {
                     let message = format!(
                         "internal error (a bug in libcapmonster, please report it): {}",
-                        crate::error::panic_message(panic.as_ref())
+                        crate::api::error::panic_message(panic.as_ref())
                     );
                     Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
                 },

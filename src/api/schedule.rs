@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::budget::REQUESTS_PER_TASK;
+use crate::api::REQUESTS_PER_TASK;
 
 /// When to poll: first delay, interval, total timeout, and the cap of requests for one wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

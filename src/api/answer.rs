@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Number;
 
-use crate::error::{Code, Error};
+use crate::api::error::{Code, Error};
+use crate::api::text::truncate;
 
 /// The state of a task, from one getTaskResult answer.
 #[derive(Debug)]
@@ -154,18 +155,6 @@ pub fn classify_report(http_status: u16, body: &[u8]) -> Result<(), Error> {
         ))),
         None => Err(Error::bad_response("the service's answer has no status")),
     }
-}
-
-/// Cuts text from outside to at most `max` bytes (on a char boundary) for a message.
-pub(crate) fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]

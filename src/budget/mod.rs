@@ -25,14 +25,16 @@
 //! table is fixed at `budget_file::CAPACITY` tasks with the same expiry. Locks are held only
 //! to count, never across a request.
 
+#[cfg(any(unix, windows))]
+pub mod file;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// The service's documented limit of getTaskResult requests per task.
-pub const REQUESTS_PER_TASK: u32 = 120;
+pub use crate::api::REQUESTS_PER_TASK;
 /// A task not asked about for this long is forgotten first when the table is full.
 pub const IDLE_EXPIRY: Duration = Duration::from_secs(15 * 60);
 /// The table always keeps at least this many of the most recently used tasks.
@@ -88,7 +90,7 @@ pub struct Budget {
 
 #[cfg(any(unix, windows))]
 struct Shared {
-    file: crate::budget_file::BudgetFile,
+    file: crate::budget::file::BudgetFile,
     /// Whether the path is the default one (its directory is then made private).
     default_location: bool,
 }
@@ -120,7 +122,7 @@ impl Budget {
             None | Some("") | Some("shared") => {}
             Some(other) => budget.notify(format!(
                 "CAPMONSTER_BUDGET={:?} is neither \"process\" nor \"shared\": the budget is shared",
-                crate::answer::truncate(other, 64)
+                crate::api::text::truncate(other, 64)
             )),
         }
         let (path, default_location) = match file.map(PathBuf::from) {
@@ -128,7 +130,7 @@ impl Budget {
             Some(path) => {
                 budget.notify(format!(
                     "CAPMONSTER_BUDGET_FILE={:?} is not an absolute path: this process counts its getTaskResult requests alone",
-                    crate::answer::truncate(&path.to_string_lossy(), 256)
+                    crate::api::text::truncate(&path.to_string_lossy(), 256)
                 ));
                 return budget;
             }
@@ -139,7 +141,7 @@ impl Budget {
 
     #[cfg(any(unix, windows))]
     fn open_shared(mut self, path: PathBuf, default_location: bool) -> Budget {
-        match crate::budget_file::BudgetFile::open(&path, default_location) {
+        match crate::budget::file::BudgetFile::open(&path, default_location) {
             Ok((file, note)) => {
                 if let Some(note) = note {
                     self.notify(note);
@@ -208,13 +210,13 @@ impl Budget {
     fn with_shared<T>(
         &self,
         shared: &Mutex<Option<Shared>>,
-        op: impl FnOnce(&crate::budget_file::BudgetFile) -> std::io::Result<T>,
+        op: impl FnOnce(&crate::budget::file::BudgetFile) -> std::io::Result<T>,
     ) -> Option<T> {
         let mut slot = lock(shared);
         let current = slot.as_ref()?;
         if !current.file.opened_here() {
             let (path, default_location) = (current.file.path().to_owned(), current.default_location);
-            *slot = match crate::budget_file::BudgetFile::open(&path, default_location) {
+            *slot = match crate::budget::file::BudgetFile::open(&path, default_location) {
                 Ok((file, _)) => Some(Shared { file, default_location }),
                 Err(why) => {
                     self.notify(format!(
@@ -258,7 +260,7 @@ impl Budget {
 /// The shared file's default place.
 fn default_path() -> PathBuf {
     #[cfg(any(unix, windows))]
-    return crate::budget_file::default_path();
+    return crate::budget::file::default_path();
     #[cfg(not(any(unix, windows)))]
     return PathBuf::new();
 }

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::answer::{self, TaskState};
+use crate::api::answer::{self, TaskState};
+use crate::api::error::{Code, Error};
 use crate::budget::{self, KeyDigest};
 use crate::cancel::Cancel;
-use crate::endpoint::{self, BaseUrl, ProxyUrl};
-use crate::error::{Code, Error};
-use crate::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
-use crate::inflight;
-use crate::transport::{Channel, Method};
-use crate::trust::Trust;
+use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
+use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
+use crate::net::inflight;
+use crate::net::transport::{Channel, Method};
+use crate::net::trust::Trust;
 
 /// Default per-request timeout, as in the official SDKs.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
@@ -115,7 +115,7 @@ pub struct Client {
     /// The `softId` sent with every createTask; 0: none.
     soft_id: AtomicU32,
     /// The waiters' engine while any waiter of this client lives (see `engine.rs`).
-    pub(crate) engine: Mutex<Weak<crate::engine::Engine>>,
+    pub(crate) engine: Mutex<Weak<crate::wait::engine::Engine>>,
 }
 
 impl fmt::Debug for Client {
@@ -502,7 +502,7 @@ fn check_task_json(task_json: &str) -> Result<&str, Error> {
         Ok(_) => Err(Error::invalid_argument("task_json has an empty \"type\"")),
         Err(e) => Err(Error::invalid_argument(format!(
             "task_json must be a JSON object with a string \"type\" member: {}",
-            answer::truncate(&e.to_string(), 200)
+            crate::api::text::truncate(&e.to_string(), 200)
         ))),
     }
 }

@@ -14,7 +14,7 @@ macro_rules! code_table {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(i32)]
         pub enum Code {
-            $($(#[$doc])* $variant = crate::codes::$constant,)*
+            $($(#[$doc])* $variant = crate::api::codes::$constant,)*
         }
 
         impl Code {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ureq::http::Uri;
 
-use crate::error::Error;
+use crate::api::error::Error;
 
 /// The official service.
 pub const DEFAULT_BASE_URL: &str = "https://api.capmonster.cloud";
@@ -231,7 +231,7 @@ fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Code;
+    use crate::api::error::Code;
 
     fn invalid(text: &str) -> String {
         let error = BaseUrl::parse(text).expect_err(text);

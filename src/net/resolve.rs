@@ -105,7 +105,7 @@ impl Resolver for CachingResolver {
         match outcome {
             Some(Ok(addrs)) => Ok(addrs),
             Some(Err((kind, text))) => Err(io::Error::new(kind, text).into()),
-            None if crate::inflight::cancelled() => Err(crate::inflight::cancelled_error()),
+            None if crate::net::inflight::cancelled() => Err(crate::net::inflight::cancelled_error()),
             None => Err(ureq::Error::Timeout(timeout.reason)),
         }
     }
@@ -184,14 +184,14 @@ fn resolve_now(names: &Mutex<Names>, lookup: &Lookup, key: Key) {
 /// Waits for `lookup` until it is done (its outcome), the deadline passes or a cancel of the
 /// attempt triggers (`None` for both).
 fn wait_for(lookup: &Arc<Lookup>, deadline: Option<Instant>) -> Option<Outcome> {
-    crate::inflight::while_watched(Arc::downgrade(lookup) as Weak<dyn Watcher>, || {
+    crate::net::inflight::while_watched(Arc::downgrade(lookup) as Weak<dyn Watcher>, || {
         let mut outcome = lookup.lock();
         // Bounded by the deadline and the cancels: each turn returns or sleeps until one.
         loop {
             if let Some(outcome) = outcome.as_ref() {
                 return Some(outcome.clone());
             }
-            if crate::inflight::cancelled() {
+            if crate::net::inflight::cancelled() {
                 return None;
             }
             outcome = match deadline {
@@ -262,7 +262,7 @@ mod tests {
             })
         };
         let start = Instant::now();
-        let scope = crate::inflight::enter(&[&cancel]);
+        let scope = crate::net::inflight::enter(&[&cancel]);
         let error = resolver.resolve(&uri, &config, within(30_000)).unwrap_err();
         drop(scope);
         trigger.join().unwrap();

@@ -13,12 +13,12 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Agent, Proxy};
 
-use crate::endpoint::{BaseUrl, ProxyUrl};
-use crate::error::{Code, Error};
-use crate::inflight::Interruptible;
-use crate::resolve::CachingResolver;
-use crate::tcp::LeanTcpConnector;
-use crate::trust::{self, Trust};
+use crate::api::error::{Code, Error};
+use crate::net::endpoint::{BaseUrl, ProxyUrl};
+use crate::net::inflight::Interruptible;
+use crate::net::resolve::CachingResolver;
+use crate::net::tcp::LeanTcpConnector;
+use crate::net::trust::{self, Trust};
 
 /// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;

@@ -16,11 +16,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::answer::TaskState;
+use crate::api::answer::TaskState;
+use crate::api::error::{Code, Error};
+use crate::api::schedule::Schedule;
 use crate::cancel::{sleep_until, Cancel};
 use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
-use crate::error::{Code, Error};
-use crate::schedule::Schedule;
 
 /// The longest interval back-off can reach.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use ureq::tls::{Certificate, RootCerts};
 
-use crate::error::Error;
+use crate::api::error::Error;
 
 /// The largest CA file read.
 pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -52,7 +52,7 @@ impl Trust {
     /// Reads the PEM file now, so a bad path is reported when it is set, not at the first call.
     pub fn from_ca_file(path: &str) -> Result<Trust, Error> {
         // A message names the file, but never echoes a huge argument whole.
-        let shown = crate::answer::truncate(path, MAX_PATH_SHOWN);
+        let shown = crate::api::text::truncate(path, MAX_PATH_SHOWN);
         let cut = if shown.len() < path.len() { "..." } else { "" };
         let bad = |why: String| Error::invalid_argument(format!("ca_file {shown:?}{cut}: {why}"));
         let size = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.len();

@@ -1,0 +1,14 @@
+//! Waiting for tasks: the rules of one wait ([`polling`]: schedule, deadline, retries,
+//! back-off) and the blocking wait that sleeps between its polls; many waits at once on a
+//! [`Waiter`](waiter::Waiter), whose outcomes queue in its inbox, driven by the client's
+//! [`engine`] (one timer heap, at most `max_connections` worker threads).
+
+/// cbindgen:ignore
+pub(crate) mod engine;
+/// cbindgen:ignore
+pub mod polling;
+/// cbindgen:ignore
+pub mod waiter;
+
+pub(crate) use polling::Polling;
+pub use polling::{check_schedule, wait, MAX_INTERVAL};
