@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use crate::account::{self, Account};
 use crate::http::{Outcome, Reply, Request, Response, STAMP_DIGITS};
 use crate::script::{Action, Script, ScriptEntry, Step, Target, MAX_PAUSE_MS};
 use crate::solutions;
@@ -35,7 +36,7 @@ pub const MAX_POLLS_PER_TASK: u32 = 120;
 /// Longest solve delay a task can ask for (`emulatorSolveAfterMs` / `solveAfterMs`): a day.
 pub const MAX_SOLVE_AFTER_MS: u64 = 86_400_000;
 
-const KEY_DESCRIPTION: &str = "Account authorization key not found in the system or has incorrect format";
+pub(crate) const KEY_DESCRIPTION: &str = "Account authorization key not found in the system or has incorrect format";
 const NO_SUCH_TASK_DESCRIPTION: &str = "The captcha that you are requesting was not found. Make sure you are \
      requesting a status update only within 5 minutes of uploading.";
 const TOO_MUCH_DESCRIPTION: &str = "You have exceeded the limit of requests to receive an answer for one task. \
@@ -67,17 +68,20 @@ struct State {
     task_counts: HashMap<i64, u32>,
     /// The `softId` of the last createTask that created a task (`None`: it sent none).
     last_soft_id: Option<u64>,
+    /// Revoked keys, address bans, banned proxies, the balance.
+    account: Account,
 }
 
 impl State {
-    fn new(first_task_id: i64) -> State {
+    fn new(config: &Config) -> State {
         State {
             tasks: HashMap::new(),
-            next_id: first_task_id,
+            next_id: config.first_task_id,
             scripts: HashMap::new(),
             method_counts: [0; API_METHODS.len()],
             task_counts: HashMap::new(),
             last_soft_id: None,
+            account: account::initial(config),
         }
     }
 }
@@ -198,7 +202,7 @@ fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Dur
 
 impl Service {
     pub(crate) fn new(config: Config) -> Service {
-        let state = State::new(config.first_task_id);
+        let state = State::new(&config);
         Service { config, state: Mutex::new(state), connections: AtomicU64::new(0), verbose: AtomicBool::new(false) }
     }
 
@@ -257,9 +261,20 @@ impl Service {
         })
     }
 
-    /// Forgets tasks, scripts and every counter, and restarts task ids at `first_task_id`.
+    /// The account's standing now.
+    pub(crate) fn account(&self) -> Account {
+        self.lock().account.clone()
+    }
+
+    /// Changes the account's standing (the `POST /_emulator/account` body).
+    pub(crate) fn update_account(&self, body: &Value) -> Result<(), String> {
+        self.lock().account.update(body)
+    }
+
+    /// Forgets tasks, scripts and every counter, restarts task ids at `first_task_id`, and
+    /// gives the account back its configured standing.
     pub(crate) fn reset(&self) {
-        *self.lock() = State::new(self.config.first_task_id);
+        *self.lock() = State::new(&self.config);
         self.connections.store(0, Ordering::Relaxed);
     }
 
@@ -352,8 +367,13 @@ impl Service {
             "/_emulator/stats" if request.method == "GET" || request.method == "HEAD" => {
                 json_reply(200, &self.stats_json())
             }
+            "/_emulator/account" if post => self.control_account(&request.body),
+            "/_emulator/account" if request.method == "GET" || request.method == "HEAD" => {
+                json_reply(200, &self.account().to_json())
+            }
             "/_emulator/script" | "/_emulator/reset" | "/_emulator/task" | "/_emulator/tasks" => wrong_method("POST"),
             "/_emulator/stats" => wrong_method("GET"),
+            "/_emulator/account" => wrong_method("GET, POST"),
             path => match API_METHODS.iter().position(|m| path.strip_prefix('/') == Some(m)) {
                 Some(index) if post => {
                     let mut reply = self.api_call(index, &request.body);
@@ -379,6 +399,17 @@ impl Service {
         match self.set_script(entry.target, entry.steps) {
             Ok(()) => json_reply(200, &json!({"ok": true})),
             Err(e) => text_reply(503, &format!("{e}\n")),
+        }
+    }
+
+    fn control_account(&self, body: &[u8]) -> Reply {
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return text_reply(400, &format!("invalid JSON: {e}\n")),
+        };
+        match self.update_account(&value) {
+            Ok(()) => json_reply(200, &self.account().to_json()),
+            Err(e) => text_reply(400, &format!("bad account: {e}\n")),
         }
     }
 
@@ -451,11 +482,19 @@ impl Service {
             return render_step(method, step, times, self.config.stamp_ready);
         }
 
+        if let Some((code, description)) = state.account.refuses_call(body.get("clientKey").and_then(Value::as_str)) {
+            return api_error(method, code, description);
+        }
         if !self.key_accepted(&body) {
             return api_error(method, "ERROR_KEY_DOES_NOT_EXIST", KEY_DESCRIPTION);
         }
         match method {
             "createTask" => {
+                let refusal =
+                    body.get("task").filter(|task| task.is_object()).and_then(|task| state.account.refuses_task(task));
+                if let Some((code, description)) = refusal {
+                    return api_error(method, code, description);
+                }
                 drop(state);
                 self.create_task(&body)
             }
@@ -475,7 +514,7 @@ impl Service {
                     _ => json_reply(200, &processing_body()),
                 }
             }
-            "getBalance" => json_reply(200, &json!({"errorId": 0, "balance": self.config.balance})),
+            "getBalance" => json_reply(200, &json!({"errorId": 0, "balance": state.account.balance})),
             _ => {
                 // reportIncorrect*Captcha: fine for any task the emulator knows of.
                 let known = task_id

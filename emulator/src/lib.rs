@@ -35,6 +35,7 @@
 //! assert_eq!(emulator.task_requests(5), 0);
 //! ```
 
+mod account;
 mod api;
 mod http;
 mod script;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use account::{Account, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES};
 pub use api::{
     is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
     STAMP_FIELD,
@@ -63,8 +65,15 @@ pub struct Config {
     pub client_key: Option<String>,
     /// How long after createTask a task becomes ready (default 1500 ms).
     pub solve_after: Duration,
-    /// What getBalance answers (default 345.678, the docs' example).
+    /// What getBalance answers (default 345.678, the docs' example); at 0 or below createTask
+    /// answers `ERROR_ZERO_BALANCE`.
     pub balance: f64,
+    /// Keys answered `ERROR_KEY_DOES_NOT_EXIST` whatever `client_key` says (default none).
+    pub revoked_keys: Vec<String>,
+    /// One of [`ADDRESS_BANS`], answered to every API call (default `None`).
+    pub address_ban: Option<String>,
+    /// Proxies (`"host:port"`) whose createTask is answered `ERROR_PROXY_BANNED` (default none).
+    pub banned_proxies: Vec<String>,
     /// The first task id handed out; later ones count up from it (default 1000).
     pub first_task_id: i64,
     /// Every API answer (not the `/_emulator/*` ones) waits this long before it is written,
@@ -85,6 +94,9 @@ impl Default for Config {
             client_key: None,
             solve_after: Duration::from_millis(1500),
             balance: 345.678,
+            revoked_keys: Vec::new(),
+            address_ban: None,
+            banned_proxies: Vec::new(),
             first_task_id: 1000,
             answer_delay: Duration::ZERO,
             stamp_ready: false,
@@ -187,6 +199,18 @@ impl Emulator {
     /// The counters, as `GET /_emulator/stats` answers them.
     pub fn stats_json(&self) -> serde_json::Value {
         self.server.service.stats_json()
+    }
+
+    /// The account's standing now (revoked keys, address ban, banned proxies, balance).
+    pub fn account(&self) -> Account {
+        self.server.service.account()
+    }
+
+    /// Changes the account's standing with a `POST /_emulator/account` body, e.g.
+    /// `{"revokedKeys": ["k"]}`, `{"balance": 0}`, `{"addressBan": "ERROR_IP_BANNED"}` or
+    /// `{"addressBan": null}`; members not named stay. On an error nothing changes.
+    pub fn update_account(&self, update: serde_json::Value) -> Result<(), String> {
+        self.server.service.update_account(&update)
     }
 
     /// Clears scripts, tasks and counters, like `POST /_emulator/reset`.

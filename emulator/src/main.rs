@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 use std::{env, fs, io::Write};
 
-use capmonster_emulator::{is_api_method, Config, Emulator, ScriptEntry, MAX_PAUSE_MS};
+use capmonster_emulator::{
+    is_api_method, Config, Emulator, ScriptEntry, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES, MAX_PAUSE_MS,
+};
 
 const USAGE: &str = "\
 usage: capmonster-emulator [options]
@@ -18,7 +20,13 @@ options:
   --bind ADDR          address to listen on (default 127.0.0.1)
   --client-key K       the only accepted client key (default: any non-empty key)
   --solve-after-ms N   time until a created task is ready (default 1500)
-  --balance X          what getBalance answers (default 345.678)
+  --balance X          what getBalance answers (default 345.678); at 0 or below,
+                       createTask answers ERROR_ZERO_BALANCE
+  --revoked-key K      answer ERROR_KEY_DOES_NOT_EXIST to key K (repeatable)
+  --address-ban CODE   answer CODE to every API call: ERROR_IP_NOT_ALLOWED,
+                       ERROR_IP_BANNED or ERROR_IP_BLOCKED
+  --banned-proxy H:P   answer ERROR_PROXY_BANNED to createTask with that proxy
+                       (proxyAddress H, proxyPort P; repeatable)
   --first-task-id N    first task id handed out (default 1000)
   --script FILE        JSON array of script entries, each like the body of
                        POST /_emulator/script: {\"taskId\": 5, \"steps\": [...]}
@@ -34,7 +42,8 @@ options:
 
 The first stdout line is `capmonster-emulator listening on http://HOST:PORT`.
 Control endpoints: POST /_emulator/script, GET /_emulator/stats,
-POST /_emulator/reset, POST /_emulator/task, POST /_emulator/tasks.
+POST /_emulator/reset, POST /_emulator/task, POST /_emulator/tasks,
+GET and POST /_emulator/account.
 ";
 
 /// Parsed command line.
@@ -73,7 +82,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             "--verbose" => options.verbose = true,
             "--stamp-ready" => options.config.stamp_ready = true,
             "--port" | "--bind" | "--client-key" | "--solve-after-ms" | "--balance" | "--first-task-id"
-            | "--script" | "--port-file" | "--answer-delay-ms" => {
+            | "--script" | "--port-file" | "--answer-delay-ms" | "--revoked-key" | "--address-ban"
+            | "--banned-proxy" => {
                 let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
                 let bad = || format!("bad value for {flag}");
                 match flag.as_str() {
@@ -91,6 +101,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                         }
                         options.config.balance = balance;
                     }
+                    "--revoked-key" | "--banned-proxy" if value.is_empty() => {
+                        return Err(format!("{flag} must not be empty"))
+                    }
+                    "--revoked-key" | "--banned-proxy"
+                        if options.config.revoked_keys.len() + options.config.banned_proxies.len()
+                            >= MAX_ACCOUNT_ENTRIES =>
+                    {
+                        return Err(format!("at most {MAX_ACCOUNT_ENTRIES} --revoked-key and --banned-proxy"))
+                    }
+                    "--revoked-key" => options.config.revoked_keys.push(value),
+                    "--banned-proxy" => options.config.banned_proxies.push(value),
+                    "--address-ban" if ADDRESS_BANS.contains(&value.as_str()) => {
+                        options.config.address_ban = Some(value)
+                    }
+                    "--address-ban" => return Err(format!("--address-ban must be one of {ADDRESS_BANS:?}")),
                     "--first-task-id" => options.config.first_task_id = value.parse().map_err(|_| bad())?,
                     "--script" => options.script = Some(PathBuf::from(value)),
                     "--answer-delay-ms" => {
@@ -237,6 +262,19 @@ mod tests {
         let Ok(Parsed::Run(o)) = parse(&[]) else { panic!("should parse") };
         assert_eq!((o.config.answer_delay, o.config.stamp_ready), (Duration::ZERO, false));
         for bad in [&["--answer-delay-ms"][..], &["--answer-delay-ms", "600001"], &["--answer-delay-ms", "-1"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_account_options() {
+        let args =
+            ["--revoked-key", "a", "--revoked-key=b", "--address-ban", "ERROR_IP_BANNED", "--banned-proxy", "h:1"];
+        let Ok(Parsed::Run(o)) = parse(&args) else { panic!("should parse") };
+        assert_eq!(o.config.revoked_keys, ["a", "b"]);
+        assert_eq!(o.config.address_ban.as_deref(), Some("ERROR_IP_BANNED"));
+        assert_eq!(o.config.banned_proxies, ["h:1"]);
+        for bad in [&["--address-ban", "ERROR_NOPE"][..], &["--revoked-key", ""], &["--banned-proxy"]] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -468,3 +468,52 @@ fn emulator_can_be_shared_between_threads() {
     assert_eq!(em.task_requests(id), 8);
     assert_eq!(em.connections(), 8);
 }
+
+#[test]
+fn the_account_can_be_revoked_emptied_and_banned() {
+    let em = start(0);
+    let port = em.port();
+    let call = |method: &str, key: &str, task: Value| {
+        post(port, method, &json!({"clientKey": key, "task": task, "taskId": 1000}).to_string()).json()
+    };
+    let image = json!({"type": "ImageToTextTask", "body": "aGVsbG8="});
+    assert_eq!(call("/createTask", "k", image.clone())["taskId"], 1000);
+
+    em.update_account(json!({"revokedKeys": ["k"]})).unwrap();
+    for method in ["/createTask", "/getTaskResult", "/getBalance", "/reportIncorrectImageCaptcha"] {
+        assert_eq!(call(method, "k", image.clone())["errorCode"], "ERROR_KEY_DOES_NOT_EXIST", "{method}");
+    }
+    assert_eq!(call("/getBalance", "other", Value::Null)["balance"], 345.678);
+
+    // Zero balance: no new task, but existing tasks and the balance still answer.
+    em.update_account(json!({"balance": 0})).unwrap();
+    assert_eq!(call("/createTask", "other", image.clone())["errorCode"], "ERROR_ZERO_BALANCE");
+    assert_eq!(call("/getTaskResult", "other", Value::Null)["status"], "ready");
+    assert_eq!(call("/getBalance", "other", Value::Null), json!({"errorId": 0, "balance": 0.0}));
+
+    // A banned proxy refuses the tasks that name it, and only those.
+    em.update_account(json!({"balance": 5, "bannedProxies": ["10.0.0.1:3128"]})).unwrap();
+    let proxied = |address: &str| {
+        json!({"type": "RecaptchaV2Task", "websiteURL": "https://a.b", "websiteKey": "x",
+        "proxyType": "http", "proxyAddress": address, "proxyPort": 3128})
+    };
+    assert_eq!(call("/createTask", "other", proxied("10.0.0.1"))["errorCode"], "ERROR_PROXY_BANNED");
+    assert_eq!(call("/createTask", "other", proxied("10.0.0.2"))["errorId"], 0);
+
+    // An address ban answers every call, whatever the key; lifting it restores the service.
+    let control = |body: Value| post(port, "/_emulator/account", &body.to_string());
+    assert_eq!(control(json!({"addressBan": "ERROR_IP_NOT_ALLOWED"})).status, 200);
+    assert_eq!(call("/getBalance", "other", Value::Null)["errorCode"], "ERROR_IP_NOT_ALLOWED");
+    assert_eq!(call("/createTask", "anyone", image.clone())["taskId"], 0);
+    let bad = control(json!({"addressBan": "ERROR_OTHER"}));
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("addressBan"), "{}", bad.text());
+    assert_eq!(control(json!({"addressBan": null})).json()["addressBan"], Value::Null);
+    assert_eq!(call("/getBalance", "other", Value::Null)["balance"], 5.0);
+    assert_eq!(em.account().revoked_keys, ["k"]);
+
+    // A reset gives the account back its configured standing.
+    em.reset();
+    assert_eq!(em.account().revoked_keys, Vec::<String>::new());
+    assert_eq!(call("/getBalance", "k", Value::Null)["balance"], 345.678);
+}
