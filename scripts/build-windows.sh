@@ -70,6 +70,7 @@ for target in "${targets[@]}"; do
     cp include/capmonster.h "$out/capmonster.h"
     mkdir -p "$out/vba" # the VBA modules (bindings/vba), for Office macros
     cp bindings/vba/CapMonster.bas bindings/vba/Example.bas "$out/vba/"
+    cp packaging/windows/README.txt LICENSE-MIT LICENSE-APACHE "$out/" # how to link and ship it; the licences
 
     dump=$("$prefix-objdump" -p "$out/capmonster.dll")
     # The export table's names (objdump lists them after "[Ordinal/Name Pointer] Table").

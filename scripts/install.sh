@@ -6,6 +6,7 @@
 #   PREFIX/include/capmonster.h
 #   PREFIX/lib/pkgconfig/capmonster.pc           pkg-config --cflags --libs [--static] capmonster
 #   PREFIX/lib/cmake/capmonster/*.cmake          find_package(capmonster)
+#   PREFIX/share/doc/capmonster/LICENSE-MIT, LICENSE-APACHE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,12 +28,13 @@ native_static_libs=$(cargo rustc --release --lib --quiet --target-dir target/ins
     -- --print native-static-libs 2>&1 | sed -n 's/.*native-static-libs: //p' | tr ' ' '\n' | grep -v '^-lc$' \
     | awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
 
-install -d "$dest/lib/pkgconfig" "$dest/lib/cmake/capmonster" "$dest/include"
+install -d "$dest/lib/pkgconfig" "$dest/lib/cmake/capmonster" "$dest/include" "$dest/share/doc/capmonster"
 install -m 0755 "$built/libcapmonster.so" "$dest/lib/libcapmonster.so.$version"
 ln -sfn "libcapmonster.so.$version" "$dest/lib/libcapmonster.so.$abi"
 ln -sfn "libcapmonster.so.$abi" "$dest/lib/libcapmonster.so"
 install -m 0644 "$built/libcapmonster.a" "$dest/lib/libcapmonster.a"
 install -m 0644 include/capmonster.h "$dest/include/capmonster.h"
+install -m 0644 LICENSE-MIT LICENSE-APACHE "$dest/share/doc/capmonster/"
 sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" -e "s|@NATIVE_STATIC_LIBS@|$native_static_libs|" \
     packaging/capmonster.pc.in > "$dest/lib/pkgconfig/capmonster.pc"
 sed -e "s|@ABI@|$abi|g" packaging/capmonster-config.cmake.in > "$dest/lib/cmake/capmonster/capmonster-config.cmake"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the code blocks of the READMEs, the way doc tests keep library docs honest.
+"""Runs the code blocks of the READMEs and docs/ pages, the way doc tests keep library docs honest.
 
 Every fenced block with a language (c, go, csharp, sh, cmake, vba) must say how it is checked, on
 the line just above its opening fence:
@@ -29,6 +29,12 @@ reader) are not run.
 
 Usage: readme_blocks.py README.md [more.md ...]   (from the repository root, after a release
 build; the emulator is target/release/capmonster-emulator)
+
+       readme_blocks.py --links [file.md ...]
+checks instead that every relative link (`[text](path)`, `[text](path#heading)`, `[text](#heading)`,
+outside code blocks) of the files, by default every Markdown file of the repository, points to a
+file or folder that exists and, for `#heading`, to a heading of that Markdown file (GitHub's
+anchors: lower case, punctuation dropped, spaces to hyphens). Needs no build.
 """
 
 import os
@@ -257,6 +263,74 @@ def cmake(text, options, saved, work):
     return "built"
 
 
+LINK = re.compile(r"\[(?:[^\[\]]|\[[^\]]*\])*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
+HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
+# Folders of build output and tools, not documentation.
+NOT_DOCS = {".git", "target", "dist", "node_modules"}
+
+
+def prose_lines(path):
+    """(line number, text) of the lines outside fenced code blocks."""
+    fenced = False
+    for number, line in enumerate(open(path, encoding="utf-8").read().split("\n"), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            yield number, line
+
+
+def anchors(path, cache={}):
+    """The #anchors a Markdown file's headings get on GitHub, and any <a name/id>."""
+    if path not in cache:
+        found, seen = set(), {}
+        for _, line in prose_lines(path):
+            found.update(HTML_ANCHOR.findall(line))
+            heading = HEADING.match(line)
+            if not heading:
+                continue
+            text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1))  # a link's text only
+            slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            found.add(slug if count == 0 else f"{slug}-{count}")
+        cache[path] = found
+    return cache[path]
+
+
+def markdown_files():
+    found = []
+    for folder, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_DOCS)
+        found += [os.path.relpath(os.path.join(folder, n), ROOT) for n in sorted(names) if n.endswith(".md")]
+    return found
+
+
+def check_links(paths):
+    failures, count = [], 0
+    for path in paths:
+        for number, line in prose_lines(path):
+            # Code spans are text, not links (`GetBalance[Async](ct)`); a link's text may be one.
+            for target in LINK.findall(re.sub(r"`[^`]*`", "code", line)):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:: not checked here
+                    continue
+                count += 1
+                file_part, _, anchor = target.partition("#")
+                where = f"{path}:{number}: {target}"
+                resolved = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
+                if not os.path.exists(resolved):
+                    failures.append(f"{where}: {resolved} does not exist")
+                elif anchor and resolved.endswith(".md") and anchor not in anchors(resolved):
+                    failures.append(f"{where}: {resolved} has no heading #{anchor}")
+    if failures:
+        print("\n".join(failures), file=sys.stderr)
+        print(f"links: {len(failures)} of {count} broken in {len(paths)} files", file=sys.stderr)
+        return 1
+    print(f"links: all {count} relative links of {len(paths)} Markdown files resolve")
+    return 0
+
+
 def main(paths):
     work = tempfile.mkdtemp(prefix="readme-test.")
     failures, counts, saved = [], {}, {}
@@ -313,4 +387,7 @@ def main(paths):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.chdir(ROOT)
+    if sys.argv[1:2] == ["--links"]:
+        sys.exit(check_links(sys.argv[2:] or markdown_files()))
     sys.exit(main(sys.argv[1:]))

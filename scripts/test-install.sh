@@ -29,6 +29,7 @@ if [ "$major" = 0 ]; then abi="0.$minor"; else abi="$major"; fi   # before 1.0 t
 [ "$(readlink "$prefix/lib/libcapmonster.so")" = "libcapmonster.so.$abi" ]
 readelf -d "$prefix/lib/libcapmonster.so.$abi" | grep "SONAME.*\[libcapmonster.so.$abi\]" >/dev/null
 [ "$(pkg-config --modversion capmonster)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" ]
+for licence in LICENSE-MIT LICENSE-APACHE; do cmp "$licence" "$prefix/share/doc/capmonster/$licence"; done
 
 # pkg-config, shared: the program needs libcapmonster.so.$abi, found through the rpath.
 # shellcheck disable=SC2046

@@ -5,6 +5,7 @@
 #   runtimes/win-x64/native/capmonster.dll               dist/windows-x86_64 (scripts/build-windows.sh)
 #   runtimes/win-x86/native/capmonster.dll               dist/windows-i686
 #   build/net461/LibCapMonster.targets                   .NET Framework: copies the DLL of the platform
+#   LICENSE-MIT, LICENSE-APACHE                          the licences
 # CapMonster.dll: mcs compiles against Mono's 4.7.1 reference assemblies, then Pack/Retarget.exe
 # points every type reference at netstandard 2.0.0.0 after checking the type is in netstandard
 # 2.0 (Mono's netstandard.dll is a facade of forwarders, through which mcs would reference
@@ -73,6 +74,7 @@ done
 # --- .NET Framework: a copy of the platform's capmonster.dll next to the program (see the file) -
 mkdir -p "$stage/build/net461"
 cp "$here/Pack/$id.targets" "$stage/build/net461/"
+cp LICENSE-MIT LICENSE-APACHE "$stage/"
 
 # --- the manifest ---------------------------------------------------------------------------
 description=$(sed -n 's/^description = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

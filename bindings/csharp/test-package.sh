@@ -45,6 +45,8 @@ python3 "$here/Pack/nupkg.py" extract "$package" "$x"
 
 # --- the layout ------------------------------------------------------------------------------
 expected='LibCapMonster.nuspec
+LICENSE-APACHE
+LICENSE-MIT
 [Content_Types].xml
 _rels/.rels
 build/net461/LibCapMonster.targets
@@ -76,7 +78,7 @@ cmp "$x/runtimes/linux-x64/native/libcapmonster.so" target/release/libcapmonster
 nuget install LibCapMonster -Version "$version" -Source "$root/dist" -OutputDirectory "$work/nuget" \
     -NoCache -NonInteractive >"$work/nuget.txt" 2>&1 || { cat "$work/nuget.txt" >&2; exit 1; }
 installed=$work/nuget/LibCapMonster.$version
-for file in $(grep -e '^lib/' -e '^runtimes/' -e '^build/' <<<"$expected"); do
+for file in $(grep -e '^lib/' -e '^runtimes/' -e '^build/' -e '^LICENSE-' <<<"$expected"); do
     cmp "$x/$file" "$installed/$file"
 done
 # (The version from dpkg: `nuget help` into a pipe spins forever wrapping text to a zero-width console.)

@@ -28,13 +28,21 @@ def fail(message):
     sys.exit("nupkg.py: " + message)
 
 
+def has_extension(name):
+    return "." in name.rsplit("/", 1)[-1]
+
+
 def content_types(names):
-    extensions = sorted({name.rsplit(".", 1)[1].lower() for name in names if "." in name.rsplit("/", 1)[-1]})
+    extensions = sorted({name.rsplit(".", 1)[1].lower() for name in names if has_extension(name)})
     lines = ['<?xml version="1.0" encoding="utf-8"?>', '<Types xmlns="%s">' % TYPES_NS]
     lines.append('  <Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml" />')
     for ext in extensions:
         if ext != "rels":
             lines.append('  <Default Extension="%s" ContentType="application/octet" />' % ext)
+    # A name without an extension (LICENSE-MIT) gets its type by name: OPC readers such as
+    # NuGet 2's skip an entry with no content type.
+    for name in sorted(n for n in names if not has_extension(n)):
+        lines.append('  <Override PartName="/%s" ContentType="application/octet" />' % name)
     lines.append("</Types>")
     return "\n".join(lines) + "\n"
 
@@ -105,9 +113,11 @@ def check(pkg):
             fail("_rels/.rels does not point at /" + nuspecs[0])
         types = ET.fromstring(z.read("[Content_Types].xml"))
         declared = {d.get("Extension") for d in types.findall("{%s}Default" % TYPES_NS)}
+        overridden = {o.get("PartName") for o in types.findall("{%s}Override" % TYPES_NS)}
         for name in names:
-            base = name.rsplit("/", 1)[-1]
-            if name != "[Content_Types].xml" and "." in base and base.rsplit(".", 1)[1].lower() not in declared:
+            if name == "[Content_Types].xml" or "/" + name in overridden:
+                continue
+            if not has_extension(name) or name.rsplit(".", 1)[1].lower() not in declared:
                 fail("[Content_Types].xml declares no type for " + name)
         meta = ET.fromstring(z.read(nuspecs[0])).find("{%s}metadata" % NUSPEC_NS)
         if meta is None:
