@@ -39,16 +39,25 @@
 
 #define CM_VERSION_PATCH 0
 
-// A cancellation token. Opaque.
+// A cancellation token. Made by `cm_cancel_new`, freed by `cm_cancel_free`; given to
+// calls and waits through the `cancel` field of their options. Trigger it from any thread,
+// any number of times. A wait added with `cm_waiter_add` keeps the token alive, so it may
+// be freed once `cm_waiter_add` has returned.
 typedef struct cm_cancel cm_cancel;
 
-// A client of the CapMonster Cloud API. Opaque.
+// A client of the CapMonster Cloud API: the account key, the settings, the connection
+// pool. Made by `cm_client_new`, freed by `cm_client_free`. A setting applies to the calls
+// that start after it. A waiter keeps its client alive, so the client may be freed once
+// `cm_waiter_new` has returned, before its waiters.
 typedef struct cm_client cm_client;
 
-// The outcome of one call. Opaque; read it with the `cm_result_*` accessors.
+// The outcome of one call; read it with the `cm_result_*` accessors. Made by the calls
+// that take `out_result` and by `cm_waiter_next`; the caller frees it with `cm_result_free`,
+// which also frees every string read from it. It never changes.
 typedef struct cm_result cm_result;
 
-// A set of waits that the library drives on its own threads. Opaque.
+// A set of waits that the library drives on its own threads. Made by `cm_waiter_new`,
+// freed by `cm_waiter_free`. It keeps its client alive, so the client may be freed first.
 typedef struct cm_waiter cm_waiter;
 
 // A return code: `CM_OK` or one of the `CM_ERR_*` values. Numbers are never reused or
@@ -128,6 +137,7 @@ const char *CM_CALL cm_code_name(int32_t code);
 // <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
 // malformed proxy variable is reported by the first call that would use it). On CM_OK
 // `*out_client` is a new client to free with `cm_client_free`; on failure it is not written.
+// `out_result` may be NULL.
 //
 // # Safety
 // `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
@@ -136,6 +146,7 @@ cm_code CM_CALL cm_client_new(const char *client_key, cm_client **out_client, cm
 
 // Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 // http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
+// `out_result` may be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
@@ -143,6 +154,7 @@ cm_code CM_CALL cm_client_new(const char *client_key, cm_client **out_client, cm
 cm_code CM_CALL cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
 
 // Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
+// `out_result` may be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
@@ -151,20 +163,19 @@ cm_code CM_CALL cm_client_set_request_timeout_ms(cm_client *client,
                                          cm_result **out_result);
 
 // Sends every request through `proxy_url` (http://, https://, socks4://, socks4a://,
-// socks5://, socks5h://, with optional user:password@, which never appears in messages); NULL turns proxying off,
-// whatever the environment says. Until this is called, the environment decides.
+// socks5://, socks5h://, with optional user:password@, which never appears in messages);
+// NULL turns proxying off, whatever the environment says. Until this is called, the
+// environment decides. `out_result` may be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
 // `out_result` is NULL or writable.
-cm_code CM_CALL cm_client_set_proxy(cm_client *client,
-                            const char *proxy_url,
-                            cm_result **out_result);
+cm_code CM_CALL cm_client_set_proxy(cm_client *client, const char *proxy_url, cm_result **out_result);
 
 // Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
 // corporate TLS inspection), instead of the operating system's store; NULL goes back to the
 // system store (the default). The file is read now: a missing or empty one is
-// CM_ERR_INVALID_ARGUMENT.
+// CM_ERR_INVALID_ARGUMENT. `out_result` may be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
@@ -173,7 +184,8 @@ cm_code CM_CALL cm_client_set_ca_file(cm_client *client, const char *path, cm_re
 
 // Caps the connections the client holds at once, blocking calls and waiters together
 // (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
-// and its cancel stops that wait. A waiter runs at most this many threads.
+// and its cancel stops that wait. A waiter runs at most this many threads. `out_result` may
+// be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
@@ -183,6 +195,7 @@ cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
 
 // Sends `soft_id`, the id of the software developer the service pays a commission to, with
 // every createTask from now on; 0 (the default) sends none. Every value is accepted.
+// `out_result` may be NULL.
 //
 // # Safety
 // `client` is NULL or a live client; `out_result` is NULL or writable.
@@ -196,15 +209,15 @@ cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_re
 // afterwards.
 void CM_CALL cm_client_free(cm_client *client);
 
-// Creates a token, not triggered. Free it with `cm_cancel_free`.
+// Creates a token, not triggered, in `*out_cancel`. Free it with `cm_cancel_free`.
 //
 // # Safety
 // `out_cancel` is NULL or writable.
 cm_code CM_CALL cm_cancel_new(cm_cancel **out_cancel);
 
 // Triggers the token: waits and calls using it return CM_ERR_CANCELLED within milliseconds,
-// also while a request is in flight (its connection is dropped). Thread-safe, idempotent;
-// the token stays triggered. NULL is ignored.
+// also while a request is in flight (its connection is dropped). Idempotent; the token stays
+// triggered. NULL is ignored.
 //
 // # Safety
 // `cancel` is NULL or a live token.
@@ -237,6 +250,7 @@ cm_code CM_CALL cm_wait_options_for_task_type(cm_wait_options *options, const ch
 // timeout passes (CM_ERR_TIMEOUT), the cancel triggers (CM_ERR_CANCELLED) or the budget is
 // spent (CM_ERR_BUDGET_EXHAUSTED). Network errors, request timeouts, HTTP 5xx/429 and
 // ERROR_TOO_MUCH_REQUESTS are retried at the next poll. `options` NULL means the defaults.
+// Blocks the calling thread; a `cm_cancel` in the options stops it from another thread.
 //
 // # Safety
 // `client` is NULL or a live client; `options` is NULL or points to a `cm_wait_options`
@@ -246,8 +260,9 @@ cm_code CM_CALL cm_wait_result(const cm_client *client,
                        const cm_wait_options *options,
                        cm_result **out_result);
 
-// Creates a waiter on `client`. Its waits share the client's connections and budget; the
-// client's waiters share at most `max_connections` threads, started as they are needed.
+// Creates a waiter on `client` in `*out_waiter`, to free with `cm_waiter_free`. Its waits
+// share the client's connections and budget; the client's waiters share at most
+// `max_connections` threads, started as they are needed.
 //
 // # Safety
 // `client` is NULL or a live client; `out_waiter` is NULL or writable.
@@ -281,10 +296,11 @@ cm_code CM_CALL cm_waiter_add_with_result(cm_waiter *waiter,
                                   cm_result **out_result);
 
 // Takes one finished wait: CM_OK with its `*out_tag` and `*out_result` (the wait's own
-// outcome is `cm_result_code`); CM_ERR_TIMEOUT with `*out_result` NULL when none finished
-// within `timeout_ms` (0: do not block); CM_ERR_CANCELLED with `*out_result` NULL once the
-// waiter is shut down and every wait has come out. Each finished wait goes to exactly one
-// caller.
+// outcome is `cm_result_code`; free it with `cm_result_free`); CM_ERR_TIMEOUT with
+// `*out_result` NULL when none finished within `timeout_ms` (0: do not block);
+// CM_ERR_CANCELLED with `*out_result` NULL once the waiter is shut down and every wait has
+// come out. `*out_result` is written on every return but a NULL `out_result`. Any number of
+// threads may call it at once; each finished wait goes to exactly one caller.
 //
 // # Safety
 // `waiter` is NULL or a live waiter; `out_tag` and `out_result` are NULL or writable.
@@ -320,7 +336,8 @@ uint64_t CM_CALL cm_waiter_pending(const cm_waiter *waiter);
 void CM_CALL cm_waiter_shutdown(cm_waiter *waiter);
 
 // Shuts the waiter down, frees what is queued, and, for the client's last waiter, ends the
-// library's threads. NULL is fine.
+// library's threads. NULL is fine. A thread blocked in `cm_waiter_next` on it must have
+// returned first: `cm_waiter_shutdown` wakes it.
 //
 // # Safety
 // `waiter` is NULL or a live waiter that no other call is using, not used again afterwards.
@@ -448,7 +465,8 @@ int64_t CM_CALL cm_result_task_id(const cm_result *r);
 const char *CM_CALL cm_result_solution_json(const cm_result *r);
 
 // The top-level string member `field` of the solution (e.g. "text", "gRecaptchaResponse"),
-// unescaped; NULL when not ready, absent, not a string, or holding a NUL character.
+// unescaped; NULL when not ready, absent, not a string, or holding a NUL character, and for
+// a NULL or non-UTF-8 `field`.
 //
 // # Safety
 // `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
