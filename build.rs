@@ -66,11 +66,18 @@ fn copy_as_c(from: &Path, to: &Path) {
     }
 }
 
-/// One source file as cbindgen reads it: `extern "system" fn` written `extern "C" fn`, and the
-/// `opaque! {` line of each opaque type's declaration dropped with its closing `}`, leaving the
-/// tuple struct, which cbindgen writes as an incomplete struct (cbindgen does not expand
-/// macros). Panics on an export that is not `extern "system"` (it would be cdecl on 32-bit
-/// Windows while the header declares CM_CALL).
+/// The `# Safety` section every export's doc comment ends with (clippy requires one on an
+/// `unsafe` function). The header states those rules once, in its preamble (cbindgen.toml),
+/// so the view leaves the section out; a rule of one function belongs in its doc's text.
+const SAFETY_SECTION: [&str; 3] =
+    ["///", "/// # Safety", "/// The rules at the top of include/capmonster.h, which every caller keeps."];
+
+/// One source file as cbindgen reads it: `extern "system" fn` written `extern "C" fn`, each
+/// export's [`SAFETY_SECTION`] left out, and the `opaque! {` line of each opaque type's
+/// declaration dropped with its closing `}`, leaving the tuple struct, which cbindgen writes as
+/// an incomplete struct (cbindgen does not expand macros). Panics on an export that is not
+/// `extern "system"` (it would be cdecl on 32-bit Windows while the header declares CM_CALL)
+/// and on an `unsafe` export whose doc does not end with the standard section.
 fn header_view(path: &Path, source: &str) -> String {
     let lines: Vec<&str> = source.lines().collect();
     let mut keep = vec![true; lines.len()];
@@ -88,6 +95,17 @@ fn header_view(path: &Path, source: &str) -> String {
                 "{}: `{item}`: an exported function must be `extern \"system\"` (stdcall on 32-bit Windows, as the header declares)",
                 path.display()
             );
+            if item.contains("unsafe extern") {
+                let doc_end =
+                    lines[..index].iter().rposition(|line| !line.trim().starts_with("#[")).map_or(0, |at| at + 1);
+                let section = doc_end.saturating_sub(SAFETY_SECTION.len())..doc_end;
+                assert!(
+                    lines[section.clone()].iter().map(|line| line.trim()).eq(SAFETY_SECTION),
+                    "{}: `{item}`: an unsafe export's doc must end with the standard `# Safety` section (SAFETY_SECTION)",
+                    path.display()
+                );
+                keep[section].fill(false);
+            }
         } else if trimmed == "opaque! {" {
             keep[index] = false;
             opaque_end = Some(format!("{}}}", &line[..line.len() - line.trim_start().len()]));

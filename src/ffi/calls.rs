@@ -52,7 +52,7 @@ impl cm_call_options {
 /// Fills `options` with the defaults: no timeout of its own, no cancel. NULL is ignored.
 ///
 /// # Safety
-/// `options` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_call_options_init(options: *mut cm_call_options) {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -68,7 +68,7 @@ pub unsafe extern "system" fn cm_call_options_init(options: *mut cm_call_options
 /// 0 (still processing). The request counts in the task's budget of 120.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_task_result(
     client: *const cm_client,
@@ -83,7 +83,7 @@ pub unsafe extern "system" fn cm_get_task_result(
 /// flight still counts in the task's budget.
 ///
 /// # Safety
-/// As `cm_get_task_result`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_task_result_with(
     client: *const cm_client,
@@ -105,8 +105,7 @@ pub unsafe extern "system" fn cm_get_task_result_with(
 /// URL the service will POST the result to. Never retried: a duplicate is a second paid task.
 ///
 /// # Safety
-/// `client` is NULL or a live client; the strings are NULL or NUL-terminated; the out
-/// pointers are NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_create_task(
     client: *const cm_client,
@@ -123,7 +122,7 @@ pub unsafe extern "system" fn cm_create_task(
 /// in flight cannot undo it: the message then says the task may have been created and charged.
 ///
 /// # Safety
-/// As `cm_create_task`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_create_task_with(
     client: *const cm_client,
@@ -159,7 +158,7 @@ pub unsafe extern "system" fn cm_create_task_with(
 /// Reads the account balance (US dollars) into `*out_balance` on CM_OK.
 ///
 /// # Safety
-/// `client` is NULL or a live client; the out pointers are NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_balance(
     client: *const cm_client,
@@ -173,7 +172,7 @@ pub unsafe extern "system" fn cm_get_balance(
 /// `cm_get_balance` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_get_balance`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_balance_with(
     client: *const cm_client,
@@ -201,7 +200,7 @@ pub unsafe extern "system" fn cm_get_balance_with(
 /// (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_image(
     client: *const cm_client,
@@ -215,8 +214,7 @@ pub unsafe extern "system" fn cm_report_incorrect_image(
 /// `cm_report_incorrect_image` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
-/// token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_image_with(
     client: *const cm_client,
@@ -232,7 +230,7 @@ pub unsafe extern "system" fn cm_report_incorrect_image_with(
 /// (reportIncorrectTokenCaptcha). CM_OK when the service accepted the report. Never retried.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_token(
     client: *const cm_client,
@@ -246,8 +244,7 @@ pub unsafe extern "system" fn cm_report_incorrect_token(
 /// `cm_report_incorrect_token` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
-/// token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_token_with(
     client: *const cm_client,

@@ -19,7 +19,7 @@ opaque! {
 /// Creates a token, not triggered, in `*out_cancel`. Free it with `cm_cancel_free`.
 ///
 /// # Safety
-/// `out_cancel` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> cm_code {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -36,7 +36,7 @@ pub unsafe extern "system" fn cm_cancel_new(out_cancel: *mut *mut cm_cancel) -> 
 /// triggered. NULL is ignored.
 ///
 /// # Safety
-/// `cancel` is NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_cancel_trigger(cancel: *const cm_cancel) {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -51,7 +51,7 @@ pub unsafe extern "system" fn cm_cancel_trigger(cancel: *const cm_cancel) {
 /// Frees the caller's reference to the token. NULL is fine.
 ///
 /// # Safety
-/// `cancel` is NULL or a live token, not used again by the caller afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_cancel_free(cancel: *mut cm_cancel) {
     // SAFETY: the caller keeps the header's rules for every pointer here.

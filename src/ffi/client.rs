@@ -29,8 +29,7 @@ opaque! {
 /// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
-/// writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_new(
     client_key: *const c_char,
@@ -53,8 +52,7 @@ pub unsafe extern "system" fn cm_client_new(
 /// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_base_url(
     client: *mut cm_client,
@@ -75,7 +73,7 @@ pub unsafe extern "system" fn cm_client_set_base_url(
 /// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_request_timeout_ms(
     client: *mut cm_client,
@@ -97,8 +95,7 @@ pub unsafe extern "system" fn cm_client_set_request_timeout_ms(
 /// environment decides. `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_proxy(
     client: *mut cm_client,
@@ -121,8 +118,7 @@ pub unsafe extern "system" fn cm_client_set_proxy(
 /// CM_ERR_INVALID_ARGUMENT. `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_ca_file(
     client: *mut cm_client,
@@ -149,7 +145,7 @@ pub unsafe extern "system" fn cm_client_set_ca_file(
 /// be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_max_connections(
     client: *mut cm_client,
@@ -170,7 +166,7 @@ pub unsafe extern "system" fn cm_client_set_max_connections(
 /// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_soft_id(
     client: *mut cm_client,
@@ -190,8 +186,7 @@ pub unsafe extern "system" fn cm_client_set_soft_id(
 /// it. NULL is fine.
 ///
 /// # Safety
-/// `client` is NULL or a live client that no call of the caller's is using, not used again
-/// afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_free(client: *mut cm_client) {
     // SAFETY: the caller keeps the header's rules for every pointer here.

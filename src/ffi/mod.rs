@@ -11,6 +11,10 @@
 //!   each string for UTF-8; no Rust enum, `&T` or `Box<T>` appears in a signature;
 //! - calls that talk to the service hand back a `cm_result` on every return except a NULL
 //!   `out_result`, so errors need no thread-local state;
+//! - its contract with C is the header's preamble (cbindgen.toml), written once: pointers NULL
+//!   or valid, strings NUL-terminated, each object freed once and never while another call uses
+//!   it. The exports taking pointers are `unsafe fn`, and their `# Safety` section refers to
+//!   that preamble; build.rs checks the section and leaves it out of the header.
 //!
 //! One file per C type, as in rustls-ffi: `client`, `cancel`, `result`, `wait` (options and
 //! `cm_wait_result`), `waiter`, `calls` (the single API calls and their options), `library`

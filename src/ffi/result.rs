@@ -150,7 +150,7 @@ fn opt_ptr(text: &Option<CString>) -> *const c_char {
 /// The code the call returned. `CM_ERR_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_code(r: *const cm_result) -> cm_code {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -160,7 +160,7 @@ pub unsafe extern "system" fn cm_result_code(r: *const cm_result) -> cm_code {
 /// 1 when the task's status was "ready" (the solution is there), else 0.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_is_ready(r: *const cm_result) -> i32 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -170,7 +170,7 @@ pub unsafe extern "system" fn cm_result_is_ready(r: *const cm_result) -> i32 {
 /// The task the call was about (the new task for cm_create_task); 0 when none.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_task_id(r: *const cm_result) -> i64 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -180,7 +180,7 @@ pub unsafe extern "system" fn cm_result_task_id(r: *const cm_result) -> i64 {
 /// The solution object as the service sent it (JSON text); NULL unless ready.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_solution_json(r: *const cm_result) -> *const c_char {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -192,7 +192,7 @@ pub unsafe extern "system" fn cm_result_solution_json(r: *const cm_result) -> *c
 /// a NULL or non-UTF-8 `field`.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_solution_string(r: *const cm_result, field: *const c_char) -> *const c_char {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -208,7 +208,7 @@ pub unsafe extern "system" fn cm_result_solution_string(r: *const cm_result, fie
 /// else NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_api_error_code(r: *const cm_result) -> *const c_char {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -218,7 +218,7 @@ pub unsafe extern "system" fn cm_result_api_error_code(r: *const cm_result) -> *
 /// The service's errorDescription when it sent one, else NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_api_error_description(r: *const cm_result) -> *const c_char {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -228,7 +228,7 @@ pub unsafe extern "system" fn cm_result_api_error_description(r: *const cm_resul
 /// One human-readable line on what happened. Never NULL (for a NULL `r`, a static text).
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_message(r: *const cm_result) -> *const c_char {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -238,7 +238,7 @@ pub unsafe extern "system" fn cm_result_message(r: *const cm_result) -> *const c
 /// The HTTP requests this call sent, retries included.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_request_count(r: *const cm_result) -> u32 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -248,7 +248,7 @@ pub unsafe extern "system" fn cm_result_request_count(r: *const cm_result) -> u3
 /// The last HTTP status received, 0 if no answer arrived.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_http_status(r: *const cm_result) -> i32 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -258,7 +258,7 @@ pub unsafe extern "system" fn cm_result_http_status(r: *const cm_result) -> i32 
 /// Frees a result and every string read from it. NULL is fine.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`, not used again afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_free(r: *mut cm_result) {
     // SAFETY: the caller keeps the header's rules for every pointer here.

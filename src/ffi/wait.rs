@@ -75,7 +75,7 @@ impl cm_wait_options {
 /// 180000 ms timeout, 120 requests, no cancel. NULL is ignored.
 ///
 /// # Safety
-/// `options` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_options_init(options: *mut cm_wait_options) {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -94,7 +94,7 @@ pub unsafe extern "system" fn cm_wait_options_init(options: *mut cm_wait_options
 /// NULL or `task_type` is not UTF-8.
 ///
 /// # Safety
-/// `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_options_for_task_type(
     options: *mut cm_wait_options,
@@ -117,8 +117,7 @@ pub unsafe extern "system" fn cm_wait_options_for_task_type(
 /// Blocks the calling thread; a `cm_cancel` in the options stops it from another thread.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `options` is NULL or points to a `cm_wait_options`
-/// whose `cancel` is NULL or a live token; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_result(
     client: *const cm_client,

@@ -24,7 +24,7 @@ opaque! {
 /// `max_connections` threads, started as they are needed.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_waiter` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_new(client: *const cm_client, out_waiter: *mut *mut cm_waiter) -> cm_code {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -46,8 +46,7 @@ pub unsafe extern "system" fn cm_waiter_new(client: *const cm_client, out_waiter
 /// `cm_waiter_add_with_result` also says why a wait was refused.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter; `options` is NULL or readable, its `cancel` NULL or a
-/// live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_add(
     waiter: *mut cm_waiter,
@@ -64,7 +63,7 @@ pub unsafe extern "system" fn cm_waiter_add(
 /// waiter is shut down.
 ///
 /// # Safety
-/// As `cm_waiter_add`; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_add_with_result(
     waiter: *mut cm_waiter,
@@ -91,7 +90,7 @@ pub unsafe extern "system" fn cm_waiter_add_with_result(
 /// threads may call it at once; each finished wait goes to exactly one caller.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter; `out_tag` and `out_result` are NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_next(
     waiter: *mut cm_waiter,
@@ -127,7 +126,7 @@ pub unsafe extern "system" fn cm_waiter_next(
 /// `cm_waiter_next` itself to see CM_ERR_CANCELLED. -1 for NULL or where the platform has none.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_fd(waiter: *const cm_waiter) -> i32 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -137,7 +136,7 @@ pub unsafe extern "system" fn cm_waiter_fd(waiter: *const cm_waiter) -> i32 {
 /// Waits added and not yet taken by `cm_waiter_next` (running or finished). 0 for NULL.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_pending(waiter: *const cm_waiter) -> u64 {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -150,7 +149,7 @@ pub unsafe extern "system" fn cm_waiter_pending(waiter: *const cm_waiter) -> u64
 /// dispatcher thread can drain and stop. Idempotent; NULL is ignored.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_shutdown(waiter: *mut cm_waiter) {
     // SAFETY: the caller keeps the header's rules for every pointer here.
@@ -167,7 +166,7 @@ pub unsafe extern "system" fn cm_waiter_shutdown(waiter: *mut cm_waiter) {
 /// returned first: `cm_waiter_shutdown` wakes it.
 ///
 /// # Safety
-/// `waiter` is NULL or a live waiter that no other call is using, not used again afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_waiter_free(waiter: *mut cm_waiter) {
     // SAFETY: the caller keeps the header's rules for every pointer here.
