@@ -49,10 +49,8 @@ fn main() {
     fs::write(out_dir.join("capmonster.h"), header).expect("OUT_DIR is writable");
 }
 
-/// Copies the Rust sources under `from` to `to`, with `extern "system" fn` written
-/// `extern "C" fn`. Panics on an exported function that is not `extern "system"`: it would be
-/// cdecl on 32-bit Windows while the header declares CM_CALL. Bounded by src/'s tree
-/// (directories are not followed as links).
+/// Copies the Rust sources under `from` to `to` as cbindgen is to read them (see
+/// [`header_view`]). Bounded by src/'s tree (directories are not followed as links).
 fn copy_as_c(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("OUT_DIR is writable");
     for entry in fs::read_dir(from).expect("src/ is readable") {
@@ -63,26 +61,61 @@ fn copy_as_c(from: &Path, to: &Path) {
             copy_as_c(&entry.path(), &target);
         } else if entry.path().extension().is_some_and(|ext| ext == "rs") {
             let source = fs::read_to_string(entry.path()).expect("sources are UTF-8");
-            check_exports_are_system(&entry.path(), &source);
-            fs::write(target, source.replace("extern \"system\" fn", "extern \"C\" fn")).expect("OUT_DIR is writable");
+            fs::write(target, header_view(&entry.path(), &source)).expect("OUT_DIR is writable");
         }
     }
 }
 
-/// Every `#[no_mangle]` item must be an `extern "system" fn` (callbacks the library hands to C
-/// itself, such as a `pthread_atfork` handler, stay `extern "C"`: they are not exported).
-fn check_exports_are_system(path: &Path, source: &str) {
-    let mut lines = source.lines().map(str::trim);
-    while let Some(line) = lines.next() {
-        if line == "#[no_mangle]" || line == "#[unsafe(no_mangle)]" {
-            let item = lines.find(|next| !next.starts_with("#[")).unwrap_or_default();
+/// The `# Safety` section every export's doc comment ends with (clippy requires one on an
+/// `unsafe` function). The header states those rules once, in its preamble (cbindgen.toml),
+/// so the view leaves the section out; a rule of one function belongs in its doc's text.
+const SAFETY_SECTION: [&str; 3] =
+    ["///", "/// # Safety", "/// The rules at the top of include/capmonster.h, which every caller keeps."];
+
+/// One source file as cbindgen reads it: `extern "system" fn` written `extern "C" fn`, each
+/// export's [`SAFETY_SECTION`] left out, and the `opaque! {` line of each opaque type's
+/// declaration dropped with its closing `}`, leaving the tuple struct, which cbindgen writes as
+/// an incomplete struct (cbindgen does not expand macros). Panics on an export that is not
+/// `extern "system"` (it would be cdecl on 32-bit Windows while the header declares CM_CALL)
+/// and on an `unsafe` export whose doc does not end with the standard section.
+fn header_view(path: &Path, source: &str) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut keep = vec![true; lines.len()];
+    let mut opaque_end: Option<String> = None;
+    for (index, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        if trimmed == "#[no_mangle]" || trimmed == "#[unsafe(no_mangle)]" {
+            let item = lines[index + 1..]
+                .iter()
+                .map(|line| line.trim())
+                .find(|next| !next.starts_with("#["))
+                .unwrap_or_default();
             assert!(
                 item.contains("extern \"system\" fn"),
                 "{}: `{item}`: an exported function must be `extern \"system\"` (stdcall on 32-bit Windows, as the header declares)",
                 path.display()
             );
+            if item.contains("unsafe extern") {
+                let doc_end =
+                    lines[..index].iter().rposition(|line| !line.trim().starts_with("#[")).map_or(0, |at| at + 1);
+                let section = doc_end.saturating_sub(SAFETY_SECTION.len())..doc_end;
+                assert!(
+                    lines[section.clone()].iter().map(|line| line.trim()).eq(SAFETY_SECTION),
+                    "{}: `{item}`: an unsafe export's doc must end with the standard `# Safety` section (SAFETY_SECTION)",
+                    path.display()
+                );
+                keep[section].fill(false);
+            }
+        } else if trimmed == "opaque! {" {
+            keep[index] = false;
+            opaque_end = Some(format!("{}}}", &line[..line.len() - line.trim_start().len()]));
+        } else if opaque_end.as_deref() == Some(*line) {
+            keep[index] = false;
+            opaque_end = None;
         }
     }
+    let view: String = lines.iter().zip(keep).filter(|(_, keep)| *keep).map(|(line, _)| format!("{line}\n")).collect();
+    view.replace("extern \"system\" fn", "extern \"C\" fn")
 }
 
 /// Puts `CM_CALL` between each function's return type and its name, where both GCC and MSVC

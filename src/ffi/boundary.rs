@@ -1,95 +1,93 @@
-//! The panic boundary and the checks applied to everything that comes from C.
+//! The panic boundary, and the three ways an export answers C.
+//!
+//! Every export's body runs in [`catch`], the one `catch_unwind` of the library, through one
+//! of the shapes below; it reads its arguments with [`arguments`](super::arguments).
+//! - [`value`]: accessors, frees and the like: the value, or its documented default when an
+//!   argument is refused or the body panics;
+//! - [`code`]: a `cm_code` only;
+//! - [`result`] and [`optional_result`]: a `cm_code` and, in `*out_result`, a `cm_result`
+//!   saying why (also on a refusal or a panic).
 
-use std::ffi::{c_char, CStr};
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::api::error::{Code, Error};
-use crate::ffi::library::{cm_code, CM_OK};
+use crate::ffi::arguments::{optional_out, Out, Refusal};
+use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
 use crate::ffi::result::{cm_result, CallResult};
 
-/// Runs `body`; a panic becomes `on_panic` instead of unwinding into C.
-pub(crate) fn catch<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
+/// Runs `body`; a panic is handed back instead of unwinding into C.
+fn catch<T>(body: impl FnOnce() -> T) -> Result<T, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(body))
 }
 
-/// Runs a call that reports through a `cm_result`: checks `out_result`, catches panics, stores
-/// the result (on success and failure alike) and returns its code. `body` checks its arguments
-/// with `?`; a refusal becomes a result carrying `task_id`.
-pub(crate) fn with_result(
-    out_result: *mut *mut cm_result,
-    task_id: i64,
-    body: impl FnOnce() -> Result<CallResult, Error>,
-) -> cm_code {
-    if out_result.is_null() {
-        return Code::InvalidArgument as cm_code;
-    }
-    let result = run(task_id, body);
-    let code = result.code();
-    // SAFETY: out_result is not NULL and, by the documented contract, points to writable memory.
-    unsafe { out_result.write(result.into_raw()) };
-    code
-}
-
-/// As [`with_result`], for the calls whose `out_result` may be NULL (client creation and
-/// setters): the result is then dropped and only the code returned.
-pub(crate) fn with_optional_result(
-    out_result: *mut *mut cm_result,
-    body: impl FnOnce() -> Result<CallResult, Error>,
-) -> cm_code {
-    if out_result.is_null() {
-        return run(0, body).code();
-    }
-    with_result(out_result, 0, body)
-}
-
-fn run(task_id: i64, body: impl FnOnce() -> Result<CallResult, Error>) -> CallResult {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(result)) => result,
-        Ok(Err(error)) => CallResult::from_error(&error, task_id),
-        Err(panic) => CallResult::from_panic(panic.as_ref()),
+/// An export that answers with a value: `fallback` when an argument is refused or on a panic.
+pub(crate) fn value<T>(fallback: T, body: impl FnOnce() -> Result<T, Refusal>) -> T {
+    match catch(body) {
+        Ok(Ok(value)) => value,
+        Ok(Err(_)) | Err(_) => fallback,
     }
 }
 
-/// Runs a call that reports only a code.
-pub(crate) fn with_code(body: impl FnOnce() -> Result<(), Error>) -> cm_code {
-    match catch_unwind(AssertUnwindSafe(body)) {
+/// An export that answers with a code only.
+pub(crate) fn code(body: impl FnOnce() -> Result<(), Error>) -> cm_code {
+    match catch(body) {
         Ok(Ok(())) => CM_OK,
         Ok(Err(error)) => error.code as cm_code,
         Err(_) => Code::Internal as cm_code,
     }
 }
 
-/// A C string argument as UTF-8. `name` is the parameter's name, for the message.
+/// An export that answers with a code and a `cm_result`, stored on every return but a NULL
+/// `out_result` (then CM_ERR_INVALID_ARGUMENT, and `body` does not run). A refusal or an
+/// error from `body` becomes a result carrying `task_id`.
 ///
 /// # Safety
-/// `ptr` is NULL or a NUL-terminated string that stays valid for `'a`.
-pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
-    if ptr.is_null() {
-        return Err(Error::invalid_argument(format!("{name} is NULL")));
-    }
-    // SAFETY: not NULL, NUL-terminated by the caller's contract.
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    std::str::from_utf8(bytes)
-        .map_err(|e| Error::invalid_argument(format!("{name} is not valid UTF-8 (at byte {})", e.valid_up_to())))
-}
-
-/// Like [`str_arg`], but NULL means "not given".
-///
-/// # Safety
-/// As for [`str_arg`].
-pub(crate) unsafe fn optional_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Error> {
-    if ptr.is_null() {
-        Ok(None)
-    } else {
-        // SAFETY: forwarded contract.
-        unsafe { str_arg(ptr, name) }.map(Some)
+/// `out_result` is NULL or writable.
+pub(crate) unsafe fn result(
+    out_result: *mut *mut cm_result,
+    task_id: i64,
+    body: impl FnOnce() -> Result<CallResult, Error>,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    match unsafe { optional_out(out_result) } {
+        Some(out_result) => store(out_result, task_id, body),
+        None => CM_ERR_INVALID_ARGUMENT,
     }
 }
 
-/// Checks an out-parameter (other than `out_result`) before anything is sent.
-pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<(), Error> {
-    if ptr.is_null() {
-        return Err(Error::invalid_argument(format!("{name} is NULL")));
+/// As [`result`], for the exports whose `out_result` may be NULL (creation, setters,
+/// `cm_waiter_add_with_result`): `body` then runs all the same, and only its code is returned.
+///
+/// # Safety
+/// `out_result` is NULL or writable.
+pub(crate) unsafe fn optional_result(
+    out_result: *mut *mut cm_result,
+    task_id: i64,
+    body: impl FnOnce() -> Result<CallResult, Error>,
+) -> cm_code {
+    // SAFETY: forwarded contract.
+    match unsafe { optional_out(out_result) } {
+        Some(out_result) => store(out_result, task_id, body),
+        None => run(task_id, body).code(),
     }
-    Ok(())
+}
+
+fn store(
+    mut out_result: Out<'_, *mut cm_result>,
+    task_id: i64,
+    body: impl FnOnce() -> Result<CallResult, Error>,
+) -> cm_code {
+    let result = run(task_id, body);
+    let code = result.code();
+    out_result.write(result.into_raw());
+    code
+}
+
+fn run(task_id: i64, body: impl FnOnce() -> Result<CallResult, Error>) -> CallResult {
+    match catch(body) {
+        Ok(Ok(result)) => result,
+        Ok(Err(error)) => CallResult::from_error(&error, task_id),
+        Err(panic) => CallResult::from_panic(panic.as_ref()),
+    }
 }

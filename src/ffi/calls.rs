@@ -8,11 +8,12 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::api::error::Error;
 use crate::client::{CallOptions, Incorrect};
-use crate::ffi::boundary::{optional_str_arg, out_arg, str_arg, with_result};
+use crate::ffi::arguments::{handle, optional_shared, optional_struct, optional_text, out, text};
+use crate::ffi::boundary;
 use crate::ffi::cancel::cm_cancel;
-use crate::ffi::client::{client_arg, cm_client};
-use crate::ffi::handle::clone_arc;
+use crate::ffi::client::cm_client;
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
 
@@ -28,32 +29,38 @@ pub struct cm_call_options {
     pub cancel: *const cm_cancel,
 }
 
-/// Fills `options` with the defaults: no timeout of its own, no cancel. NULL is ignored.
-///
-/// # Safety
-/// `options` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "system" fn cm_call_options_init(options: *mut cm_call_options) {
-    if !options.is_null() {
-        // SAFETY: not NULL, writable by contract.
-        unsafe { options.write(cm_call_options { timeout_ms: 0, cancel: std::ptr::null() }) };
+impl cm_call_options {
+    /// The options behind `options` (NULL: the defaults); the cancel is a reference of the
+    /// call's own.
+    ///
+    /// # Safety
+    /// `options` is NULL or readable, its `cancel` NULL or a live token.
+    unsafe fn read(options: *const cm_call_options) -> CallOptions {
+        // SAFETY: the caller's contract, for `options` and its `cancel`.
+        unsafe {
+            match optional_struct(options) {
+                Some(options) => CallOptions {
+                    timeout: (options.timeout_ms > 0).then(|| Duration::from_millis(u64::from(options.timeout_ms))),
+                    cancel: optional_shared(options.cancel),
+                },
+                None => CallOptions::default(),
+            }
+        }
     }
 }
 
-/// The options behind a pointer from C; NULL means the defaults.
+/// Fills `options` with the defaults: no timeout of its own, no cancel. NULL is ignored.
 ///
 /// # Safety
-/// `options` is NULL or readable, its `cancel` NULL or a live token.
-unsafe fn call_options(options: *const cm_call_options) -> CallOptions {
-    if options.is_null() {
-        return CallOptions::default();
-    }
-    // SAFETY: not NULL, readable by contract; every bit pattern is a valid value.
-    let options = unsafe { options.read() };
-    CallOptions {
-        timeout: (options.timeout_ms > 0).then(|| Duration::from_millis(u64::from(options.timeout_ms))),
-        // SAFETY: the caller's contract for options.cancel.
-        cancel: unsafe { clone_arc(options.cancel) },
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_call_options_init(options: *mut cm_call_options) {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value((), || {
+            out(options, "options")?.write(cm_call_options { timeout_ms: 0, cancel: std::ptr::null() });
+            Ok(())
+        })
     }
 }
 
@@ -61,7 +68,7 @@ unsafe fn call_options(options: *const cm_call_options) -> CallOptions {
 /// 0 (still processing). The request counts in the task's budget of 120.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_task_result(
     client: *const cm_client,
@@ -76,7 +83,7 @@ pub unsafe extern "system" fn cm_get_task_result(
 /// flight still counts in the task's budget.
 ///
 /// # Safety
-/// As `cm_get_task_result`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_task_result_with(
     client: *const cm_client,
@@ -84,11 +91,13 @@ pub unsafe extern "system" fn cm_get_task_result_with(
     options: *const cm_call_options,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_result(out_result, task_id, || {
-        // SAFETY: the caller's contract.
-        let (client, options) = unsafe { (client_arg(client)?, call_options(options)) };
-        Ok(CallResult::from_task_report(client.get_task_result_with(task_id, &options), task_id))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::result(out_result, task_id, || {
+            let (client, options) = (handle(client, "client")?, cm_call_options::read(options));
+            Ok(CallResult::from_task_report(client.get_task_result_with(task_id, &options), task_id))
+        })
+    }
 }
 
 /// Creates a task from `task_json`, the `task` object of the API (with its "type"), and
@@ -96,8 +105,7 @@ pub unsafe extern "system" fn cm_get_task_result_with(
 /// URL the service will POST the result to. Never retried: a duplicate is a second paid task.
 ///
 /// # Safety
-/// `client` is NULL or a live client; the strings are NULL or NUL-terminated; the out
-/// pointers are NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_create_task(
     client: *const cm_client,
@@ -114,7 +122,7 @@ pub unsafe extern "system" fn cm_create_task(
 /// in flight cannot undo it: the message then says the task may have been created and charged.
 ///
 /// # Safety
-/// As `cm_create_task`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_create_task_with(
     client: *const cm_client,
@@ -124,34 +132,33 @@ pub unsafe extern "system" fn cm_create_task_with(
     out_task_id: *mut i64,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_result(out_result, 0, || {
-        // SAFETY: the caller's contract.
-        let (client, task_json, callback_url, options) = unsafe {
-            (
-                client_arg(client)?,
-                str_arg(task_json, "task_json")?,
-                optional_str_arg(callback_url, "callback_url")?,
-                call_options(options),
-            )
-        };
-        out_arg(out_task_id, "out_task_id")?;
-        let report = client.create_task_with(task_json, callback_url, &options);
-        let (result, task_id) = CallResult::from_report(report, 0, |id| format!("created task {id}"));
-        Ok(match task_id {
-            Some(task_id) => {
-                // SAFETY: checked not NULL above; writable by contract.
-                unsafe { out_task_id.write(task_id) };
-                result.with_task_id(task_id)
-            }
-            None => result,
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::result(out_result, 0, || {
+            let (client, task_json, callback_url, options) = (
+                handle(client, "client")?,
+                text(task_json, "task_json")?,
+                optional_text(callback_url, "callback_url")?,
+                cm_call_options::read(options),
+            );
+            let mut out_task_id = out(out_task_id, "out_task_id")?;
+            let report = client.create_task_with(task_json, callback_url, &options);
+            let (result, task_id) = CallResult::from_report(report, 0, |id| format!("created task {id}"));
+            Ok(match task_id {
+                Some(task_id) => {
+                    out_task_id.write(task_id);
+                    result.with_task_id(task_id)
+                }
+                None => result,
+            })
         })
-    })
+    }
 }
 
 /// Reads the account balance (US dollars) into `*out_balance` on CM_OK.
 ///
 /// # Safety
-/// `client` is NULL or a live client; the out pointers are NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_balance(
     client: *const cm_client,
@@ -165,7 +172,7 @@ pub unsafe extern "system" fn cm_get_balance(
 /// `cm_get_balance` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_get_balance`; `options` is NULL or readable, its `cancel` NULL or a live token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_get_balance_with(
     client: *const cm_client,
@@ -173,26 +180,27 @@ pub unsafe extern "system" fn cm_get_balance_with(
     out_balance: *mut f64,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_result(out_result, 0, || {
-        // SAFETY: the caller's contract.
-        let (client, options) = unsafe { (client_arg(client)?, call_options(options)) };
-        out_arg(out_balance, "out_balance")?;
-        let (result, balance) = CallResult::from_report(client.get_balance_with(&options), 0, |balance| {
-            format!("the balance is {balance} USD")
-        });
-        if let Some(balance) = balance {
-            // SAFETY: checked not NULL above; writable by contract.
-            unsafe { out_balance.write(balance) };
-        }
-        Ok(result)
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::result(out_result, 0, || {
+            let (client, options) = (handle(client, "client")?, cm_call_options::read(options));
+            let mut out_balance = out(out_balance, "out_balance")?;
+            let (result, balance) = CallResult::from_report(client.get_balance_with(&options), 0, |balance| {
+                format!("the balance is {balance} USD")
+            });
+            if let Some(balance) = balance {
+                out_balance.write(balance);
+            }
+            Ok(result)
+        })
+    }
 }
 
 /// Tells the service that the text it gave for an image captcha was wrong
 /// (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_image(
     client: *const cm_client,
@@ -206,8 +214,7 @@ pub unsafe extern "system" fn cm_report_incorrect_image(
 /// `cm_report_incorrect_image` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_report_incorrect_image`; `options` is NULL or readable, its `cancel` NULL or a live
-/// token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_image_with(
     client: *const cm_client,
@@ -215,15 +222,15 @@ pub unsafe extern "system" fn cm_report_incorrect_image_with(
     options: *const cm_call_options,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    // SAFETY: forwarded contract.
-    unsafe { report_incorrect(Incorrect::Image, client, task_id, options, out_result) }
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::result(out_result, task_id, || report_incorrect(Incorrect::Image, client, task_id, options)) }
 }
 
 /// Tells the service that a token it gave (reCAPTCHA, Turnstile, ...) was refused by the site
 /// (reportIncorrectTokenCaptcha). CM_OK when the service accepted the report. Never retried.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_token(
     client: *const cm_client,
@@ -237,8 +244,7 @@ pub unsafe extern "system" fn cm_report_incorrect_token(
 /// `cm_report_incorrect_token` with per-call options (NULL: the defaults).
 ///
 /// # Safety
-/// As `cm_report_incorrect_token`; `options` is NULL or readable, its `cancel` NULL or a live
-/// token.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_report_incorrect_token_with(
     client: *const cm_client,
@@ -246,23 +252,23 @@ pub unsafe extern "system" fn cm_report_incorrect_token_with(
     options: *const cm_call_options,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    // SAFETY: forwarded contract.
-    unsafe { report_incorrect(Incorrect::Token, client, task_id, options, out_result) }
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::result(out_result, task_id, || report_incorrect(Incorrect::Token, client, task_id, options)) }
 }
 
+/// The body of the `cm_report_incorrect_*_with` calls.
+///
 /// # Safety
-/// As the `cm_report_incorrect_*_with` calls.
+/// `client` is NULL or a live client; `options` is NULL or readable, its `cancel` NULL or a
+/// live token.
 unsafe fn report_incorrect(
     kind: Incorrect,
     client: *const cm_client,
     task_id: i64,
     options: *const cm_call_options,
-    out_result: *mut *mut cm_result,
-) -> cm_code {
-    with_result(out_result, task_id, || {
-        // SAFETY: the caller's contract.
-        let (client, options) = unsafe { (client_arg(client)?, call_options(options)) };
-        let report = client.report_incorrect_with(kind, task_id, &options);
-        Ok(CallResult::from_report(report, task_id, |()| format!("the report on task {task_id} was accepted")).0)
-    })
+) -> Result<CallResult, Error> {
+    // SAFETY: the caller's contract.
+    let (client, options) = unsafe { (handle(client, "client")?, cm_call_options::read(options)) };
+    let report = client.report_incorrect_with(kind, task_id, &options);
+    Ok(CallResult::from_report(report, task_id, |()| format!("the report on task {task_id} was accepted")).0)
 }

@@ -1,198 +1,199 @@
 //! `cm_client`: one account key, one connection pool, one cap on connections.
 //!
-//! Ownership: `Arc<Client>` (`SharedArc`), made by `cm_client_new`; `cm_client_free` drops the
-//! caller's reference. A waiter keeps a reference of its own, so freeing the client before
-//! its waiters is safe. Every function may be called from many threads at once on the same
-//! client, the setters too (a setting applies to the calls that start after it). Free it only
-//! when no call of yours on it is running.
-//!
-//! Creation and the setters write a `cm_result` to `*out_result` on every return when
+//! Creation and the setters store a `cm_result` in `*out_result` on every return when
 //! `out_result` is not NULL: its message says why a value was refused, naming the argument.
 
 use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::error::Error;
 use crate::client::Client;
-use crate::ffi::boundary::{catch, optional_str_arg, out_arg, str_arg, with_optional_result};
-use crate::ffi::handle::{borrow, free_arc, into_arc, Castable, SharedArc};
+use crate::ffi::arguments::{handle, optional_text, out, text};
+use crate::ffi::boundary;
+use crate::ffi::handle::{free_arc, into_arc, opaque};
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
 
-/// A client of the CapMonster Cloud API. Opaque.
-pub struct cm_client {
-    _private: [u8; 0],
-}
-
-impl Castable for cm_client {
-    type RustType = Client;
-    type Ownership = SharedArc;
+opaque! {
+    /// A client of the CapMonster Cloud API: the account key, the settings, the connection
+    /// pool. Made by `cm_client_new`, freed by `cm_client_free`. A setting applies to the calls
+    /// that start after it. A waiter keeps its client alive, so the client may be freed once
+    /// `cm_waiter_new` has returned, before its waiters.
+    pub struct cm_client(Arc<Client>);
 }
 
 /// Creates a client for `client_key` (your account key), talking to
 /// <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
 /// malformed proxy variable is reported by the first call that would use it). On CM_OK
 /// `*out_client` is a new client to free with `cm_client_free`; on failure it is not written.
+/// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client_key` is NULL or a NUL-terminated string; `out_client` and `out_result` are NULL or
-/// writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_new(
     client_key: *const c_char,
     out_client: *mut *mut cm_client,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        out_arg(out_client, "out_client")?;
-        // SAFETY: the caller's contract.
-        let client = Client::new(unsafe { str_arg(client_key, "client_key") }?)?;
-        // SAFETY: checked not NULL above; writable by contract.
-        unsafe { out_client.write(into_arc(Arc::new(client))) };
-        Ok(CallResult::ok("client created"))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let mut out_client = out(out_client, "out_client")?;
+            let client = Client::new(text(client_key, "client_key")?)?;
+            out_client.write(into_arc(Arc::new(client)));
+            Ok(CallResult::ok("client created"))
+        })
+    }
 }
 
 /// Sends requests to `base_url` instead of <https://api.capmonster.cloud>: https:// anywhere,
 /// http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
+/// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `base_url` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_base_url(
     client: *mut cm_client,
     base_url: *const c_char,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let (client, base_url) = unsafe { (client_arg(client)?, str_arg(base_url, "base_url")?) };
-        client.set_base_url(base_url)?;
-        Ok(CallResult::ok("base_url set"))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let (client, base_url) = (handle(client, "client")?, text(base_url, "base_url")?);
+            client.set_base_url(base_url)?;
+            Ok(CallResult::ok("base_url set"))
+        })
+    }
 }
 
 /// Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
+/// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_request_timeout_ms(
     client: *mut cm_client,
     timeout_ms: u32,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_arg(client) }?;
-        client.set_request_timeout(Duration::from_millis(u64::from(timeout_ms)))?;
-        Ok(CallResult::ok("timeout_ms set"))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            handle(client, "client")?.set_request_timeout(Duration::from_millis(u64::from(timeout_ms)))?;
+            Ok(CallResult::ok("timeout_ms set"))
+        })
+    }
 }
 
 /// Sends every request through `proxy_url` (http://, https://, socks4://, socks4a://,
-/// socks5://, socks5h://, with optional user:password@, which never appears in messages); NULL turns proxying off,
-/// whatever the environment says. Until this is called, the environment decides.
+/// socks5://, socks5h://, with optional user:password@, which never appears in messages);
+/// NULL turns proxying off, whatever the environment says. Until this is called, the
+/// environment decides. `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `proxy_url` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_proxy(
     client: *mut cm_client,
     proxy_url: *const c_char,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let (client, proxy_url) = unsafe { (client_arg(client)?, optional_str_arg(proxy_url, "proxy_url")?) };
-        client.set_proxy(proxy_url)?;
-        Ok(CallResult::ok(if proxy_url.is_some() { "proxy_url set" } else { "proxying turned off" }))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let (client, proxy_url) = (handle(client, "client")?, optional_text(proxy_url, "proxy_url")?);
+            client.set_proxy(proxy_url)?;
+            Ok(CallResult::ok(if proxy_url.is_some() { "proxy_url set" } else { "proxying turned off" }))
+        })
+    }
 }
 
 /// Trusts only the certificate authorities in the PEM file at `path` (a private CA, e.g.
 /// corporate TLS inspection), instead of the operating system's store; NULL goes back to the
 /// system store (the default). The file is read now: a missing or empty one is
-/// CM_ERR_INVALID_ARGUMENT.
+/// CM_ERR_INVALID_ARGUMENT. `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `path` is NULL or a NUL-terminated string;
-/// `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_ca_file(
     client: *mut cm_client,
     path: *const c_char,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let (client, path) = unsafe { (client_arg(client)?, optional_str_arg(path, "path")?) };
-        client.set_ca_file(path)?;
-        Ok(CallResult::ok(if path.is_some() {
-            "path set: only its CAs are trusted"
-        } else {
-            "the system's CAs are trusted"
-        }))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let (client, path) = (handle(client, "client")?, optional_text(path, "path")?);
+            client.set_ca_file(path)?;
+            Ok(CallResult::ok(if path.is_some() {
+                "path set: only its CAs are trusted"
+            } else {
+                "the system's CAs are trusted"
+            }))
+        })
+    }
 }
 
 /// Caps the connections the client holds at once, blocking calls and waiters together
 /// (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
-/// and its cancel stops that wait. A waiter runs at most this many threads.
+/// and its cancel stops that wait. A waiter runs at most this many threads. `out_result` may
+/// be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_max_connections(
     client: *mut cm_client,
     max_connections: u32,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_arg(client) }?;
-        client.set_max_connections(max_connections)?;
-        Ok(CallResult::ok("max_connections set"))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            handle(client, "client")?.set_max_connections(max_connections)?;
+            Ok(CallResult::ok("max_connections set"))
+        })
+    }
 }
 
 /// Sends `soft_id`, the id of the software developer the service pays a commission to, with
 /// every createTask from now on; 0 (the default) sends none. Every value is accepted.
+/// `out_result` may be NULL.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_set_soft_id(
     client: *mut cm_client,
     soft_id: u32,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_optional_result(out_result, || {
-        // SAFETY: the caller's contract.
-        let client = unsafe { client_arg(client) }?;
-        client.set_soft_id(soft_id);
-        Ok(CallResult::ok(if soft_id == 0 { "no soft_id is sent" } else { "soft_id set" }))
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            handle(client, "client")?.set_soft_id(soft_id);
+            Ok(CallResult::ok(if soft_id == 0 { "no soft_id is sent" } else { "soft_id set" }))
+        })
+    }
 }
 
 /// Frees the caller's reference to a client; its connections close when no waiter still uses
 /// it. NULL is fine.
 ///
 /// # Safety
-/// `client` is NULL or a live client that no call of the caller's is using, not used again
-/// afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_client_free(client: *mut cm_client) {
-    // SAFETY: the caller's contract.
-    catch((), || unsafe { free_arc(client) });
-}
-
-/// # Safety
-/// `client` is NULL or a live client.
-pub(crate) unsafe fn client_arg<'a>(client: *const cm_client) -> Result<&'a Client, Error> {
-    // SAFETY: forwarded contract.
-    unsafe { borrow(client, "client") }
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value((), || {
+            free_arc(client);
+            Ok(())
+        })
+    }
 }

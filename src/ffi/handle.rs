@@ -1,12 +1,12 @@
-//! One typed way from a C pointer to the Rust value behind it, as rustls-ffi's `Castable`.
+//! Opaque C types and the ownership behind their pointers, as rustls-ffi's `Castable`.
 //!
-//! Each opaque C type names its Rust type and how the caller holds it: a `Box` (one owner,
-//! freed once) or an `Arc` (the library may keep references of its own, e.g. a waiter keeps
-//! its client, a wait keeps its cancel token). Nothing else casts a handle.
+//! [`opaque!`] declares each C type: its name, the Rust value behind it and how the caller
+//! holds that value, a `Box` (one owner, freed once) or an `Arc` (the library may keep
+//! references of its own, e.g. a waiter keeps its client, a wait keeps its cancel token).
+//! Handing a value to C and taking it back are here; reading a handle argument is
+//! [`arguments`](super::arguments)'s. Nothing else casts a handle.
 
 use std::sync::Arc;
-
-use crate::api::error::Error;
 
 /// The caller owns the only reference: `Box::into_raw` / `Box::from_raw`.
 pub(crate) struct OwnedBox;
@@ -19,19 +19,42 @@ pub(crate) trait Castable {
     type Ownership;
 }
 
-/// The value behind a handle argument, borrowed for the call.
+/// Declares an opaque C type: `pub struct cm_x(Box<Value>);` or `pub struct cm_x(Arc<Value>);`.
 ///
-/// # Safety
-/// `ptr` is NULL or a live handle of type `C` made by this library.
-pub(crate) unsafe fn borrow<'a, C: Castable>(ptr: *const C, name: &str) -> Result<&'a C::RustType, Error> {
-    // SAFETY: the caller's contract: a live handle whose pointee is a C::RustType (a Box's or
-    // an Arc's contents both sit at the pointer).
-    unsafe { (ptr as *const C::RustType).as_ref() }.ok_or_else(|| Error::invalid_argument(format!("{name} is NULL")))
+/// C sees an incomplete struct; Rust gets a zero-sized struct that is never built, only
+/// pointed to, and its [`Castable`] impl. The doc comment, which the header keeps, says who
+/// makes and frees the object. cbindgen does not expand macros: build.rs's copy of the sources
+/// drops the `opaque! {` line and its closing `}`, and cbindgen then reads the tuple struct
+/// as the opaque type it is.
+macro_rules! opaque {
+    ($(#[$doc:meta])* pub struct $name:ident(Box<$value:ty>);) => {
+        $crate::ffi::handle::opaque!(@declare $(#[$doc])* $name, $value, OwnedBox);
+    };
+    ($(#[$doc:meta])* pub struct $name:ident(Arc<$value:ty>);) => {
+        $crate::ffi::handle::opaque!(@declare $(#[$doc])* $name, $value, SharedArc);
+    };
+    (@declare $(#[$doc:meta])* $name:ident, $value:ty, $ownership:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            _private: [u8; 0],
+        }
+
+        impl $crate::ffi::handle::Castable for $name {
+            type RustType = $value;
+            type Ownership = $crate::ffi::handle::$ownership;
+        }
+    };
+}
+pub(crate) use opaque;
+
+/// The Rust value a handle points to (a `Box`'s or an `Arc`'s contents both sit there).
+pub(crate) fn value_ptr<C: Castable>(ptr: *const C) -> *const C::RustType {
+    ptr.cast()
 }
 
 /// Hands a new value to C.
 pub(crate) fn into_box<C: Castable<Ownership = OwnedBox>>(value: C::RustType) -> *mut C {
-    Box::into_raw(Box::new(value)) as *mut C
+    Box::into_raw(Box::new(value)).cast()
 }
 
 /// Takes back and drops a boxed value. NULL is ignored.
@@ -41,13 +64,13 @@ pub(crate) fn into_box<C: Castable<Ownership = OwnedBox>>(value: C::RustType) ->
 pub(crate) unsafe fn free_box<C: Castable<Ownership = OwnedBox>>(ptr: *mut C) {
     if !ptr.is_null() {
         // SAFETY: made by Box::into_raw in into_box; the caller gives it up.
-        drop(unsafe { Box::from_raw(ptr as *mut C::RustType) });
+        drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
     }
 }
 
 /// Hands one reference of a shared value to C.
 pub(crate) fn into_arc<C: Castable<Ownership = SharedArc>>(value: Arc<C::RustType>) -> *mut C {
-    Arc::into_raw(value) as *mut C
+    Arc::into_raw(value).cast_mut().cast()
 }
 
 /// A reference of the library's own to a shared value, `None` for NULL.
@@ -58,7 +81,7 @@ pub(crate) unsafe fn clone_arc<C: Castable<Ownership = SharedArc>>(ptr: *const C
     if ptr.is_null() {
         return None;
     }
-    let ptr = ptr as *const C::RustType;
+    let ptr = value_ptr(ptr);
     // SAFETY: a live pointer from Arc::into_raw: add a reference, then take it over.
     unsafe {
         Arc::increment_strong_count(ptr);
@@ -73,6 +96,6 @@ pub(crate) unsafe fn clone_arc<C: Castable<Ownership = SharedArc>>(ptr: *const C
 pub(crate) unsafe fn free_arc<C: Castable<Ownership = SharedArc>>(ptr: *const C) {
     if !ptr.is_null() {
         // SAFETY: made by Arc::into_raw in into_arc; the caller gives its reference up.
-        drop(unsafe { Arc::from_raw(ptr as *const C::RustType) });
+        drop(unsafe { Arc::from_raw(value_ptr(ptr)) });
     }
 }

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, CStr};
 
 use crate::api::error::Code;
-use crate::ffi::boundary::catch;
+use crate::ffi::boundary;
 
 pub use crate::api::codes::*;
 
@@ -21,14 +21,14 @@ const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_V
 /// library was built with). Static storage: never free it.
 #[no_mangle]
 pub extern "system" fn cm_version() -> *const c_char {
-    VERSION.as_ptr()
+    boundary::value(VERSION.as_ptr(), || Ok(VERSION.as_ptr()))
 }
 
 /// The name of a code, e.g. "CM_ERR_API"; "CM_ERR_UNKNOWN" for any other number. Static
 /// storage: never free it.
 #[no_mangle]
 pub extern "system" fn cm_code_name(code: i32) -> *const c_char {
-    catch(c"CM_ERR_UNKNOWN".as_ptr(), || code_name(code).as_ptr())
+    boundary::value(c"CM_ERR_UNKNOWN".as_ptr(), || Ok(code_name(code).as_ptr()))
 }
 
 pub(crate) fn code_name(code: i32) -> &'static CStr {

@@ -1,9 +1,6 @@
 //! `cm_result`: what one call did, with its code, message and, for a ready task, the solution.
 //!
-//! Ownership: `Box<CallResult>` (`OwnedBox`), made by the library and handed to the caller, who frees it
-//! with `cm_result_free`. It is immutable, so reading it from many threads at once is safe.
-//! Every string is built once, at creation; accessors hand out pointers into it that live
-//! until `cm_result_free`.
+//! Every string is built once, at creation; accessors hand out pointers into it.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -15,13 +12,16 @@ use crate::api::answer::TaskState;
 use crate::api::error::panic_message;
 use crate::api::error::{Code, Error};
 use crate::client::Report;
-use crate::ffi::boundary::{catch, str_arg};
-use crate::ffi::handle::{borrow, free_box, into_box, Castable, OwnedBox};
+use crate::ffi::arguments::{handle, text};
+use crate::ffi::boundary;
+use crate::ffi::handle::{free_box, into_box, opaque};
 use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
 
-/// The outcome of one call. Opaque; read it with the `cm_result_*` accessors.
-pub struct cm_result {
-    _private: [u8; 0],
+opaque! {
+    /// The outcome of one call; read it with the `cm_result_*` accessors. Made by the calls
+    /// that take `out_result` and by `cm_waiter_next`; the caller frees it with `cm_result_free`,
+    /// which also frees every string read from it. It never changes.
+    pub struct cm_result(Box<CallResult>);
 }
 
 /// The Rust value behind a `cm_result *`.
@@ -143,20 +143,6 @@ impl CallResult {
     }
 }
 
-impl Castable for cm_result {
-    type RustType = CallResult;
-    type Ownership = OwnedBox;
-}
-
-/// Reads a result behind a pointer from C; `None` for NULL.
-///
-/// # Safety
-/// `r` is NULL or a live result made by this library.
-unsafe fn view<'a>(r: *const cm_result) -> Option<&'a CallResult> {
-    // SAFETY: the caller's contract.
-    unsafe { borrow(r, "result") }.ok()
-}
-
 fn opt_ptr(text: &Option<CString>) -> *const c_char {
     text.as_ref().map_or(std::ptr::null(), |text| text.as_ptr())
 }
@@ -164,117 +150,122 @@ fn opt_ptr(text: &Option<CString>) -> *const c_char {
 /// The code the call returned. `CM_ERR_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_code(r: *const cm_result) -> cm_code {
-    // SAFETY: forwarded contract.
-    catch(CM_ERR_INVALID_ARGUMENT, || unsafe { view(r) }.map_or(CM_ERR_INVALID_ARGUMENT, |r| r.code))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(CM_ERR_INVALID_ARGUMENT, || Ok(handle(r, "r")?.code)) }
 }
 
 /// 1 when the task's status was "ready" (the solution is there), else 0.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_is_ready(r: *const cm_result) -> i32 {
-    // SAFETY: forwarded contract.
-    catch(0, || unsafe { view(r) }.map_or(0, |r| i32::from(r.ready)))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(0, || Ok(i32::from(handle(r, "r")?.ready))) }
 }
 
 /// The task the call was about (the new task for cm_create_task); 0 when none.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_task_id(r: *const cm_result) -> i64 {
-    // SAFETY: forwarded contract.
-    catch(0, || unsafe { view(r) }.map_or(0, |r| r.task_id))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(0, || Ok(handle(r, "r")?.task_id)) }
 }
 
 /// The solution object as the service sent it (JSON text); NULL unless ready.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_solution_json(r: *const cm_result) -> *const c_char {
-    // SAFETY: forwarded contract.
-    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.solution_json)))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(std::ptr::null(), || Ok(opt_ptr(&handle(r, "r")?.solution_json))) }
 }
 
 /// The top-level string member `field` of the solution (e.g. "text", "gRecaptchaResponse"),
-/// unescaped; NULL when not ready, absent, not a string, or holding a NUL character.
+/// unescaped; NULL when not ready, absent, not a string, or holding a NUL character, and for
+/// a NULL or non-UTF-8 `field`.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`; `field` is NULL or a NUL-terminated string.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_solution_string(r: *const cm_result, field: *const c_char) -> *const c_char {
-    catch(std::ptr::null(), || {
-        // SAFETY: forwarded contract.
-        let (Some(r), Ok(field)) = (unsafe { view(r) }, unsafe { str_arg(field, "field") }) else {
-            return std::ptr::null();
-        };
-        r.solution_strings.get(field).map_or(std::ptr::null(), |value| value.as_ptr())
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value(std::ptr::null(), || {
+            let (r, field) = (handle(r, "r")?, text(field, "field")?);
+            Ok(r.solution_strings.get(field).map_or(std::ptr::null(), |value| value.as_ptr()))
+        })
+    }
 }
 
 /// The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
 /// else NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_api_error_code(r: *const cm_result) -> *const c_char {
-    // SAFETY: forwarded contract.
-    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_code)))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(std::ptr::null(), || Ok(opt_ptr(&handle(r, "r")?.api_error_code))) }
 }
 
 /// The service's errorDescription when it sent one, else NULL.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_api_error_description(r: *const cm_result) -> *const c_char {
-    // SAFETY: forwarded contract.
-    catch(std::ptr::null(), || unsafe { view(r) }.map_or(std::ptr::null(), |r| opt_ptr(&r.api_error_description)))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(std::ptr::null(), || Ok(opt_ptr(&handle(r, "r")?.api_error_description))) }
 }
 
 /// One human-readable line on what happened. Never NULL (for a NULL `r`, a static text).
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_message(r: *const cm_result) -> *const c_char {
-    let null_message = c"result is NULL".as_ptr();
-    // SAFETY: forwarded contract.
-    catch(null_message, || unsafe { view(r) }.map_or(null_message, |r| r.message.as_ptr()))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(c"result is NULL".as_ptr(), || Ok(handle(r, "r")?.message.as_ptr())) }
 }
 
 /// The HTTP requests this call sent, retries included.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_request_count(r: *const cm_result) -> u32 {
-    // SAFETY: forwarded contract.
-    catch(0, || unsafe { view(r) }.map_or(0, |r| r.request_count))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(0, || Ok(handle(r, "r")?.request_count)) }
 }
 
 /// The last HTTP status received, 0 if no answer arrived.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_http_status(r: *const cm_result) -> i32 {
-    // SAFETY: forwarded contract.
-    catch(0, || unsafe { view(r) }.map_or(0, |r| r.http_status))
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(0, || Ok(handle(r, "r")?.http_status)) }
 }
 
 /// Frees a result and every string read from it. NULL is fine.
 ///
 /// # Safety
-/// `r` is NULL or a live `cm_result`, not used again afterwards.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_result_free(r: *mut cm_result) {
-    // SAFETY: the caller's contract.
-    catch((), || unsafe { free_box(r) });
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value((), || {
+            free_box(r);
+            Ok(())
+        })
+    }
 }

@@ -3,12 +3,14 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::api::error::Error;
+use std::sync::Arc;
+
 use crate::api::schedule::{self, Schedule};
-use crate::ffi::boundary::{str_arg, with_code, with_result};
+use crate::cancel::Cancel;
+use crate::ffi::arguments::{handle, optional_shared, optional_struct, out, text};
+use crate::ffi::boundary;
 use crate::ffi::cancel::cm_cancel;
-use crate::ffi::client::{client_arg, cm_client};
-use crate::ffi::handle::clone_arc;
+use crate::ffi::client::cm_client;
 use crate::ffi::library::cm_code;
 use crate::ffi::result::{cm_result, CallResult};
 use crate::wait;
@@ -44,12 +46,27 @@ impl cm_wait_options {
         }
     }
 
-    pub(crate) fn schedule(&self) -> Schedule {
+    fn schedule(&self) -> Schedule {
         Schedule {
             first_delay: Duration::from_millis(u64::from(self.first_delay_ms)),
             interval: Duration::from_millis(u64::from(self.interval_ms)),
             timeout: Duration::from_millis(u64::from(self.timeout_ms)),
             max_requests: self.max_requests,
+        }
+    }
+
+    /// The schedule and the cancel of the options behind `options` (NULL: the defaults, no
+    /// cancel); the cancel is a reference of the wait's own.
+    ///
+    /// # Safety
+    /// `options` is NULL or readable, its `cancel` NULL or a live token.
+    pub(crate) unsafe fn read(options: *const cm_wait_options) -> (Schedule, Option<Arc<Cancel>>) {
+        // SAFETY: the caller's contract, for `options` and its `cancel`.
+        unsafe {
+            match optional_struct(options) {
+                Some(options) => (options.schedule(), optional_shared(options.cancel)),
+                None => (schedule::DEFAULT, None),
+            }
         }
     }
 }
@@ -58,12 +75,15 @@ impl cm_wait_options {
 /// 180000 ms timeout, 120 requests, no cancel. NULL is ignored.
 ///
 /// # Safety
-/// `options` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_options_init(options: *mut cm_wait_options) {
-    if !options.is_null() {
-        // SAFETY: not NULL, writable by contract.
-        unsafe { options.write(cm_wait_options::from_schedule(&schedule::DEFAULT)) };
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value((), || {
+            out(options, "options")?.write(cm_wait_options::from_schedule(&schedule::DEFAULT));
+            Ok(())
+        })
     }
 }
 
@@ -74,32 +94,30 @@ pub unsafe extern "system" fn cm_wait_options_init(options: *mut cm_wait_options
 /// NULL or `task_type` is not UTF-8.
 ///
 /// # Safety
-/// `options` is NULL or writable; `task_type` is NULL or a NUL-terminated string.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_options_for_task_type(
     options: *mut cm_wait_options,
     task_type: *const c_char,
 ) -> cm_code {
-    with_code(|| {
-        if options.is_null() {
-            return Err(Error::invalid_argument("options is NULL"));
-        }
-        // SAFETY: the caller's contract.
-        let task_type = unsafe { str_arg(task_type, "task_type") }?;
-        // SAFETY: not NULL, writable by contract.
-        unsafe { options.write(cm_wait_options::from_schedule(&schedule::for_task_type(task_type))) };
-        Ok(())
-    })
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::code(|| {
+            let (mut options, task_type) = (out(options, "options")?, text(task_type, "task_type")?);
+            options.write(cm_wait_options::from_schedule(&schedule::for_task_type(task_type)));
+            Ok(())
+        })
+    }
 }
 
 /// Polls `task_id` until it is ready (CM_OK, ready), the service reports an error, the
 /// timeout passes (CM_ERR_TIMEOUT), the cancel triggers (CM_ERR_CANCELLED) or the budget is
 /// spent (CM_ERR_BUDGET_EXHAUSTED). Network errors, request timeouts, HTTP 5xx/429 and
 /// ERROR_TOO_MUCH_REQUESTS are retried at the next poll. `options` NULL means the defaults.
+/// Blocks the calling thread; a `cm_cancel` in the options stops it from another thread.
 ///
 /// # Safety
-/// `client` is NULL or a live client; `options` is NULL or points to a `cm_wait_options`
-/// whose `cancel` is NULL or a live token; `out_result` is NULL or writable.
+/// The rules at the top of include/capmonster.h, which every caller keeps.
 #[no_mangle]
 pub unsafe extern "system" fn cm_wait_result(
     client: *const cm_client,
@@ -107,25 +125,12 @@ pub unsafe extern "system" fn cm_wait_result(
     options: *const cm_wait_options,
     out_result: *mut *mut cm_result,
 ) -> cm_code {
-    with_result(out_result, task_id, || {
-        // SAFETY: the caller's contract.
-        let (client, options) = unsafe { (client_arg(client)?, wait_options(options)) };
-        // SAFETY: the caller's contract for options.cancel.
-        let cancel = unsafe { clone_arc(options.cancel) };
-        let report = wait::wait(client, task_id, &options.schedule(), cancel.as_ref());
-        Ok(CallResult::from_task_report(report, task_id))
-    })
-}
-
-/// The options behind a pointer from C; NULL means the defaults.
-///
-/// # Safety
-/// `options` is NULL or readable.
-pub(crate) unsafe fn wait_options(options: *const cm_wait_options) -> cm_wait_options {
-    if options.is_null() {
-        cm_wait_options::from_schedule(&schedule::DEFAULT)
-    } else {
-        // SAFETY: not NULL, readable by contract; every bit pattern is a valid value.
-        unsafe { options.read() }
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::result(out_result, task_id, || {
+            let (client, (schedule, cancel)) = (handle(client, "client")?, cm_wait_options::read(options));
+            let report = wait::wait(client, task_id, &schedule, cancel.as_ref());
+            Ok(CallResult::from_task_report(report, task_id))
+        })
     }
 }
