@@ -13,7 +13,7 @@ fn committed_header_is_current() {
 }
 
 /// Every `CM_ERR_*` constant of the header is a code of the core with the same number and
-/// name, and every code of the core is in the header: the table in src/codes.rs is complete.
+/// name, and every code of the core is in the header: the table in src/api/codes.rs is complete.
 #[test]
 fn every_header_code_is_a_core_code() {
     let header = include_str!(concat!(env!("OUT_DIR"), "/capmonster.h"));
