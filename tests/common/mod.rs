@@ -42,13 +42,11 @@ pub struct DocsExample {
     pub solution: Value,
 }
 
-/// Every ready example of `../shared/fixtures/capmonster-docs-examples.json`.
+/// Every ready example of `tests/fixtures/capmonster-docs-examples.json`.
 pub fn docs_ready_examples() -> Vec<DocsExample> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/capmonster-docs-examples.json"
-    ))
-    .expect("../shared/fixtures beside the repository");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/capmonster-docs-examples.json"))
+            .expect("tests/fixtures/capmonster-docs-examples.json");
     let fixtures: Value = serde_json::from_str(&text).expect("the fixtures are JSON");
     let mut examples = Vec::new();
     for page in fixtures["pages"].as_array().expect("pages") {
