@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
 # Offline and reproducible, as scripts/test-go.sh: no toolchain or module download.
 export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1
+# The blocks' programs count their requests in a budget file of this run, never the user's.
+budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-readme-budget.XXXXXX")
+trap 'rm -rf "$budget_dir"' EXIT
+export CAPMONSTER_BUDGET_FILE=$budget_dir/budget
+unset CAPMONSTER_BUDGET
 cargo build --release --workspace --quiet
 python3 scripts/readme_blocks.py README.md bindings/go/README.md bindings/csharp/README.md bindings/vba/README.md \
     emulator/README.md
