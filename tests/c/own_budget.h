@@ -44,7 +44,7 @@ static void remove_own_budget(void) {
 static void use_own_budget(void) {
     const char *tmp = getenv("TMPDIR");
     if (tmp == NULL || tmp[0] != '/') tmp = "/tmp";
-    if ((size_t)snprintf(own_budget_dir, sizeof own_budget_dir, "%s/capmonster-test-budget.XXXXXX", tmp) >=
+    if ((size_t)snprintf(own_budget_dir, sizeof own_budget_dir, "%s/capmonster-c-test-budget.XXXXXX", tmp) >=
             sizeof own_budget_dir ||
         mkdtemp(own_budget_dir) == NULL) {
         perror("the test's budget directory");

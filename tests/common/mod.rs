@@ -100,7 +100,7 @@ extern "C" fn isolate_budget() {
         std::env::remove_var("CAPMONSTER_BUDGET_FILE");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("capmonster-test-budget-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("capmonster-rust-test-budget-{}", std::process::id()));
     // A directory of this name is a dead process's (process ids are reused).
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(error) = std::fs::create_dir(&dir) {
