@@ -10,6 +10,9 @@ source scripts/emulator.sh
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-prefix.XXXXXX")
 work=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-consumers.XXXXXX")
 trap 'stop_emulator; rm -rf "$prefix" "$work"' EXIT
+# The consumers count their requests in a budget file of this run, never the user's.
+export CAPMONSTER_BUDGET_FILE=$work/budget
+unset CAPMONSTER_BUDGET
 
 cargo build --release --workspace --quiet
 scripts/install.sh "$prefix" >/dev/null

@@ -81,8 +81,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$wine" cmd /c exit >/dev/null 2>&1 || true
-# The shared budget file at its default place, %LOCALAPPDATA%\capmonster\, in this fresh
-# prefix (scripts/test.sh's Linux path would not be an absolute Windows path).
+# The programs that choose no budget (the examples; the tests count in their own process on
+# Windows) use the file at its default place, %LOCALAPPDATA%\capmonster\, in this fresh prefix
+# (scripts/test.sh's Linux path would not be an absolute Windows path).
 unset CAPMONSTER_BUDGET_FILE
 run=$build/x86_64
 

@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Every test process of this run shares one fresh request-budget file, never the user's own
-# (tests that need one of their own set CAPMONSTER_BUDGET_FILE themselves).
+# Every test takes a request budget of its own (tests/common/mod.rs, tests/c/own_budget.h, the
+# Go and C# test mains) and the scripts give the programs they run one of theirs; this fresh
+# file is for anything else this run starts, so that nothing touches the user's own.
 budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-test-budget.XXXXXX")
 trap 'rm -rf "$budget_dir"' EXIT
 export CAPMONSTER_BUDGET_FILE=$budget_dir/budget

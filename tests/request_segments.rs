@@ -2,7 +2,8 @@
 //! library holds them back until it waits for the answer (transport.rs, CoalescedWrites). Two
 //! writes cost a TCP segment more per call, which the benchmark showed costing as much as all
 //! the rest of a call. Counted by the kernel (/proc/net/snmp), so this test binary holds a single
-//! test: nothing else of this process sends while it counts.
+//! test that sends (tests/common's budget check sends nothing): nothing else of this process
+//! sends while it counts.
 
 mod common;
 

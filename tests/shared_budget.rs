@@ -72,6 +72,7 @@ fn child(emulator: &Emulator, task_id: i64, polls: u32, env: &[(&str, &str)]) ->
         .env("CHILD_POLLS", polls.to_string())
         .env("CHILD_TASK", task_id.to_string())
         .env("CHILD_URL", emulator.url())
+        // The child inherits tests/common's mark of a chosen budget, so it keeps the one set here.
         .env_remove("CAPMONSTER_BUDGET")
         .env_remove("CAPMONSTER_BUDGET_FILE")
         .stdout(Stdio::piped())

@@ -52,12 +52,18 @@ mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster
 
 # --- the emulator ------------------------------------------------------------------------
 port_file=$(mktemp -u "${TMPDIR:-/tmp}/capmonster-csharp-port.XXXXXX")
+# The examples count their requests in a budget file of this run, never the user's (the
+# tests take one of their own).
+budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-csharp-budget.XXXXXX")
+export CAPMONSTER_BUDGET_FILE=$budget_dir/budget
+unset CAPMONSTER_BUDGET
 "$root/target/release/capmonster-emulator" --port 0 --port-file "$port_file" >/dev/null &
 emulator_pid=$!
 cleanup() {
     kill "$emulator_pid" 2>/dev/null || true
     wait "$emulator_pid" 2>/dev/null || true
     rm -f "$port_file"
+    rm -rf "$budget_dir"
 }
 trap cleanup EXIT
 for _ in $(seq 1 200); do

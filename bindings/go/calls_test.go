@@ -424,7 +424,7 @@ func docsSolutions(t testing.TB) map[string]json.RawMessage {
 	t.Helper()
 	path := os.Getenv("CAPMONSTER_DOCS_EXAMPLES")
 	if path == "" {
-		path = filepath.Join("..", "..", "..", "shared", "fixtures", "capmonster-docs-examples.json")
+		path = filepath.Join("..", "..", "tests", "fixtures", "capmonster-docs-examples.json")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

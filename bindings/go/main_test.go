@@ -34,6 +34,12 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	removeBudget, err := useOwnBudget()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "the tests' own request budget:", err)
+		return 1
+	}
+	defer removeBudget()
 	if url := os.Getenv("CAPMONSTER_TEST_EMULATOR_URL"); url != "" {
 		return runWith(m, url)
 	}
@@ -90,6 +96,56 @@ func runTests(m *testing.M) int {
 		}
 	}
 	return runWith(m, "http://127.0.0.1:"+port)
+}
+
+// ownBudgetFile is the request budget file of this test process ("" on Windows).
+var ownBudgetFile string
+
+// useOwnBudget gives the test process a request budget of its own, so that no test reads or
+// writes the user's budget file whoever runs it: on Unix a fresh file in a new temporary
+// directory, removed by the function returned; on Windows, where a mapped file cannot be
+// removed while its process lives, the budget of this process alone. It runs before any client
+// exists, as the library reads these variables once, at the first client (with cgo, os.Setenv
+// sets the C environment the library reads; no other thread reads it yet).
+func useOwnBudget() (func(), error) {
+	if runtime.GOOS == "windows" {
+		if err := os.Unsetenv("CAPMONSTER_BUDGET_FILE"); err != nil {
+			return nil, err
+		}
+		return func() {}, os.Setenv("CAPMONSTER_BUDGET", "process")
+	}
+	dir, err := os.MkdirTemp("", "capmonster-go-test-budget")
+	if err != nil {
+		return nil, err
+	}
+	remove := func() { os.RemoveAll(dir) }
+	ownBudgetFile = filepath.Join(dir, "budget")
+	if err := os.Setenv("CAPMONSTER_BUDGET_FILE", ownBudgetFile); err != nil {
+		remove()
+		return nil, err
+	}
+	if err := os.Unsetenv("CAPMONSTER_BUDGET"); err != nil {
+		remove()
+		return nil, err
+	}
+	return remove, nil
+}
+
+// The clients count in the budget TestMain chose: the file it made, not the user's.
+func TestRequestBudgetIsTheTestsOwn(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		if got := os.Getenv("CAPMONSTER_BUDGET"); got != "process" {
+			t.Fatalf("CAPMONSTER_BUDGET=%q, want process", got)
+		}
+		return
+	}
+	if got := os.Getenv("CAPMONSTER_BUDGET_FILE"); ownBudgetFile == "" || got != ownBudgetFile {
+		t.Fatalf("CAPMONSTER_BUDGET_FILE=%q, want the tests' own file %q", got, ownBudgetFile)
+	}
+	newClient(t) // the first client opens the budget file, if no test made one before
+	if _, err := os.Stat(ownBudgetFile); err != nil {
+		t.Fatalf("the budget file is not where the tests put it: %v", err)
+	}
 }
 
 // runWith runs the tests against the emulator at url.

@@ -281,9 +281,9 @@ mod tests {
     fn every_docs_example() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/capmonster-docs-examples.json"
+            "/tests/fixtures/capmonster-docs-examples.json"
         ))
-        .expect("../shared/fixtures/capmonster-docs-examples.json beside the repository");
+        .expect("tests/fixtures/capmonster-docs-examples.json");
         let fixtures: serde_json::Value = serde_json::from_str(&text).unwrap();
         let mut checked = 0;
         for page in fixtures["pages"].as_array().unwrap() {

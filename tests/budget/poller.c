@@ -1,7 +1,8 @@
 /*
  * One process of the cross-language budget test (scripts/test-budget-processes.sh): polls one
  * task POLLS times through the C API and prints how many requests were sent and how many the
- * shared budget refused.   Usage: poller BASE_URL TASK_ID POLLS
+ * shared budget refused.   Usage: CAPMONSTER_BUDGET_FILE=/tmp/x/budget poller BASE_URL TASK_ID POLLS
+ * (the file the processes share: the script's own, never the user's, so it is required).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,8 @@ int main(int argc, char **argv) {
     cm_client *client = NULL;
     int64_t task_id;
     int polls, i, sent = 0, exhausted = 0;
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s BASE_URL TASK_ID POLLS\n", argv[0]);
+    if (argc != 4 || getenv("CAPMONSTER_BUDGET_FILE") == NULL) {
+        fprintf(stderr, "usage: CAPMONSTER_BUDGET_FILE=/absolute/path %s BASE_URL TASK_ID POLLS\n", argv[0]);
         return 2;
     }
     task_id = strtoll(argv[2], NULL, 10);

@@ -1,7 +1,8 @@
 /*
  * The small test harness shared by the C tests (one translation unit each): counters, CHECK,
- * time helpers, a client for the emulator at `base_url` (set by each test's main), and the
- * emulator's control endpoints (scripts and counters) over a tiny HTTP client.
+ * time helpers, a client for the emulator at `base_url` (set by each test's main), the
+ * emulator's control endpoints (scripts and counters) over a tiny HTTP client, and a request
+ * budget of the test's own (own_budget.h: each main calls use_own_budget() first).
  *
  * Include it after defining _POSIX_C_SOURCE 200809L (sockets, nanosleep, clock_gettime).
  * Also builds with MinGW for Windows (scripts/test-windows.sh): Winsock for the control
@@ -33,6 +34,7 @@ typedef int test_socket;
 #include <time.h>
 
 #include "capmonster.h"
+#include "own_budget.h"
 
 static int failures = 0;
 static int checks = 0;

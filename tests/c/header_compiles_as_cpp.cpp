@@ -1,10 +1,12 @@
 // The header must compile as C++ too (extern "C" linkage, no C-only constructs), and its
 // declarations link against the library.
 #include "capmonster.h"
+#include "own_budget.h"
 
 #include <cstdio>
 
 int main() {
+    use_own_budget();
     cm_wait_options options;
     cm_wait_options_init(&options);
     cm_call_options call_options;

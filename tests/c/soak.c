@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "capmonster.h"
+#include "own_budget.h"
 
 #define THREADS 8
 #define POLLS_PER_TASK 100
@@ -305,6 +306,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "SOAK_CALLS must be at least %d\n", THREADS * 10);
         return 2;
     }
+    use_own_budget();
     if (cm_client_new("soak-client-key", &client, NULL) != CM_OK ||
         cm_client_set_base_url(client, argv[1], NULL) != CM_OK || cm_client_set_proxy(client, NULL, NULL) != CM_OK) {
         fprintf(stderr, "cannot make a client for %s\n", argv[1]);

@@ -1053,6 +1053,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: the base URL must be http://127.0.0.1:PORT\n", argv[0]);
         return 2;
     }
+    use_own_budget();
     test_nulls();
     test_nulls_of_the_new_calls();
     test_empty_strings();

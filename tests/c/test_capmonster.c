@@ -452,6 +452,8 @@ static void test_budget_across_fork(void) {
     }
     CHECK(sent == 119);
     if (sent != 119) fprintf(stderr, "children sent %d, expected 119\n", sent);
+    /* The file they shared is this test's own (own_budget.h), not the user's. */
+    CHECK(access(own_budget_file, R_OK | W_OK) == 0);
 }
 #endif
 
@@ -530,6 +532,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s EMULATOR_BASE_URL\n", argv[0]);
         return 2;
     }
+    use_own_budget();
     base_url = argv[1];
     test_version_and_code_names();
     test_invalid_arguments();

@@ -1514,6 +1514,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: the base URL must be http://127.0.0.1:PORT\n", argv[0]);
         return 2;
     }
+    use_own_budget();
     if (!COUNTS) printf("skipped on Windows: the counts of threads, descriptors and sockets (no /proc)\n");
     test_malformed_proxy_in_the_environment();
     test_setter_messages();

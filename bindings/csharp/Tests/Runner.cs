@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.IO;
+using System.Runtime.InteropServices;
 using System.Threading;
 
 namespace CapMonster.Tests
@@ -8,7 +10,8 @@ namespace CapMonster.Tests
     /// <summary>
     /// A console test runner: every test is a method run on its own thread, with a time
     /// bound; it prints "PASS name" or "FAIL name: reason", and last "N passed, M failed".
-    /// The exit code is 0 only when nothing failed.
+    /// The exit code is 0 only when nothing failed. The tests count their requests in a
+    /// request budget of their own (see UseOwnBudget), never in the user's budget file.
     /// Usage: mono CapMonster.Tests.exe [emulator-url] [test-name-substring...]
     /// (the URL can also come from EMULATOR_URL).
     /// </summary>
@@ -27,10 +30,14 @@ namespace CapMonster.Tests
             var filters = new List<string>();
             for (int i = 1; i < args.Length; i++) filters.Add(args[i]);
 
+            string budgetDirectory = UseOwnBudget();
             Emulator.Init(url.TrimEnd('/'));
             int passed = 0, failed = 0;
             var total = Stopwatch.StartNew();
-            foreach (Action test in System.Linq.Enumerable.Concat(ClientTests.All(), EngineTests.All()))
+            var tests = new List<Action> { RequestBudgetIsTheTestsOwn };
+            tests.AddRange(ClientTests.All());
+            tests.AddRange(EngineTests.All());
+            foreach (Action test in tests)
             {
                 string name = test.Method.Name;
                 if (filters.Count > 0 && !filters.Exists(f => name.IndexOf(f, StringComparison.OrdinalIgnoreCase) >= 0)) continue;
@@ -51,9 +58,75 @@ namespace CapMonster.Tests
             Console.WriteLine("tests took {0:F1} s", total.Elapsed.TotalSeconds);
             Console.WriteLine("{0} passed, {1} failed", passed, failed);
             Console.Out.Flush();
+            // Unix removes a file that is still mapped (Environment.Exit skips finally blocks).
+            try
+            {
+                if (budgetDirectory != null) Directory.Delete(budgetDirectory, true);
+            }
+            catch (IOException e)
+            {
+                Console.Error.WriteLine("the tests' budget directory stays: " + e.Message);
+            }
             // A test stuck past its time limit leaves a background thread: exit anyway.
             Environment.Exit(failed == 0 ? 0 : 1);
             return failed == 0 ? 0 : 1;
+        }
+
+        [DllImport("libc", EntryPoint = "getenv")]
+        private static extern IntPtr NativeGetenv(string name);
+
+        [DllImport("libc", EntryPoint = "setenv")]
+        private static extern int NativeSetenv(string name, string value, int overwrite);
+
+        [DllImport("libc", EntryPoint = "unsetenv")]
+        private static extern int NativeUnsetenv(string name);
+
+        /// <summary>This test process's request budget file (null on Windows).</summary>
+        private static string ownBudgetFile;
+
+        /// <summary>
+        /// Gives the test process a request budget of its own, so that no test reads or writes the
+        /// user's budget file whoever runs it; returns the directory to remove at the end (null
+        /// on Windows). Unix: a fresh file in a temporary directory, set in the C environment
+        /// (where the native library reads it; .NET Core never writes its managed copy there)
+        /// before any test thread or client exists, as the library reads it once, at the first
+        /// client. Windows, where a mapped file cannot be removed while its process lives: the
+        /// budget of this process alone.
+        /// </summary>
+        private static string UseOwnBudget()
+        {
+            if (Environment.OSVersion.Platform == PlatformID.Win32NT)
+            {
+                Environment.SetEnvironmentVariable("CAPMONSTER_BUDGET_FILE", null);
+                Environment.SetEnvironmentVariable("CAPMONSTER_BUDGET", "process");
+                return null;
+            }
+            string directory = Path.Combine(Path.GetTempPath(), "capmonster-cs-test-budget-" + Process.GetCurrentProcess().Id);
+            if (Directory.Exists(directory)) Directory.Delete(directory, true); // a dead process's: ids are reused
+            Directory.CreateDirectory(directory);
+            ownBudgetFile = Path.Combine(directory, "budget");
+            if (NativeSetenv("CAPMONSTER_BUDGET_FILE", ownBudgetFile, 1) != 0 || NativeUnsetenv("CAPMONSTER_BUDGET") != 0)
+            {
+                throw new InvalidOperationException("cannot set the budget's variables");
+            }
+            return directory;
+        }
+
+        /// <summary>The clients count in the budget Main chose: the file it made, not the user's.</summary>
+        private static void RequestBudgetIsTheTestsOwn()
+        {
+            if (ownBudgetFile == null)
+            {
+                Assert.Equal("process", Environment.GetEnvironmentVariable("CAPMONSTER_BUDGET"), "CAPMONSTER_BUDGET");
+                return;
+            }
+            IntPtr file = NativeGetenv("CAPMONSTER_BUDGET_FILE");
+            Assert.Equal(ownBudgetFile, file == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(file), "CAPMONSTER_BUDGET_FILE");
+            // The first client opens the budget file (if no test made one before).
+            using (new CapMonsterClient("cs-own-budget", new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false }))
+            {
+            }
+            Assert.True(File.Exists(ownBudgetFile), "the budget file is where the tests put it: " + ownBudgetFile);
         }
 
         private static string RunOne(Action test)

@@ -1,6 +1,7 @@
 // One process of the cross-language budget test (scripts/test-budget-processes.sh): polls one
 // task POLLS times through the C# binding and prints how many requests were sent and how many
-// the shared budget refused.   Usage: mono Poller.exe BASE_URL TASK_ID POLLS
+// the shared budget refused.   Usage: CAPMONSTER_BUDGET_FILE=/tmp/x/budget mono Poller.exe BASE_URL TASK_ID POLLS
+// (the file the processes share: the script's own, never the user's, so it is required).
 using System;
 using CapMonster;
 
@@ -8,9 +9,9 @@ static class Poller
 {
     static int Main(string[] args)
     {
-        if (args.Length != 3)
+        if (args.Length != 3 || string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CAPMONSTER_BUDGET_FILE")))
         {
-            Console.Error.WriteLine("usage: Poller.exe BASE_URL TASK_ID POLLS");
+            Console.Error.WriteLine("usage: CAPMONSTER_BUDGET_FILE=/absolute/path mono Poller.exe BASE_URL TASK_ID POLLS");
             return 2;
         }
         long taskId = long.Parse(args[1]);

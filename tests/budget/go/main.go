@@ -1,6 +1,7 @@
 // One process of the cross-language budget test (scripts/test-budget-processes.sh): polls one
 // task POLLS times through the Go binding and prints how many requests were sent and how many
-// the shared budget refused.   Usage: poller BASE_URL TASK_ID POLLS
+// the shared budget refused.   Usage: CAPMONSTER_BUDGET_FILE=/tmp/x/budget poller BASE_URL TASK_ID POLLS
+// (the file the processes share: the script's own, never the user's, so it is required).
 package main
 
 import (
@@ -15,8 +16,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		log.Fatal("usage: poller BASE_URL TASK_ID POLLS")
+	if len(os.Args) != 4 || os.Getenv("CAPMONSTER_BUDGET_FILE") == "" {
+		log.Fatal("usage: CAPMONSTER_BUDGET_FILE=/absolute/path poller BASE_URL TASK_ID POLLS")
 	}
 	taskID, err := strconv.ParseInt(os.Args[2], 10, 64)
 	if err != nil {
