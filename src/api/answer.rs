@@ -1,4 +1,5 @@
-//! Classifying one answer of the service: HTTP status + body bytes -> value or [`Error`].
+//! Classifying one answer of the service: HTTP status + body bytes -> value or
+//! [`Error`](crate::api::error::Error).
 //!
 //! Pure and free of I/O, so every rule of the contract is tested here directly and the
 //! classifier can be fuzzed. The rules, in order:

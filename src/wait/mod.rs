@@ -1,7 +1,8 @@
-//! Waiting for tasks: the rules of one wait ([`polling`]: schedule, deadline, retries,
-//! back-off) and the blocking wait that sleeps between its polls; many waits at once on a
-//! [`Waiter`](waiter::Waiter), whose outcomes queue in its inbox, driven by the client's
-//! [`engine`] (one timer heap, at most `max_connections` worker threads).
+//! Waiting for tasks: the rules of one wait ([`polling`](crate::wait::polling): schedule,
+//! deadline, retries, back-off) and the blocking wait that sleeps between its polls; many waits
+//! at once on a [`Waiter`](crate::wait::waiter::Waiter), whose outcomes queue in its inbox,
+//! driven by the client's engine (`engine.rs`: one timer heap, at most `max_connections` worker
+//! threads).
 
 /// cbindgen:ignore
 pub(crate) mod engine;
