@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::api::answer::{self, TaskState};
 use crate::api::error::{Code, Error};
-use crate::budget::{self, KeyDigest};
+use crate::budget::{self, Admission, KeyDigest};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
@@ -260,15 +260,15 @@ impl Client {
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
         let mut admit_within_budget = |sent: u32| {
             admit(sent)?;
-            budget::global().take(self.digest(), task_id).map(drop).map_err(|_| {
-                Error::new(
+            match budget::global().take(self.digest(), task_id) {
+                Admission::Granted { .. } => Ok(()),
+                Admission::Spent { sent } => Err(Error::new(
                     Code::BudgetExhausted,
                     format!(
-                        "{} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent",
-                        budget::REQUESTS_PER_TASK
+                        "{sent} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent"
                     ),
-                )
-            })
+                )),
+            }
         };
         let (status, answer) = self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
         answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
