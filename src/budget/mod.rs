@@ -18,9 +18,11 @@
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
 //!   counts alone).
 //!
-//! A file that cannot be trusted or used makes the process count alone, and the first
-//! getTaskResult result of the process says why (`Budget::take_notice`): a call never fails
-//! because of the file.
+//! A file that cannot be trusted or used makes the process count alone, and says why: a call
+//! never fails because of the file. What the budget has to say (`notice.rs`: why it is not
+//! shared, or what was repaired) comes back with the answer to a request, once to each client
+//! (each holds a [`NoticesTold`](crate::budget::NoticesTold)): the first getTaskResult report
+//! of every client whose request reached the budget carries it, and no later one repeats it.
 //!
 //! Bounds: the process table keeps at least [`MIN_TRACKED`](crate::budget::MIN_TRACKED) tasks
 //! and is pruned at [`HIGH_WATER`](crate::budget::HIGH_WATER); the file's table is fixed at
@@ -32,17 +34,20 @@ mod admission;
 #[cfg(any(unix, windows))]
 pub mod file;
 mod key;
+mod notice;
 mod process;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 pub use crate::api::REQUESTS_PER_TASK;
 pub use admission::{Admission, IDLE_EXPIRY};
 pub use key::KeyDigest;
+pub use notice::NoticesTold;
 pub use process::{HIGH_WATER, MIN_TRACKED};
+
+use notice::Notices;
 
 /// The per-task counters. One process-wide instance ([`global`]); tests make their own
 /// (`Budget::default()` counts in the process only).
@@ -51,9 +56,17 @@ pub struct Budget {
     tasks: Mutex<process::Table>,
     /// The shared file, when this budget uses one; `None` inside once it proved unusable.
     shared: Option<Mutex<Option<Shared>>>,
-    /// Why the budget is not (or no longer) shared, or what was repaired: told once.
-    notice: Mutex<Option<String>>,
-    notice_pending: AtomicBool,
+    /// Why the budget is not (or no longer) shared, or what was repaired: told once to each
+    /// reader.
+    notices: Notices,
+}
+
+/// The answer to [`Budget::take`]: whether the request may be sent, and what the budget has to
+/// say that this reader was not told yet.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub admission: Admission,
+    pub notice: Option<String>,
 }
 
 #[cfg(any(unix, windows))]
@@ -88,7 +101,7 @@ impl Budget {
         match kind.as_deref() {
             Some("process") => return budget,
             None | Some("") | Some("shared") => {}
-            Some(other) => budget.notify(format!(
+            Some(other) => budget.notices.add(format!(
                 "CAPMONSTER_BUDGET={:?} is neither \"process\" nor \"shared\": the budget is shared",
                 crate::api::text::truncate(other, 64)
             )),
@@ -96,7 +109,7 @@ impl Budget {
         let (path, default_location) = match file.map(PathBuf::from) {
             Some(path) if path.is_absolute() => (path, false),
             Some(path) => {
-                budget.notify(format!(
+                budget.notices.add(format!(
                     "CAPMONSTER_BUDGET_FILE={:?} is not an absolute path: this process counts its getTaskResult requests alone",
                     crate::api::text::truncate(&path.to_string_lossy(), 256)
                 ));
@@ -112,11 +125,11 @@ impl Budget {
         match crate::budget::file::BudgetFile::open(&path, default_location) {
             Ok((file, note)) => {
                 if let Some(note) = note {
-                    self.notify(note);
+                    self.notices.add(note);
                 }
                 self.shared = Some(Mutex::new(Some(Shared { file, default_location })));
             }
-            Err(why) => self.notify(format!(
+            Err(why) => self.notices.add(format!(
                 "the shared budget file cannot be used ({why}): this process counts its getTaskResult requests alone"
             )),
         }
@@ -133,26 +146,16 @@ impl Budget {
         self.shared.as_ref().is_some_and(|shared| lock(shared).is_some())
     }
 
-    fn notify(&self, notice: String) {
-        let mut slot = lock(&self.notice);
-        if slot.is_none() {
-            *slot = Some(notice);
-            self.notice_pending.store(true, Ordering::Release);
-        }
-    }
-
-    /// Why the budget is not shared, or what was repaired, once per process (the first caller
-    /// gets it); `None` after that and when all is well.
-    pub fn take_notice(&self) -> Option<String> {
-        if !self.notice_pending.swap(false, Ordering::AcqRel) {
-            return None;
-        }
-        lock(&self.notice).take()
-    }
-
     /// Takes one request for the task: [`Admission::Spent`] when all [`REQUESTS_PER_TASK`] are
-    /// spent.
-    pub fn take(&self, key: KeyDigest, task_id: i64) -> Admission {
+    /// spent. The answer carries what the budget has to say that `told` (the asking client's)
+    /// was not told yet: usually nothing.
+    pub fn take(&self, key: KeyDigest, task_id: i64, told: &NoticesTold) -> Taken {
+        let admission = self.admit(key, task_id);
+        // After counting: a file that failed just now is said on this very answer.
+        Taken { admission, notice: self.notices.untold(told) }
+    }
+
+    fn admit(&self, key: KeyDigest, task_id: i64) -> Admission {
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(admission) = self.with_shared(shared, |file| file.take(key, task_id)) {
@@ -163,7 +166,8 @@ impl Budget {
     }
 
     /// Runs `op` on the shared file, reopening it in a forked child first; on an I/O error the
-    /// file is given up for good (the process counts alone from then on, and says so once).
+    /// file is given up for good (the process counts alone from then on, and says so to each
+    /// reader once).
     #[cfg(any(unix, windows))]
     fn with_shared<T>(
         &self,
@@ -177,7 +181,7 @@ impl Budget {
             *slot = match crate::budget::file::BudgetFile::open(&path, default_location) {
                 Ok((file, _)) => Some(Shared { file, default_location }),
                 Err(why) => {
-                    self.notify(format!(
+                    self.notices.add(format!(
                         "the shared budget file cannot be used in this forked process ({why}): it counts its getTaskResult requests alone"
                     ));
                     None
@@ -188,7 +192,7 @@ impl Budget {
         match op(&current.file) {
             Ok(value) => Some(value),
             Err(error) => {
-                self.notify(format!(
+                self.notices.add(format!(
                     "the shared budget file {} failed ({error}): this process counts its getTaskResult requests alone from now on",
                     current.file.path().display()
                 ));
@@ -231,8 +235,9 @@ mod tests {
     #[test]
     fn the_121st_request_is_refused() {
         let budget = Budget::default();
+        let told = NoticesTold::default();
         let key = KeyDigest::of("k", "u");
-        let take = |key, task_id| budget.take(key, task_id);
+        let take = |key, task_id| budget.take(key, task_id, &told).admission;
         for n in 1..=REQUESTS_PER_TASK {
             assert_eq!(take(key, 5), Admission::Granted { nth: n });
         }
@@ -244,18 +249,20 @@ mod tests {
 
     #[test]
     fn the_environment_chooses_the_budget() {
-        let key = KeyDigest::of("k", "u");
+        let (key, told) = (KeyDigest::of("k", "u"), NoticesTold::default());
         assert!(!Budget::from_settings(Some("process".into()), None).is_shared());
         let relative = Budget::from_settings(None, Some("budget-file".into()));
         assert!(!relative.is_shared());
-        assert!(relative.take_notice().unwrap().contains("absolute"));
-        assert!(relative.take_notice().is_none(), "told once");
+        assert!(relative.take(key, 1, &told).notice.unwrap().contains("absolute"));
+        assert!(relative.take(key, 1, &told).notice.is_none(), "told once");
+        assert!(relative.take(key, 1, &NoticesTold::default()).notice.is_some(), "to each reader");
         let dir = std::env::temp_dir().join(format!("capmonster-budget-env-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = Budget::from_settings(Some("odd".into()), Some(dir.join("b").into()));
         assert!(file.is_shared());
-        assert!(file.take_notice().unwrap().contains("\"odd\""));
-        assert_eq!(file.take(key, 3), Admission::Granted { nth: 1 });
+        let taken = file.take(key, 3, &NoticesTold::default());
+        assert_eq!(taken.admission, Admission::Granted { nth: 1 });
+        assert!(taken.notice.unwrap().contains("\"odd\""));
         assert_eq!(Budget::from_settings(None, Some(dir.join("b").into())).sent(key, 3), 1);
         // Closed first: Windows does not remove a directory while a file in it is open.
         drop(file);
@@ -269,7 +276,10 @@ mod tests {
         let granted: u32 = (0..16)
             .map(|_| {
                 let budget = Arc::clone(&budget);
-                std::thread::spawn(move || (0..50).filter(|_| budget.take(key, 9).is_granted()).count() as u32)
+                std::thread::spawn(move || {
+                    let told = NoticesTold::default();
+                    (0..50).filter(|_| budget.take(key, 9, &told).admission.is_granted()).count() as u32
+                })
             })
             .collect::<Vec<_>>()
             .into_iter()
