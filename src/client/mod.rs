@@ -1,7 +1,8 @@
 //! The safe Rust client: one account key, one connection pool, one method per API call.
 //!
 //! Every public method returns a [`Report`]: the outcome plus how many HTTP requests the call
-//! sent and the last HTTP status seen, which is what a `cm_result` carries.
+//! sent, the last HTTP status seen and what the request budget had to say, which is what a
+//! `cm_result` carries.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use serde::Deserialize;
 
 use crate::api::answer::{self, TaskState};
 use crate::api::error::{Code, Error};
-use crate::budget::{self, KeyDigest};
+use crate::budget::{self, Admission, KeyDigest, NoticesTold};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
@@ -35,19 +36,36 @@ pub struct Report<T> {
     pub requests: u32,
     /// The last HTTP status received, if any answer arrived.
     pub http_status: Option<u16>,
+    /// What the request budget had to say: why it is not shared between processes, or what
+    /// was repaired in its file. Each client is told once: in the report of its first
+    /// getTaskResult call or wait (blocking or on a waiter) whose request reached the budget,
+    /// and again only if something new happens (the file fails later); a wait dropped before
+    /// its report takes the notice with it. `None` when all is well.
+    pub notice: Option<String>,
 }
 
 /// What one call has spent so far.
-#[derive(Default, Debug, Clone, Copy)]
+#[derive(Default, Debug, Clone)]
 pub(crate) struct CallStats {
     pub requests: u32,
     pub http_status: Option<u16>,
+    /// The budget's notices handed to this call (see [`Report::notice`]).
+    pub notice: Option<String>,
 }
 
 impl CallStats {
-    pub fn report<T>(self, result: Result<T, Error>) -> Report<T> {
-        Report { result, requests: self.requests, http_status: self.http_status }
+    pub fn report<T>(&self, result: Result<T, Error>) -> Report<T> {
+        Report { result, requests: self.requests, http_status: self.http_status, notice: self.notice.clone() }
     }
+}
+
+/// Adds `more` to the notices of `into`.
+#[cold]
+fn join_notice(into: &mut Option<String>, more: String) {
+    *into = Some(match into.take() {
+        Some(before) => format!("{before}; {more}"),
+        None => more,
+    });
 }
 
 /// Per-call options of the single calls: a deadline nearer than the request timeout, and a
@@ -106,6 +124,8 @@ pub struct Client {
     key: String,
     /// What this client's tasks are counted under in the budget: key and endpoint.
     digest: AtomicU64,
+    /// Which of the budget's notices this client's reports have carried.
+    budget_notices: NoticesTold,
     settings: Mutex<Settings>,
     /// What requests are sent with; an error when the environment's proxy is malformed, which
     /// every call then reports (creating the client never fails because of the environment).
@@ -150,6 +170,7 @@ impl Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
             digest: AtomicU64::new(KeyDigest::of(client_key, settings.base_url.as_str()).value()),
+            budget_notices: NoticesTold::default(),
             settings: Mutex::new(settings),
             channel: RwLock::new(Arc::new(channel)),
             connections,
@@ -248,7 +269,8 @@ impl Client {
     }
 
     /// One getTaskResult exchange (plus at most one retry on a stale connection), each attempt
-    /// admitted by `admit` (the caller's own cap) and then by the budget of 120 per task.
+    /// admitted by `admit` (the caller's own cap) and then by the budget of 120 per task, whose
+    /// notice (if any) goes into `stats`.
     pub(crate) fn poll_task(
         &self,
         task_id: i64,
@@ -258,19 +280,29 @@ impl Client {
     ) -> Result<TaskState, Error> {
         check_task_id(task_id)?;
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
+        let mut notice = None;
         let mut admit_within_budget = |sent: u32| {
             admit(sent)?;
-            budget::global().take(self.digest(), task_id).map(drop).map_err(|_| {
-                Error::new(
+            let taken = budget::global().take(self.digest(), task_id, &self.budget_notices);
+            if let Some(more) = taken.notice {
+                join_notice(&mut notice, more);
+            }
+            match taken.admission {
+                Admission::Granted { .. } => Ok(()),
+                Admission::Spent { sent } => Err(Error::new(
                     Code::BudgetExhausted,
                     format!(
-                        "{} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent",
-                        budget::REQUESTS_PER_TASK
+                        "{sent} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent"
                     ),
-                )
-            })
+                )),
+            }
         };
-        let (status, answer) = self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
+        let exchanged = self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget);
+        // Kept whatever the exchange's outcome: the call's report carries it either way.
+        if let Some(notice) = notice {
+            join_notice(&mut stats.notice, notice);
+        }
+        let (status, answer) = exchanged?;
         answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
     }
 

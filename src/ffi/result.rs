@@ -91,8 +91,9 @@ impl CallResult {
     }
 
     /// The result of getTaskResult or a wait.
-    pub fn from_task_report(report: Report<TaskState>, task_id: i64) -> Self {
+    pub fn from_task_report(mut report: Report<TaskState>, task_id: i64) -> Self {
         let requests = report.requests;
+        let notice = report.notice.take();
         let (mut result, state) = CallResult::from_report(report, task_id, |state| match state {
             TaskState::Ready(_) => format!("task {task_id} is ready ({requests} requests)"),
             TaskState::Processing => format!("task {task_id} is still processing"),
@@ -100,8 +101,8 @@ impl CallResult {
         if let Some(TaskState::Ready(solution)) = state {
             result.set_solution(&solution);
         }
-        // Once per process: why the request budget is not shared, or what was repaired.
-        if let Some(notice) = crate::budget::global().take_notice() {
+        // Once per client: why the request budget is not shared, or what was repaired.
+        if let Some(notice) = notice {
             let message = format!("{} (note: {notice})", result.message.to_string_lossy());
             result.message = c_text(&message);
         }

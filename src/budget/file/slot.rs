@@ -1,0 +1,134 @@
+//! A slot and its state word: counting a task the table already holds, with no lock.
+//!
+//! Counting a task the table already holds (every poll but a task's first) makes no system
+//! call on Windows and one `fstat` on Unix (`mapping.rs`): the slot's state (requests sent, a
+//! generation, last use) is one 64-bit word, and one compare-and-swap both checks that the slot
+//! still holds the task it was found with and adds the request. A task the table does not hold
+//! yet is given a slot under the lock (`insert.rs`).
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::budget::admission::Admission;
+use crate::budget::file::layout::WAYS;
+use crate::budget::key::KeyDigest;
+
+/// A slot's state in one word, so that one compare-and-swap both proves that the slot still
+/// holds the task it was found with and counts: bits 0-31 the last use (Unix seconds), 32-55
+/// the generation (bumped whenever the slot is given to another task), 56-63 the requests sent
+/// (0: empty; `BUSY`: being given to a task).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct State(pub(super) u64);
+
+/// `State::sent` of a slot being filled; seen under the lock, its filler was killed.
+pub(super) const BUSY: u32 = 0xFF;
+const GENERATION_MASK: u64 = 0xFF_FFFF;
+
+impl State {
+    pub(super) fn new(sent: u32, generation: u64, last_used: u64) -> State {
+        State(u64::from(sent) << 56 | (generation & GENERATION_MASK) << 32 | (last_used & 0xFFFF_FFFF))
+    }
+    pub(super) fn sent(self) -> u32 {
+        (self.0 >> 56) as u32
+    }
+    pub(super) fn generation(self) -> u64 {
+        (self.0 >> 32) & GENERATION_MASK
+    }
+    pub(super) fn last_used(self) -> u64 {
+        self.0 & 0xFFFF_FFFF
+    }
+    /// Holds a task (neither empty nor being filled).
+    pub(super) fn live(self) -> bool {
+        self.sent() != 0 && self.sent() != BUSY
+    }
+}
+
+/// What a look at one slot found.
+pub(super) enum Held {
+    /// It holds the task, in this state.
+    Yes(State),
+    No,
+    /// It changed hands while it was read.
+    Changed,
+}
+
+/// One slot's words: digest of the key (0: none), task id, state, and one word spare.
+pub(super) struct SlotCell<'a>(pub(super) &'a [AtomicU64]);
+
+impl SlotCell<'_> {
+    pub(super) fn state(&self) -> State {
+        State(self.0[2].load(Ordering::Acquire))
+    }
+
+    /// Whether the slot holds the task, read as a seqlock reader reads: the state, then the
+    /// task, then the state again, of the same generation.
+    pub(super) fn holds(&self, digest: KeyDigest, task_id: i64) -> Held {
+        let before = self.state();
+        if !before.live() {
+            return Held::No;
+        }
+        let same_task =
+            self.0[0].load(Ordering::Relaxed) == digest.value() && self.0[1].load(Ordering::Relaxed) == task_id as u64;
+        fence(Ordering::Acquire);
+        let after = State(self.0[2].load(Ordering::Relaxed));
+        if after.generation() != before.generation() || !after.live() {
+            Held::Changed
+        } else if same_task {
+            Held::Yes(after)
+        } else {
+            Held::No
+        }
+    }
+
+    /// Counts one request on a slot found holding the task in state `found`; `None` when the
+    /// slot was given to another task meanwhile. A damaged count over the limit reads as spent.
+    pub(super) fn count(&self, mut found: State, now: u64) -> Option<Admission> {
+        // Bounded: each failed swap is another process's count of this task (at most
+        // REQUESTS_PER_TASK succeed before all are refused without a write) or the end of the
+        // slot's generation, which returns.
+        loop {
+            let nth = match Admission::after(found.sent()) {
+                spent @ Admission::Spent { .. } => return Some(spent),
+                Admission::Granted { nth } => nth,
+            };
+            let counted = State::new(nth, found.generation(), now);
+            match self.0[2].compare_exchange(found.0, counted.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Admission::Granted { nth }),
+                Err(now_state) if State(now_state).generation() == found.generation() && State(now_state).live() => {
+                    found = State(now_state)
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Unix seconds, as a slot keeps them (32 bits: until 2106).
+pub(super) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs().min(u64::from(u32::MAX)))
+}
+
+/// What a look through a bucket found.
+pub(super) enum Scan {
+    Counted(Admission),
+    Missing,
+    /// A slot changed hands while it was being counted on: look again.
+    Changed,
+}
+
+/// Looks through a bucket for the task and counts on its slot.
+pub(super) fn scan(bucket: &[SlotCell<'_>; WAYS], digest: KeyDigest, task_id: i64, now: u64) -> Scan {
+    let mut changed = false;
+    for cell in bucket {
+        match cell.holds(digest, task_id) {
+            Held::Yes(found) => return cell.count(found, now).map_or(Scan::Changed, Scan::Counted),
+            Held::No => {}
+            Held::Changed => changed = true,
+        }
+    }
+    if changed {
+        Scan::Changed
+    } else {
+        Scan::Missing
+    }
+}
