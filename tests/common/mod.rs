@@ -139,5 +139,5 @@ fn the_request_budget_is_this_test_processs_own() {
     assert_eq!(std::env::var_os("CAPMONSTER_BUDGET_FILE"), Some(file.clone().into_os_string()));
     let _client = capmonster::Client::new("budget-isolation-check").expect("a client");
     assert!(capmonster::budget::global().is_shared(), "the budget file could not be used");
-    assert_eq!(std::fs::metadata(&file).expect("the budget file").len(), capmonster::budget_file::FILE_BYTES);
+    assert_eq!(std::fs::metadata(&file).expect("the budget file").len(), capmonster::budget::file::FILE_BYTES);
 }
