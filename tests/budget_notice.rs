@@ -4,7 +4,8 @@
 //! next report of the same client.
 //!
 //! The budget's kind is read once per process, from the environment, when the first client is
-//! made: so this binary holds this one test, which sets the environment before any client.
+//! made: so the test runs in a child process of this binary, started with that environment
+//! (the other test of the binary, from tests/common, makes a client of its own).
 
 mod common;
 
@@ -57,9 +58,25 @@ fn c_messages(emulator: &Emulator, task_id: i64) -> [String; 2] {
 
 #[test]
 fn every_client_is_told_once_why_the_budget_is_not_shared() {
-    // Before any client: the budget is read from the environment once.
-    std::env::remove_var("CAPMONSTER_BUDGET");
-    std::env::set_var("CAPMONSTER_BUDGET_FILE", "relative-budget");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "told_in_a_process_of_its_own", "--nocapture", "--test-threads=1"])
+        .env_remove("CAPMONSTER_BUDGET")
+        .env("CAPMONSTER_BUDGET_FILE", "relative-budget")
+        // tests/common leaves a budget chosen by the parent as it is.
+        .env("CAPMONSTER_TEST_BUDGET_CHOSEN", "1")
+        .env("CAPMONSTER_NOTICE_CHILD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child process failed: {status}");
+}
+
+/// The test itself, in the child process `every_client_is_told_once_why_the_budget_is_not_shared`
+/// starts (run alone, it returns at once).
+#[test]
+fn told_in_a_process_of_its_own() {
+    if std::env::var_os("CAPMONSTER_NOTICE_CHILD").is_none() {
+        return;
+    }
     let emulator = Emulator::start(Config { solve_after: Duration::from_secs(3600), ..Config::default() }).unwrap();
     let task_id = emulator.add_task("ImageToTextTask");
 
