@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds capmonster.dll for Windows 7 and later, 64-bit and 32-bit, on Debian (as root, it
-# installs what it lacks), and leaves dist/windows-x86_64/ and dist/windows-i686/, each with
+# Builds capmonster.dll for Windows 7 and later, 64-bit and 32-bit, on Debian (the packages come
+# from scripts/install-deps.sh), and leaves dist/windows-x86_64/ and dist/windows-i686/, each with
 # capmonster.dll, capmonster.lib (MSVC import library), libcapmonster.dll.a (MinGW),
 # capmonster.def, capmonster.h, the VBA modules (vba/), and a zip of the folder
 # (capmonster-<version>-windows-<arch>.zip).
@@ -24,8 +24,8 @@ command -v i686-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-i686
 command -v llvm-dlltool >/dev/null || need_packages+=(llvm)
 command -v python3 >/dev/null || need_packages+=(python3)
 if [ ${#need_packages[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_packages[@]}"
+    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
+    exit 1
 fi
 # -Zbuild-std looks for the std source under the sysroot.
 if [ ! -e /usr/lib/rustlib/src/rust/library ]; then

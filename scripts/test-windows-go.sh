@@ -15,7 +15,7 @@
 #
 # Usage: scripts/test-windows-go.sh [--built]. It runs scripts/build-windows.sh first, unless
 # --built says that dist/windows-x86_64/ is fresh (scripts/test-windows.sh, which has just built
-# it). Installs Wine and MinGW (Debian, as root) when they are missing.
+# it). Wine and MinGW come from scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -26,8 +26,8 @@ need_packages=()
 [ -x "$wine" ] || need_packages+=(wine64)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
 if [ ${#need_packages[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_packages[@]}"
+    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
+    exit 1
 fi
 if ! command -v go >/dev/null; then
     [ -x /usr/local/go/bin/go ] || { echo "go is not installed (Go 1.24 or newer is needed)" >&2; exit 1; }

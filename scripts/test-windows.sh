@@ -1,30 +1,37 @@
 #!/usr/bin/env bash
-# Windows tests under Wine (x86_64), against the emulator running natively on Linux (a Windows
-# program under Wine reaches the Linux loopback directly):
+# Windows tests under Wine, 64- and 32-bit, against the emulator running natively on Linux (a
+# Windows program under Wine reaches the Linux loopback directly):
 # - scripts/build-windows.sh (both DLLs; it checks their exports and imports);
 # - the C tests (tests/c/test_capmonster.c, test_waiter.c) cross-compiled with MinGW, as
 #   strict C99 with -Werror; what Windows cannot do (fork, poll(2) of the waiter's fd, /proc
 #   counts) they skip and say so;
 # - the demo (examples/solve_image.c) solving a task;
-# - i686: the header (its functions __stdcall there) and the C tests compile with i686 MinGW,
-#   link against both import libraries, and import only the DLL's plain names (32-bit Wine
-#   cannot be installed here, so nothing 32-bit runs);
+# - both for x86_64 and for i686: there the header's functions are __stdcall, the programs link
+#   against both import libraries (checked to import only the DLL's plain names) and run under
+#   32-bit Wine, in the same WoW64 prefix as the 64-bit ones (as on 64-bit Windows, both DLLs
+#   share %LOCALAPPDATA%\capmonster\budget-v2);
 # - the Rust tests that need no Linux server (unit tests; transport, waits, waiter, cancels in
 #   flight, fault matrix, the budget shared by 8 Windows processes...), cargo's runner set to
-#   Wine. WINDOWS_RUST_TESTS=0 leaves them out (their build takes minutes).
-# Installs Wine and MinGW's g++ (Debian, as root) when they are missing. TEST_WAITER_WAITS as in scripts/test-c.sh.
+#   Wine: x86_64 by default; WINDOWS_RUST_TESTS=all adds i686 (its build takes minutes more),
+#   WINDOWS_RUST_TESTS=0 leaves them all out.
+# Wine (64- and 32-bit) and MinGW come from scripts/install-deps.sh. TEST_WAITER_WAITS as in
+# scripts/test-c.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 
-wine=/usr/lib/wine/wine64 # Debian 12's wine64 package puts no wine64 on PATH
+# Debian 12's packages put neither loader on PATH: wine64 runs 64-bit programs, wine (from
+# wine32:i386) 32-bit ones.
+wine=/usr/lib/wine/wine64
+wine32=/usr/lib/wine/wine
 need_packages=()
 [ -x "$wine" ] || need_packages+=(wine64)
+[ -x "$wine32" ] || need_packages+=(wine32:i386)
 command -v x86_64-w64-mingw32-g++ >/dev/null || need_packages+=(g++-mingw-w64-x86-64)
 command -v i686-w64-mingw32-g++ >/dev/null || need_packages+=(g++-mingw-w64-i686)
 if [ ${#need_packages[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_packages[@]}"
+    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
+    exit 1
 fi
 
 scripts/build-windows.sh
@@ -71,7 +78,8 @@ echo "i686: the header compiles as C99 and C++ and the tests link against capmon
 # 32-bit VBA pops what its Declares push: the decorated names' @N must match them.
 scripts/check-vba.py --def dist/windows-i686/capmonster.def
 
-# A private prefix; its first start (a few seconds) is made here, not inside a timed test.
+# A private prefix; its first start (15-20 s here) is made here, not inside a timed test. With
+# 32-bit Wine installed, wine64 makes it a WoW64 prefix, where 32-bit programs run too.
 export WINEDEBUG=-all WINEPREFIX
 WINEPREFIX=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-wine.XXXXXX")
 cleanup() {
@@ -85,28 +93,41 @@ trap cleanup EXIT
 # Windows) use the file at its default place, %LOCALAPPDATA%\capmonster\, in this fresh prefix
 # (scripts/test.sh's Linux path would not be an absolute Windows path).
 unset CAPMONSTER_BUDGET_FILE
-run=$build/x86_64
-
-"$wine" "$run/header_compiles_as_cpp.exe" >/dev/null
-echo "header compiles and links as C++ (x86_64 and i686 MinGW) and runs (Wine)"
-run_c_tests " (Wine)" "$run/test_capmonster.exe" "$run/test_waiter.exe" 5000 "$wine"
-echo "== solve_image.exe (Wine)"
-start_emulator --solve-after-ms 1000
-CAPMONSTER_BASE_URL="$EMULATOR_URL" "$wine" "$run/solve_image.exe"
-stop_emulator
+for arch in x86_64 i686; do
+    run=$build/$arch
+    loader=$wine
+    [ "$arch" = x86_64 ] || loader=$wine32
+    "$loader" "$run/header_compiles_as_cpp.exe" >/dev/null
+    echo "header compiles and links as C++ and runs ($arch, Wine)"
+    run_c_tests " ($arch, Wine)" "$run/test_capmonster.exe" "$run/test_waiter.exe" 5000 "$loader"
+    echo "== solve_image.exe ($arch, Wine)"
+    start_emulator --solve-after-ms 1000
+    CAPMONSTER_BASE_URL="$EMULATOR_URL" "$loader" "$run/solve_image.exe"
+    stop_emulator
+done
 scripts/test-windows-go.sh --built # the Go binding's tests and examples, in a Wine prefix of their own
-if [ "${WINDOWS_RUST_TESTS:-1}" != 0 ]; then
-    echo "== Rust tests (Wine)"
+case "${WINDOWS_RUST_TESTS:-1}" in
+    0) rust_arches=() ;;
+    1) rust_arches=(x86_64) ;;
+    all) rust_arches=(x86_64 i686) ;;
+    *) echo "WINDOWS_RUST_TESTS=${WINDOWS_RUST_TESTS}: want 0, 1 (x86_64) or all (x86_64 and i686)" >&2; exit 1 ;;
+esac
+for arch in "${rust_arches[@]}"; do
+    echo "== Rust tests ($arch, Wine)"
     # Not here: tls, proxies, proxy_environment (they start nginx, tinyproxy, microsocks, which
     # Wine would hand Windows paths), header (the Linux run checks it), waiter_threads (Linux
     # only: it counts /proc). Skipped: connect_reset_before_headers, whose server runs inside
     # Wine too, and Wine's close with SO_LINGER 0 reaches the client as an end of stream, not a reset.
     rust_tests=(shared_budget transport waiting fault_matrix waiter in_flight ffi task_result
                 connection_cap reports request_segments)
-    CARGO_TARGET_X86_64_WIN7_WINDOWS_GNU_RUNNER="$wine" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-        /usr/bin/cargo test --release --quiet -Zbuild-std=std,panic_unwind --target x86_64-win7-windows-gnu \
-        --config 'target.x86_64-win7-windows-gnu.linker="x86_64-w64-mingw32-gcc"' \
+    target=$arch-win7-windows-gnu
+    loader=$wine
+    [ "$arch" = x86_64 ] || loader=$wine32
+    runner_variable=CARGO_TARGET_$(echo "$target" | tr a-z- A-Z_)_RUNNER
+    env "$runner_variable=$loader" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+        /usr/bin/cargo test --release --quiet -Zbuild-std=std,panic_unwind --target "$target" \
+        --config "target.$target.linker=\"$arch-w64-mingw32-gcc\"" \
         --lib "${rust_tests[@]/#/--test=}" -- --test-threads 2 --skip connect_reset_before_headers
     echo "skipped under Wine: connect_reset_before_headers (its in-Wine server's reset arrives as an end of stream)"
-fi
+done
 echo "Windows tests passed (build $((build_minutes / 60)) min $((build_minutes % 60)) s, in all $((SECONDS / 60)) min $((SECONDS % 60)) s)"

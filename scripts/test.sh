@@ -36,7 +36,7 @@ echo "== VBA: bindings/vba's Declares against the header (32- and 64-bit)"
 scripts/check-vba.py
 echo "== The READMEs' code blocks, as a reader runs them"
 scripts/test-readme.sh
-echo "== Windows: both DLLs built, C and Rust tests and the demo under Wine"
+echo "== Windows: both DLLs built; C tests and the demo under 64- and 32-bit Wine, Rust tests under 64-bit"
 scripts/test-windows.sh
 echo "== C# NuGet package: built with the DLLs above, tested from its extracted layout (Mono, xbuild)"
 bindings/csharp/test-package.sh
