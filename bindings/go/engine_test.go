@@ -215,16 +215,19 @@ func TestCancelInFlight(t *testing.T) {
 		t.Run(c.name+" deadline", func(t *testing.T) {
 			id := stalled(t)
 			const d = 400 * time.Millisecond
+			// The stopwatch starts before the context, so that a call ending exactly at its
+			// deadline never measures under it.
+			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
-			start := time.Now()
 			err := c.call(ctx, id)
 			took := time.Since(start)
 			e := wantKinds(t, err, "ErrTimeout")
 			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || e.Requests != 1 {
 				t.Errorf("got %+v (%v)", e, err)
 			}
-			if took < d || took > d+bound {
+			// 5 ms of slack below: under Wine, Go's clock and the library's differ by about 1 ms.
+			if took < d-5*time.Millisecond || took > d+bound {
 				t.Errorf("returned after %v, want %v to %v", took, d, d+bound)
 			}
 		})
