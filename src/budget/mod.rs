@@ -33,6 +33,7 @@
 mod admission;
 #[cfg(any(unix, windows))]
 pub mod file;
+pub(crate) mod guard;
 mod key;
 mod notice;
 mod process;
