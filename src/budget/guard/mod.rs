@@ -14,6 +14,7 @@
 pub mod policy;
 pub mod process;
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::error::{ApiError, Code, Error};
@@ -50,25 +51,50 @@ impl Pass {
 pub enum Heard<'a> {
     /// No answer: a network failure, a timeout, a cancel. Stops stay as they were.
     Nothing,
-    /// An answer, with the service's errorCode and description when it was an API error,
-    /// and the balance when it was a getBalance that told one.
-    Answer { api_code: Option<&'a str>, description: Option<&'a str>, balance: Option<f64> },
+    /// An answer, with the service's error when it was one, and whether it showed money on the
+    /// account (a getBalance above 0). The error's description is read only when the answer
+    /// starts a stop: reading it sooner made the optimiser load it before knowing whether there
+    /// was an error at all, a branch on absent bytes that valgrind reports.
+    Answer { api: Option<&'a ApiError>, money: bool },
 }
 
 impl<'a> Heard<'a> {
     /// What a call's result says was heard: an answer unless it failed before or without one.
-    pub fn from_result<T>(result: &'a Result<T, Error>, balance: Option<f64>) -> Heard<'a> {
+    pub fn from_result<T>(result: &'a Result<T, Error>, money: bool) -> Heard<'a> {
         match result {
-            Ok(_) => Heard::Answer { api_code: None, description: None, balance },
+            Ok(_) => Heard::Answer { api: None, money },
             Err(error) => match error.code {
-                Code::Api | Code::HttpStatus | Code::BadResponse => Heard::Answer {
-                    api_code: error.api_code(),
-                    description: error.api.as_ref().and_then(|api| api.description.as_deref()),
-                    balance: None,
-                },
+                Code::Api | Code::HttpStatus | Code::BadResponse => {
+                    Heard::Answer { api: error.api.as_ref(), money: false }
+                }
                 _ => Heard::Nothing,
             },
         }
+    }
+}
+
+/// The guard of every client of the process, over the store the budget uses; on unless
+/// `CAPMONSTER_GUARD=off` (read once, with the budget's settings, at the first client).
+pub fn global() -> &'static Guard {
+    static GLOBAL: LazyLock<Guard> = LazyLock::new(|| {
+        let on = !matches!(std::env::var("CAPMONSTER_GUARD").as_deref(), Ok("off"));
+        Guard::new(Box::new(BudgetStore(crate::budget::global())), on)
+    });
+    &GLOBAL
+}
+
+/// The process's budget as the guard's store.
+struct BudgetStore(&'static crate::budget::Budget);
+
+impl Store for BudgetStore {
+    fn any(&self) -> bool {
+        self.0.any()
+    }
+    fn get(&self, key: KeyDigest, stop: Stop) -> Option<StopState> {
+        self.0.get(key, stop)
+    }
+    fn update(&self, key: KeyDigest, stop: Stop, change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>) {
+        self.0.update(key, stop, change)
     }
 }
 
@@ -88,14 +114,9 @@ impl Guard {
         Guard { store, on }
     }
 
-    /// Whether the guard acts (`CAPMONSTER_GUARD=off` turns it off).
-    pub fn is_on(&self) -> bool {
-        self.on
-    }
-
     /// Before a request of `method`: the call may go (perhaps as the probe of a stop whose
     /// cool-down is over), or it is answered here with the service's own error.
-    pub fn admit(&self, key: KeyDigest, method: Method, now_ms: u64) -> Result<Pass, Error> {
+    pub(crate) fn admit(&self, key: KeyDigest, method: Method, now_ms: u64) -> Result<Pass, Error> {
         let mut pass = Pass::default();
         if !self.on || !self.store.any() {
             return Ok(pass);
@@ -146,17 +167,19 @@ impl Guard {
     }
 
     /// After a call: what it heard starts, renews or ends stops of its key.
-    pub fn learn(&self, key: KeyDigest, method: Method, pass: &Pass, heard: Heard<'_>, now_ms: u64) {
+    pub(crate) fn learn(&self, key: KeyDigest, pass: &Pass, heard: Heard<'_>, now_ms: u64) {
         if !self.on {
             return;
         }
-        let Heard::Answer { api_code, description, balance } = heard else {
+        let Heard::Answer { api, money } = heard else {
             self.release(key, pass);
             return;
         };
-        let started = api_code.and_then(Stop::started_by);
+        let api_code = api.and_then(|api| api.code.as_deref()).unwrap_or("");
+        let started = Stop::started_by(api_code);
         for stop in Stop::ALL {
-            if let (Some(code), true) = (api_code, started == Some(stop)) {
+            if let (Some(api), true) = (api, started == Some(stop)) {
+                let (code, description) = (api_code, api.description.as_deref());
                 let probe = pass.probes(stop);
                 self.store.update(key, stop, &mut |kept| match kept {
                     Some(mut state) if probe => {
@@ -167,9 +190,7 @@ impl Guard {
                     Some(state) => Some(state),
                     None => Some(StopState::start(code, description, now_ms)),
                 });
-            } else if pass.probes(stop)
-                || (stop == Stop::Balance && method == Method::GetBalance && balance.is_some_and(|money| money > 0.0))
-            {
+            } else if pass.probes(stop) || (stop == Stop::Balance && money) {
                 // Any other answer to the probe, or money on the account, ends the stop.
                 if self.store.any() {
                     self.store.update(key, stop, &mut |_| None);
@@ -185,7 +206,7 @@ impl Guard {
         }
     }
 
-    /// The key's stop, if one is kept (for tests and counters).
+    /// The key's stop, if one is kept.
     pub fn stop(&self, key: KeyDigest, stop: Stop) -> Option<StopState> {
         self.store.get(key, stop)
     }
@@ -213,17 +234,18 @@ mod tests {
         Guard::new(Box::new(ProcessStops::default()), true)
     }
 
-    fn heard(code: &'static str) -> Heard<'static> {
-        Heard::Answer { api_code: Some(code), description: Some("described"), balance: None }
+    fn heard(code: &str) -> Heard<'static> {
+        let api = ApiError { code: Some(code.to_owned()), description: Some("described".to_owned()) };
+        Heard::Answer { api: Some(Box::leak(Box::new(api))), money: false }
     }
 
-    const FINE: Heard<'static> = Heard::Answer { api_code: None, description: None, balance: None };
+    const FINE: Heard<'static> = Heard::Answer { api: None, money: false };
 
     #[test]
     fn a_revoked_key_stops_every_call_until_one_probe_ends_it() {
         let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
         let pass = guard.admit(key, Method::GetTaskResult, 0).unwrap();
-        guard.learn(key, Method::GetTaskResult, &pass, heard(KEY), 0);
+        guard.learn(key, &pass, heard(KEY), 0);
         for method in [Method::GetTaskResult, Method::CreateTask, Method::GetBalance] {
             let refused = guard.admit(key, method, 59_999).unwrap_err();
             assert_eq!((refused.code, refused.api_code(), refused.http_status), (Code::Api, Some(KEY), None));
@@ -236,7 +258,7 @@ mod tests {
         assert!(probe.probes(Stop::Key));
         let message = guard.admit(key, Method::GetBalance, 60_001).unwrap_err().message;
         assert!(message.contains("while another call"), "one probe at a time: {message}");
-        guard.learn(key, Method::GetBalance, &probe, FINE, 60_100);
+        guard.learn(key, &probe, FINE, 60_100);
         assert_eq!(guard.stop(key, Stop::Key), None);
         assert_eq!(guard.admit(key, Method::GetBalance, 60_200), Ok(Pass::default()));
     }
@@ -244,16 +266,16 @@ mod tests {
     #[test]
     fn the_same_answer_to_the_probe_renews_and_no_answer_frees_the_probe() {
         let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
-        guard.learn(key, Method::CreateTask, &Pass::default(), heard(KEY), 0);
+        guard.learn(key, &Pass::default(), heard(KEY), 0);
         // Calls that were in flight with the first hear the same: no renewal.
-        guard.learn(key, Method::CreateTask, &Pass::default(), heard(KEY), 10);
+        guard.learn(key, &Pass::default(), heard(KEY), 10);
         assert_eq!(guard.stop(key, Stop::Key).unwrap().until_ms, 60_000);
 
         let probe = guard.admit(key, Method::CreateTask, 60_000).unwrap();
-        guard.learn(key, Method::CreateTask, &probe, Heard::Nothing, 60_500);
+        guard.learn(key, &probe, Heard::Nothing, 60_500);
         let probe = guard.admit(key, Method::CreateTask, 61_000).unwrap();
         assert!(probe.probes(Stop::Key), "a probe that heard nothing lets the next call probe");
-        guard.learn(key, Method::CreateTask, &probe, heard(KEY), 61_000);
+        guard.learn(key, &probe, heard(KEY), 61_000);
         let stop = guard.stop(key, Stop::Key).unwrap();
         assert_eq!((stop.renewals, stop.until_ms, stop.since_ms), (1, 181_000, 0));
     }
@@ -261,16 +283,16 @@ mod tests {
     #[test]
     fn zero_balance_stops_create_task_only_and_money_ends_it() {
         let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
-        guard.learn(key, Method::CreateTask, &Pass::default(), heard("ERROR_ZERO_BALANCE"), 0);
+        guard.learn(key, &Pass::default(), heard("ERROR_ZERO_BALANCE"), 0);
         assert_eq!(guard.admit(key, Method::CreateTask, 1).unwrap_err().api_code(), Some("ERROR_ZERO_BALANCE"));
         for method in [Method::GetTaskResult, Method::GetBalance, Method::ReportIncorrectImage] {
             assert_eq!(guard.admit(key, method, 1), Ok(Pass::default()));
         }
-        let broke = Heard::Answer { api_code: None, description: None, balance: Some(0.0) };
-        guard.learn(key, Method::GetBalance, &Pass::default(), broke, 2);
+        let broke = Heard::Answer { api: None, money: false };
+        guard.learn(key, &Pass::default(), broke, 2);
         assert!(guard.admit(key, Method::CreateTask, 3).is_err(), "a balance of 0 changes nothing");
-        let topped_up = Heard::Answer { api_code: None, description: None, balance: Some(5.0) };
-        guard.learn(key, Method::GetBalance, &Pass::default(), topped_up, 4);
+        let topped_up = Heard::Answer { api: None, money: true };
+        guard.learn(key, &Pass::default(), topped_up, 4);
         assert_eq!(guard.admit(key, Method::CreateTask, 5), Ok(Pass::default()));
     }
 
@@ -278,10 +300,10 @@ mod tests {
     fn off_and_clear() {
         let key = KeyDigest::of("k", "https://a");
         let off = Guard::new(Box::new(ProcessStops::default()), false);
-        off.learn(key, Method::CreateTask, &Pass::default(), heard(KEY), 0);
+        off.learn(key, &Pass::default(), heard(KEY), 0);
         assert!(off.admit(key, Method::CreateTask, 1).is_ok());
         let guard = guard();
-        guard.learn(key, Method::CreateTask, &Pass::default(), heard("ERROR_IP_BANNED"), 0);
+        guard.learn(key, &Pass::default(), heard("ERROR_IP_BANNED"), 0);
         assert!(guard.admit(key, Method::GetBalance, 599_999).is_err());
         guard.clear(key);
         assert!(guard.admit(key, Method::GetBalance, 1).is_ok());

@@ -59,7 +59,7 @@ impl Stop {
     }
 
     /// Whether this stop holds back a call of `method`.
-    pub fn holds(self, method: Method) -> bool {
+    pub(crate) fn holds(self, method: Method) -> bool {
         match self {
             Stop::Key => true,
             Stop::Balance => method == Method::CreateTask,
@@ -146,7 +146,7 @@ impl StopState {
     }
 
     /// The message of a call answered here: not sent, why, since when and until when.
-    pub fn message(&self, stop: Stop, method: Method, now_ms: u64) -> String {
+    pub(crate) fn message(&self, stop: Stop, method: Method, now_ms: u64) -> String {
         let answer = match self.description.as_deref() {
             Some(text) if !text.is_empty() => format!("{}: {text}", self.api_code),
             _ => self.api_code.clone(),
