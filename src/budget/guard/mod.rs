@@ -1,14 +1,14 @@
 //! The account guard: the library never sends the request storms that get a CapMonster
 //! account or address banned, from any client, thread or process of the user.
 //!
-//! Every request asks [`Guard::admit`] first and tells [`Guard::learn`] what it heard. The
+//! Every request asks the guard first (`Guard::admit`) and tells it what it heard (`Guard::learn`). The
 //! rules are in [`policy`]; the stops are kept per (endpoint, key) digest, never a key, in a
-//! [`Store`]: the user's shared budget file by default ([`crate::budget::file`]), or this
+//! `Store`: the user's shared budget file by default ([`crate::budget::file`]), or this
 //! process's table ([`process::ProcessStops`]) with `CAPMONSTER_BUDGET=process`.
 //! `CAPMONSTER_GUARD=off` turns the guard off (dangerous: a wrong key or an empty balance is
 //! then repeated as fast as the program asks).
 //!
-//! Cost: a call of a key with no stop reads one word ([`Store::any`]); the store's lock is
+//! Cost: a call of a key with no stop reads one word (`Store::any`); the store's lock is
 //! taken only while a stop is in force, to hand out its probe.
 
 pub mod policy;

@@ -14,6 +14,7 @@
 //! - `ERROR_KEY_DOES_NOT_EXIST`, `ERROR_IP_NOT_ALLOWED`, `ERROR_ZERO_BALANCE` (mistakes the
 //!   user can fix: a key, a whitelist, a top-up): [`FIRST_COOL_DOWN`] (1 minute), doubled at
 //!   each renewal, at most [`BAN_LENGTH`].
+//!
 //! After a cool-down exactly one call goes out (the probe; [`PROBE_LEASE`] bounds how long
 //! it may hold that right, so a process killed while probing blocks no one for longer). The
 //! same answer renews the stop; any other answer of the service ends it; no answer (a network

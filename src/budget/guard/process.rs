@@ -33,17 +33,14 @@ impl Store for ProcessStops {
 
     fn update(&self, key: KeyDigest, stop: Stop, change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>) {
         let mut stops = self.stops.lock().unwrap_or_else(PoisonError::into_inner);
-        match change(stops.remove(&(key, stop))) {
-            Some(state) => {
-                if stops.len() >= MAX_STOPS {
-                    let quiet = state.since_ms.max(state.until_ms).saturating_sub(BAN_LENGTH.as_millis() as u64);
-                    stops.retain(|_, kept| kept.until_ms > quiet || kept.probe_until_ms != 0);
-                }
-                if stops.len() < MAX_STOPS {
-                    stops.insert((key, stop), state);
-                }
+        if let Some(state) = change(stops.remove(&(key, stop))) {
+            if stops.len() >= MAX_STOPS {
+                let quiet = state.since_ms.max(state.until_ms).saturating_sub(BAN_LENGTH.as_millis() as u64);
+                stops.retain(|_, kept| kept.until_ms > quiet || kept.probe_until_ms != 0);
             }
-            None => {}
+            if stops.len() < MAX_STOPS {
+                stops.insert((key, stop), state);
+            }
         }
         self.kept.store(stops.len(), Ordering::Release);
     }
