@@ -204,6 +204,14 @@ cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
 
+// Ends the account guard's stops of this client's key and endpoint, in every process of the
+// user: call it once the user has fixed what the service refused (the key, the address
+// whitelist, the balance), so that calls go out at once rather than after the cool-down.
+// While a stop is in force, a call it holds returns CM_ERR_API with the service's own error
+// code and description, a request count of 0 and an HTTP status of 0 (a call the service
+// answered has a request count of at least 1). `out_result` may be NULL.
+cm_code CM_CALL cm_client_end_stops(cm_client *client, cm_result **out_result);
+
 // Frees the caller's reference to a client; its connections close when no waiter still uses
 // it. NULL is fine.
 void CM_CALL cm_client_free(cm_client *client);
