@@ -43,6 +43,15 @@
  * file they share; CAPMONSTER_BUDGET=process counts in the process only) and never sends the
  * 121st (CM_ERR_BUDGET_EXHAUSTED).
  *
+ * Account guard: after the service answers ERROR_KEY_DOES_NOT_EXIST, ERROR_IP_NOT_ALLOWED,
+ * ERROR_IP_BANNED or ERROR_IP_BLOCKED, every call with that key and endpoint, and after
+ * ERROR_ZERO_BALANCE every createTask with it, is answered by the library in every process of
+ * the user until a cool-down passes (then one call goes out to see whether it changed;
+ * docs/guard.md): the answer is the service's own (CM_ERR_API, the same api error code and
+ * description) with cm_result_request_count 0 and cm_result_http_status 0, which is how to tell
+ * it from the service's, whose request count is at least 1. cm_client_end_stops ends the
+ * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous).
+ *
  * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
  * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated
  * names (cm_version, not _cm_version@0), as VB6/VBA Declare and MQL4 #import expect; its
