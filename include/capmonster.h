@@ -43,6 +43,15 @@
  * file they share; CAPMONSTER_BUDGET=process counts in the process only) and never sends the
  * 121st (CM_ERR_BUDGET_EXHAUSTED).
  *
+ * Account guard: after the service answers ERROR_KEY_DOES_NOT_EXIST, ERROR_IP_NOT_ALLOWED,
+ * ERROR_IP_BANNED or ERROR_IP_BLOCKED, every call with that key and endpoint, and after
+ * ERROR_ZERO_BALANCE every createTask with it, is answered by the library in every process of
+ * the user until a cool-down passes (then one call goes out to see whether it changed;
+ * docs/guard.md): the answer is the service's own (CM_ERR_API, the same api error code and
+ * description) with cm_result_request_count 0 and cm_result_http_status 0, which is how to tell
+ * it from the service's, whose request count is at least 1. cm_client_end_stops ends the
+ * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous).
+ *
  * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
  * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated
  * names (cm_version, not _cm_version@0), as VB6/VBA Declare and MQL4 #import expect; its
@@ -203,6 +212,14 @@ cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
 // every createTask from now on; 0 (the default) sends none. Every value is accepted.
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
+
+// Ends the account guard's stops of this client's key and endpoint, in every process of the
+// user: call it once the user has fixed what the service refused (the key, the address
+// whitelist, the balance), so that calls go out at once rather than after the cool-down.
+// While a stop is in force, a call it holds returns CM_ERR_API with the service's own error
+// code and description, a request count of 0 and an HTTP status of 0 (a call the service
+// answered has a request count of at least 1). `out_result` may be NULL.
+cm_code CM_CALL cm_client_end_stops(cm_client *client, cm_result **out_result);
 
 // Frees the caller's reference to a client; its connections close when no waiter still uses
 // it. NULL is fine.

@@ -279,6 +279,22 @@ func (s *clientState) close() {
 	}
 }
 
+// EndStops ends the library's account guard stops of this client's key and endpoint, in
+// every process of the user (cm_client_end_stops): call it once the key, the address
+// whitelist or the balance is fixed, so that calls go out at once rather than after the
+// cool-down. While a stop is in force, a call it holds returns the service's own error
+// (errors.Is works as for the service's answer) with Requests 0 and HTTPStatus 0.
+func (c *Client) EndStops() error {
+	h, err := c.s.acquire(0)
+	if err != nil {
+		return err
+	}
+	err = call(func(r **C.cm_result) C.cm_code { return C.cm_client_end_stops(h, r) })
+	c.s.release()
+	runtime.KeepAlive(c)
+	return err
+}
+
 // acquire returns the live handle, read-locked; the caller calls release when C is done
 // with it. After Close it returns ErrClosed.
 func (s *clientState) acquire(taskID int64) (*C.cm_client, error) {

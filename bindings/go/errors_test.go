@@ -79,9 +79,10 @@ func TestAPIErrorSentinels(t *testing.T) {
 			_, err := client.GetTaskResult(context.Background(), id)
 			check(err, id, 1)
 
+			// A client of another key: the account guard stops a key the service refused.
 			id = newTaskID()
 			script(t, id, "processing", "processing", step)
-			_, err = client.WaitResult(context.Background(), id, fast())
+			_, err = newClient(t).WaitResult(context.Background(), id, fast())
 			check(err, id, 3)
 		})
 	}
@@ -96,6 +97,8 @@ func TestAPIErrorsOfGetBalanceAndCreateTask(t *testing.T) {
 		t.Errorf("got %+v", e)
 	}
 
+	// A client of another key: the account guard holds createTask of a key at zero balance.
+	client = newClient(t)
 	scriptMethod(t, "createTask", map[string]any{"json": map[string]any{"errorId": 1, "errorCode": "ERROR_KEY_DOES_NOT_EXIST", "taskId": 0}})
 	id, err := client.CreateTask(context.Background(), imageTask(), "")
 	if e := wantKinds(t, err, "ErrAPI", "ErrKeyDoesNotExist"); id != 0 || e.TaskID != 0 || e.Description != "" {
@@ -245,5 +248,32 @@ func TestErrorValue(t *testing.T) {
 	wrapped := errors.Join(errors.New("context"), &capmonster.Error{Code: capmonster.CodeAPI, APICode: "WRONG_CAPTCHA_ID"})
 	if !errors.Is(wrapped, capmonster.ErrNoSuchTask) {
 		t.Error("errors.Is through a wrapper")
+	}
+}
+
+// A call the account guard answers is the service's answer as Go code handles it (errors.Is,
+// the API code and description), with no request; EndStops lets calls out again.
+func TestGuardAnswersAsTheServiceDid(t *testing.T) {
+	client := newClient(t)
+	scriptMethod(t, "createTask", map[string]any{"error": "ERROR_ZERO_BALANCE", "description": "no money", "status": 402})
+	_, err := client.CreateTask(context.Background(), imageTask(), "")
+	if e := wantKinds(t, err, "ErrAPI", "ErrZeroBalance"); e.Requests != 1 || e.HTTPStatus != 402 {
+		t.Fatalf("the service's answer: %+v", e)
+	}
+	_, err = client.CreateTask(context.Background(), imageTask(), "")
+	e := wantKinds(t, err, "ErrAPI", "ErrZeroBalance")
+	if e.Requests != 0 || e.HTTPStatus != 0 || e.Description != "no money" || !strings.Contains(e.Message, "was not sent") {
+		t.Errorf("the guard's answer: %+v", e)
+	}
+	if err := client.EndStops(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.CreateTask(context.Background(), imageTask(), "")
+	if e := wantKinds(t, err, "ErrAPI", "ErrZeroBalance"); e.Requests != 1 {
+		t.Errorf("after EndStops the call goes out: %+v", e)
+	}
+	client.Close()
+	if err := client.EndStops(); !errors.Is(err, capmonster.ErrClosed) {
+		t.Errorf("EndStops after Close: %v", err)
 	}
 }

@@ -61,6 +61,7 @@ Public Declare PtrSafe Function cm_client_set_proxy Lib "capmonster.dll" (ByVal 
 Public Declare PtrSafe Function cm_client_set_ca_file Lib "capmonster.dll" (ByVal client As LongPtr, ByVal path As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_max_connections Lib "capmonster.dll" (ByVal client As LongPtr, ByVal maxConnections As Long, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_soft_id Lib "capmonster.dll" (ByVal client As LongPtr, ByVal softId As Long, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_client_end_stops Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Sub cm_client_free Lib "capmonster.dll" (ByVal client As LongPtr)
 Public Declare PtrSafe Function cm_cancel_new Lib "capmonster.dll" (ByRef outCancel As LongPtr) As Long
 Public Declare PtrSafe Sub cm_cancel_trigger Lib "capmonster.dll" (ByVal cancel As LongPtr)

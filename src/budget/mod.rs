@@ -11,9 +11,9 @@
 //! Where the counts live is chosen once, when the first client is created:
 //! - by default, a file that every process of the user shares
 //!   ([`file`](crate::budget::file)), in a private directory
-//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v2`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v2`; on Windows
-//!   `%LOCALAPPDATA%\capmonster\budget-v2`);
+//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v3`, else
+//!   `<temporary directory>/capmonster-<uid>/budget-v3`; on Windows
+//!   `%LOCALAPPDATA%\capmonster\budget-v3`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
 //!   counts alone).
@@ -33,6 +33,7 @@
 mod admission;
 #[cfg(any(unix, windows))]
 pub mod file;
+pub mod guard;
 mod key;
 mod notice;
 mod process;
@@ -54,6 +55,8 @@ use notice::Notices;
 #[derive(Default)]
 pub struct Budget {
     tasks: Mutex<process::Table>,
+    /// The account guard's stops when there is no shared file (`guard.rs`).
+    stops: guard::process::ProcessStops,
     /// The shared file, when this budget uses one; `None` inside once it proved unusable.
     shared: Option<Mutex<Option<Shared>>>,
     /// Why the budget is not (or no longer) shared, or what was repaired: told once to each
@@ -221,6 +224,45 @@ impl Budget {
     /// Tasks in the process table (not the shared file's).
     pub fn tracked(&self) -> usize {
         lock(&self.tasks).len()
+    }
+}
+
+/// The account guard's stops live where the counts do: in the shared file while it serves,
+/// else in the process (a file that fails is given up for the stops as for the counts).
+impl guard::Store for Budget {
+    fn any(&self) -> bool {
+        #[cfg(any(unix, windows))]
+        if let Some(shared) = &self.shared {
+            if let Some(any) = self.with_shared(shared, |file| Ok(file.any_stop())) {
+                return any;
+            }
+        }
+        self.stops.any()
+    }
+
+    fn get(&self, key: KeyDigest, stop: guard::policy::Stop) -> Option<guard::policy::StopState> {
+        #[cfg(any(unix, windows))]
+        if let Some(shared) = &self.shared {
+            if let Some(state) = self.with_shared(shared, |file| file.stop(key, stop)) {
+                return state;
+            }
+        }
+        self.stops.get(key, stop)
+    }
+
+    fn update(
+        &self,
+        key: KeyDigest,
+        stop: guard::policy::Stop,
+        change: &mut dyn FnMut(Option<guard::policy::StopState>) -> Option<guard::policy::StopState>,
+    ) {
+        #[cfg(any(unix, windows))]
+        if let Some(shared) = &self.shared {
+            if self.with_shared(shared, |file| file.update_stop(key, stop, &mut *change)).is_some() {
+                return;
+            }
+        }
+        self.stops.update(key, stop, change)
     }
 }
 

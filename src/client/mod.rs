@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::api::answer::{self, TaskState};
 use crate::api::error::{Code, Error};
+use crate::budget::guard::{self, Heard};
 use crate::budget::{self, Admission, KeyDigest, NoticesTold};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
@@ -247,6 +248,19 @@ impl Client {
         budget::global().sent(self.digest(), task_id)
     }
 
+    /// Ends the account guard's stops of this client's key and endpoint, in every process of
+    /// the user: after the user fixed what the service refused (the key, the address
+    /// whitelist, the balance), so that calls go out at once rather than after the cool-down.
+    pub fn end_stops(&self) {
+        guard::global().clear(self.digest());
+    }
+
+    /// The account guard's stop of this client's key and endpoint, if one is kept (by any
+    /// process of the user).
+    pub fn stop(&self, stop: guard::policy::Stop) -> Option<guard::policy::StopState> {
+        guard::global().stop(self.digest(), stop)
+    }
+
     fn digest(&self) -> KeyDigest {
         KeyDigest::from_value(self.digest.load(Ordering::Relaxed))
     }
@@ -297,13 +311,44 @@ impl Client {
                 )),
             }
         };
-        let exchanged = self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget);
-        // Kept whatever the exchange's outcome: the call's report carries it either way.
+        let result = self.guarded(Method::GetTaskResult, stats, None, |stats| {
+            let (status, answer) =
+                self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
+            answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
+        });
+        // Kept whatever the outcome: the call's report carries it either way.
         if let Some(notice) = notice {
             join_notice(&mut stats.notice, notice);
         }
-        let (status, answer) = exchanged?;
-        answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
+        result
+    }
+
+    /// Sends a call through the account guard: answered here, with the service's own error,
+    /// while a stop of this key holds `method`; else `send` runs, and what the service answered
+    /// starts, renews or ends the key's stops. `balance` reads a getBalance answer's amount.
+    fn guarded<T>(
+        &self,
+        method: Method,
+        stats: &mut CallStats,
+        balance: Option<fn(&T) -> f64>,
+        send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let guard = guard::global();
+        let key = self.digest();
+        let pass = guard.admit(key, method, guard::now_ms())?;
+        let sent_before = stats.requests;
+        let result = send(stats);
+        let heard = if stats.requests == sent_before {
+            Heard::Nothing
+        } else {
+            let money = match (&result, balance) {
+                (Ok(value), Some(read)) => read(value) > 0.0,
+                _ => false,
+            };
+            Heard::from_result(&result, money)
+        };
+        guard.learn(key, &pass, heard, guard::now_ms());
+        result
     }
 
     /// Creates a task. `task_json` is the `task` object (with its `type`); nothing is sent
@@ -331,8 +376,10 @@ impl Client {
                 id => format!(r#","softId":{id}"#),
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
-            let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, &mut stats, &mut |_| Ok(()))?;
-            answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
+            self.guarded(Method::CreateTask, &mut stats, None, |stats| {
+                let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, stats, &mut |_| Ok(()))?;
+                answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
+            })
         });
         stats.report(result)
     }
@@ -347,8 +394,10 @@ impl Client {
         let mut stats = CallStats::default();
         let result = with_bounds(options, |bounds| {
             let body = format!(r#"{{"clientKey":{}}}"#, self.key_json);
-            let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, &mut stats, &mut |_| Ok(()))?;
-            answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
+            self.guarded(Method::GetBalance, &mut stats, Some(|balance: &f64| *balance), |stats| {
+                let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, stats, &mut |_| Ok(()))?;
+                answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
+            })
         });
         stats.report(result)
     }
@@ -364,8 +413,10 @@ impl Client {
                 Incorrect::Image => Method::ReportIncorrectImage,
                 Incorrect::Token => Method::ReportIncorrectToken,
             };
-            let (status, answer) = self.exchange(method, &body, bounds, &mut stats, &mut |_| Ok(()))?;
-            answer::classify_report(status, &answer).map_err(|e| self.scrub(e))
+            self.guarded(method, &mut stats, None, |stats| {
+                let (status, answer) = self.exchange(method, &body, bounds, stats, &mut |_| Ok(()))?;
+                answer::classify_report(status, &answer).map_err(|e| self.scrub(e))
+            })
         });
         stats.report(result)
     }

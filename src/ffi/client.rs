@@ -182,6 +182,26 @@ pub unsafe extern "system" fn cm_client_set_soft_id(
     }
 }
 
+/// Ends the account guard's stops of this client's key and endpoint, in every process of the
+/// user: call it once the user has fixed what the service refused (the key, the address
+/// whitelist, the balance), so that calls go out at once rather than after the cool-down.
+/// While a stop is in force, a call it holds returns CM_ERR_API with the service's own error
+/// code and description, a request count of 0 and an HTTP status of 0 (a call the service
+/// answered has a request count of at least 1). `out_result` may be NULL.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_client_end_stops(client: *mut cm_client, out_result: *mut *mut cm_result) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            handle(client, "client")?.end_stops();
+            Ok(CallResult::ok("the account guard's stops of this key ended"))
+        })
+    }
+}
+
 /// Frees the caller's reference to a client; its connections close when no waiter still uses
 /// it. NULL is fine.
 ///

@@ -295,6 +295,22 @@ namespace CapMonster
         }
 
         /// <summary>
+        /// Ends the library's account guard stops of this client's key and endpoint, in every
+        /// process of the user (<c>cm_client_end_stops</c>): call it once the key, the address
+        /// whitelist or the balance is fixed, so that calls go out at once rather than after the
+        /// cool-down. While a stop is in force, a call it holds throws the service's own error
+        /// (<see cref="CapMonsterException.ApiErrorCode"/> and description) with
+        /// <see cref="CapMonsterException.RequestCount"/> 0 and <see cref="CapMonsterException.HttpStatus"/> 0.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public void EndStops()
+        {
+            ThrowIfDisposed();
+            ResultHandle result;
+            Check(NativeMethods.cm_client_end_stops(_handle, out result), result);
+        }
+
+        /// <summary>
         /// Shuts the client's waiter down: every pending wait's task ends as cancelled before this
         /// returns (the library hands them back within milliseconds). Frees the native client
         /// once no call uses it. Calling it again does nothing.

@@ -35,6 +35,7 @@ namespace CapMonster.Tests
                 CreateTaskFailures,
                 ApiErrorCarriesCodeDescriptionStatusAndCounts,
                 ApiErrorWithHttp402ZeroBalance,
+                GuardAnswersAsTheServiceDid,
                 NetworkErrorWhenConnectionRefused,
                 RequestTimeoutOnStalledAnswer,
                 WaitTimeout,
@@ -325,6 +326,26 @@ namespace CapMonster.Tests
                 Assert.Equal("Account has zero balance", e.ApiErrorDescription, "ApiErrorDescription");
                 Assert.Equal(402, e.HttpStatus, "HttpStatus");
                 Assert.Equal(1, e.RequestCount, "RequestCount");
+            }
+        }
+
+        // A call the account guard answers carries the service's code and description, with no
+        // request and no status; EndStops lets calls out again.
+        private static void GuardAnswersAsTheServiceDid()
+        {
+            long id = Emulator.ScriptedTask("{\"error\":\"ERROR_KEY_DOES_NOT_EXIST\",\"description\":\"no such key\",\"status\":403}");
+            using (var client = NewClient("guard"))
+            {
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.GetTaskResult(id), "the service's answer");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+                e = Assert.Fails(CapMonsterErrorCode.Api, () => client.GetBalance(), "the guard's answer");
+                Assert.Equal("ERROR_KEY_DOES_NOT_EXIST", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal("no such key", e.ApiErrorDescription, "ApiErrorDescription");
+                Assert.Equal(0, e.RequestCount, "nothing was sent");
+                Assert.Equal(0, e.HttpStatus, "no status");
+                Assert.Contains("was not sent", e.Message, "Message");
+                client.EndStops();
+                Assert.True(client.GetBalance() > 0, "after EndStops the call goes out");
             }
         }
 

@@ -1,5 +1,5 @@
-//! The file's layout: a 64-byte header, then `BUCKETS` buckets of `WAYS` slots of 32 bytes
-//! (`FILE_BYTES` in all, about 4 MiB). A task's slot lives in the bucket its (key digest, task
+//! The file's layout: a 64-byte header, then `BUCKETS` buckets of `WAYS` slots of 32 bytes,
+//! then the account guard's stops (`stops.rs`; `FILE_BYTES` in all, about 4 MiB). A task's slot lives in the bucket its (key digest, task
 //! id) hashes to; a new task takes an empty slot, else one idle for `IDLE_EXPIRY`, else the
 //! bucket's least recently used (`insert.rs`). So a task is forgotten only when 32 others of its
 //! bucket were used after it: with the table far from full, practically never.
@@ -7,6 +7,7 @@
 //! The words are in the machine's byte order: the file never leaves the machine.
 
 use crate::budget::file::slot::SlotCell;
+use crate::budget::file::stops::{AREA_BYTES, RECORD_WORDS, STOP_RECORDS};
 use crate::budget::file::BudgetFile;
 use crate::budget::key::KeyDigest;
 
@@ -17,12 +18,12 @@ pub const WAYS: usize = 32;
 pub(super) const SLOT_BYTES: usize = 32;
 const BUCKET_BYTES: usize = WAYS * SLOT_BYTES;
 pub(super) const HEADER_BYTES: usize = 64;
-/// The file's size: header and table.
-pub const FILE_BYTES: u64 = (HEADER_BYTES + BUCKETS * BUCKET_BYTES) as u64;
+/// The file's size: header, table and stops.
+pub const FILE_BYTES: u64 = (HEADER_BYTES + BUCKETS * BUCKET_BYTES + AREA_BYTES) as u64;
 /// Tasks the table can hold.
 pub const CAPACITY: usize = BUCKETS * WAYS;
 
-const MAGIC: &[u8; 8] = b"CMBUDGT\x02";
+const MAGIC: &[u8; 8] = b"CMBUDGT\x03";
 /// The header: magic, then the geometry, so that a file of another layout is never misread.
 pub(super) fn header() -> [u8; HEADER_BYTES] {
     let mut header = [0u8; HEADER_BYTES];
@@ -30,6 +31,8 @@ pub(super) fn header() -> [u8; HEADER_BYTES] {
     header[8..12].copy_from_slice(&(BUCKETS as u32).to_le_bytes());
     header[12..16].copy_from_slice(&(WAYS as u32).to_le_bytes());
     header[16..20].copy_from_slice(&(SLOT_BYTES as u32).to_le_bytes());
+    header[20..24].copy_from_slice(&(STOP_RECORDS as u32).to_le_bytes());
+    header[24..28].copy_from_slice(&(RECORD_WORDS as u32).to_le_bytes());
     header
 }
 

@@ -8,6 +8,8 @@
 //! - `slot.rs`: a slot's state in one word, counted on with one compare-and-swap and no lock;
 //! - `lock.rs`: the lock that orders the rest (`flock`, `LockFileEx` on Windows);
 //! - `insert.rs`: giving a slot to a new task under that lock: busy, filled, published;
+//! - `stops.rs`: the account guard's stops, after the table: read without a lock, changed
+//!   under it;
 //! - `repair.rs`: what the library repairs: a new or damaged file, a slot a killed process
 //!   left busy.
 
@@ -19,6 +21,7 @@ mod open;
 mod place;
 mod repair;
 mod slot;
+mod stops;
 
 use std::fs::File;
 use std::io;
@@ -34,6 +37,7 @@ use slot::{scan, unix_now, Held, Scan, State};
 
 pub use layout::{BUCKETS, CAPACITY, FILE_BYTES, WAYS};
 pub use place::default_path;
+pub use stops::STOP_RECORDS;
 
 /// An open, checked, mapped budget file.
 pub(crate) struct BudgetFile {

@@ -1,0 +1,311 @@
+//! The account guard: the library never sends the request storms that get a CapMonster
+//! account or address banned, from any client, thread or process of the user.
+//!
+//! Every request asks the guard first (`Guard::admit`) and tells it what it heard (`Guard::learn`). The
+//! rules are in [`policy`]; the stops are kept per (endpoint, key) digest, never a key, in a
+//! `Store`: the user's shared budget file by default ([`crate::budget::file`]), or this
+//! process's table ([`process::ProcessStops`]) with `CAPMONSTER_BUDGET=process`.
+//! `CAPMONSTER_GUARD=off` turns the guard off (dangerous: a wrong key or an empty balance is
+//! then repeated as fast as the program asks).
+//!
+//! Cost: a call of a key with no stop reads one word (`Store::any`); the store's lock is
+//! taken only while a stop is in force, to hand out its probe.
+
+pub mod policy;
+pub mod process;
+
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::api::error::{ApiError, Code, Error};
+use crate::budget::KeyDigest;
+use crate::net::transport::Method;
+use policy::{Stop, StopState, Verdict, PROBE_LEASE};
+
+/// Where stops are kept. Implementations bound their tables and say how.
+pub(crate) trait Store: Send + Sync {
+    /// Whether any stop may be kept, for any key: the one read of a call with no stop.
+    fn any(&self) -> bool;
+    /// The key's stop, if one is kept.
+    fn get(&self, key: KeyDigest, stop: Stop) -> Option<StopState>;
+    /// Changes the key's stop under the store's lock: `change` sees what is kept and returns
+    /// what to keep (`None`: no stop). Every process sees the change at its next call.
+    fn update(&self, key: KeyDigest, stop: Stop, change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>);
+}
+
+/// What one call holds: the stops it probes (it went out at the end of their cool-down).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    probes: [bool; Stop::ALL.len()],
+}
+
+impl Pass {
+    /// Whether the call is the probe of this stop.
+    pub fn probes(&self, stop: Stop) -> bool {
+        self.probes[stop.index()]
+    }
+}
+
+/// What a call heard from the service.
+#[derive(Clone, Copy, Debug)]
+pub enum Heard<'a> {
+    /// No answer: a network failure, a timeout, a cancel. Stops stay as they were.
+    Nothing,
+    /// An answer, with the service's error when it was one, and whether it showed money on the
+    /// account (a getBalance above 0). The error's description is read only when the answer
+    /// starts a stop: reading it sooner made the optimiser load it before knowing whether there
+    /// was an error at all, a branch on absent bytes that valgrind reports.
+    Answer { api: Option<&'a ApiError>, money: bool },
+}
+
+impl<'a> Heard<'a> {
+    /// What a call's result says was heard: an answer unless it failed before or without one.
+    pub fn from_result<T>(result: &'a Result<T, Error>, money: bool) -> Heard<'a> {
+        match result {
+            Ok(_) => Heard::Answer { api: None, money },
+            Err(error) => match error.code {
+                Code::Api | Code::HttpStatus | Code::BadResponse => {
+                    Heard::Answer { api: error.api.as_ref(), money: false }
+                }
+                _ => Heard::Nothing,
+            },
+        }
+    }
+}
+
+/// The guard of every client of the process, over the store the budget uses; on unless
+/// `CAPMONSTER_GUARD=off` (read once, with the budget's settings, at the first client).
+pub fn global() -> &'static Guard {
+    static GLOBAL: LazyLock<Guard> = LazyLock::new(|| {
+        let on = !matches!(std::env::var("CAPMONSTER_GUARD").as_deref(), Ok("off"));
+        Guard::new(Box::new(BudgetStore(crate::budget::global())), on)
+    });
+    &GLOBAL
+}
+
+/// The process's budget as the guard's store.
+struct BudgetStore(&'static crate::budget::Budget);
+
+impl Store for BudgetStore {
+    fn any(&self) -> bool {
+        self.0.any()
+    }
+    fn get(&self, key: KeyDigest, stop: Stop) -> Option<StopState> {
+        self.0.get(key, stop)
+    }
+    fn update(&self, key: KeyDigest, stop: Stop, change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>) {
+        self.0.update(key, stop, change)
+    }
+}
+
+/// The guard over one store.
+pub struct Guard {
+    store: Box<dyn Store>,
+    on: bool,
+}
+
+/// Milliseconds since the Unix epoch: stops are read alike by every process.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Guard {
+    pub(crate) fn new(store: Box<dyn Store>, on: bool) -> Guard {
+        Guard { store, on }
+    }
+
+    /// Before a request of `method`: the call may go (perhaps as the probe of a stop whose
+    /// cool-down is over), or it is answered here with the service's own error.
+    pub(crate) fn admit(&self, key: KeyDigest, method: Method, now_ms: u64) -> Result<Pass, Error> {
+        let mut pass = Pass::default();
+        if !self.on || !self.store.any() {
+            return Ok(pass);
+        }
+        for stop in Stop::ALL.into_iter().filter(|stop| stop.holds(method)) {
+            let Some(state) = self.store.get(key, stop) else { continue };
+            let refused = match state.verdict(now_ms) {
+                Verdict::Refuse => Some(state),
+                Verdict::MayProbe => self.take_probe(key, stop, now_ms),
+            };
+            if let Some(state) = refused {
+                self.release(key, &pass);
+                return Err(local_answer(&state, stop, method, now_ms));
+            }
+            pass.probes[stop.index()] = true;
+        }
+        Ok(pass)
+    }
+
+    /// Takes the stop's probe lease if nobody else did: `None` when this call is the probe,
+    /// else the stop that refuses it.
+    fn take_probe(&self, key: KeyDigest, stop: Stop, now_ms: u64) -> Option<StopState> {
+        let mut refused = None;
+        self.store.update(key, stop, &mut |kept| {
+            let mut state = kept?;
+            if state.verdict(now_ms) == Verdict::MayProbe {
+                state.probe_until_ms =
+                    now_ms.saturating_add(u64::try_from(PROBE_LEASE.as_millis()).unwrap_or(u64::MAX));
+                refused = None;
+            } else {
+                refused = Some(state.clone());
+            }
+            Some(state)
+        });
+        refused
+    }
+
+    /// Gives back the probe leases of a call that did not go out or heard nothing.
+    fn release(&self, key: KeyDigest, pass: &Pass) {
+        for stop in Stop::ALL.into_iter().filter(|stop| pass.probes(*stop)) {
+            self.store.update(key, stop, &mut |kept| {
+                kept.map(|mut state| {
+                    state.probe_until_ms = 0;
+                    state
+                })
+            });
+        }
+    }
+
+    /// After a call: what it heard starts, renews or ends stops of its key.
+    pub(crate) fn learn(&self, key: KeyDigest, pass: &Pass, heard: Heard<'_>, now_ms: u64) {
+        if !self.on {
+            return;
+        }
+        let Heard::Answer { api, money } = heard else {
+            self.release(key, pass);
+            return;
+        };
+        let api_code = api.and_then(|api| api.code.as_deref()).unwrap_or("");
+        let started = Stop::started_by(api_code);
+        for stop in Stop::ALL {
+            if let (Some(api), true) = (api, started == Some(stop)) {
+                let (code, description) = (api_code, api.description.as_deref());
+                let probe = pass.probes(stop);
+                self.store.update(key, stop, &mut |kept| match kept {
+                    Some(mut state) if probe => {
+                        state.renew(code, description, now_ms);
+                        Some(state)
+                    }
+                    // Already stopped by another call that was in flight with this one.
+                    Some(state) => Some(state),
+                    None => Some(StopState::start(code, description, now_ms)),
+                });
+            } else if pass.probes(stop) || (stop == Stop::Balance && money) {
+                // Any other answer to the probe, or money on the account, ends the stop.
+                if self.store.any() {
+                    self.store.update(key, stop, &mut |_| None);
+                }
+            }
+        }
+    }
+
+    /// Ends every stop of the key now (the user fixed the key, the whitelist or the balance).
+    pub fn clear(&self, key: KeyDigest) {
+        for stop in Stop::ALL {
+            self.store.update(key, stop, &mut |_| None);
+        }
+    }
+
+    /// The key's stop, if one is kept.
+    pub fn stop(&self, key: KeyDigest, stop: Stop) -> Option<StopState> {
+        self.store.get(key, stop)
+    }
+}
+
+/// The answer of a call the guard holds back: the service's own error (so that callers
+/// handle it as they would the service's), no HTTP status, and a message that says so.
+fn local_answer(state: &StopState, stop: Stop, method: Method, now_ms: u64) -> Error {
+    Error {
+        code: Code::Api,
+        message: state.message(stop, method, now_ms),
+        api: Some(ApiError { code: Some(state.api_code.clone()), description: state.description.clone() }),
+        http_status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use process::ProcessStops;
+
+    const KEY: &str = "ERROR_KEY_DOES_NOT_EXIST";
+
+    fn guard() -> Guard {
+        Guard::new(Box::new(ProcessStops::default()), true)
+    }
+
+    fn heard(code: &str) -> Heard<'static> {
+        let api = ApiError { code: Some(code.to_owned()), description: Some("described".to_owned()) };
+        Heard::Answer { api: Some(Box::leak(Box::new(api))), money: false }
+    }
+
+    const FINE: Heard<'static> = Heard::Answer { api: None, money: false };
+
+    #[test]
+    fn a_revoked_key_stops_every_call_until_one_probe_ends_it() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        let pass = guard.admit(key, Method::GetTaskResult, 0).unwrap();
+        guard.learn(key, &pass, heard(KEY), 0);
+        for method in [Method::GetTaskResult, Method::CreateTask, Method::GetBalance] {
+            let refused = guard.admit(key, method, 59_999).unwrap_err();
+            assert_eq!((refused.code, refused.api_code(), refused.http_status), (Code::Api, Some(KEY), None));
+            assert_eq!(refused.api.unwrap().description.as_deref(), Some("described"));
+        }
+        let other = KeyDigest::of("k2", "https://a");
+        assert!(guard.admit(other, Method::CreateTask, 1).is_ok(), "other keys go on");
+
+        let probe = guard.admit(key, Method::GetBalance, 60_000).unwrap();
+        assert!(probe.probes(Stop::Key));
+        let message = guard.admit(key, Method::GetBalance, 60_001).unwrap_err().message;
+        assert!(message.contains("while another call"), "one probe at a time: {message}");
+        guard.learn(key, &probe, FINE, 60_100);
+        assert_eq!(guard.stop(key, Stop::Key), None);
+        assert_eq!(guard.admit(key, Method::GetBalance, 60_200), Ok(Pass::default()));
+    }
+
+    #[test]
+    fn the_same_answer_to_the_probe_renews_and_no_answer_frees_the_probe() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        guard.learn(key, &Pass::default(), heard(KEY), 0);
+        // Calls that were in flight with the first hear the same: no renewal.
+        guard.learn(key, &Pass::default(), heard(KEY), 10);
+        assert_eq!(guard.stop(key, Stop::Key).unwrap().until_ms, 60_000);
+
+        let probe = guard.admit(key, Method::CreateTask, 60_000).unwrap();
+        guard.learn(key, &probe, Heard::Nothing, 60_500);
+        let probe = guard.admit(key, Method::CreateTask, 61_000).unwrap();
+        assert!(probe.probes(Stop::Key), "a probe that heard nothing lets the next call probe");
+        guard.learn(key, &probe, heard(KEY), 61_000);
+        let stop = guard.stop(key, Stop::Key).unwrap();
+        assert_eq!((stop.renewals, stop.until_ms, stop.since_ms), (1, 181_000, 0));
+    }
+
+    #[test]
+    fn zero_balance_stops_create_task_only_and_money_ends_it() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        guard.learn(key, &Pass::default(), heard("ERROR_ZERO_BALANCE"), 0);
+        assert_eq!(guard.admit(key, Method::CreateTask, 1).unwrap_err().api_code(), Some("ERROR_ZERO_BALANCE"));
+        for method in [Method::GetTaskResult, Method::GetBalance, Method::ReportIncorrectImage] {
+            assert_eq!(guard.admit(key, method, 1), Ok(Pass::default()));
+        }
+        let broke = Heard::Answer { api: None, money: false };
+        guard.learn(key, &Pass::default(), broke, 2);
+        assert!(guard.admit(key, Method::CreateTask, 3).is_err(), "a balance of 0 changes nothing");
+        let topped_up = Heard::Answer { api: None, money: true };
+        guard.learn(key, &Pass::default(), topped_up, 4);
+        assert_eq!(guard.admit(key, Method::CreateTask, 5), Ok(Pass::default()));
+    }
+
+    #[test]
+    fn off_and_clear() {
+        let key = KeyDigest::of("k", "https://a");
+        let off = Guard::new(Box::new(ProcessStops::default()), false);
+        off.learn(key, &Pass::default(), heard(KEY), 0);
+        assert!(off.admit(key, Method::CreateTask, 1).is_ok());
+        let guard = guard();
+        guard.learn(key, &Pass::default(), heard("ERROR_IP_BANNED"), 0);
+        assert!(guard.admit(key, Method::GetBalance, 599_999).is_err());
+        guard.clear(key);
+        assert!(guard.admit(key, Method::GetBalance, 1).is_ok());
+    }
+}
