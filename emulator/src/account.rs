@@ -29,7 +29,10 @@ pub struct Account {
 /// A refusal: the error code and the service's description of it.
 pub(crate) type Refusal = (&'static str, &'static str);
 
-const KEY_REVOKED: Refusal = ("ERROR_KEY_DOES_NOT_EXIST", crate::api::KEY_DESCRIPTION);
+/// The service's description of `ERROR_KEY_DOES_NOT_EXIST` (also for a key it never knew).
+pub(crate) const KEY_DESCRIPTION: &str = "Account authorization key not found in the system or has incorrect format";
+
+const KEY_REVOKED: Refusal = ("ERROR_KEY_DOES_NOT_EXIST", KEY_DESCRIPTION);
 const ZERO_BALANCE: Refusal = ("ERROR_ZERO_BALANCE", "Account has zero or negative balance");
 const PROXY_BANNED: Refusal = ("ERROR_PROXY_BANNED", "The proxy IP is banned by the target service");
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::account::{self, Account};
-use crate::http::{Outcome, Reply, Request, Response, STAMP_DIGITS};
+use crate::account::{self, Account, KEY_DESCRIPTION};
+use crate::exchange::{Outcome, Reply, Request, Response, STAMP_DIGITS};
 use crate::script::{Action, Script, ScriptEntry, Step, Target, MAX_PAUSE_MS};
 use crate::solutions;
 use crate::Config;
@@ -36,7 +36,6 @@ pub const MAX_POLLS_PER_TASK: u32 = 120;
 /// Longest solve delay a task can ask for (`emulatorSolveAfterMs` / `solveAfterMs`): a day.
 pub const MAX_SOLVE_AFTER_MS: u64 = 86_400_000;
 
-pub(crate) const KEY_DESCRIPTION: &str = "Account authorization key not found in the system or has incorrect format";
 const NO_SUCH_TASK_DESCRIPTION: &str = "The captcha that you are requesting was not found. Make sure you are \
      requesting a status update only within 5 minutes of uploading.";
 const TOO_MUCH_DESCRIPTION: &str = "You have exceeded the limit of requests to receive an answer for one task. \

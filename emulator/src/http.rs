@@ -4,16 +4,16 @@
 //! One thread per connection, at most [`MAX_CONNECTIONS`] at once. Everything a connection
 //! can make the server hold is bounded: head, body, idle time, pauses and write stalls.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::api::Service;
+use crate::exchange::{Outcome, Request, Response};
 use crate::script::{Fault, OVERSIZE_PREFIX, OVERSIZE_SUFFIX};
 
 /// Largest request head (request line + headers); beyond it the answer is 431.
@@ -41,107 +41,6 @@ const GARBAGE: &[u8] = b"SSH-2.0-garbage\r\n";
 const TRUNCATED_BODY: &[u8] = br#"{"errorId":0,"status":"ready","solution":{"text":"ans"#;
 /// Padding written per call by the oversize fault; the body is never built in one buffer.
 static PAD: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-
-/// One request, read in full.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub method: String,
-    /// The path without query string.
-    pub path: String,
-    pub body: Vec<u8>,
-    /// HTTP/1.1 without `Connection: close`.
-    keep_alive: bool,
-}
-
-/// A complete answer.
-#[derive(Debug)]
-pub(crate) struct Response {
-    status: u16,
-    content_type: Cow<'static, str>,
-    body: Vec<u8>,
-    allow: Option<&'static str>,
-    /// Extra headers from a scripted step (already checked to be one line each).
-    extra_headers: Vec<(String, String)>,
-    /// Where in the body the send time goes ([`STAMP_DIGITS`] placeholder bytes), if anywhere.
-    stamp_at: Option<usize>,
-}
-
-/// Width of a send-time stamp: microseconds since the Unix epoch, zero-padded.
-pub(crate) const STAMP_DIGITS: usize = 20;
-
-impl Response {
-    pub(crate) fn new(status: u16, content_type: impl Into<Cow<'static, str>>, body: Vec<u8>) -> Response {
-        Response {
-            status,
-            content_type: content_type.into(),
-            body,
-            allow: None,
-            extra_headers: Vec::new(),
-            stamp_at: None,
-        }
-    }
-
-    /// Makes the [`STAMP_DIGITS`] bytes after the first `marker` in the body the place of the
-    /// send-time stamp (nothing happens if `marker` is absent).
-    pub(crate) fn mark_stamp(&mut self, marker: &[u8]) {
-        self.stamp_at = self
-            .body
-            .windows(marker.len())
-            .position(|w| w == marker)
-            .map(|i| i + marker.len())
-            .filter(|&at| at + STAMP_DIGITS <= self.body.len());
-    }
-
-    /// Writes the wall clock (µs since the Unix epoch) into the marked place; same length,
-    /// so Content-Length stays right. Called just before the answer is written.
-    fn stamp_now(&mut self) {
-        let Some(at) = self.stamp_at else { return };
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
-        let digits = format!("{micros:0width$}", width = STAMP_DIGITS);
-        if digits.len() == STAMP_DIGITS {
-            self.body[at..at + STAMP_DIGITS].copy_from_slice(digits.as_bytes());
-        }
-    }
-}
-
-/// What to do with a request: answer it or misbehave.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    Respond(Response),
-    Fault(Fault),
-}
-
-/// An outcome plus the step modifiers.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub outcome: Outcome,
-    /// Sleep before answering (already bounded by the step parser/constructors).
-    pub delay: Duration,
-    /// Close the connection right after the answer while having advertised keep-alive.
-    pub close_after: bool,
-}
-
-impl Reply {
-    pub(crate) fn respond(response: Response) -> Reply {
-        Reply { outcome: Outcome::Respond(response), delay: Duration::ZERO, close_after: false }
-    }
-
-    pub(crate) fn fault(fault: Fault) -> Reply {
-        Reply { outcome: Outcome::Fault(fault), delay: Duration::ZERO, close_after: false }
-    }
-
-    pub(crate) fn set_headers(&mut self, headers: Vec<(String, String)>) {
-        if let Outcome::Respond(r) = &mut self.outcome {
-            r.extra_headers = headers;
-        }
-    }
-
-    pub(crate) fn set_allow(&mut self, allow: &'static str) {
-        if let Outcome::Respond(r) = &mut self.outcome {
-            r.allow = Some(allow);
-        }
-    }
-}
 
 fn reason(status: u16) -> &'static str {
     match status {

@@ -37,6 +37,7 @@
 
 mod account;
 mod api;
+mod exchange;
 mod http;
 mod script;
 mod solutions;

@@ -11,10 +11,10 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::api::codes::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
 use crate::api::error::{Code, Error};
 use crate::ffi::arguments::{optional_out, Out, Refusal};
-use crate::ffi::library::{cm_code, CM_ERR_INVALID_ARGUMENT, CM_OK};
-use crate::ffi::result::{cm_result, CallResult};
+use crate::ffi::call_result::{cm_result, CallResult};
 
 /// Runs `body`; a panic is handed back instead of unwinding into C.
 fn catch<T>(body: impl FnOnce() -> T) -> Result<T, Box<dyn Any + Send>> {

@@ -16,7 +16,8 @@
 //!   it. The exports taking pointers are `unsafe fn`, and their `# Safety` section refers to
 //!   that preamble; build.rs checks the section and leaves it out of the header.
 //!
-//! One file per C type, as in rustls-ffi: `client`, `cancel`, `result`, `wait` (options and
+//! One file per C type, as in rustls-ffi: `client`, `cancel`, `result` (with the value behind
+//! it in `call_result`, below the panic boundary that builds it), `wait` (options and
 //! `cm_wait_result`), `waiter`, `calls` (the single API calls and their options), `library`
 //! (version, codes). `handle` declares the opaque types (`opaque!`) and moves their
 //! ownership across the boundary.
@@ -30,6 +31,7 @@ pub mod cancel;
 pub mod wait;
 pub mod waiter;
 pub mod calls;
+pub mod call_result;
 pub mod result;
 
 /// cbindgen:ignore

@@ -31,7 +31,7 @@ use std::time::Instant;
 use crate::api::error::{Code, Error};
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
-use crate::wait::waiter::{Finished, Inbox};
+use crate::wait::inbox::{Finished, Inbox};
 use crate::wait::Polling;
 
 /// A wait in the engine's table.

@@ -6,6 +6,8 @@
 /// cbindgen:ignore
 pub(crate) mod engine;
 /// cbindgen:ignore
+pub(crate) mod inbox;
+/// cbindgen:ignore
 pub mod polling;
 /// cbindgen:ignore
 pub mod waiter;

@@ -6,9 +6,7 @@
 //!
 //! The words are in the machine's byte order: the file never leaves the machine.
 
-use crate::budget::file::slot::SlotCell;
 use crate::budget::file::stops::{AREA_BYTES, RECORD_WORDS, STOP_RECORDS};
-use crate::budget::file::BudgetFile;
 use crate::budget::key::KeyDigest;
 
 /// Buckets of the table.
@@ -16,7 +14,7 @@ pub const BUCKETS: usize = 4096;
 /// Slots per bucket.
 pub const WAYS: usize = 32;
 pub(super) const SLOT_BYTES: usize = 32;
-const BUCKET_BYTES: usize = WAYS * SLOT_BYTES;
+pub(super) const BUCKET_BYTES: usize = WAYS * SLOT_BYTES;
 pub(super) const HEADER_BYTES: usize = 64;
 /// The file's size: header, table and stops.
 pub const FILE_BYTES: u64 = (HEADER_BYTES + BUCKETS * BUCKET_BYTES + AREA_BYTES) as u64;
@@ -43,12 +41,4 @@ pub(super) fn bucket_of(digest: KeyDigest, task_id: i64) -> usize {
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 29;
     (x % BUCKETS as u64) as usize
-}
-
-impl BudgetFile {
-    /// The slots of the task's bucket.
-    pub(super) fn bucket(&self, digest: KeyDigest, task_id: i64) -> [SlotCell<'_>; WAYS] {
-        let words = &self.map.words()[bucket_of(digest, task_id) * BUCKET_BYTES / 8..];
-        std::array::from_fn(|way| SlotCell(&words[way * SLOT_BYTES / 8..(way + 1) * SLOT_BYTES / 8]))
-    }
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::budget::admission::Admission;
-use crate::budget::file::layout::WAYS;
+use crate::budget::file::layout::{bucket_of, BUCKET_BYTES, SLOT_BYTES, WAYS};
+use crate::budget::file::BudgetFile;
 use crate::budget::key::KeyDigest;
 
 /// A slot's state in one word, so that one compare-and-swap both proves that the slot still
@@ -130,5 +131,13 @@ pub(super) fn scan(bucket: &[SlotCell<'_>; WAYS], digest: KeyDigest, task_id: i6
         Scan::Changed
     } else {
         Scan::Missing
+    }
+}
+
+impl BudgetFile {
+    /// The slots of the task's bucket.
+    pub(super) fn bucket(&self, digest: KeyDigest, task_id: i64) -> [SlotCell<'_>; WAYS] {
+        let words = &self.map.words()[bucket_of(digest, task_id) * BUCKET_BYTES / 8..];
+        std::array::from_fn(|way| SlotCell(&words[way * SLOT_BYTES / 8..(way + 1) * SLOT_BYTES / 8]))
     }
 }
