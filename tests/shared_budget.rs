@@ -189,7 +189,17 @@ fn a_killed_process_blocks_no_one_and_loses_at_most_its_request() {
     }
     victim.kill().unwrap();
     victim.wait().unwrap();
-    let before = emulator.task_requests(task_id);
+    // A request the victim wrote just before it died may still be on its way to the emulator
+    // (which counts a request once it has read it): wait until the count settles, at most 5 s.
+    let mut before = emulator.task_requests(task_id);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = emulator.task_requests(task_id);
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let start = Instant::now();
     let (sent, exhausted, _) = outcome(child(&emulator, task_id, 120, &[(name, &value)]).output().unwrap());
     assert!(start.elapsed() < Duration::from_secs(10), "the next process waited {:?}", start.elapsed());
