@@ -7,6 +7,7 @@
 #
 # Environment: BENCH_CALLS (calls per run, default 20000), BENCH_REPS (runs per contender and
 # case, default 5; the median is reported), BENCH_PROFILE_CALLS (default 3000).
+# Packages: scripts/install-deps.sh bench.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,54 +26,22 @@ case "${1:-}" in
 esac
 
 log() { echo "bench: $*" >&2; }
-
-# ---- packages (Debian; idempotent; waits for another apt/dpkg to finish) -----------------------
-apt_install() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    log "missing packages: ${missing[*]} (install them, or run as root on Debian)"; return 1
-  fi
-  log "installing ${missing[*]}"
-  local try
-  for try in $(seq 1 30); do
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$OUT/apt.log" 2>&1; then
-      return 0
-    fi
-    if grep -qiE 'could not get lock|dpkg was interrupted|is locked' "$OUT/apt.log"; then
-      sleep 10
-    else
-      DEBIAN_FRONTEND=noninteractive apt-get update >>"$OUT/apt.log" 2>&1 || sleep 10
-    fi
-  done
-  cat "$OUT/apt.log" >&2; return 1
-}
-
+# shellcheck source=../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+need_deps bench
 mkdir -p "$OUT"
-PKGS=(gcc libc6-dev binutils libcurl4-openssl-dev libcjson-dev nginx)
-[ "$MODE" = profile ] && PKGS+=(valgrind strace)
-apt_install "${PKGS[@]}"
-GO=$(command -v go || true)
-[ -z "$GO" ] && [ -x /usr/local/go/bin/go ] && GO=/usr/local/go/bin/go
-if [ -z "$GO" ]; then apt_install golang-go || true; GO=$(command -v go || true); fi
 
 # ---- build -------------------------------------------------------------------------------------
 log "building"
-(cd "$ROOT" && cargo build --release -p capmonster -p capmonster-emulator 2>&1 | tail -n 3 >&2)
+build_release
 LIBDIR=$ROOT/target/release
-gcc -O2 -g -Wall -DCONTENDER_LIB -I"$ROOT/include" "$ROOT/bench/bench.c" -L"$LIBDIR" -lcapmonster \
-  -Wl,-rpath,"$LIBDIR" -pthread -o "$OUT/bench_lib"
+gcc -O2 -g -Wall -DCONTENDER_LIB "$ROOT/bench/bench.c" "${LINK_LIBCAPMONSTER[@]}" -o "$OUT/bench_lib"
 gcc -O2 -g -Wall -DCONTENDER_CURL "$ROOT/bench/bench.c" -lcurl -lcjson -pthread -o "$OUT/bench_curl"
-gcc -O2 -Wall -DCONTENDER_LIB -I"$ROOT/include" "$ROOT/bench/rss.c" -L"$LIBDIR" -lcapmonster \
-  -Wl,-rpath,"$LIBDIR" -o "$OUT/rss_lib"
+gcc -O2 -Wall -DCONTENDER_LIB "$ROOT/bench/rss.c" "${LINK_LIBCAPMONSTER[@]}" -o "$OUT/rss_lib"
 gcc -O2 -Wall -DCONTENDER_CURL "$ROOT/bench/rss.c" -lcurl -lcjson -o "$OUT/rss_curl"
 gcc -O2 -Wall "$ROOT/bench/rss.c" -o "$OUT/rss_none"
 HAVE_GO=0
-[ -z "${HOME:-}" ] && [ -z "${GOCACHE:-}" ] && export GOCACHE=$OUT/go-cache
-if [ -n "$GO" ] && (cd "$ROOT/bench/go" && GOTOOLCHAIN=local "$GO" build -o "$OUT/gobench" . ) >&2; then
+if go_env 2>/dev/null && (cd "$ROOT/bench/go" && go build -o "$OUT/gobench" . ) >&2; then
   HAVE_GO=1
 else
   log "no Go toolchain: the Go column is left out"
@@ -85,17 +54,10 @@ TMP=$(mktemp -d /tmp/capmonster-bench.XXXXXX)
 # real program would, so each run gets a fresh file: the cost measured is the shared budget's.
 export CAPMONSTER_BUDGET_FILE=$TMP/budget
 fresh_budget() { rm -f "$CAPMONSTER_BUDGET_FILE"; }
-NGINX_PID=""; EMU_PID=""
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$NGINX_PID" ] && { kill "$NGINX_PID"; wait "$NGINX_PID"; } 2>/dev/null
-  [ -n "$EMU_PID" ] && { kill "$EMU_PID"; wait "$EMU_PID"; } 2>/dev/null
-  rm -rf "$TMP"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+NGINX_PID=""
+stop_nginx() { [ -z "$NGINX_PID" ] || { kill "$NGINX_PID"; wait "$NGINX_PID"; } 2>/dev/null; }
+at_exit rm -rf "$TMP"
+at_exit stop_nginx
 
 NCPU=$(nproc)
 ALL_CPUS="0-$(( NCPU - 1 ))"
@@ -128,15 +90,6 @@ start_nginx() {
     kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=""
   done
   log "nginx did not start:"; cat "$d/logs/error.log" "$d/logs/stdout" >&2 || true; return 1
-}
-
-start_emulator() {
-  "$LIBDIR/capmonster-emulator" --port 0 --port-file "$TMP/emulator.port" >"$TMP/emulator.log" 2>&1 &
-  EMU_PID=$!
-  local i
-  for i in $(seq 1 100); do [ -s "$TMP/emulator.port" ] && break; sleep 0.05; done
-  [ -s "$TMP/emulator.port" ] || { log "the emulator did not start"; cat "$TMP/emulator.log" >&2; return 1; }
-  EMU_URL="http://127.0.0.1:$(cat "$TMP/emulator.port")"
 }
 
 start_nginx
@@ -312,7 +265,7 @@ start_emulator
 WAITS=()
 for sched in "library default|1000|2000" "ImageToTextTask schedule|350|200" "first 0, every 200 ms|0|200"; do
   IFS='|' read -r sname first interval <<<"$sched"
-  line=$("$OUT/bench_lib" wait "$EMU_URL" "$READY_AFTER_MS" "$first" "$interval") || { log "wait failed: $line"; exit 1; }
+  line=$("$OUT/bench_lib" wait "$EMULATOR_URL" "$READY_AFTER_MS" "$first" "$interval") || { log "wait failed: $line"; exit 1; }
   # The first poll at or after readiness if every answer were instantaneous.
   ideal=$(awk -v r=$READY_AFTER_MS -v f="$first" -v i="$interval" 'BEGIN { k = (r > f) ? int((r - f + i - 1) / i) : 0; print f + k * i - r }')
   WAITS+=("| $sname ($first ms, then every $interval ms) | $(echo "$line" | field late_ms) ms | $ideal ms | $(echo "$line" | field requests) |")
@@ -332,7 +285,7 @@ RSS_LIB=$(rss lib); RSS_CURL=$(rss curl); RSS_NONE=$(rss none)
   echo "# libcapmonster benchmark"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $NCPU CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)),"
-  echo "libcapmonster $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), $(curl-config --version 2>/dev/null || echo libcurl), $( [ "$HAVE_GO" = 1 ] && "$GO" version | awk '{ print $3 }'), nginx $("$NGINX" -v 2>&1 | sed 's|.*/||')."
+  echo "libcapmonster $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?'), $(curl-config --version 2>/dev/null || echo libcurl), $( [ "$HAVE_GO" = 1 ] && go version | awk '{ print $3 }'), nginx $("$NGINX" -v 2>&1 | sed 's|.*/||')."
   echo "Server: nginx on 127.0.0.1 returning a fixed \`{\"errorId\":0,\"status\":\"processing\"}\` for every getTaskResult POST."
   echo "Each cell: the median of $REPS runs of $CALLS calls (after a warm-up), contenders interleaved."
   echo "The task id changes every 100 calls for every contender: libcapmonster refuses the 121st"

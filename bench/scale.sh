@@ -25,26 +25,15 @@ case "${1:-}" in
 esac
 
 log() { echo "scale: $*" >&2; }
+# shellcheck source=../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+need_deps bench
 mkdir -p "$OUT"
-
-if ! command -v gcc >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing gcc"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev >"$OUT/apt.log" 2>&1 ||
-      { DEBIAN_FRONTEND=noninteractive apt-get update >>"$OUT/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev >>"$OUT/apt.log" 2>&1; } ||
-      { cat "$OUT/apt.log" >&2; exit 1; }
-  else
-    log "gcc is missing"; exit 1
-  fi
-fi
 
 # ---- build -------------------------------------------------------------------------------------
 log "building"
-(cd "$ROOT" && cargo build --release -p capmonster -p capmonster-emulator 2>&1 | tail -n 3 >&2)
-LIBDIR=$ROOT/target/release
-gcc -O2 -g -Wall -Wextra -I"$ROOT/include" "$ROOT/bench/scale.c" -L"$LIBDIR" -lcapmonster -Wl,-rpath,"$LIBDIR" \
-  -pthread -o "$OUT/scale"
+build_release
+gcc -O2 -g -Wall -Wextra "$ROOT/bench/scale.c" "${LINK_LIBCAPMONSTER[@]}" -o "$OUT/scale"
 
 # The library holds at most MAXCONN sockets and the emulator at most 512, but leave room.
 HARD=$(ulimit -Hn)
@@ -61,11 +50,15 @@ if [ "$(id -u)" != 0 ] && [ "$(ulimit -u)" != unlimited ] && [ "$(ulimit -u)" -l
 fi
 
 # ---- the emulator ------------------------------------------------------------------------------
-source "$ROOT/bench/emulator.sh"
-start_bench_emulator scale "$DELAY"
+# A fresh emulator answering every API request after DELAY ms, ready answers stamped with
+# the moment they are sent; TMP is removed at exit.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-scale.XXXXXX")
+at_exit rm -rf "$TMP"
+start_emulator --answer-delay-ms "$DELAY" --stamp-ready
+URL=$EMULATOR_URL
 # A budget file of this run's own (the emulator's task ids restart with every reset).
 export CAPMONSTER_BUDGET_FILE=$TMP/budget
-log "emulator (pid $EMU_PID) at $URL, answering after $DELAY ms; library capped at $MAXCONN connections"
+log "emulator (pid $EMULATOR_PID) at $URL, answering after $DELAY ms; library capped at $MAXCONN connections"
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" | head -n 1; }
 commas() { echo "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }

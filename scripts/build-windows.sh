@@ -16,17 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS=0
 
 rust_src=/usr/src/rustc-1.96.0/library
-need_packages=()
-[ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] || need_packages+=(rustc-web cargo-web)
-[ -d "$rust_src" ] || need_packages+=(rust-web-src)
-command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
-command -v i686-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-i686)
-command -v llvm-dlltool >/dev/null || need_packages+=(llvm)
-command -v python3 >/dev/null || need_packages+=(python3)
-if [ ${#need_packages[@]} -gt 0 ]; then
-    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
-    exit 1
-fi
+scripts/install-deps.sh --check windows-build || exit 1
 # -Zbuild-std looks for the std source under the sysroot.
 if [ ! -e /usr/lib/rustlib/src/rust/library ]; then
     mkdir -p /usr/lib/rustlib/src/rust

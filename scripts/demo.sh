@@ -3,12 +3,13 @@
 # C example (examples/solve_image.c) through libcapmonster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/emulator.sh
+source scripts/lib.sh
+need_deps demo
 
-cargo build --release --workspace --quiet
+build_release
 mkdir -p target/examples
-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -Iinclude examples/solve_image.c \
-    -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release" -o target/examples/solve_image
+gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 examples/solve_image.c "${LINK_LIBCAPMONSTER[@]}" \
+    -o target/examples/solve_image
 
 start_emulator --solve-after-ms 1000
 echo "emulator at $EMULATOR_URL"

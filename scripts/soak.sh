@@ -5,13 +5,13 @@
 # task polled more than 120 times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/emulator.sh
+source scripts/lib.sh
+need_deps demo
 
 build=target/c-tests
 mkdir -p "$build"
-cargo build --release --workspace --quiet
-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -g -Iinclude tests/c/soak.c -pthread \
-    -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release" -o "$build/soak"
+build_release
+gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -g tests/c/soak.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/soak"
 
 start_emulator
 SOAK_CALLS="${SOAK_CALLS:-200000}" "$build/soak" "$EMULATOR_URL"

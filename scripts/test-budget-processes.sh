@@ -1,28 +1,24 @@
 #!/usr/bin/env bash
 # The request budget across processes and languages: 2 C, 2 Go and 2 C# processes poll one
 # emulator task 50 times each at once, with one budget file: exactly 120 requests may reach the
-# service, 180 are refused. Needs the release build, gcc, Go and Mono (the bindings' test
-# scripts install what they need first).
+# service, 180 are refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/emulator.sh
-
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=1
+source scripts/lib.sh
+need_deps budget-processes
+go_env
 
 build=target/budget-processes
 mkdir -p "$build"
-cargo build --release --workspace --quiet
-gcc -std=c99 -Wall -Wextra -Werror -Iinclude tests/budget/poller.c -Ltarget/release -lcapmonster \
-    -Wl,-rpath,"$PWD/target/release" -o "$build/poller-c"
+build_release
+gcc -std=c99 -Wall -Wextra -Werror tests/budget/poller.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/poller-c"
 (cd tests/budget/go && go build -o "../../../$build/poller-go" .)
 mcs -target:library -out:"$build/CapMonster.dll" bindings/csharp/CapMonster/*.cs >/dev/null
 mcs -r:"$build/CapMonster.dll" -out:"$build/Poller.exe" tests/budget/csharp/Poller.cs >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-budget-processes.XXXXXX")
-trap 'stop_emulator; rm -rf "$work"' EXIT
-export CAPMONSTER_BUDGET_FILE=$work/budget
-unset CAPMONSTER_BUDGET
+at_exit rm -rf "$work"
+private_budget # the one file all six processes share
 start_emulator
 task=$(python3 -c "
 import json, urllib.request

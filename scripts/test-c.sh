@@ -5,22 +5,22 @@
 # (TEST_WAITER_WAITS overrides both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/emulator.sh
+source scripts/lib.sh
+need_deps c
 SECONDS=0
 
-CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude)
-LINK=(-pthread -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release")
+CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g)
 build=target/c-tests
 mkdir -p "$build"
-cargo build --release --workspace --quiet
+build_release
 
-g++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/header_compiles_as_cpp.cpp \
-    -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release" -o "$build/header_compiles_as_cpp"
+g++ -std=c++11 -Wall -Wextra -Werror -pedantic tests/c/header_compiles_as_cpp.cpp "${LINK_LIBCAPMONSTER[@]}" \
+    -o "$build/header_compiles_as_cpp"
 "$build/header_compiles_as_cpp" >/dev/null
 echo "header compiles and links as C++"
 
-gcc "${CFLAGS[@]}" tests/c/test_capmonster.c "${LINK[@]}" -o "$build/test_capmonster"
-gcc "${CFLAGS[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$build/test_waiter"
+gcc "${CFLAGS[@]}" tests/c/test_capmonster.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_capmonster"
+gcc "${CFLAGS[@]}" tests/c/test_waiter.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_waiter"
 
 run_c_tests "" "$build/test_capmonster" "$build/test_waiter" 20000
 

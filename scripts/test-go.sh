@@ -5,16 +5,11 @@
 # prints. Offline: the module has no dependencies and no toolchain is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+need_deps go
+go_env
 
-if ! command -v go >/dev/null; then
-    [ -x /usr/local/go/bin/go ] || { echo "go is not installed (Go 1.24 or newer is needed)" >&2; exit 1; }
-    export PATH="/usr/local/go/bin:$PATH"
-fi
-# No toolchain download, no module download, no go.mod rewrite, no VCS stamping (which fails
-# on a checkout owned by another user); cgo on, as the binding needs it.
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=1
-
-cargo build --release --workspace --quiet
+build_release
 export CAPMONSTER_EMULATOR="$PWD/target/release/capmonster-emulator"
 
 cd bindings/go
@@ -25,7 +20,7 @@ go vet ./...
 echo "go vet: clean"
 
 log=$(mktemp "${TMPDIR:-/tmp}/capmonster-go-test.XXXXXX")
-trap 'rm -f "$log"' EXIT
+at_exit rm -f "$log"
 if ! go test -count=1 -v ./... >"$log" 2>&1; then
     cat "$log"
     echo "go test failed" >&2
@@ -41,26 +36,13 @@ echo "go test -race: passed"
 # examples/many against the emulator: every captcha solved; then with an empty image among
 # them, that one counted as the service's error and the exit status 1.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-go-many.XXXXXX")
-emulator_pid=""
-cleanup() {
-    local rc=$?
-    set +e # the emulator's own status (killed) is not the script's
-    rm -f "$log"
-    [ -z "$emulator_pid" ] || { kill "$emulator_pid"; wait "$emulator_pid"; } 2>/dev/null
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-"$CAPMONSTER_EMULATOR" --port 0 --port-file "$tmp/port" --solve-after-ms 200 >"$tmp/emulator.log" 2>&1 &
-emulator_pid=$!
-for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
-[ -s "$tmp/port" ] || { cat "$tmp/emulator.log" >&2; echo "the emulator did not start" >&2; exit 1; }
+at_exit rm -rf "$tmp"
 go build -o "$tmp/many" ./examples/many
-export CAPMONSTER_BASE_URL="http://127.0.0.1:$(cat "$tmp/port")"
+start_emulator --solve-after-ms 200
+export CAPMONSTER_BASE_URL=$EMULATOR_URL
 # The example counts its requests in a budget file of this run, never the user's (the tests
 # take one of their own).
-export CAPMONSTER_BUDGET_FILE=$tmp/budget
-unset CAPMONSTER_BUDGET
+private_budget
 
 check_many() { # expected-status expected-lines... ; runs many with $many_args
     local want=$1 rc=0 line

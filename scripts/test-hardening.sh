@@ -7,22 +7,22 @@
 #   cargo test --release --test fault_matrix -- --nocapture --test-threads=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/emulator.sh
+source scripts/lib.sh
+need_deps hardening
 SECONDS=0
 
 build=target/c-tests
 mkdir -p "$build"
-CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g -Iinclude)
-LINK=(-pthread -Ltarget/release -lcapmonster -Wl,-rpath,"$PWD/target/release")
+CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g)
 SANITIZE=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
 
 echo "== build"
-cargo build --release --workspace --quiet
+build_release
 
 echo "== C tests under AddressSanitizer + UBSan"
-gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_capmonster.c "${LINK[@]}" -o "$build/test_capmonster_asan"
-gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_abuse.c "${LINK[@]}" -o "$build/test_abuse_asan"
-gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_waiter.c "${LINK[@]}" -o "$build/test_waiter_asan"
+gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_capmonster.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_capmonster_asan"
+gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_abuse.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_abuse_asan"
+gcc "${CFLAGS[@]}" -O1 "${SANITIZE[@]}" tests/c/test_waiter.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_waiter_asan"
 # No suppressions: LeakSanitizer reports nothing from the library (its thread-locals and
 # std's are freed or still reachable at exit, which LeakSanitizer does not report).
 export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -34,7 +34,7 @@ stop_emulator
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== ABI abuse, plain (every int32 into cm_code_name)"
-gcc "${CFLAGS[@]}" -O2 tests/c/test_abuse.c "${LINK[@]}" -o "$build/test_abuse"
+gcc "${CFLAGS[@]}" -O2 tests/c/test_abuse.c "${LINK_LIBCAPMONSTER[@]}" -o "$build/test_abuse"
 start_emulator
 "$build/test_abuse" --full-code-sweep "$EMULATOR_URL"
 stop_emulator

@@ -4,19 +4,16 @@
 # Markdown resolves. Needs the release build, gcc, cmake, pkg-config, Go and Mono.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+need_deps readme
 
 # Links first: they need no build and fail in a second.
 python3 scripts/readme_blocks.py --links
 
-if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
-# Offline and reproducible, as scripts/test-go.sh: no toolchain or module download.
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-buildvcs=false CGO_ENABLED=1
+go_env
 # The blocks' programs count their requests in a budget file of this run, never the user's.
-budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-readme-budget.XXXXXX")
-trap 'rm -rf "$budget_dir"' EXIT
-export CAPMONSTER_BUDGET_FILE=$budget_dir/budget
-unset CAPMONSTER_BUDGET
-cargo build --release --workspace --quiet
+private_budget
+build_release
 # README.md first: its blocks save solve.c, which later blocks of it use.
 python3 scripts/readme_blocks.py README.md docs/*.md bindings/go/README.md bindings/csharp/README.md \
     bindings/vba/README.md emulator/README.md

@@ -22,13 +22,7 @@ root=$PWD
 SECONDS=0
 
 wine=/usr/lib/wine/wine64 # Debian 12's wine64 package puts no wine64 on PATH
-need_packages=()
-[ -x "$wine" ] || need_packages+=(wine64)
-command -v x86_64-w64-mingw32-gcc >/dev/null || need_packages+=(gcc-mingw-w64-x86-64)
-if [ ${#need_packages[@]} -gt 0 ]; then
-    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
-    exit 1
-fi
+scripts/install-deps.sh --check windows || exit 1
 if ! command -v go >/dev/null; then
     [ -x /usr/local/go/bin/go ] || { echo "go is not installed (Go 1.24 or newer is needed)" >&2; exit 1; }
     export PATH="/usr/local/go/bin:$PATH"
@@ -59,7 +53,7 @@ x86_64-w64-mingw32-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -shared -s \
     -o "$build/bcryptprimitives.dll" tests/wine/bcryptprimitives.c -ladvapi32
 build_seconds=$SECONDS
 
-source scripts/emulator.sh
+source scripts/lib.sh
 # A private prefix of this script's own, so the stand-in DLL reaches no other test's prefix.
 # Its first start (20-30 s here) is made before any timed test.
 export WINEDEBUG=-all WINEPREFIX

@@ -24,20 +24,12 @@ SECONDS=0
 # wine32:i386) 32-bit ones.
 wine=/usr/lib/wine/wine64
 wine32=/usr/lib/wine/wine
-need_packages=()
-[ -x "$wine" ] || need_packages+=(wine64)
-[ -x "$wine32" ] || need_packages+=(wine32:i386)
-command -v x86_64-w64-mingw32-g++ >/dev/null || need_packages+=(g++-mingw-w64-x86-64)
-command -v i686-w64-mingw32-g++ >/dev/null || need_packages+=(g++-mingw-w64-i686)
-if [ ${#need_packages[@]} -gt 0 ]; then
-    echo "$0: Debian packages missing: ${need_packages[*]} (scripts/install-deps.sh installs them)" >&2
-    exit 1
-fi
+scripts/install-deps.sh --check windows || exit 1
 
 scripts/build-windows.sh
 cargo build --release --quiet -p capmonster-emulator
 build_minutes=$SECONDS
-source scripts/emulator.sh
+source scripts/lib.sh
 
 build=target/windows-tests
 rm -rf "$build"

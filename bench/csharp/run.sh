@@ -23,14 +23,14 @@ case "${1:-}" in
   *) echo "usage: $0 (settings through the environment: see --help)" >&2; exit 2 ;;
 esac
 log() { echo "cs-scale: $*" >&2; }
+# shellcheck source=../../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+need_deps csharp
 mkdir -p "$OUT"
-command -v mcs >/dev/null && command -v mono >/dev/null ||
-  { log "Mono is missing: run bindings/csharp/run-tests.sh once (it installs it on Debian)"; exit 1; }
 
 # ---- build -------------------------------------------------------------------------------------
 log "building"
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
-(cd "$ROOT" && cargo build --release -p capmonster -p capmonster-emulator 2>&1 | tail -n 1 >&2)
+build_release
 LIBDIR=$ROOT/target/release
 mcs -nologo -langversion:6 -target:library -out:"$OUT/CapMonster.dll" "$ROOT"/bindings/csharp/CapMonster/*.cs
 mcs -nologo -optimize+ -target:exe -r:"$OUT/CapMonster.dll" -out:"$OUT/Scale.exe" "$ROOT/bench/csharp/Scale.cs"
@@ -41,9 +41,11 @@ HARD=$(ulimit -Hn); WANT=65536
 [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$WANT" ] && ulimit -n "$WANT"
 
 # ---- the emulator ------------------------------------------------------------------------------
-source "$ROOT/bench/emulator.sh"
-start_bench_emulator cs-scale "$DELAY"
-log "emulator (pid $EMU_PID) at $URL, answering after $DELAY ms"
+# A fresh emulator answering every API request after DELAY ms, ready answers stamped with
+# the moment they are sent.
+start_emulator --answer-delay-ms "$DELAY" --stamp-ready
+URL=$EMULATOR_URL
+log "emulator (pid $EMULATOR_PID) at $URL, answering after $DELAY ms"
 
 export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cd "$OUT"

@@ -25,23 +25,25 @@ case "${1:-}" in
   *) echo "usage: $0 (settings through the environment: see --help)" >&2; exit 2 ;;
 esac
 log() { echo "go-scale: $*" >&2; }
+# shellcheck source=../../scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
+need_deps go
+go_env
 mkdir -p "$OUT"
 
-if ! command -v go >/dev/null; then
-  [ -x /usr/local/go/bin/go ] || { log "go is not installed (Go 1.24 or newer is needed)"; exit 1; }
-  export PATH="/usr/local/go/bin:$PATH"
-fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=1
-
 log "building"
-(cd "$ROOT" && cargo build --release -p capmonster -p capmonster-emulator 2>&1 | tail -n 2 >&2)
+build_release
 (cd "$ROOT/bench/go/scale" && go build -o "$OUT/go-scale" .)
 
 # The library holds at most 64 sockets and the emulator at most 512, but leave room.
 [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ] && ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-source "$ROOT/bench/emulator.sh"
-start_bench_emulator go-scale "$DELAY"
+# A fresh emulator answering every API request after DELAY ms, ready answers stamped with
+# the moment they are sent; TMP is removed at exit.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-go-scale.XXXXXX")
+at_exit rm -rf "$TMP"
+start_emulator --answer-delay-ms "$DELAY" --stamp-ready
+URL=$EMULATOR_URL
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" | head -n 1; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }

@@ -9,17 +9,20 @@
 # CapMonster.dll: mcs compiles against Mono's 4.7.1 reference assemblies, then Pack/Retarget.exe
 # points every type reference at netstandard 2.0.0.0 after checking the type is in netstandard
 # 2.0 (Mono's netstandard.dll is a facade of forwarders, through which mcs would reference
-# mscorlib). Installs Mono's compiler, runtime, mono-devel (the netstandard facade, the
-# reference assemblies, Mono.Cecil, xbuild for test-package.sh) and mono-utils (monodis) when
-# missing (Debian, as root). Builds the Windows DLLs when dist/ lacks them (minutes). Prints the
-# package's listing.
+# mscorlib). Needs Mono's compiler, runtime, mono-devel (the netstandard facade, the reference
+# assemblies, Mono.Cecil, xbuild for test-package.sh) and mono-utils (monodis):
+# scripts/install-deps.sh nuget. Builds the Windows DLLs when dist/ lacks them (minutes). Prints
+# the package's listing.
 # Usage: bindings/csharp/pack.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/lib.sh
+source "$here/../../scripts/lib.sh"
+root=$REPO_ROOT
 cd "$root"
 started=$SECONDS
+need_deps nuget
 
 id=LibCapMonster
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
@@ -27,26 +30,10 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 repository=https://github.com/libcapmonster/libcapmonster
 api=/usr/lib/mono/4.7.1-api # reference assemblies (mono-devel); 4.7.1 is the first with netstandard 2.0 built in
 
-packages=()
-command -v mcs >/dev/null 2>&1 || packages+=(mono-mcs)
-command -v mono >/dev/null 2>&1 || packages+=(mono-runtime)
-[ -f "$api/Facades/netstandard.dll" ] && command -v xbuild >/dev/null 2>&1 && compgen -G '/usr/lib/mono/gac/Mono.Cecil/0.11.*/Mono.Cecil.dll' >/dev/null ||
-    packages+=(mono-devel)
-command -v monodis >/dev/null 2>&1 || packages+=(mono-utils)
-command -v python3 >/dev/null 2>&1 || packages+=(python3)
-if [ ${#packages[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "pack.sh: missing; install (as root, Debian): ${packages[*]}" >&2
-        exit 1
-    fi
-    echo "installing ${packages[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-fi
 cecil=$(compgen -G '/usr/lib/mono/gac/Mono.Cecil/0.11.*/Mono.Cecil.dll' | head -n 1)
 
 # --- the native libraries ----------------------------------------------------------------------
-cargo build --release --quiet --lib
+build_release capmonster
 [ -f dist/windows-x86_64/capmonster.dll ] && [ -f dist/windows-i686/capmonster.dll ] || scripts/build-windows.sh
 
 # --- the managed assembly -------------------------------------------------------------------------

@@ -1,45 +1,21 @@
 #!/usr/bin/env bash
-# Tests the C# binding: builds the native library and the emulator (cargo), installs Mono when
-# missing (Debian, as root), compiles the binding, its tests and its two examples with mcs,
+# Tests the C# binding: builds the native library and the emulator (cargo), compiles the
+# binding, its tests and its two examples with mcs (Mono: scripts/install-deps.sh csharp),
 # starts the emulator, runs the examples (checking what they print) and then the tests. The last line is the tests'
 # "N passed, M failed"; the exit code is 0 only when all passed.
 # Usage: bindings/csharp/run-tests.sh [test-name-substring...]
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/lib.sh
+source "$here/../../scripts/lib.sh"
+root=$REPO_ROOT
 out="$root/target/csharp"
 started=$SECONDS
-
-# --- Mono: the compiler, the runtime and the three assemblies the sources use -------------
-mono_lib=/usr/lib/mono/4.5
-packages=()
-command -v mcs >/dev/null 2>&1 || packages+=(mono-mcs)
-command -v mono >/dev/null 2>&1 || packages+=(mono-runtime)
-[ -f "$mono_lib/mscorlib.dll" ] || packages+=(libmono-corlib4.5-cil)
-[ -f "$mono_lib/System.dll" ] || packages+=(libmono-system4.0-cil)
-[ -f "$mono_lib/System.Core.dll" ] || packages+=(libmono-system-core4.0-cil)
-if [ ${#packages[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "run-tests.sh: Mono is missing; install (as root, Debian): ${packages[*]}" >&2
-        exit 1
-    fi
-    echo "installing ${packages[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-fi
+need_deps csharp
 
 # --- the native library and the emulator -------------------------------------------------
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-    PATH="$HOME/.cargo/bin:$PATH"
-fi
-if command -v cargo >/dev/null 2>&1; then
-    (cd "$root" && cargo build --release --workspace --quiet)
-elif [ ! -f "$root/target/release/libcapmonster.so" ] || [ ! -x "$root/target/release/capmonster-emulator" ]; then
-    echo "run-tests.sh: cargo is missing and target/release has no library or emulator" >&2
-    exit 1
-fi
+build_release
 
 # --- the binding, its tests, its example -------------------------------------------------
 mkdir -p "$out"
@@ -51,28 +27,11 @@ mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster
 mcs "${mcs_flags[@]}" -target:exe -r:"$out/CapMonster.dll" -out:"$out/CapMonster.Batch.exe" "$here"/Batch/Program.cs
 
 # --- the emulator ------------------------------------------------------------------------
-port_file=$(mktemp -u "${TMPDIR:-/tmp}/capmonster-csharp-port.XXXXXX")
 # The examples count their requests in a budget file of this run, never the user's (the
 # tests take one of their own).
-budget_dir=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-csharp-budget.XXXXXX")
-export CAPMONSTER_BUDGET_FILE=$budget_dir/budget
-unset CAPMONSTER_BUDGET
-"$root/target/release/capmonster-emulator" --port 0 --port-file "$port_file" >/dev/null &
-emulator_pid=$!
-cleanup() {
-    kill "$emulator_pid" 2>/dev/null || true
-    wait "$emulator_pid" 2>/dev/null || true
-    rm -f "$port_file"
-    rm -rf "$budget_dir"
-}
-trap cleanup EXIT
-for _ in $(seq 1 200); do
-    [ -s "$port_file" ] && break
-    kill -0 "$emulator_pid" 2>/dev/null || { echo "run-tests.sh: the emulator did not start" >&2; exit 1; }
-    sleep 0.05
-done
-[ -s "$port_file" ] || { echo "run-tests.sh: the emulator did not report its port" >&2; exit 1; }
-emulator_url="http://127.0.0.1:$(cat "$port_file")"
+private_budget
+start_emulator
+emulator_url=$EMULATOR_URL
 echo "emulator at $emulator_url"
 
 # DllImport("capmonster") finds libcapmonster.so through the loader path; the code-table test

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the NuGet package from its own layout: builds it (pack.sh), checks it structurally,
-# extracts it into a temporary folder, installs it with Debian's nuget (installed when missing,
-# as root) and
+# extracts it into a temporary folder, installs it with Debian's nuget (scripts/install-deps.sh
+# nuget) and
 # - checks that runtimes/win-x64 and win-x86 hold dist/'s capmonster.dll, PE32+ x86-64 and PE32 i386;
 # - .NET Framework: builds a project importing build/net461/LibCapMonster.targets with Mono's
 #   xbuild for x64, x86, AnyCPU (with and without Prefer32Bit) and with a RuntimeIdentifier, and
@@ -16,30 +16,19 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/lib.sh
+source "$here/../../scripts/lib.sh"
+root=$REPO_ROOT
 cd "$root"
 started=$SECONDS
-
 # Debian's NuGet client (2.8.7, on Mono) reads the package as NuGet does.
-if ! command -v nuget >/dev/null 2>&1; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "test-package.sh: nuget is missing; install (as root, Debian): nuget" >&2
-        exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nuget >/dev/null
-fi
+need_deps nuget
 "$here/pack.sh"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 package=$root/dist/LibCapMonster.$version.nupkg
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-nupkg.XXXXXX")
-source scripts/emulator.sh
-cleanup() {
-    stop_emulator
-    rm -rf "$work"
-}
-trap cleanup EXIT
+at_exit rm -rf "$work"
 x=$work/package
 python3 "$here/Pack/nupkg.py" extract "$package" "$x"
 
@@ -133,10 +122,10 @@ for case in 'PlatformTarget=x64;Prefer32Bit=false win-x64' 'PlatformTarget=x86;P
 done
 
 # --- the tests, built against the package's assembly ------------------------------------------
-# The facade resolves the assembly's netstandard types to Mono's (mono-devel, which pack.sh installs).
+# The facade resolves the assembly's netstandard types to Mono's (mono-devel).
 mcs -warn:4 -warnaserror+ -nologo -target:exe -r:"$x/lib/netstandard2.0/CapMonster.dll" \
     -r:/usr/lib/mono/4.5/Facades/netstandard.dll -out:"$work/CapMonster.Tests.exe" "$here"/Tests/*.cs
-cargo build --release --quiet -p capmonster-emulator
+build_release capmonster-emulator
 start_emulator
 
 export CAPMONSTER_HEADER="$root/include/capmonster.h"

@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Finds a program, or fails with how to install it (CI installs them; see .ci/run).
+/// Finds a program, or fails with how to install it (scripts/install-deps.sh installs them).
 fn program(name: &str, package: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
         let path = Path::new(dir).join(name);
@@ -32,7 +32,7 @@ fn program(name: &str, package: &str) -> PathBuf {
             return path;
         }
     }
-    panic!("{name} is needed by this test: apt-get install -y {package}");
+    panic!("{name} is needed by this test: scripts/install-deps.sh rust installs it (Debian's {package})");
 }
 
 /// Starts `command` and waits until it accepts connections on `port`.
