@@ -579,15 +579,6 @@ namespace CapMonster.Tests
             }
         }
 
-        [DllImport("libc", EntryPoint = "getenv")]
-        private static extern IntPtr NativeGetenv(string name);
-
-        [DllImport("libc", EntryPoint = "setenv")]
-        private static extern int NativeSetenv(string name, string value, int overwrite);
-
-        [DllImport("libc", EntryPoint = "unsetenv")]
-        private static extern int NativeUnsetenv(string name);
-
         /// <summary>
         /// Sets environment variables in the process's C environment (where the native library
         /// reads them; .NET Core keeps a managed copy that it never writes there) for the length
@@ -598,14 +589,14 @@ namespace CapMonster.Tests
             var saved = new Dictionary<string, string>();
             foreach (string name in values.Keys)
             {
-                IntPtr old = NativeGetenv(name);
+                IntPtr old = Runner.NativeGetenv(name);
                 saved[name] = old == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(old);
             }
             try
             {
                 foreach (KeyValuePair<string, string> pair in values)
                 {
-                    int rc = pair.Value == null ? NativeUnsetenv(pair.Key) : NativeSetenv(pair.Key, pair.Value, 1);
+                    int rc = pair.Value == null ? Runner.NativeUnsetenv(pair.Key) : Runner.NativeSetenv(pair.Key, pair.Value, 1);
                     Assert.Equal(0, rc, "setting " + pair.Key);
                 }
                 body();
@@ -614,8 +605,8 @@ namespace CapMonster.Tests
             {
                 foreach (KeyValuePair<string, string> pair in saved)
                 {
-                    if (pair.Value == null) NativeUnsetenv(pair.Key);
-                    else NativeSetenv(pair.Key, pair.Value, 1);
+                    if (pair.Value == null) Runner.NativeUnsetenv(pair.Key);
+                    else Runner.NativeSetenv(pair.Key, pair.Value, 1);
                 }
             }
         }
@@ -632,7 +623,7 @@ namespace CapMonster.Tests
                 { "no_proxy", null },
                 { "NO_PROXY", null },
             };
-            IntPtr before = NativeGetenv("http_proxy");
+            IntPtr before = Runner.NativeGetenv("http_proxy");
             string httpProxyBefore = before == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(before);
             WithNativeEnvironment(environment, () =>
             {
@@ -654,7 +645,7 @@ namespace CapMonster.Tests
                     Assert.Equal(345.678m, client.GetBalance(), "UseProxy false ignores the environment");
                 }
             });
-            IntPtr after = NativeGetenv("http_proxy");
+            IntPtr after = Runner.NativeGetenv("http_proxy");
             Assert.Equal(httpProxyBefore, after == IntPtr.Zero ? null : Marshal.PtrToStringAnsi(after), "http_proxy is put back");
         }
 

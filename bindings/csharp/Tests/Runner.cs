@@ -72,14 +72,15 @@ namespace CapMonster.Tests
             return failed == 0 ? 0 : 1;
         }
 
+        // The C environment, where the native library reads its variables (also ClientTests').
         [DllImport("libc", EntryPoint = "getenv")]
-        private static extern IntPtr NativeGetenv(string name);
+        internal static extern IntPtr NativeGetenv(string name);
 
         [DllImport("libc", EntryPoint = "setenv")]
-        private static extern int NativeSetenv(string name, string value, int overwrite);
+        internal static extern int NativeSetenv(string name, string value, int overwrite);
 
         [DllImport("libc", EntryPoint = "unsetenv")]
-        private static extern int NativeUnsetenv(string name);
+        internal static extern int NativeUnsetenv(string name);
 
         /// <summary>This test process's request budget file (null on Windows).</summary>
         private static string ownBudgetFile;
