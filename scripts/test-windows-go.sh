@@ -20,27 +20,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 SECONDS=0
+source scripts/lib.sh
 
 wine=/usr/lib/wine/wine64 # Debian 12's wine64 package puts no wine64 on PATH
 scripts/install-deps.sh --check windows || exit 1
-if ! command -v go >/dev/null; then
-    [ -x /usr/local/go/bin/go ] || { echo "go is not installed (Go 1.24 or newer is needed)" >&2; exit 1; }
-    export PATH="/usr/local/go/bin:$PATH"
-fi
+go_env
 
 [ "${1:-}" = --built ] || scripts/build-windows.sh
 dll_dir=$root/dist/windows-x86_64
 [ -f "$dll_dir/capmonster.dll" ] || { echo "$dll_dir/capmonster.dll is missing" >&2; exit 1; }
-cargo build --release --quiet -p capmonster-emulator
+build_release capmonster-emulator
 
 build=$root/target/windows-go-tests
 rm -rf "$build"
 mkdir -p "$build"
-# Offline, as scripts/test-go.sh. CGO_LDFLAGS come before link_intree.go's flags, so
-# -lcapmonster finds the Windows import library (libcapmonster.dll.a) first; the rpath there
-# means nothing to a PE file.
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS="-mod=readonly -buildvcs=false" \
-    GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc CGO_LDFLAGS="-L$dll_dir"
+# Offline, as every Go build here (go_env), for Windows. CGO_LDFLAGS come before
+# link_intree.go's flags, so -lcapmonster finds the Windows import library
+# (libcapmonster.dll.a) first; the rpath there means nothing to a PE file.
+export GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc CGO_LDFLAGS="-L$dll_dir"
 (
     cd bindings/go
     go test -c -o "$build/capmonster.test.exe" .
@@ -53,7 +50,6 @@ x86_64-w64-mingw32-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2 -shared -s \
     -o "$build/bcryptprimitives.dll" tests/wine/bcryptprimitives.c -ladvapi32
 build_seconds=$SECONDS
 
-source scripts/lib.sh
 # A private prefix of this script's own, so the stand-in DLL reaches no other test's prefix.
 # Its first start (20-30 s here) is made before any timed test.
 export WINEDEBUG=-all WINEPREFIX

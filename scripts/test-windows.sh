@@ -27,9 +27,9 @@ wine32=/usr/lib/wine/wine
 scripts/install-deps.sh --check windows || exit 1
 
 scripts/build-windows.sh
-cargo build --release --quiet -p capmonster-emulator
-build_minutes=$SECONDS
 source scripts/lib.sh
+build_release capmonster-emulator
+build_minutes=$SECONDS
 
 build=target/windows-tests
 rm -rf "$build"
