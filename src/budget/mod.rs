@@ -233,7 +233,7 @@ impl guard::Store for Budget {
     fn any(&self) -> bool {
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
-            if let Some(any) = self.with_shared(shared, |file| Ok(file.any_stop())) {
+            if let Some(any) = self.with_shared(shared, |file| file.any_stop()) {
                 return any;
             }
         }
