@@ -1,8 +1,8 @@
 //! What the budget has to say: why it is not (or no longer) shared between processes, or what
 //! was repaired in the shared file. Said once to each reader (each client), in the report of
-//! its next call ([`Budget::untold`](super::Budget::untold), [`Budget::take`](super::Budget::take)),
-//! so that it reaches a report of every client rather than whichever call happened to come
-//! first in the process.
+//! its next call ([`Budget::untold`](super::Budget::untold); a getTaskResult's also through
+//! [`Budget::take`](super::Budget::take)), so that it reaches a report of every client rather
+//! than whichever call happened to come first in the process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};

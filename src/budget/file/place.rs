@@ -2,8 +2,9 @@
 //!
 //! By default the file is in a private directory of the user: on Unix of mode 0700 and owned by
 //! the process's user (made so, or refused), the first of a few places that can be trusted
-//! ([`default_path`] says which, and why in that order); on Windows in the user's local application data,
-//! which only the user (and administrators) may open, and whose rules the directory inherits.
+//! ([`default_path`] says which, and why in that order); on Windows in the user's local
+//! application data, which only the user (and administrators) may open, and whose rules the
+//! directory inherits.
 //! A symbolic link (a reparse point on Windows) is refused in place of the directory. A path
 //! the user chose (`CAPMONSTER_BUDGET_FILE`) is taken as it is: only the file is checked
 //! (`open.rs`).
@@ -69,16 +70,18 @@ impl Places {
 /// 5. `capmonster/` in the user's cache directory, made now, on a local filesystem.
 ///
 /// Why this order. Every process of the user must choose the same file, whatever order they
-/// start in. The temporary directory is local and is where earlier versions put the file, but another user
-/// may make `capmonster-<uid>` there first (a squatter). Its owner can also remove it later:
-/// if the home cache came only after a missing temporary directory, processes started before
-/// and after that removal would count apart. So once a process fell back to the home cache,
-/// its file there (3) is chosen before a temporary directory is made (4), and a removal changes
-/// nothing; a directory of ours in the temporary directory (2) can be removed by no one else,
-/// so while it exists every process takes it. The home cache is never the first choice
-/// because a home directory may be on a network filesystem that several machines mount, and
-/// a file mapped on two machines is not one file (`MAP_SHARED` does not cohere across hosts):
-/// it is used only on a filesystem known to be local ([`local_filesystem`]).
+/// start in. The temporary directory is local and is where earlier versions put the file, but
+/// another user may make `capmonster-<uid>` there first (a squatter), and may remove it later:
+/// if the home cache came only after a temporary directory that cannot be used, processes
+/// started before and after that removal would count apart. So once a process fell back to the
+/// home cache, its file there (3) is chosen before a temporary directory is made (4), and a
+/// removal changes nothing; a directory of ours in the temporary directory (2) can be removed
+/// by no one else (the directory is sticky), so while it exists every process takes it. The
+/// home cache is never the first choice: a home directory may be on a network filesystem that
+/// several machines mount, and a file mapped on two machines is not one file (`MAP_SHARED`
+/// does not cohere across hosts; the counts would be lost). It is used only on a filesystem
+/// known to be local ([`local_filesystem`]), and then stays the user's place on this machine
+/// until its file is removed.
 #[cfg(unix)]
 pub fn default_path() -> Result<PathBuf, String> {
     choose(&Places::from_environment())
@@ -101,9 +104,9 @@ pub(super) fn choose(places: &Places) -> Result<PathBuf, String> {
         }
     }
     let home = places.home();
-    // Where a process fell back before (3), unless a directory of ours is in the temporary
-    // directory (2): while it is there, no process of the user falls back.
-    let fell_back = !std::fs::symlink_metadata(&places.temp).is_ok()
+    // Where a process fell back before (3), when nothing is at the temporary place: a directory
+    // of ours there (2) is taken below, and one of another user's is refused.
+    let fell_back = std::fs::symlink_metadata(&places.temp).is_err()
         && home.as_ref().is_some_and(|home| home.join(FILE_NAME).is_file());
     if let (true, Some(home)) = (fell_back, &home) {
         if let Some(path) = take(home, home_dir(places, home)) {
