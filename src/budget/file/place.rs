@@ -57,7 +57,7 @@ impl Places {
 }
 
 /// Where the shared file is by default on Unix: the first of these places that this user can
-/// trust (a private directory: see [`private_dir`]), or why none can be (the process then
+/// trust (a private directory: see `private_dir`), or why none can be (the process then
 /// counts alone):
 /// 1. `$XDG_RUNTIME_DIR/capmonster/`, when that variable is set: the per-user tmpfs of a login
 ///    session on Linux, which no other user can enter (when it is not usable, say after `su`
@@ -80,7 +80,7 @@ impl Places {
 /// home cache is never the first choice: a home directory may be on a network filesystem that
 /// several machines mount, and a file mapped on two machines is not one file (`MAP_SHARED`
 /// does not cohere across hosts; the counts would be lost). It is used only on a filesystem
-/// known to be local ([`local_filesystem`]), and then stays the user's place on this machine
+/// known to be local (`local_filesystem`), and then stays the user's place on this machine
 /// until its file is removed.
 #[cfg(unix)]
 pub fn default_path() -> Result<PathBuf, String> {
