@@ -65,7 +65,8 @@ impl Places {
 /// 2. `capmonster-<uid>/` in the temporary directory (`$TMPDIR`, else `/tmp`), when it exists
 ///    and is ours;
 /// 3. `capmonster/` in the user's cache directory (`$XDG_CACHE_HOME`, else `~/.cache`), when
-///    the file is already there, on a local filesystem;
+///    the file is already there (a process fell back to it before) and nothing is at the place
+///    of 2, on a local filesystem;
 /// 4. `capmonster-<uid>/` in the temporary directory, made now;
 /// 5. `capmonster/` in the user's cache directory, made now, on a local filesystem.
 ///
