@@ -1,7 +1,7 @@
-//! The budget's notice (why the counts are not shared, or what was repaired) reaches the reports
-//! of every client once: the first getTaskResult report of each client, of a single call, a
-//! blocking wait or a waiter's wait, and through the C ABI in a result's message; never the
-//! next report of the same client.
+//! The budget's notice (why the counts and the guard's stops are not shared, or what was
+//! repaired) reaches the reports of every client once: the first report of each client, of any
+//! call (getTaskResult, createTask, getBalance, a report), a blocking wait or a waiter's wait,
+//! and through the C ABI in a result's message; never the next report of the same client.
 //!
 //! The budget's kind is read once per process, from the environment, when the first client is
 //! made: so the test runs in a child process of this binary, started with that environment
@@ -13,22 +13,25 @@ use std::ffi::{CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use capmonster::ffi::calls::cm_get_task_result;
+use capmonster::ffi::calls::{cm_get_balance, cm_get_task_result};
 use capmonster::ffi::client::{cm_client_free, cm_client_new, cm_client_set_base_url, cm_client_set_proxy};
 use capmonster::ffi::library::CM_OK;
 use capmonster::ffi::result::{cm_result_free, cm_result_message};
 use capmonster::wait::wait;
-use capmonster::{Client, Code, Next, Schedule, TaskState, Waiter};
+use capmonster::{CallOptions, Client, Code, Incorrect, Next, Schedule, TaskState, Waiter};
 use common::*;
 
+const IMAGE: &str = r#"{"type":"ImageToTextTask","body":"aGVsbG8="}"#;
 const SAYS: &str = "CAPMONSTER_BUDGET_FILE=\"relative-budget\" is not an absolute path";
+/// How the notice of a budget that is not shared begins.
+const PLAINLY: &str = "the request budget and the account guard are not shared with other processes: ";
 
 /// A client's first getTaskResult report carries the notice, its second does not.
 fn told_once(client: &Client, task_id: i64) {
     let first = client.get_task_result(task_id);
     assert!(matches!(first.result, Ok(TaskState::Processing)), "{:?}", first.result);
     let notice = first.notice.expect("the first report of a client carries the notice");
-    assert!(notice.contains(SAYS) && notice.contains("alone"), "{notice}");
+    assert_eq!(notice, format!("{PLAINLY}{SAYS}; this process counts alone"));
     let second = client.get_task_result(task_id);
     assert!(matches!(second.result, Ok(TaskState::Processing)), "{:?}", second.result);
     assert_eq!(second.notice, None, "the next report of the same client does not repeat it");
@@ -92,6 +95,20 @@ fn told_in_a_process_of_its_own() {
     assert_eq!((refused.result.unwrap_err().code, refused.notice), (Code::InvalidArgument, None));
     told_once(&third, task_id);
 
+    // Whatever a client's first call is, its report carries the notice; the next call's not.
+    let balance = client(&emulator, "budget-notice-balance");
+    let first = balance.get_balance();
+    assert!(first.result.is_ok() && first.notice.expect("a getBalance report").contains(SAYS));
+    assert_eq!(balance.get_task_result(task_id).notice, None, "told once, whatever the call");
+    let created = client(&emulator, "budget-notice-create").create_task(IMAGE, None);
+    assert!(created.result.is_ok() && created.notice.expect("a createTask report").contains(SAYS));
+    let reported = client(&emulator, "budget-notice-report").report_incorrect_with(
+        Incorrect::Image,
+        task_id,
+        &CallOptions::default(),
+    );
+    assert!(reported.notice.expect("a report's report").contains(SAYS), "{:?}", reported.result);
+
     // A blocking wait: its report carries the notice even when the wait ends in an error.
     let waiting = client(&emulator, "budget-notice-wait");
     let schedule = Schedule { max_requests: 2, ..fast_schedule() };
@@ -117,4 +134,25 @@ fn told_in_a_process_of_its_own() {
     let [c_first, c_second] = c_messages(&emulator, task_id);
     assert!(c_first.contains("(note: ") && c_first.contains(SAYS), "{c_first}");
     assert!(!c_second.contains("note:"), "{c_second}");
+    let c_balance = c_balance_message(&emulator);
+    assert!(c_balance.contains("(note: ") && c_balance.contains(SAYS), "{c_balance}");
+}
+
+/// The message of a fresh C client's first result: a getBalance.
+fn c_balance_message(emulator: &Emulator) -> String {
+    let key = CString::new("budget-notice-c-balance").unwrap();
+    let url = CString::new(emulator.url()).unwrap();
+    // SAFETY: as in `c_messages`.
+    unsafe {
+        let mut client = std::ptr::null_mut();
+        assert_eq!(cm_client_new(key.as_ptr(), &mut client, std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_base_url(client, url.as_ptr(), std::ptr::null_mut()), CM_OK);
+        assert_eq!(cm_client_set_proxy(client, std::ptr::null(), std::ptr::null_mut()), CM_OK);
+        let (mut balance, mut result) = (0.0, std::ptr::null_mut());
+        assert_eq!(cm_get_balance(client, &mut balance, &mut result), CM_OK);
+        let message = CStr::from_ptr(cm_result_message(result)).to_string_lossy().into_owned();
+        cm_result_free(result);
+        cm_client_free(client);
+        message
+    }
 }

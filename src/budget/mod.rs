@@ -12,17 +12,18 @@
 //! - by default, a file that every process of the user shares
 //!   ([`file`](crate::budget::file)), in a private directory
 //!   (`$XDG_RUNTIME_DIR/capmonster/budget-v3`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v3`; on Windows
-//!   `%LOCALAPPDATA%\capmonster\budget-v3`);
+//!   `<temporary directory>/capmonster-<uid>/budget-v3`, else the user's cache directory:
+//!   [`file::default_path`](crate::budget::file::default_path) has the order and its reasons; on
+//!   Windows `%LOCALAPPDATA%\capmonster\budget-v3`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
 //!   counts alone).
 //!
 //! A file that cannot be trusted or used makes the process count alone, and says why: a call
 //! never fails because of the file. What the budget has to say (`notice.rs`: why it is not
-//! shared, or what was repaired) comes back with the answer to a request, once to each client
-//! (each holds a [`NoticesTold`](crate::budget::NoticesTold)): the first getTaskResult report
-//! of every client whose request reached the budget carries it, and no later one repeats it.
+//! shared, or what was repaired) comes back in a call's report, once to each client (each holds
+//! a [`NoticesTold`](crate::budget::NoticesTold)): the first report of every client's calls
+//! (any call that got past its arguments' checks) carries it, and no later one repeats it.
 //!
 //! Bounds: the process table keeps at least [`MIN_TRACKED`](crate::budget::MIN_TRACKED) tasks
 //! and is pruned at [`HIGH_WATER`](crate::budget::HIGH_WATER); the file's table is fixed at
@@ -117,13 +118,19 @@ impl Budget {
         let (path, default_location) = match file.map(PathBuf::from) {
             Some(path) if path.is_absolute() => (path, false),
             Some(path) => {
-                budget.notices.add(format!(
-                    "CAPMONSTER_BUDGET_FILE={:?} is not an absolute path: this process counts its getTaskResult requests alone",
+                budget.notices.add(notice::not_shared(&format!(
+                    "CAPMONSTER_BUDGET_FILE={:?} is not an absolute path",
                     crate::api::text::truncate(&path.to_string_lossy(), 256)
-                ));
+                )));
                 return budget;
             }
-            None => (default_path(), true),
+            None => match default_path() {
+                Ok(path) => (path, true),
+                Err(why) => {
+                    budget.notices.add(notice::not_shared(&why));
+                    return budget;
+                }
+            },
         };
         budget.open_shared(path, default_location)
     }
@@ -137,9 +144,7 @@ impl Budget {
                 }
                 self.shared = Some(Mutex::new(Some(Shared { file, default_location })));
             }
-            Err(why) => self.notices.add(format!(
-                "the shared budget file cannot be used ({why}): this process counts its getTaskResult requests alone"
-            )),
+            Err(why) => self.notices.add(notice::not_shared(&format!("the shared file cannot be used ({why})"))),
         }
         self
     }
@@ -152,6 +157,13 @@ impl Budget {
     /// Whether the counts are shared with other processes now.
     pub fn is_shared(&self) -> bool {
         self.shared.as_ref().is_some_and(|shared| lock(shared).is_some())
+    }
+
+    /// What the budget has to say that `told` (a client's) was not told yet: usually nothing,
+    /// for two atomic loads. Every call of a client asks, so its first report says it.
+    #[inline]
+    pub fn untold(&self, told: &NoticesTold) -> Option<String> {
+        self.notices.untold(told)
     }
 
     /// Takes one request for the task: [`Admission::Spent`] when all [`REQUESTS_PER_TASK`] are
@@ -189,9 +201,9 @@ impl Budget {
             *slot = match crate::budget::file::BudgetFile::open(&path, default_location) {
                 Ok((file, _)) => Some(Shared { file, default_location }),
                 Err(why) => {
-                    self.notices.add(format!(
-                        "the shared budget file cannot be used in this forked process ({why}): it counts its getTaskResult requests alone"
-                    ));
+                    self.notices.add(notice::not_shared(&format!(
+                        "the shared file cannot be used in this forked process ({why})"
+                    )));
                     None
                 }
             };
@@ -200,10 +212,10 @@ impl Budget {
         match op(&current.file) {
             Ok(value) => Some(value),
             Err(error) => {
-                self.notices.add(format!(
-                    "the shared budget file {} failed ({error}): this process counts its getTaskResult requests alone from now on",
+                self.notices.add(notice::no_longer_shared(&format!(
+                    "the shared file {} failed ({error})",
                     current.file.path().display()
-                ));
+                )));
                 *slot = None;
                 None
             }
@@ -266,12 +278,12 @@ impl guard::Store for Budget {
     }
 }
 
-/// The shared file's default place.
-fn default_path() -> PathBuf {
+/// The shared file's default place, or why none can be trusted.
+fn default_path() -> Result<PathBuf, String> {
     #[cfg(any(unix, windows))]
     return crate::budget::file::default_path();
     #[cfg(not(any(unix, windows)))]
-    return PathBuf::new();
+    return Ok(PathBuf::new());
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What the budget has to say: why it is not (or no longer) shared between processes, or what
-//! was repaired in the shared file. Said once to each reader (each client), on the answer to its
-//! next request ([`Budget::take`](super::Budget::take)), so that it reaches a report of every
-//! client rather than whichever call happened to come first in the process.
+//! was repaired in the shared file. Said once to each reader (each client), in the report of
+//! its next call ([`Budget::untold`](super::Budget::untold); a getTaskResult's also through
+//! [`Budget::take`](super::Budget::take)), so that it reaches a report of every client rather
+//! than whichever call happened to come first in the process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -14,6 +15,19 @@ pub(crate) struct Notices {
     said: Mutex<Vec<String>>,
     /// `said.len()`, read without the lock on every request.
     count: AtomicUsize,
+}
+
+/// The notice of a budget that is not shared: said plainly, since the guard and the budget of
+/// 120 requests per task then hold in this process only.
+pub(crate) fn not_shared(why: &str) -> String {
+    format!("the request budget and the account guard are not shared with other processes: {why}; this process counts alone")
+}
+
+/// The notice of a budget whose file failed after it was shared.
+pub(crate) fn no_longer_shared(why: &str) -> String {
+    format!(
+        "the request budget and the account guard are no longer shared with other processes: {why}; this process counts alone from now on"
+    )
 }
 
 /// How many of a budget's notices one reader (a client) was told.

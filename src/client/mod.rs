@@ -37,11 +37,12 @@ pub struct Report<T> {
     pub requests: u32,
     /// The last HTTP status received, if any answer arrived.
     pub http_status: Option<u16>,
-    /// What the request budget had to say: why it is not shared between processes, or what
-    /// was repaired in its file. Each client is told once: in the report of its first
-    /// getTaskResult call or wait (blocking or on a waiter) whose request reached the budget,
-    /// and again only if something new happens (the file fails later); a wait dropped before
-    /// its report takes the notice with it. `None` when all is well.
+    /// What the request budget had to say: why it and the account guard are not shared between
+    /// processes, or what was repaired in its file. Each client is told once: in the report of
+    /// its first call (any API call or wait, blocking or on a waiter) that got past its
+    /// arguments' checks, answered by the service or by the guard, and again only if something
+    /// new happens (the file fails later); a wait dropped before its report takes the notice
+    /// with it. `None` when all is well.
     pub notice: Option<String>,
 }
 
@@ -333,6 +334,10 @@ impl Client {
         balance: Option<fn(&T) -> f64>,
         send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        // Before the guard may answer: a call it holds back says it too.
+        if let Some(notice) = budget::global().untold(&self.budget_notices) {
+            join_notice(&mut stats.notice, notice);
+        }
         let guard = guard::global();
         let key = self.digest();
         let pass = guard.admit(key, method, guard::now_ms())?;

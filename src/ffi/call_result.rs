@@ -86,24 +86,24 @@ impl CallResult {
         if let Some(status) = report.http_status {
             result.http_status = i32::from(status);
         }
+        // Once per client: why the request budget and the guard are not shared, or what was
+        // repaired.
+        if let Some(notice) = report.notice {
+            let message = format!("{} (note: {notice})", result.message.to_string_lossy());
+            result.message = c_text(&message);
+        }
         (result, value)
     }
 
     /// The result of getTaskResult or a wait.
-    pub fn from_task_report(mut report: Report<TaskState>, task_id: i64) -> Self {
+    pub fn from_task_report(report: Report<TaskState>, task_id: i64) -> Self {
         let requests = report.requests;
-        let notice = report.notice.take();
         let (mut result, state) = CallResult::from_report(report, task_id, |state| match state {
             TaskState::Ready(_) => format!("task {task_id} is ready ({requests} requests)"),
             TaskState::Processing => format!("task {task_id} is still processing"),
         });
         if let Some(TaskState::Ready(solution)) = state {
             result.set_solution(&solution);
-        }
-        // Once per client: why the request budget is not shared, or what was repaired.
-        if let Some(notice) = notice {
-            let message = format!("{} (note: {notice})", result.message.to_string_lossy());
-            result.message = c_text(&message);
         }
         result
     }
