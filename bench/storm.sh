@@ -3,9 +3,9 @@
 # from a banned address or at zero balance, with the account guard on (the default) and off
 # (CAPMONSTER_GUARD=off, the library before the guard). See bench/README.md ("Storm").
 #
-#   bench/storm.sh           the table, printed and written to bench/storm-results.md (~3 min)
+#   bench/storm.sh           the table, printed and written to bench/storm-results.md (~2.5 min)
 #   bench/storm.sh --quick   1,000 waits or calls instead of 10,000, 10 processes one after
-#                            another instead of 50 (~1 min); written to target/bench/ only
+#                            another instead of 50 (~30 s); written to target/bench/ only
 #
 # Environment: STORM_WAITS (waits or createTask calls per process, default 10000),
 # STORM_INTERVAL_MS (the waits' interval, over which their first polls are spread; default
