@@ -326,7 +326,8 @@ fn a_key_stop_ends_every_pending_wait_of_the_process_at_once() {
         assert!(started.elapsed() < Duration::from_secs(4), "the first polls did not all go out");
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // Their answers were counted on arrival: let the last ones reach their waits.
+    std::thread::sleep(Duration::from_millis(300));
     emulator.update_account(json!({"revokedKeys": [key]})).unwrap();
 
     let heard_at = Instant::now();
