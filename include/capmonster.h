@@ -44,8 +44,9 @@
  * 121st (CM_ERR_BUDGET_EXHAUSTED).
  *
  * Account guard: after the service answers ERROR_KEY_DOES_NOT_EXIST, ERROR_IP_NOT_ALLOWED,
- * ERROR_IP_BANNED or ERROR_IP_BLOCKED, every call with that key and endpoint, and after
- * ERROR_ZERO_BALANCE every createTask with it, is answered by the library in every process of
+ * ERROR_IP_BANNED or ERROR_IP_BLOCKED, every call with that key and endpoint, after
+ * ERROR_ZERO_BALANCE every createTask with it, and after ERROR_PROXY_BANNED every createTask
+ * with it and the same proxy (address and port), is answered by the library in every process of
  * the user until a cool-down passes (then one call goes out to see whether it changed;
  * docs/guard.md): the answer is the service's own (CM_ERR_API, the same api error code and
  * description) with cm_result_request_count 0 and cm_result_http_status 0, which is how to tell
@@ -216,6 +217,7 @@ cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_re
 // Ends the account guard's stops of this client's key and endpoint, in every process of the
 // user: call it once the user has fixed what the service refused (the key, the address
 // whitelist, the balance), so that calls go out at once rather than after the cool-down.
+// Stops of banned proxies stay: their ban is the target's, not the user's to lift.
 // While a stop is in force, a call it holds returns CM_ERR_API with the service's own error
 // code and description, a request count of 0 and an HTTP status of 0 (a call the service
 // answered has a request count of at least 1). `out_result` may be NULL.

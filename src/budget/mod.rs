@@ -11,10 +11,10 @@
 //! Where the counts live is chosen once, when the first client is created:
 //! - by default, a file that every process of the user shares
 //!   ([`file`](crate::budget::file)), in a private directory
-//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v3`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v3`, else the user's cache directory:
+//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v4`, else
+//!   `<temporary directory>/capmonster-<uid>/budget-v4`, else the user's cache directory:
 //!   [`file::default_path`](crate::budget::file::default_path) has the order and its reasons; on
-//!   Windows `%LOCALAPPDATA%\capmonster\budget-v3`);
+//!   Windows `%LOCALAPPDATA%\capmonster\budget-v4`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
 //!   counts alone).

@@ -262,7 +262,8 @@ impl Client {
         guard::global().stop(self.digest(), stop)
     }
 
-    fn digest(&self) -> KeyDigest {
+    /// What this client's tasks and stops are kept under: its key and endpoint.
+    pub(crate) fn digest(&self) -> KeyDigest {
         KeyDigest::from_value(self.digest.load(Ordering::Relaxed))
     }
 
@@ -334,13 +335,26 @@ impl Client {
         balance: Option<fn(&T) -> f64>,
         send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.guarded_with_proxy(method, None, stats, balance, send)
+    }
+
+    /// [`guarded`](Client::guarded) for a createTask whose task names a proxy (`address:port`):
+    /// that proxy's stop holds it too, and `ERROR_PROXY_BANNED` starts one.
+    fn guarded_with_proxy<T>(
+        &self,
+        method: Method,
+        proxy: Option<&str>,
+        stats: &mut CallStats,
+        balance: Option<fn(&T) -> f64>,
+        send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         // Before the guard may answer: a call it holds back says it too.
         if let Some(notice) = budget::global().untold(&self.budget_notices) {
             join_notice(&mut stats.notice, notice);
         }
         let guard = guard::global();
         let key = self.digest();
-        let pass = guard.admit(key, method, guard::now_ms())?;
+        let pass = guard.admit(key, method, proxy, guard::now_ms())?;
         let sent_before = stats.requests;
         let result = send(stats);
         let heard = if stats.requests == sent_before {
@@ -367,7 +381,7 @@ impl Client {
     pub fn create_task_with(&self, task_json: &str, callback_url: Option<&str>, options: &CallOptions) -> Report<i64> {
         let mut stats = CallStats::default();
         let result = with_bounds(options, |bounds| {
-            let task = check_task_json(task_json)?;
+            let (task, proxy) = check_task_json(task_json)?;
             let callback = match callback_url {
                 Some(url) => {
                     endpoint::check_callback_url(url)?;
@@ -381,7 +395,7 @@ impl Client {
                 id => format!(r#","softId":{id}"#),
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
-            self.guarded(Method::CreateTask, &mut stats, None, |stats| {
+            self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
                 let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
             })
@@ -571,12 +585,20 @@ pub(crate) fn check_task_id(task_id: i64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks that the task is a JSON object with a non-empty string `type`; returns it trimmed.
-fn check_task_json(task_json: &str) -> Result<&str, Error> {
+/// Checks that the task is a JSON object with a non-empty string `type`; returns it trimmed,
+/// with its proxy as `address:port` when it names one (`proxyAddress` and `proxyPort`, a
+/// number or a string of digits): what the account guard keeps a banned proxy's stop under.
+/// The proxy's login and password are secrets and are not read.
+fn check_task_json(task_json: &str) -> Result<(&str, Option<String>), Error> {
     #[derive(Deserialize)]
     struct TaskHead<'a> {
         #[serde(rename = "type", borrow)]
         kind: std::borrow::Cow<'a, str>,
+        // Values, not types: a task of odd members is the service's to refuse, not ours.
+        #[serde(rename = "proxyAddress", default)]
+        proxy_address: Option<serde_json::Value>,
+        #[serde(rename = "proxyPort", default)]
+        proxy_port: Option<serde_json::Value>,
     }
     if task_json.len() > MAX_TASK_JSON_BYTES {
         return Err(Error::invalid_argument(format!("task_json is longer than {MAX_TASK_JSON_BYTES} bytes")));
@@ -586,7 +608,20 @@ fn check_task_json(task_json: &str) -> Result<&str, Error> {
         return Err(Error::invalid_argument("task_json must be a JSON object"));
     }
     match serde_json::from_str::<TaskHead>(task) {
-        Ok(head) if !head.kind.is_empty() => Ok(task),
+        Ok(head) if !head.kind.is_empty() => {
+            let port = match &head.proxy_port {
+                Some(serde_json::Value::Number(port)) => port.as_u64(),
+                Some(serde_json::Value::String(port)) => port.trim().parse::<u64>().ok(),
+                _ => None,
+            };
+            let proxy = match (&head.proxy_address, port) {
+                (Some(serde_json::Value::String(address)), Some(port)) if !address.trim().is_empty() => {
+                    Some(format!("{}:{port}", address.trim()))
+                }
+                _ => None,
+            };
+            Ok((task, proxy))
+        }
         Ok(_) => Err(Error::invalid_argument("task_json has an empty \"type\"")),
         Err(e) => Err(Error::invalid_argument(format!(
             "task_json must be a JSON object with a string \"type\" member: {}",
@@ -653,7 +688,23 @@ mod tests {
         }
         assert_eq!(
             check_task_json(" {\"type\":\"ImageToTextTask\",\"body\":\"x\"}\n").unwrap(),
-            "{\"type\":\"ImageToTextTask\",\"body\":\"x\"}"
+            ("{\"type\":\"ImageToTextTask\",\"body\":\"x\"}", None)
         );
+    }
+
+    #[test]
+    fn a_tasks_proxy_is_its_address_and_port() {
+        let proxy = |task: &str| check_task_json(task).unwrap().1;
+        let with = |address: &str, port: &str| {
+            format!(
+                r#"{{"type":"RecaptchaV2Task","proxyType":"http","proxyAddress":{address},"proxyPort":{port},"proxyLogin":"user","proxyPassword":"secret"}}"#
+            )
+        };
+        assert_eq!(proxy(&with("\"10.0.0.1\"", "8080")).as_deref(), Some("10.0.0.1:8080"));
+        assert_eq!(proxy(&with("\" proxy.example \"", "\"3128\"")).as_deref(), Some("proxy.example:3128"));
+        for (address, port) in [("\"\"", "8080"), ("\"10.0.0.1\"", "-1"), ("\"10.0.0.1\"", "null"), ("5", "8080")] {
+            assert_eq!(proxy(&with(address, port)), None, "{address} {port}");
+        }
+        assert_eq!(proxy(r#"{"type":"RecaptchaV2TaskProxyless"}"#), None);
     }
 }

@@ -185,6 +185,7 @@ pub unsafe extern "system" fn cm_client_set_soft_id(
 /// Ends the account guard's stops of this client's key and endpoint, in every process of the
 /// user: call it once the user has fixed what the service refused (the key, the address
 /// whitelist, the balance), so that calls go out at once rather than after the cool-down.
+/// Stops of banned proxies stay: their ban is the target's, not the user's to lift.
 /// While a stop is in force, a call it holds returns CM_ERR_API with the service's own error
 /// code and description, a request count of 0 and an HTTP status of 0 (a call the service
 /// answered has a request count of at least 1). `out_result` may be NULL.

@@ -16,6 +16,10 @@
 //! leads, none is idle and none is starting; when the cap is lowered, workers beyond it retire
 //! as soon as they are idle.
 //!
+//! A key stop: when the account guard stops this client's key (an answer heard by any client
+//! of the process), every sleeping wait is due at once; its poll is answered by the guard, with
+//! no request, and the wait ends with that answer (`StopListener`).
+//!
 //! Lifetime: an [`Engine`] lives while any waiter of its client does; the last one's drop
 //! stops and joins the workers (retired ones included). Workers hold the client, so freeing
 //! the client first is safe.
@@ -29,6 +33,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::api::error::{Code, Error};
+use crate::budget::guard::listen::{Listening, StopListener};
+use crate::budget::guard::policy::Stop;
+use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
 use crate::wait::inbox::{Finished, Inbox};
@@ -109,6 +116,8 @@ struct Shared {
 /// The engine of one client's waiters. Dropping it stops and joins its workers.
 pub(crate) struct Engine {
     shared: Arc<Shared>,
+    /// The engine's registration with the account guard, for as long as it lives.
+    _listening: Listening,
 }
 
 impl Engine {
@@ -135,7 +144,8 @@ impl Engine {
             next_id: AtomicU64::new(1),
             this: this.clone(),
         });
-        let engine = Arc::new(Engine { shared });
+        let listener: Weak<dyn StopListener> = Arc::downgrade(&shared) as Weak<Shared>;
+        let engine = Arc::new(Engine { shared, _listening: crate::budget::guard::listen(listener) });
         *slot = Arc::downgrade(&engine);
         engine
     }
@@ -245,6 +255,32 @@ impl Watcher for Shared {
         let pending = self.lock().waits.remove(&id);
         if let Some(pending) = pending {
             pending.finish_cancelled();
+        }
+    }
+}
+
+/// The guard stopped a key: if it is this client's, every sleeping wait is due now. Its poll
+/// is answered by the guard (no request) and ends it; a poll the guard lets out after all (the
+/// stop was ended meanwhile) is one early poll, within the wait's budget.
+impl StopListener for Shared {
+    fn key_stopped(&self, key: KeyDigest) {
+        if self.client.digest() != key {
+            return;
+        }
+        let mut state = self.lock();
+        if state.waits.is_empty() || state.stopping {
+            return;
+        }
+        let now = Instant::now();
+        for pending in state.waits.values_mut() {
+            pending.polling.poll_now(now);
+        }
+        // Rebuilt rather than pushed to: no stale entries, bounded as `schedule` bounds it.
+        state.timers = state.waits.iter().map(|(id, pending)| Reverse((pending.polling.wake_at(), *id))).collect();
+        if state.leader {
+            self.leader_wake.notify_one();
+        } else {
+            self.find_leader(&mut state);
         }
     }
 }
@@ -363,6 +399,7 @@ impl Shared {
 
     /// One turn of a wait: a poll, then its outcome delivered or its next timer set.
     fn poll(&self, id: u64, mut pending: Pending) {
+        let told = crate::budget::guard::stops_told();
         let outcome = if pending.cancelled() {
             Some(pending.polling.cancelled())
         } else {
@@ -397,6 +434,12 @@ impl Shared {
                     drop(state);
                     pending.finish_cancelled();
                     return;
+                }
+                // A stop of this key told while this poll was out (it missed the table): due at
+                // once. (The store is read only when some key stop was told meanwhile.)
+                let guard = crate::budget::guard::global();
+                if crate::budget::guard::stops_told() != told && guard.stop(self.client.digest(), Stop::Key).is_some() {
+                    pending.polling.poll_now(Instant::now());
                 }
                 let wake_at = pending.polling.wake_at();
                 state.waits.insert(id, pending);

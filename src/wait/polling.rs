@@ -9,17 +9,22 @@
 //! down a request in flight; a request is bounded by the smaller of the request timeout and
 //! the time left.
 //!
+//! A stop of the client's key by the account guard, heard by any client of the process, wakes a
+//! blocking wait at once: its next poll is answered by the guard and ends it.
+//!
 //! `Polling` holds these rules for one wait; [`wait`](crate::wait::wait) drives it on the calling thread, the
 //! waiter's engine (`engine.rs`) drives many on a timer.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::api::answer::TaskState;
 use crate::api::error::{Code, Error};
 use crate::api::schedule::Schedule;
-use crate::cancel::{sleep_until, Cancel};
+use crate::budget::guard::listen::StopListener;
+use crate::budget::KeyDigest;
+use crate::cancel::{Cancel, Watcher};
 use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
 
 /// The longest interval back-off can reach.
@@ -67,14 +72,77 @@ pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&
         Some(cancel) => std::slice::from_ref(cancel),
         None => &[],
     };
+    // Woken by the cancel or by a stop of the client's key, which the next poll hears locally.
+    let alarm = Arc::new(Alarm { key: client.digest(), rung: Mutex::new(false), bell: Condvar::new() });
+    let _listening = crate::budget::guard::listen(Arc::downgrade(&alarm) as Weak<Alarm>);
+    let _watching = match cancel {
+        Some(cancel) => match cancel.watch(Arc::downgrade(&alarm) as Weak<Alarm>, 0) {
+            Some(key) => Some(Unwatch(cancel, key)),
+            None => return polling.cancelled(),
+        },
+        None => None,
+    };
     // Bounded: each turn sends a request (ending at max_requests) or returns.
     loop {
-        if sleep_until(cancel.map(|cancel| &**cancel), polling.wake_at()) {
+        alarm.sleep_until(polling.wake_at());
+        if cancel.is_some_and(|cancel| cancel.is_triggered()) {
             return polling.cancelled();
         }
         if let Some(report) = polling.step(client, cancels) {
             return report;
         }
+    }
+}
+
+/// What a blocking wait sleeps on: rung by its cancel, or by a stop of its key in this process
+/// (then the next poll is due at once, and the guard answers it).
+struct Alarm {
+    key: KeyDigest,
+    rung: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Alarm {
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.bell.notify_all();
+    }
+
+    /// Sleeps until `until` or a ring, and forgets the ring.
+    fn sleep_until(&self, until: Instant) {
+        let mut rung = self.rung.lock().unwrap_or_else(PoisonError::into_inner);
+        // Bounded by `until`: each turn waits out the time left or sees a ring.
+        while !*rung {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            rung = self.bell.wait_timeout(rung, until - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        *rung = false;
+    }
+}
+
+impl StopListener for Alarm {
+    fn key_stopped(&self, key: KeyDigest) {
+        if key == self.key {
+            self.ring();
+        }
+    }
+}
+
+impl Watcher for Alarm {
+    fn cancelled(&self, _token: u64) {
+        self.ring();
+    }
+}
+
+/// Forgets the alarm's registration with the cancel when the wait ends.
+struct Unwatch<'a>(&'a Cancel, u64);
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        self.0.unwatch(self.1);
     }
 }
 
@@ -128,6 +196,11 @@ impl Polling {
 
     pub fn task_id(&self) -> i64 {
         self.task_id
+    }
+
+    /// Makes the next poll due at `now` (a key stop: the guard answers it at once).
+    pub fn poll_now(&mut self, now: Instant) {
+        self.next_poll = self.next_poll.min(now);
     }
 
     /// When to call [`step`](Polling::step) next: the next poll, or the deadline if sooner.

@@ -1,6 +1,7 @@
 //! The account guard's stops in the shared file (`crate::budget::guard`), after the table:
 //! a 64-byte area header whose first word counts the records in use, then [`STOP_RECORDS`]
-//! records of [`RECORD_WORDS`] words, one per (key digest, stop).
+//! records of [`RECORD_WORDS`] words, one per (key digest, stop); a proxy stop's record is
+//! keyed by its proxy's scope (`guard::proxy_scope`), a digest, never the address.
 //!
 //! Reading is lock-free: a call of a key with no stop reads the count (one word: nothing kept
 //! anywhere, the usual case) or scans the records' key words. A record is read under a sequence
@@ -21,8 +22,13 @@ use crate::budget::key::KeyDigest;
 
 /// Records of stops the file holds: more keys stopped at once than one user's programs have.
 /// A stop beyond them first takes the record of a stop quiet for a ban's length; if none, it is
-/// kept in the process only.
+/// not kept (its calls go out as without a guard). Proxy stops take at most
+/// [`PROXY_RECORDS`] of them and only ever free or quiet proxy records, so that many banned
+/// proxies at once never take the place of a key's stop.
 pub const STOP_RECORDS: usize = 256;
+/// Most records proxy stops take (half): a farm with more banned proxies at once keeps
+/// the first ones; the next are kept when those have been quiet for a ban's length.
+pub const PROXY_RECORDS: usize = STOP_RECORDS / 2;
 /// Words of a record (384 bytes).
 pub(super) const RECORD_WORDS: usize = 48;
 /// The area: its header, then the records.
@@ -39,7 +45,9 @@ const RENEWALS: usize = 6;
 const LENGTHS: usize = 7;
 const CODE: usize = 8;
 const DESCRIPTION: usize = CODE + MAX_CODE_BYTES / 8;
-const _: () = assert!(DESCRIPTION + MAX_DESCRIPTION_BYTES / 8 <= RECORD_WORDS);
+/// The process id of the probe's lease (0: none or unknown).
+const PROBE_PID: usize = DESCRIPTION + MAX_DESCRIPTION_BYTES / 8;
+const _: () = assert!(PROBE_PID < RECORD_WORDS);
 
 /// Times a reader looks again at a record being written before it reads under the lock.
 const OPTIMISTIC_READS: usize = 8;
@@ -107,7 +115,7 @@ impl BudgetFile {
             (Some(index), Some(state)) => write(self.record(index), key, stop, &state),
             (None, None) => {}
             (None, Some(state)) => {
-                if let Some(index) = self.free_record(&state) {
+                if let Some(index) = self.free_record(stop, &state) {
                     write(self.record(index), key, stop, &state);
                 }
             }
@@ -118,13 +126,20 @@ impl BudgetFile {
     }
 
     /// Under the lock: a free record, else one whose stop has been quiet for a ban's length.
-    fn free_record(&self, new: &StopState) -> Option<usize> {
+    /// A proxy stop takes a free record only while proxies hold fewer than [`PROXY_RECORDS`],
+    /// and of the quiet ones only a proxy's.
+    fn free_record(&self, stop: Stop, new: &StopState) -> Option<usize> {
         let quiet_before = new.since_ms.max(new.until_ms).saturating_sub(BAN_LENGTH.as_millis() as u64);
-        let free = (0..STOP_RECORDS).find(|&index| self.record(index)[WHICH].load(Ordering::Relaxed) == 0);
+        let kind = |index: usize| self.record(index)[WHICH].load(Ordering::Relaxed);
+        let proxy = which(Stop::Proxy);
+        let room =
+            stop != Stop::Proxy || (0..STOP_RECORDS).filter(|&index| kind(index) == proxy).count() < PROXY_RECORDS;
+        let free = (0..STOP_RECORDS).find(|&index| room && kind(index) == 0);
         free.or_else(|| {
             (0..STOP_RECORDS).find(|&index| {
                 let record = self.record(index);
-                record[UNTIL].load(Ordering::Relaxed) <= quiet_before
+                (stop != Stop::Proxy || kind(index) == proxy)
+                    && record[UNTIL].load(Ordering::Relaxed) <= quiet_before
                     && record[PROBE_UNTIL].load(Ordering::Relaxed) == 0
             })
         })
@@ -181,6 +196,7 @@ fn read_record(record: &[AtomicU64]) -> Option<StopState> {
         until_ms: word(UNTIL),
         renewals: u32::try_from(word(RENEWALS)).unwrap_or(u32::MAX),
         probe_until_ms: word(PROBE_UNTIL),
+        probe_pid: u32::try_from(word(PROBE_PID)).unwrap_or(0),
     })
 }
 
@@ -201,6 +217,7 @@ fn write(record: &[AtomicU64], key: KeyDigest, stop: Stop, state: &StopState) {
         (PROBE_UNTIL, state.probe_until_ms),
         (RENEWALS, u64::from(state.renewals)),
         (LENGTHS, lengths),
+        (PROBE_PID, u64::from(state.probe_pid)),
     ] {
         record[at].store(value, Ordering::Relaxed);
     }
@@ -259,10 +276,12 @@ mod tests {
             .update_stop(key, Stop::Key, &mut |kept| {
                 let mut state = kept.unwrap();
                 state.probe_until_ms = 77;
+                state.probe_pid = 4_000_000;
                 Some(state)
             })
             .unwrap();
-        assert_eq!(file.stop(key, Stop::Key).unwrap().unwrap().probe_until_ms, 77);
+        let leased = file.stop(key, Stop::Key).unwrap().unwrap();
+        assert_eq!((leased.probe_until_ms, leased.probe_pid), (77, 4_000_000));
         file.update_stop(key, Stop::Key, &mut |_| None).unwrap();
         assert!(!other.any_stop().unwrap());
         assert_eq!(other.stop(key, Stop::Key).unwrap(), None);
@@ -301,5 +320,39 @@ mod tests {
         assert_eq!(file.stop(key, Stop::Balance).unwrap(), None);
         file.update_stop(KeyDigest::of("1", "full"), Stop::Balance, &mut |_| None).unwrap();
         assert_eq!(file.stop_words().0.load(Ordering::Relaxed), STOP_RECORDS as u64 - 3, "damaged records were freed");
+    }
+
+    #[test]
+    fn proxy_stops_take_half_the_records_and_never_a_keys() {
+        let path = scratch("stops-proxies");
+        let (file, _) = BudgetFile::open(&path, false).unwrap();
+        let banned = |n: u64, now| {
+            let scope = KeyDigest::of(&n.to_string(), "proxies");
+            file.update_stop(scope, Stop::Proxy, &mut |_| Some(stopped("ERROR_PROXY_BANNED", now))).unwrap();
+            file.stop(scope, Stop::Proxy).unwrap().is_some()
+        };
+        assert!((0..PROXY_RECORDS as u64).all(|n| banned(n, 0)));
+        assert!(!banned(1000, 0), "beyond their half, a proxy stop is not kept");
+        let key = KeyDigest::of("key", "proxies");
+        file.update_stop(key, Stop::Key, &mut |_| Some(stopped("ERROR_KEY_DOES_NOT_EXIST", 0))).unwrap();
+        assert!(file.stop(key, Stop::Key).unwrap().is_some(), "a key's stop finds room");
+        let ended = BAN_LENGTH.as_millis() as u64;
+        assert!(banned(1001, ended), "a proxy stop whose ban ended makes room for another");
+        // Keys in every other record, all quiet; every proxy banned again: a new proxy stop
+        // takes no key's record, a new key stop takes a quiet one.
+        for n in 0..(STOP_RECORDS - PROXY_RECORDS - 1) as u64 {
+            let key = KeyDigest::of(&n.to_string(), "keys");
+            file.update_stop(key, Stop::Balance, &mut |_| Some(stopped("ERROR_ZERO_BALANCE", 0))).unwrap();
+        }
+        let later = 100 * ended;
+        for n in (0..PROXY_RECORDS as u64).chain([1001]) {
+            let scope = KeyDigest::of(&n.to_string(), "proxies");
+            file.update_stop(scope, Stop::Proxy, &mut |kept| kept.map(|_| stopped("ERROR_PROXY_BANNED", later)))
+                .unwrap();
+        }
+        assert!(!banned(1002, later), "a proxy stop never takes a key's record");
+        let late_key = KeyDigest::of("late", "keys");
+        file.update_stop(late_key, Stop::Key, &mut |_| Some(stopped("ERROR_IP_BANNED", later))).unwrap();
+        assert!(file.stop(late_key, Stop::Key).unwrap().is_some(), "a key stop takes a quiet record");
     }
 }

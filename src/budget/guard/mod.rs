@@ -10,16 +10,24 @@
 //!
 //! Cost: a call of a key with no stop reads one word (`Store::any`); the store's lock is
 //! taken only while a stop is in force, to hand out its probe.
+//!
+//! A proxy stop is kept under [`proxy_scope`] (a digest of the key's digest and the proxy's
+//! `address:port`), so the store holds no address; the message names the proxy from the call.
+//! When a key stop starts or is renewed here, the process's waits of that key that sleep
+//! between polls are woken ([`listen`]) and end with the local answer.
 
+mod alive;
+pub mod listen;
 pub mod policy;
 pub mod process;
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::error::{ApiError, Code, Error};
 use crate::budget::KeyDigest;
 use crate::net::transport::Method;
+use listen::{Listeners, Listening, StopListener};
 use policy::{Stop, StopState, Verdict, PROBE_LEASE};
 
 /// Where stops are kept. Implementations bound their tables and say how.
@@ -33,10 +41,12 @@ pub(crate) trait Store: Send + Sync {
     fn update(&self, key: KeyDigest, stop: Stop, change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>);
 }
 
-/// What one call holds: the stops it probes (it went out at the end of their cool-down).
+/// What one call holds: the stops it probes (it went out at the end of their cool-down), and
+/// the scope of its proxy's stop when it is a createTask with a proxy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pass {
     probes: [bool; Stop::ALL.len()],
+    proxy: Option<KeyDigest>,
 }
 
 impl Pass {
@@ -44,6 +54,30 @@ impl Pass {
     pub fn probes(&self, stop: Stop) -> bool {
         self.probes[stop.index()]
     }
+
+    /// What the stop is kept under for this call: the key's digest, or for a proxy stop the
+    /// proxy's scope (`None`: the call named no proxy).
+    fn scope(&self, key: KeyDigest, stop: Stop) -> Option<KeyDigest> {
+        match stop {
+            Stop::Proxy => self.proxy,
+            _ => Some(key),
+        }
+    }
+}
+
+/// What a proxy stop is kept under: the first 8 bytes of SHA-256 over the key's digest and the
+/// proxy's `address:port`, so that the store never holds the address (and never the proxy's
+/// login or password, which are not read at all).
+pub fn proxy_scope(key: KeyDigest, proxy: &str) -> KeyDigest {
+    let mut input = Vec::with_capacity(8 + 7 + proxy.len());
+    input.extend_from_slice(&key.value().to_le_bytes());
+    input.extend_from_slice(b"\0proxy\0");
+    input.extend_from_slice(proxy.as_bytes());
+    let sha = ring::digest::digest(&ring::digest::SHA256, &input);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&sha.as_ref()[..8]);
+    // 0 marks a free record in the shared file.
+    KeyDigest::from_value(u64::from_le_bytes(first).max(1))
 }
 
 /// What a call heard from the service.
@@ -83,6 +117,21 @@ pub fn global() -> &'static Guard {
     &GLOBAL
 }
 
+/// The listeners of the process's key stops (see [`listen`]): process-wide, as the waits are.
+static LISTENERS: LazyLock<Listeners> = LazyLock::new(Listeners::default);
+
+/// Registers `listener` to be told when a key stop starts or is renewed in this process; the
+/// registration lasts while the returned handle lives.
+pub fn listen(listener: Weak<dyn StopListener>) -> Listening {
+    LISTENERS.listen(listener)
+}
+
+/// How many key stops this process has told its listeners so far: a wait compares it across
+/// a poll to learn that one was told while its poll was in flight.
+pub fn stops_told() -> u64 {
+    LISTENERS.told()
+}
+
 /// The process's budget as the guard's store.
 struct BudgetStore(&'static crate::budget::Budget);
 
@@ -115,36 +164,45 @@ impl Guard {
     }
 
     /// Before a request of `method`: the call may go (perhaps as the probe of a stop whose
-    /// cool-down is over), or it is answered here with the service's own error.
-    pub(crate) fn admit(&self, key: KeyDigest, method: Method, now_ms: u64) -> Result<Pass, Error> {
-        let mut pass = Pass::default();
+    /// cool-down is over), or it is answered here with the service's own error. `proxy` is the
+    /// `address:port` of a createTask's proxy (its proxy stop is checked too).
+    pub(crate) fn admit(
+        &self,
+        key: KeyDigest,
+        method: Method,
+        proxy: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Pass, Error> {
+        let mut pass = Pass { proxy: proxy.map(|proxy| proxy_scope(key, proxy)), ..Pass::default() };
         if !self.on || !self.store.any() {
             return Ok(pass);
         }
         for stop in Stop::ALL.into_iter().filter(|stop| stop.holds(method)) {
-            let Some(state) = self.store.get(key, stop) else { continue };
-            let refused = match state.verdict(now_ms) {
+            let Some(scope) = pass.scope(key, stop) else { continue };
+            let Some(state) = self.store.get(scope, stop) else { continue };
+            let refused = match state.verdict(now_ms, &alive::exists) {
                 Verdict::Refuse => Some(state),
-                Verdict::MayProbe => self.take_probe(key, stop, now_ms),
+                Verdict::MayProbe => self.take_probe(scope, stop, now_ms),
             };
             if let Some(state) = refused {
                 self.release(key, &pass);
-                return Err(local_answer(&state, stop, method, now_ms));
+                return Err(local_answer(&state, stop, method, proxy, now_ms));
             }
             pass.probes[stop.index()] = true;
         }
         Ok(pass)
     }
 
-    /// Takes the stop's probe lease if nobody else did: `None` when this call is the probe,
-    /// else the stop that refuses it.
-    fn take_probe(&self, key: KeyDigest, stop: Stop, now_ms: u64) -> Option<StopState> {
+    /// Takes the stop's probe lease, in this process's name, if nobody else holds it: `None`
+    /// when this call is the probe, else the stop that refuses it.
+    fn take_probe(&self, scope: KeyDigest, stop: Stop, now_ms: u64) -> Option<StopState> {
         let mut refused = None;
-        self.store.update(key, stop, &mut |kept| {
+        self.store.update(scope, stop, &mut |kept| {
             let mut state = kept?;
-            if state.verdict(now_ms) == Verdict::MayProbe {
+            if state.verdict(now_ms, &alive::exists) == Verdict::MayProbe {
                 state.probe_until_ms =
                     now_ms.saturating_add(u64::try_from(PROBE_LEASE.as_millis()).unwrap_or(u64::MAX));
+                state.probe_pid = alive::this_process();
                 refused = None;
             } else {
                 refused = Some(state.clone());
@@ -157,9 +215,11 @@ impl Guard {
     /// Gives back the probe leases of a call that did not go out or heard nothing.
     fn release(&self, key: KeyDigest, pass: &Pass) {
         for stop in Stop::ALL.into_iter().filter(|stop| pass.probes(*stop)) {
-            self.store.update(key, stop, &mut |kept| {
+            let Some(scope) = pass.scope(key, stop) else { continue };
+            self.store.update(scope, stop, &mut |kept| {
                 kept.map(|mut state| {
                     state.probe_until_ms = 0;
+                    state.probe_pid = 0;
                     state
                 })
             });
@@ -178,32 +238,59 @@ impl Guard {
         let api_code = api.and_then(|api| api.code.as_deref()).unwrap_or("");
         let started = Stop::started_by(api_code);
         for stop in Stop::ALL {
+            let Some(scope) = pass.scope(key, stop) else { continue };
             if let (Some(api), true) = (api, started == Some(stop)) {
                 let (code, description) = (api_code, api.description.as_deref());
                 let probe = pass.probes(stop);
-                self.store.update(key, stop, &mut |kept| match kept {
+                let mut changed = false;
+                self.store.update(scope, stop, &mut |kept| match kept {
                     Some(mut state) if probe => {
                         state.renew(code, description, now_ms);
+                        changed = true;
                         Some(state)
                     }
                     // Already stopped by another call that was in flight with this one.
                     Some(state) => Some(state),
-                    None => Some(StopState::start(code, description, now_ms)),
+                    None => {
+                        changed = true;
+                        Some(StopState::start(code, description, now_ms))
+                    }
                 });
+                // Waits asleep in this process end now, with the local answer; only when the
+                // stop was kept (a full store keeps none, and waking would then send).
+                if stop == Stop::Key && changed && self.store.get(scope, stop).is_some() {
+                    LISTENERS.tell(key);
+                }
             } else if pass.probes(stop) || (stop == Stop::Balance && money) {
                 // Any other answer to the probe, or money on the account, ends the stop.
                 if self.store.any() {
-                    self.store.update(key, stop, &mut |_| None);
+                    self.store.update(scope, stop, &mut |_| None);
                 }
             }
         }
     }
 
     /// Ends every stop of the key now (the user fixed the key, the whitelist or the balance).
+    /// Proxy stops are kept under their proxy's scope and run their time: a ban of the proxy
+    /// by its target is not the user's to lift.
     pub fn clear(&self, key: KeyDigest) {
-        for stop in Stop::ALL {
+        for stop in Stop::ALL.into_iter().filter(|stop| *stop != Stop::Proxy) {
             self.store.update(key, stop, &mut |_| None);
         }
+    }
+
+    /// Ends the cool-down of the stop kept under `scope` (a key's digest, or [`proxy_scope`])
+    /// now, so that the next call probes. For tests, which cannot wait out a cool-down; it
+    /// keeps the stop and its probe lease as they are.
+    #[doc(hidden)]
+    pub fn end_cool_down_for_tests(&self, scope: KeyDigest, stop: Stop) {
+        let now_ms = now_ms();
+        self.store.update(scope, stop, &mut |kept| {
+            kept.map(|mut state| {
+                state.until_ms = state.until_ms.min(now_ms);
+                state
+            })
+        });
     }
 
     /// The key's stop, if one is kept.
@@ -214,10 +301,10 @@ impl Guard {
 
 /// The answer of a call the guard holds back: the service's own error (so that callers
 /// handle it as they would the service's), no HTTP status, and a message that says so.
-fn local_answer(state: &StopState, stop: Stop, method: Method, now_ms: u64) -> Error {
+fn local_answer(state: &StopState, stop: Stop, method: Method, proxy: Option<&str>, now_ms: u64) -> Error {
     Error {
         code: Code::Api,
-        message: state.message(stop, method, now_ms),
+        message: state.message(stop, method, proxy, now_ms),
         api: Some(ApiError { code: Some(state.api_code.clone()), description: state.description.clone() }),
         http_status: None,
     }
@@ -244,23 +331,23 @@ mod tests {
     #[test]
     fn a_revoked_key_stops_every_call_until_one_probe_ends_it() {
         let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
-        let pass = guard.admit(key, Method::GetTaskResult, 0).unwrap();
+        let pass = guard.admit(key, Method::GetTaskResult, None, 0).unwrap();
         guard.learn(key, &pass, heard(KEY), 0);
         for method in [Method::GetTaskResult, Method::CreateTask, Method::GetBalance] {
-            let refused = guard.admit(key, method, 59_999).unwrap_err();
+            let refused = guard.admit(key, method, None, 59_999).unwrap_err();
             assert_eq!((refused.code, refused.api_code(), refused.http_status), (Code::Api, Some(KEY), None));
             assert_eq!(refused.api.unwrap().description.as_deref(), Some("described"));
         }
         let other = KeyDigest::of("k2", "https://a");
-        assert!(guard.admit(other, Method::CreateTask, 1).is_ok(), "other keys go on");
+        assert!(guard.admit(other, Method::CreateTask, None, 1).is_ok(), "other keys go on");
 
-        let probe = guard.admit(key, Method::GetBalance, 60_000).unwrap();
+        let probe = guard.admit(key, Method::GetBalance, None, 60_000).unwrap();
         assert!(probe.probes(Stop::Key));
-        let message = guard.admit(key, Method::GetBalance, 60_001).unwrap_err().message;
+        let message = guard.admit(key, Method::GetBalance, None, 60_001).unwrap_err().message;
         assert!(message.contains("while another call"), "one probe at a time: {message}");
         guard.learn(key, &probe, FINE, 60_100);
         assert_eq!(guard.stop(key, Stop::Key), None);
-        assert_eq!(guard.admit(key, Method::GetBalance, 60_200), Ok(Pass::default()));
+        assert_eq!(guard.admit(key, Method::GetBalance, None, 60_200), Ok(Pass::default()));
     }
 
     #[test]
@@ -271,9 +358,9 @@ mod tests {
         guard.learn(key, &Pass::default(), heard(KEY), 10);
         assert_eq!(guard.stop(key, Stop::Key).unwrap().until_ms, 60_000);
 
-        let probe = guard.admit(key, Method::CreateTask, 60_000).unwrap();
+        let probe = guard.admit(key, Method::CreateTask, None, 60_000).unwrap();
         guard.learn(key, &probe, Heard::Nothing, 60_500);
-        let probe = guard.admit(key, Method::CreateTask, 61_000).unwrap();
+        let probe = guard.admit(key, Method::CreateTask, None, 61_000).unwrap();
         assert!(probe.probes(Stop::Key), "a probe that heard nothing lets the next call probe");
         guard.learn(key, &probe, heard(KEY), 61_000);
         let stop = guard.stop(key, Stop::Key).unwrap();
@@ -284,16 +371,51 @@ mod tests {
     fn zero_balance_stops_create_task_only_and_money_ends_it() {
         let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
         guard.learn(key, &Pass::default(), heard("ERROR_ZERO_BALANCE"), 0);
-        assert_eq!(guard.admit(key, Method::CreateTask, 1).unwrap_err().api_code(), Some("ERROR_ZERO_BALANCE"));
+        assert_eq!(guard.admit(key, Method::CreateTask, None, 1).unwrap_err().api_code(), Some("ERROR_ZERO_BALANCE"));
         for method in [Method::GetTaskResult, Method::GetBalance, Method::ReportIncorrectImage] {
-            assert_eq!(guard.admit(key, method, 1), Ok(Pass::default()));
+            assert_eq!(guard.admit(key, method, None, 1), Ok(Pass::default()));
         }
         let broke = Heard::Answer { api: None, money: false };
         guard.learn(key, &Pass::default(), broke, 2);
-        assert!(guard.admit(key, Method::CreateTask, 3).is_err(), "a balance of 0 changes nothing");
+        assert!(guard.admit(key, Method::CreateTask, None, 3).is_err(), "a balance of 0 changes nothing");
         let topped_up = Heard::Answer { api: None, money: true };
         guard.learn(key, &Pass::default(), topped_up, 4);
-        assert_eq!(guard.admit(key, Method::CreateTask, 5), Ok(Pass::default()));
+        assert_eq!(guard.admit(key, Method::CreateTask, None, 5), Ok(Pass::default()));
+    }
+
+    #[test]
+    fn a_banned_proxy_stops_create_task_with_that_proxy_only() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        let proxy = Some("10.0.0.1:8080");
+        let pass = guard.admit(key, Method::CreateTask, proxy, 0).unwrap();
+        guard.learn(key, &pass, heard("ERROR_PROXY_BANNED"), 0);
+        let refused = guard.admit(key, Method::CreateTask, proxy, 599_999).unwrap_err();
+        assert_eq!(refused.api_code(), Some("ERROR_PROXY_BANNED"));
+        assert!(refused.message.contains("the proxy 10.0.0.1:8080"), "{}", refused.message);
+        assert!(guard.admit(key, Method::CreateTask, Some("10.0.0.1:8081"), 1).is_ok(), "another proxy goes on");
+        assert!(guard.admit(key, Method::CreateTask, None, 1).is_ok(), "proxyless tasks go on");
+        assert!(guard.admit(KeyDigest::of("k2", "https://a"), Method::CreateTask, proxy, 1).is_ok(), "another key");
+        assert!(guard.admit(key, Method::GetTaskResult, proxy, 1).is_ok());
+        assert_eq!(guard.stop(key, Stop::Proxy), None, "kept under the proxy's scope, not the key");
+        assert!(guard.stop(proxy_scope(key, "10.0.0.1:8080"), Stop::Proxy).is_some());
+        guard.clear(key);
+        assert!(guard.admit(key, Method::CreateTask, proxy, 2).is_err(), "a proxy ban runs its time");
+        // After the ban's length one createTask probes; a created task ends the stop.
+        let probe = guard.admit(key, Method::CreateTask, proxy, 600_000).unwrap();
+        assert!(probe.probes(Stop::Proxy));
+        assert!(guard.admit(key, Method::CreateTask, proxy, 600_001).is_err(), "one probe at a time");
+        guard.learn(key, &probe, FINE, 600_100);
+        assert!(guard.admit(key, Method::CreateTask, proxy, 600_200).is_ok());
+    }
+
+    #[test]
+    fn a_probe_lease_names_its_process() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        guard.learn(key, &Pass::default(), heard(KEY), 0);
+        let probe = guard.admit(key, Method::GetBalance, None, 60_000).unwrap();
+        assert_eq!(guard.stop(key, Stop::Key).unwrap().probe_pid, std::process::id());
+        guard.learn(key, &probe, Heard::Nothing, 60_001);
+        assert_eq!(guard.stop(key, Stop::Key).unwrap().probe_pid, 0, "a released lease names no one");
     }
 
     #[test]
@@ -301,11 +423,11 @@ mod tests {
         let key = KeyDigest::of("k", "https://a");
         let off = Guard::new(Box::new(ProcessStops::default()), false);
         off.learn(key, &Pass::default(), heard(KEY), 0);
-        assert!(off.admit(key, Method::CreateTask, 1).is_ok());
+        assert!(off.admit(key, Method::CreateTask, None, 1).is_ok());
         let guard = guard();
         guard.learn(key, &Pass::default(), heard("ERROR_IP_BANNED"), 0);
-        assert!(guard.admit(key, Method::GetBalance, 599_999).is_err());
+        assert!(guard.admit(key, Method::GetBalance, None, 599_999).is_err());
         guard.clear(key);
-        assert!(guard.admit(key, Method::GetBalance, 1).is_ok());
+        assert!(guard.admit(key, Method::GetBalance, None, 1).is_ok());
     }
 }

@@ -11,12 +11,15 @@
 //! Cool-downs, chosen so that a farm never keeps a ban alive and yet notices a fix soon:
 //! - `ERROR_IP_BANNED`, `ERROR_IP_BLOCKED`: the ban's documented length, [`BAN_LENGTH`]
 //!   (10 minutes), from the first answer: asking sooner only hears the same and may extend it.
+//! - `ERROR_PROXY_BANNED` (a createTask's proxy, banned by the target): [`BAN_LENGTH`] too,
+//!   for that proxy (address and port) and key only.
 //! - `ERROR_KEY_DOES_NOT_EXIST`, `ERROR_IP_NOT_ALLOWED`, `ERROR_ZERO_BALANCE` (mistakes the
 //!   user can fix: a key, a whitelist, a top-up): [`FIRST_COOL_DOWN`] (1 minute), doubled at
 //!   each renewal, at most [`BAN_LENGTH`].
 //!
 //! After a cool-down exactly one call goes out (the probe; [`PROBE_LEASE`] bounds how long
-//! it may hold that right, so a process killed while probing blocks no one for longer). The
+//! it may hold that right; the lease names the prober's process, and a call that finds that
+//! process gone takes the probe at once, so a killed prober blocks no one for long). The
 //! same answer renews the stop; any other answer of the service ends it; no answer (a network
 //! failure, a timeout, a cancel) leaves it as it was, and the next call probes again.
 
@@ -35,6 +38,8 @@ pub const PROBE_LEASE: Duration = Duration::from_secs(2 * 60);
 /// Most bytes of the service's error code and description a stop keeps (more is cut).
 pub const MAX_CODE_BYTES: usize = 48;
 pub const MAX_DESCRIPTION_BYTES: usize = 240;
+/// Most bytes of a proxy's `address:port` a message shows (a host name has at most 253).
+const MAX_PROXY_SHOWN: usize = 260;
 
 /// What a stop holds back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,10 +48,13 @@ pub enum Stop {
     Key,
     /// createTask with the key: the balance is zero. Results, reports and getBalance still go.
     Balance,
+    /// createTask with the key and one proxy (its address and port): the target banned that
+    /// proxy. Kept under a digest of the key's digest and the proxy, never the address.
+    Proxy,
 }
 
 impl Stop {
-    pub const ALL: [Stop; 2] = [Stop::Key, Stop::Balance];
+    pub const ALL: [Stop; 3] = [Stop::Key, Stop::Balance, Stop::Proxy];
 
     /// The stop an answer of the service starts, by its error code.
     pub fn started_by(api_code: &str) -> Option<Stop> {
@@ -55,6 +63,7 @@ impl Stop {
                 Some(Stop::Key)
             }
             "ERROR_ZERO_BALANCE" => Some(Stop::Balance),
+            "ERROR_PROXY_BANNED" => Some(Stop::Proxy),
             _ => None,
         }
     }
@@ -63,7 +72,7 @@ impl Stop {
     pub(crate) fn holds(self, method: Method) -> bool {
         match self {
             Stop::Key => true,
-            Stop::Balance => method == Method::CreateTask,
+            Stop::Balance | Stop::Proxy => method == Method::CreateTask,
         }
     }
 
@@ -72,18 +81,24 @@ impl Stop {
         self as usize
     }
 
-    /// How the stop is named in messages.
-    fn what(self) -> &'static str {
+    /// How the stop is named in messages; `proxy` is the proxy's `address:port` (not a secret).
+    fn what(self, proxy: Option<&str>) -> String {
         match self {
-            Stop::Key => "every call with this key",
-            Stop::Balance => "createTask with this key",
+            Stop::Key => "every call with this key".to_owned(),
+            Stop::Balance => "createTask with this key".to_owned(),
+            Stop::Proxy => {
+                format!(
+                    "createTask with this key and the proxy {}",
+                    cut(proxy.unwrap_or("of this task"), MAX_PROXY_SHOWN)
+                )
+            }
         }
     }
 }
 
 /// The cool-down after the stop's first answer (`renewals` 0) or after its n-th renewal.
 pub fn cool_down(api_code: &str, renewals: u32) -> Duration {
-    if matches!(api_code, "ERROR_IP_BANNED" | "ERROR_IP_BLOCKED") {
+    if matches!(api_code, "ERROR_IP_BANNED" | "ERROR_IP_BLOCKED" | "ERROR_PROXY_BANNED") {
         return BAN_LENGTH;
     }
     FIRST_COOL_DOWN.saturating_mul(1u32 << renewals.min(16)).min(BAN_LENGTH)
@@ -104,6 +119,9 @@ pub struct StopState {
     pub renewals: u32,
     /// While a probe is out: until when its lease runs (0: none).
     pub probe_until_ms: u64,
+    /// While a probe is out: the prober's process id (0: unknown). A lease whose process is
+    /// gone is free at once; a reused id keeps it at worst until `probe_until_ms`.
+    pub probe_pid: u32,
 }
 
 /// What the guard decides for a call that a stop holds back.
@@ -126,6 +144,7 @@ impl StopState {
             until_ms: now_ms.saturating_add(millis(cool_down(api_code, 0))),
             renewals: 0,
             probe_until_ms: 0,
+            probe_pid: 0,
         }
     }
 
@@ -136,10 +155,18 @@ impl StopState {
         self.description = description.map(|text| cut(text, MAX_DESCRIPTION_BYTES).to_owned());
         self.until_ms = now_ms.saturating_add(millis(cool_down(api_code, self.renewals)));
         self.probe_until_ms = 0;
+        self.probe_pid = 0;
     }
 
-    pub fn verdict(&self, now_ms: u64) -> Verdict {
-        if now_ms < self.until_ms || now_ms < self.probe_until_ms {
+    /// Refuse while the cool-down runs or a probe's lease does; a lease whose prober
+    /// `alive` says is gone (killed while it probed) no longer holds. `alive` is asked only
+    /// while a lease holds past the cool-down: not on the path of a call with no probe out.
+    pub fn verdict(&self, now_ms: u64, alive: &dyn Fn(u32) -> bool) -> Verdict {
+        if now_ms < self.until_ms {
+            return Verdict::Refuse;
+        }
+        let leased = now_ms < self.probe_until_ms && (self.probe_pid == 0 || alive(self.probe_pid));
+        if leased {
             Verdict::Refuse
         } else {
             Verdict::MayProbe
@@ -147,7 +174,7 @@ impl StopState {
     }
 
     /// The message of a call answered here: not sent, why, since when and until when.
-    pub(crate) fn message(&self, stop: Stop, method: Method, now_ms: u64) -> String {
+    pub(crate) fn message(&self, stop: Stop, method: Method, proxy: Option<&str>, now_ms: u64) -> String {
         let answer = match self.description.as_deref() {
             Some(text) if !text.is_empty() => format!("{}: {text}", self.api_code),
             _ => self.api_code.clone(),
@@ -161,7 +188,7 @@ impl StopState {
             "{} was not sent: the service answered {answer} (first at {}); the account guard answers {} here {next}, so that the account or address is not banned for a storm of such requests",
             method.name(),
             utc(self.since_ms),
-            stop.what(),
+            stop.what(proxy),
         )
     }
 }
@@ -202,12 +229,14 @@ mod tests {
             assert_eq!(Stop::started_by(code), Some(Stop::Key), "{code}");
         }
         assert_eq!(Stop::started_by("ERROR_ZERO_BALANCE"), Some(Stop::Balance));
+        assert_eq!(Stop::started_by("ERROR_PROXY_BANNED"), Some(Stop::Proxy));
         for code in ["ERROR_CAPTCHA_UNSOLVABLE", "ERROR_TOO_MUCH_REQUESTS", "CAPCHA_NOT_READY", ""] {
             assert_eq!(Stop::started_by(code), None, "{code}");
         }
         for method in [Method::GetTaskResult, Method::CreateTask, Method::GetBalance, Method::ReportIncorrectToken] {
             assert!(Stop::Key.holds(method));
             assert_eq!(Stop::Balance.holds(method), method == Method::CreateTask);
+            assert_eq!(Stop::Proxy.holds(method), method == Method::CreateTask);
         }
     }
 
@@ -219,28 +248,38 @@ mod tests {
         assert_eq!(minutes("ERROR_ZERO_BALANCE", 40), 10);
         assert_eq!(minutes("ERROR_IP_BANNED", 0), 10);
         assert_eq!(minutes("ERROR_IP_BLOCKED", 3), 10);
+        assert_eq!(minutes("ERROR_PROXY_BANNED", 0), 10);
     }
 
     #[test]
     fn a_stop_refuses_until_its_cool_down_then_lets_one_probe() {
         let mut stop = StopState::start("ERROR_KEY_DOES_NOT_EXIST", Some("no such key"), 1_000);
         assert_eq!(stop.until_ms, 61_000);
-        assert_eq!(stop.verdict(60_999), Verdict::Refuse);
-        assert_eq!(stop.verdict(61_000), Verdict::MayProbe);
+        let (alive, gone) = (&|_| true, &|_| false);
+        assert_eq!(stop.verdict(60_999, gone), Verdict::Refuse);
+        assert_eq!(stop.verdict(61_000, alive), Verdict::MayProbe);
         stop.probe_until_ms = 61_000 + millis(PROBE_LEASE);
-        assert_eq!(stop.verdict(62_000), Verdict::Refuse, "one probe at a time");
-        assert_eq!(stop.verdict(stop.probe_until_ms), Verdict::MayProbe, "a lease runs out");
+        stop.probe_pid = 42;
+        assert_eq!(stop.verdict(62_000, alive), Verdict::Refuse, "one probe at a time");
+        assert_eq!(stop.verdict(62_000, gone), Verdict::MayProbe, "a killed prober's lease is free");
+        assert_eq!(stop.verdict(stop.probe_until_ms, alive), Verdict::MayProbe, "a lease runs out");
         stop.renew("ERROR_KEY_DOES_NOT_EXIST", Some("no such key"), 70_000);
-        assert_eq!((stop.renewals, stop.until_ms, stop.probe_until_ms), (1, 190_000, 0));
+        assert_eq!((stop.renewals, stop.until_ms, stop.probe_until_ms, stop.probe_pid), (1, 190_000, 0, 0));
         assert_eq!(stop.since_ms, 1_000, "since stays the first answer");
     }
 
     #[test]
     fn the_message_says_not_sent_why_since_and_until() {
         let stop = StopState::start("ERROR_ZERO_BALANCE", Some("Account has zero balance"), 1_764_891_612_000);
-        let message = stop.message(Stop::Balance, Method::CreateTask, 1_764_891_613_000);
+        let message = stop.message(Stop::Balance, Method::CreateTask, None, 1_764_891_613_000);
         assert!(message.starts_with("createTask was not sent: the service answered ERROR_ZERO_BALANCE: Account has zero balance (first at 2025-12-04 23:40:12 UTC)"), "{message}");
         assert!(message.contains("until 2025-12-04 23:41:12 UTC"), "{message}");
+        let banned = StopState::start("ERROR_PROXY_BANNED", None, 0);
+        let message = banned.message(Stop::Proxy, Method::CreateTask, Some("10.0.0.1:8080"), 1);
+        assert!(
+            message.contains("createTask with this key and the proxy 10.0.0.1:8080 here until 1970-01-01 00:10:00 UTC"),
+            "{message}"
+        );
         let long = "x".repeat(1000);
         assert_eq!(StopState::start(&long, Some(&long), 0).description.map(|d| d.len()), Some(MAX_DESCRIPTION_BYTES));
     }
