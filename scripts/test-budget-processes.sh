@@ -134,9 +134,10 @@ expect_line() {
 
 # check_storm NAME COUNT METHOD EXPECT: what a storm of a stopped key must show: every call
 # answered by the service (the few that went out first) or locally, with EXPECT; the requests
-# the programs counted are those that reached the emulator, at most MAX_PER_PROCESS a process.
+# the programs counted are those that reached the emulator, at most MAX_PER_PROCESS a process
+# (each process's own count, and the emulator's total).
 check_storm() {
-    local name=$1 count=$2 method=$3 expect=$4 files locals service ok other requests arrived senders
+    local name=$1 count=$2 method=$3 expect=$4 file files locals service ok other requests arrived senders
     files=("$work/$name".*)
     locals=$(total local "${files[@]}") service=$(total service "${files[@]}")
     ok=$(total ok "${files[@]}") other=$(total other "${files[@]}") requests=$(total requests "${files[@]}")
@@ -149,6 +150,10 @@ check_storm() {
     [ "$requests" = "$arrived" ] || fail "$name: the programs counted $requests requests, the emulator $arrived"
     [ "$arrived" -ge 1 ] && [ "$arrived" -le $((${#PROCESSES[@]} * MAX_PER_PROCESS)) ] ||
         fail "$name: $arrived requests reached the emulator, not between 1 and ${#PROCESSES[@]} x $MAX_PER_PROCESS"
+    for file in "${files[@]}"; do
+        [ "$(total requests "$file")" -le "$MAX_PER_PROCESS" ] ||
+            fail "$name: one process sent more than $MAX_PER_PROCESS requests: $(cat "$file")"
+    done
 }
 
 # later NAME KEY EXPECT: processes started one after another with a stopped key, each making
