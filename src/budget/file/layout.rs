@@ -21,7 +21,7 @@ pub const FILE_BYTES: u64 = (HEADER_BYTES + BUCKETS * BUCKET_BYTES + AREA_BYTES)
 /// Tasks the table can hold.
 pub const CAPACITY: usize = BUCKETS * WAYS;
 
-const MAGIC: &[u8; 8] = b"CMBUDGT\x03";
+const MAGIC: &[u8; 8] = b"CMBUDGT\x04";
 /// The header: magic, then the geometry, so that a file of another layout is never misread.
 pub(super) fn header() -> [u8; HEADER_BYTES] {
     let mut header = [0u8; HEADER_BYTES];

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// The file's name in the default directory. v3 adds the account guard's stops after the table;
 /// v2 was the lock-free layout; v1 counted under the lock only. Layouts never share a file: an
 /// older library would cut a newer, longer file to its own size.
-const FILE_NAME: &str = "budget-v3";
+const FILE_NAME: &str = "budget-v4";
 
 /// Where the shared file is by default: `$XDG_RUNTIME_DIR/capmonster/` when set (a per-user
 /// tmpfs on Linux), else `capmonster-<uid>/` in the temporary directory.

@@ -18,6 +18,7 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::error::{ApiError, Code, Error};
+use crate::budget::disowned::FinalAnswer;
 use crate::budget::KeyDigest;
 use crate::net::transport::Method;
 use policy::{Stop, StopState, Verdict, PROBE_LEASE};
@@ -114,6 +115,11 @@ impl Guard {
         Guard { store, on }
     }
 
+    /// Whether the guard is on (`CAPMONSTER_GUARD` is not `off`).
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     /// Before a request of `method`: the call may go (perhaps as the probe of a stop whose
     /// cool-down is over), or it is answered here with the service's own error.
     pub(crate) fn admit(&self, key: KeyDigest, method: Method, now_ms: u64) -> Result<Pass, Error> {
@@ -134,6 +140,28 @@ impl Guard {
             pass.probes[stop.index()] = true;
         }
         Ok(pass)
+    }
+
+    /// Before a getTaskResult of a task the budget does not know: refused while the key's
+    /// wrong-id pause holds ([`Stop::WrongIds`]); the call after its cool-down is its probe.
+    /// The budget asks only while some stop is kept, never for a task it knows.
+    pub(crate) fn admit_unknown_task(&self, key: KeyDigest, pass: &mut Pass, now_ms: u64) -> Result<(), Error> {
+        let stop = Stop::WrongIds;
+        if !self.on || pass.probes(stop) {
+            return Ok(());
+        }
+        let Some(state) = self.store.get(key, stop).filter(|state| !state.counting()) else { return Ok(()) };
+        let refused = match state.verdict(now_ms) {
+            Verdict::Refuse => Some(state),
+            Verdict::MayProbe => self.take_probe(key, stop, now_ms),
+        };
+        match refused {
+            Some(state) => Err(local_answer(&state, stop, Method::GetTaskResult, now_ms)),
+            None => {
+                pass.probes[stop.index()] = true;
+                Ok(())
+            }
+        }
     }
 
     /// Takes the stop's probe lease if nobody else did: `None` when this call is the probe,
@@ -177,8 +205,15 @@ impl Guard {
         };
         let api_code = api.and_then(|api| api.code.as_deref()).unwrap_or("");
         let started = Stop::started_by(api_code);
+        let wrong_id = FinalAnswer::from_code(api_code).is_some_and(FinalAnswer::wrong_id);
         for stop in Stop::ALL {
-            if let (Some(api), true) = (api, started == Some(stop)) {
+            if let (Some(api), true, Stop::WrongIds) = (api, wrong_id, stop) {
+                // Counted in the key's record, by every process; the limit starts the pause.
+                let (probe, description) = (pass.probes(stop), api.description.as_deref());
+                self.store.update(key, stop, &mut |kept| {
+                    Some(StopState::wrong_id_heard(kept, probe, api_code, description, now_ms))
+                });
+            } else if let (Some(api), true) = (api, started == Some(stop)) {
                 let (code, description) = (api_code, api.description.as_deref());
                 let probe = pass.probes(stop);
                 self.store.update(key, stop, &mut |kept| match kept {
@@ -294,6 +329,36 @@ mod tests {
         let topped_up = Heard::Answer { api: None, money: true };
         guard.learn(key, &Pass::default(), topped_up, 4);
         assert_eq!(guard.admit(key, Method::CreateTask, 5), Ok(Pass::default()));
+    }
+
+    #[test]
+    fn wrong_ids_pause_unknown_tasks_until_a_probe_hears_otherwise() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        let wrong = "ERROR_NO_SUCH_CAPCHA_ID";
+        for n in 0..policy::WRONG_IDS_LIMIT - 1 {
+            guard.learn(key, &Pass::default(), heard(wrong), u64::from(n));
+            assert!(!guard.store.any(), "a count holds nothing back");
+            assert_eq!(guard.admit_unknown_task(key, &mut Pass::default(), u64::from(n)), Ok(()));
+        }
+        guard.learn(key, &Pass::default(), heard("WRONG_CAPTCHA_ID"), 100);
+        assert!(guard.store.any());
+        let paused = guard.admit_unknown_task(key, &mut Pass::default(), 200).unwrap_err();
+        assert_eq!((paused.code, paused.api_code(), paused.http_status), (Code::Api, Some("WRONG_CAPTCHA_ID"), None));
+        assert!(paused.message.contains("neither created nor asked about here"), "{}", paused.message);
+        assert_eq!(guard.admit(key, Method::GetTaskResult, 200), Ok(Pass::default()), "known tasks go on");
+
+        let mut probe = Pass::default();
+        guard.admit_unknown_task(key, &mut probe, 60_100).unwrap();
+        assert!(probe.probes(Stop::WrongIds));
+        assert!(guard.admit_unknown_task(key, &mut Pass::default(), 60_200).is_err(), "one probe at a time");
+        guard.learn(key, &probe, heard(wrong), 60_300);
+        let renewed = guard.stop(key, Stop::WrongIds).unwrap();
+        assert_eq!((renewed.renewals, renewed.until_ms), (1, 180_300));
+        let mut probe = Pass::default();
+        guard.admit_unknown_task(key, &mut probe, 180_300).unwrap();
+        guard.learn(key, &probe, FINE, 180_400);
+        assert_eq!(guard.stop(key, Stop::WrongIds), None, "any other answer ends it");
+        assert!(!guard.store.any());
     }
 
     #[test]

@@ -43,10 +43,22 @@ pub enum Stop {
     Key,
     /// createTask with the key: the balance is zero. Results, reports and getBalance still go.
     Balance,
+    /// getTaskResult of tasks the budget does not know (neither created nor asked about here),
+    /// after [`WRONG_IDS_LIMIT`] wrong-id answers within [`WRONG_IDS_WINDOW`]; the budget checks
+    /// it for such tasks only. Until then its record counts the answers (`counting`).
+    WrongIds,
 }
 
+/// Wrong-id answers (`ERROR_NO_SUCH_CAPCHA_ID`, `WRONG_CAPTCHA_ID`) of one key, from all the
+/// user's processes, within [`WRONG_IDS_WINDOW`] that pause getTaskResult of unknown tasks:
+/// many more than a program meets that asks about its own tasks (each disowned task is asked
+/// once), few enough that a storm of wrong ids stops within a second of starting.
+pub const WRONG_IDS_LIMIT: u32 = 20;
+/// The window of [`WRONG_IDS_LIMIT`].
+pub const WRONG_IDS_WINDOW: Duration = Duration::from_secs(60);
+
 impl Stop {
-    pub const ALL: [Stop; 2] = [Stop::Key, Stop::Balance];
+    pub const ALL: [Stop; 3] = [Stop::Key, Stop::Balance, Stop::WrongIds];
 
     /// The stop an answer of the service starts, by its error code.
     pub fn started_by(api_code: &str) -> Option<Stop> {
@@ -64,6 +76,7 @@ impl Stop {
         match self {
             Stop::Key => true,
             Stop::Balance => method == Method::CreateTask,
+            Stop::WrongIds => false,
         }
     }
 
@@ -77,6 +90,7 @@ impl Stop {
         match self {
             Stop::Key => "every call with this key",
             Stop::Balance => "createTask with this key",
+            Stop::WrongIds => "getTaskResult with this key for tasks it neither created nor asked about here",
         }
     }
 }
@@ -136,6 +150,49 @@ impl StopState {
         self.description = description.map(|text| cut(text, MAX_DESCRIPTION_BYTES).to_owned());
         self.until_ms = now_ms.saturating_add(millis(cool_down(api_code, self.renewals)));
         self.probe_until_ms = 0;
+    }
+
+    /// A wrong-id stop's record that only counts answers: `renewals` wrong-id answers since
+    /// `since_ms`; it holds nothing back (`until_ms` 0).
+    pub fn counting(&self) -> bool {
+        self.until_ms == 0
+    }
+
+    /// A wrong-id answer (`api_code`) heard at `now_ms`, by the probe of the stop or another
+    /// call: what the key's [`Stop::WrongIds`] record becomes. It counts the answers of a
+    /// window; the [`WRONG_IDS_LIMIT`]th starts the stop; the probe's renews it; others, while
+    /// the stop holds, change nothing.
+    pub fn wrong_id_heard(
+        kept: Option<StopState>,
+        probe: bool,
+        api_code: &str,
+        description: Option<&str>,
+        now_ms: u64,
+    ) -> StopState {
+        let window = millis(WRONG_IDS_WINDOW);
+        match kept {
+            Some(mut state) if state.counting() && now_ms.saturating_sub(state.since_ms) < window => {
+                state.renewals = state.renewals.saturating_add(1);
+                if state.renewals >= WRONG_IDS_LIMIT {
+                    let mut stop = StopState::start(api_code, description, now_ms);
+                    stop.since_ms = state.since_ms;
+                    return stop;
+                }
+                state
+            }
+            Some(mut state) if !state.counting() => {
+                if probe {
+                    state.renew(api_code, description, now_ms);
+                }
+                state
+            }
+            // None, or a count whose window ended: a new count.
+            _ => {
+                let mut first = StopState::start(api_code, description, now_ms);
+                (first.until_ms, first.renewals) = (0, 1);
+                first
+            }
+        }
     }
 
     pub fn verdict(&self, now_ms: u64) -> Verdict {
@@ -243,6 +300,36 @@ mod tests {
         assert!(message.contains("until 2025-12-04 23:41:12 UTC"), "{message}");
         let long = "x".repeat(1000);
         assert_eq!(StopState::start(&long, Some(&long), 0).description.map(|d| d.len()), Some(MAX_DESCRIPTION_BYTES));
+    }
+
+    #[test]
+    fn twenty_wrong_ids_within_a_minute_pause_unknown_tasks() {
+        let code = "ERROR_NO_SUCH_CAPCHA_ID";
+        let mut kept = None;
+        for n in 1..WRONG_IDS_LIMIT {
+            let state = StopState::wrong_id_heard(kept, false, code, None, u64::from(n) * 1000);
+            assert!(state.counting() && state.renewals == n, "{state:?}");
+            kept = Some(state);
+        }
+        let stop = StopState::wrong_id_heard(kept.clone(), false, code, None, 30_000);
+        assert!(!stop.counting());
+        assert_eq!((stop.since_ms, stop.until_ms, stop.renewals), (1000, 90_000, 0), "the first cool-down");
+        assert_eq!(
+            StopState::wrong_id_heard(Some(stop.clone()), false, code, None, 31_000),
+            stop,
+            "in flight: no change"
+        );
+        let renewed = StopState::wrong_id_heard(Some(stop), true, code, None, 90_000);
+        assert_eq!((renewed.renewals, renewed.until_ms), (1, 210_000), "the probe's renews, doubled");
+        let late = StopState::wrong_id_heard(kept, false, code, None, 61_000);
+        assert_eq!(
+            (late.renewals, late.since_ms, late.counting()),
+            (1, 61_000, true),
+            "a window that ended starts anew"
+        );
+        for method in [Method::GetTaskResult, Method::CreateTask] {
+            assert!(!Stop::WrongIds.holds(method), "the budget checks it, for unknown tasks only");
+        }
     }
 
     #[test]

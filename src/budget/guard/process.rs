@@ -18,7 +18,8 @@ pub const MAX_STOPS: usize = 4096;
 #[derive(Default)]
 pub struct ProcessStops {
     stops: Mutex<HashMap<(KeyDigest, Stop), StopState>>,
-    /// `stops.len()`, readable without the lock.
+    /// Stops of `stops` that hold calls back (not the records that only count answers),
+    /// readable without the lock.
     kept: AtomicUsize,
 }
 
@@ -42,7 +43,7 @@ impl Store for ProcessStops {
                 stops.insert((key, stop), state);
             }
         }
-        self.kept.store(stops.len(), Ordering::Release);
+        self.kept.store(stops.values().filter(|state| !state.counting()).count(), Ordering::Release);
     }
 }
 
