@@ -155,12 +155,12 @@ fn the_default_file_is_private_and_shared() {
     let env = [(variable, runtime.to_str().unwrap())];
     let outcomes = run_all((0..3).map(|_| child(&emulator, task_id, 50, &env).spawn().unwrap()).collect());
     assert_eq!(outcomes.iter().map(|o| o.0).sum::<u32>(), 120);
-    assert!(runtime.join("capmonster").join("budget-v3").is_file());
+    assert!(runtime.join("capmonster").join("budget-v4").is_file());
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(runtime.join("capmonster")).unwrap().mode() & 0o777, 0o700);
-        assert_eq!(std::fs::metadata(runtime.join("capmonster/budget-v3")).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(runtime.join("capmonster/budget-v4")).unwrap().mode() & 0o777, 0o600);
     }
 }
 

@@ -11,9 +11,9 @@
 //! Where the counts live is chosen once, when the first client is created:
 //! - by default, a file that every process of the user shares
 //!   ([`file`](crate::budget::file)), in a private directory
-//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v3`, else
-//!   `<temporary directory>/capmonster-<uid>/budget-v3`; on Windows
-//!   `%LOCALAPPDATA%\capmonster\budget-v3`);
+//!   (`$XDG_RUNTIME_DIR/capmonster/budget-v4`, else
+//!   `<temporary directory>/capmonster-<uid>/budget-v4`; on Windows
+//!   `%LOCALAPPDATA%\capmonster\budget-v4`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
 //!   counts alone).
@@ -246,6 +246,24 @@ impl Budget {
             }
         }
         Ok(lock(&self.tasks).take(key, task_id, Instant::now()))
+    }
+
+    /// Takes one request for a task the service disowned all the same (with
+    /// `CAPMONSTER_GUARD=off`, which answers nothing here): counted as any other.
+    pub fn take_disowned(&self, key: KeyDigest, task_id: i64) -> Admission {
+        #[cfg(any(unix, windows))]
+        if let Some(shared) = &self.shared {
+            match self.with_shared(shared, |file| file.take_disowned(key, task_id)) {
+                Some(Some(admission)) => return admission,
+                Some(None) => {
+                    if let Some(admission) = self.with_shared(shared, |file| file.insert(key, task_id)) {
+                        return admission;
+                    }
+                }
+                None => {}
+            }
+        }
+        lock(&self.tasks).take_disowned(key, task_id, Instant::now())
     }
 
     /// A task createTask made with the key: known to the budget from now on (the wrong-id

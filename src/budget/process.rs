@@ -45,6 +45,17 @@ impl Table {
         admission
     }
 
+    /// Counts one request for the task even though the service disowned it.
+    pub fn take_disowned(&mut self, key: KeyDigest, task_id: i64, now: Instant) -> Admission {
+        let entry = self.entry(key, task_id, now);
+        entry.last_used = now;
+        let admission = Admission::after(entry.sent);
+        if let Admission::Granted { nth } = admission {
+            entry.sent = nth;
+        }
+        admission
+    }
+
     /// The task's entry, made (with nothing counted) if it has none.
     fn entry(&mut self, key: KeyDigest, task_id: i64, now: Instant) -> &mut Entry {
         if self.tasks.len() >= HIGH_WATER && !self.tasks.contains_key(&(key, task_id)) {

@@ -318,7 +318,12 @@ impl Client {
             if let Some(more) = taken.notice {
                 join_notice(&mut notice, more);
             }
-            match taken.admission? {
+            let admission = match taken.admission? {
+                // CAPMONSTER_GUARD=off (dangerous): asked about as if it had not been disowned.
+                Admission::Disowned(_) if !guard.is_on() => budget::global().take_disowned(key, task_id),
+                admission => admission,
+            };
+            match admission {
                 Admission::Granted { .. } => Ok(()),
                 Admission::Spent { sent } => Err(Error::new(
                     Code::BudgetExhausted,
@@ -335,7 +340,7 @@ impl Client {
             .and_then(|(status, answer)| answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e)));
         let heard = if stats.requests == sent_before { Heard::Nothing } else { Heard::from_result(&result, false) };
         guard.learn(key, &pass.unwrap_or_default(), heard, guard::now_ms());
-        if let (Heard::Answer { api: Some(api), .. }, Err(_), true) = (heard, &result, guard.is_on()) {
+        if let (Heard::Answer { api: Some(api), .. }, Err(_)) = (heard, &result) {
             if let Some(answer) = api.code.as_deref().and_then(FinalAnswer::from_code) {
                 let at_unix = guard::now_ms() / 1000;
                 budget::global().disown(key, task_id, Disowned { answer, at_unix });

@@ -1,6 +1,6 @@
 /*
  * A request budget of the test process's own, so that no test reads or writes the user's
- * budget file (`$XDG_RUNTIME_DIR/capmonster/budget-v3` or the like), whoever runs it. Call
+ * budget file (`$XDG_RUNTIME_DIR/capmonster/budget-v4` or the like), whoever runs it. Call
  * use_own_budget() first in main: setenv is safe only while no other thread exists, and the
  * library reads the budget's variables once, at the first client.
  *

@@ -82,7 +82,7 @@ static BUDGET_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock
 static ISOLATE_BUDGET: extern "C" fn() = isolate_budget;
 
 /// Gives this test process a request budget of its own, so that no test reads or writes the
-/// user's budget file (`$XDG_RUNTIME_DIR/capmonster/budget-v3` or the like) whoever runs it:
+/// user's budget file (`$XDG_RUNTIME_DIR/capmonster/budget-v4` or the like) whoever runs it:
 /// on Unix a fresh file in a temporary directory, removed at exit; on Windows, where a mapped
 /// file cannot be removed while its process lives, the budget of this process alone.
 ///

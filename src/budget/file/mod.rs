@@ -97,6 +97,26 @@ impl BudgetFile {
         })
     }
 
+    /// Counts on the task's slot even though the service disowned it (`CAPMONSTER_GUARD=off`);
+    /// `None` when the table does not hold it.
+    pub fn take_disowned(&self, digest: KeyDigest, task_id: i64) -> io::Result<Option<Admission>> {
+        self.restore_if_cut_short()?;
+        let now = unix_now();
+        let bucket = self.bucket(digest, task_id);
+        for _ in 0..LOCK_FREE_SCANS {
+            let found = bucket.iter().find_map(|cell| match cell.holds(digest, task_id) {
+                Held::Yes(state, _) => Some(cell.count(state, now)),
+                _ => None,
+            });
+            match found {
+                Some(Some(admission)) => return Ok(Some(admission)),
+                Some(None) => continue,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     /// Counts on the task's slot if the table holds it (no lock); `None` when it does not.
     pub fn take_known(&self, digest: KeyDigest, task_id: i64) -> io::Result<Option<Admission>> {
         self.restore_if_cut_short()?;
