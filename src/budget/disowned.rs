@@ -6,7 +6,7 @@
 //! user, is answered here: no request goes out twice for it.
 //!
 //! A slot has one word for it, so it keeps which of the three answers it was and when
-//! ([`Disowned::word`]); the description comes from the documented texts below, not from the
+//! (`Disowned::word`); the description comes from the documented texts below, not from the
 //! answer itself.
 
 use crate::api::error::{ApiError, Code, Error};

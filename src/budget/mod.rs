@@ -24,6 +24,10 @@
 //! (each holds a [`NoticesTold`](crate::budget::NoticesTold)): the first getTaskResult report
 //! of every client whose request reached the budget carries it, and no later one repeats it.
 //!
+//! A task the service disowned (`disowned.rs`) keeps that final answer where its count is, and
+//! every later take of it answers with it, sending nothing; a task createTask made is
+//! registered, so that the account guard's wrong-id pause (for unknown tasks) never holds it.
+//!
 //! Bounds: the process table keeps at least [`MIN_TRACKED`](crate::budget::MIN_TRACKED) tasks
 //! and is pruned at [`HIGH_WATER`](crate::budget::HIGH_WATER); the file's table is fixed at
 //! [`CAPACITY`](crate::budget::file::CAPACITY) tasks; both forget first the tasks idle for
@@ -516,7 +520,6 @@ mod tests {
             assert_eq!(take(&budget, 3, false), Ok(Admission::Granted { nth: 1 }));
             assert!(take(&budget, 4, true).is_err());
             assert_eq!(budget.sent(key, 4), 0, "held back: nothing counted");
-            drop(take);
             use Ask::{StopsKept, UnknownTask};
             assert_eq!(asked, [StopsKept, StopsKept, StopsKept, UnknownTask, StopsKept]);
 

@@ -5,7 +5,8 @@
 //!   child must open its own;
 //! - `layout.rs`: the header, the buckets and slots, and which bucket holds a task;
 //! - `mapping.rs`: the file in memory, and the guards against a SIGBUS (a file cut short);
-//! - `slot.rs`: a slot's state in one word, counted on with one compare-and-swap and no lock;
+//! - `slot.rs`: a slot's state in one word, counted on with one compare-and-swap and no lock,
+//!   and the service's final answer about a disowned task in another;
 //! - `lock.rs`: the lock that orders the rest (`flock`, `LockFileEx` on Windows);
 //! - `insert.rs`: giving a slot to a new task under that lock: busy, filled, published;
 //! - `stops.rs`: the account guard's stops, after the table: read without a lock, changed

@@ -8,8 +8,9 @@
 //! `CAPMONSTER_GUARD=off` turns the guard off (dangerous: a wrong key or an empty balance is
 //! then repeated as fast as the program asks).
 //!
-//! Cost: a call of a key with no stop reads one word (`Store::any`); the store's lock is
-//! taken only while a stop is in force, to hand out its probe.
+//! Cost: a call of a key with no stop reads one word (`Store::any`; for a getTaskResult the
+//! budget reads it with the task's count, `Budget::take`, and asks the guard only while a stop
+//! is kept); the store's lock is taken only while a stop is in force, to hand out its probe.
 
 pub mod policy;
 pub mod process;
