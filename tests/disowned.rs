@@ -68,7 +68,8 @@ fn child_asks_about_a_disowned_task() {
     let error = report.result.unwrap_err();
     assert_eq!((error.api_code(), report.requests), (Some(code.as_str()), requests), "{}", error.message);
     if requests == 0 {
-        assert_local(&error, report.requests, &code, task_id);
+        assert_eq!((error.code, error.http_status), (Code::Api, None));
+        assert!(error.message.starts_with("getTaskResult was not sent"), "{}", error.message);
     }
 }
 
@@ -169,4 +170,30 @@ fn a_storm_of_wrong_ids_pauses_unknown_tasks_but_not_known_ones() {
     // The user fixed the ids: ending the stops lets unknown tasks out at once.
     client.end_stops();
     assert!(client.get_task_result(not_yet_asked).result.is_ok());
+}
+
+#[test]
+fn wrong_ids_are_counted_across_processes() {
+    if cfg!(windows) {
+        return; // the test processes of Windows count in the process (tests/common)
+    }
+    let emulator = emulator();
+    let key = "disowned-storm-processes";
+    let client = client(&emulator, key);
+    let first_wrong = 9_000_000;
+    let half = i64::from(WRONG_IDS_LIMIT / 2);
+    for n in 0..half {
+        assert_eq!(client.get_task_result(first_wrong + n).requests, 1);
+    }
+    assert!(client.stop(Stop::WrongIds).is_some_and(|state| state.counting()));
+    // The other half, one process each.
+    for n in half..i64::from(WRONG_IDS_LIMIT) {
+        child(&emulator, key, first_wrong + n, "ERROR_NO_SUCH_CAPCHA_ID", None, 1);
+    }
+    assert!(client.stop(Stop::WrongIds).is_some_and(|state| !state.counting()), "the pause holds");
+    let paused = client.get_task_result(first_wrong + 1000);
+    assert_eq!((paused.result.unwrap_err().api_code(), paused.requests), (Some("ERROR_NO_SUCH_CAPCHA_ID"), 0));
+    child(&emulator, key, first_wrong + 1001, "ERROR_NO_SUCH_CAPCHA_ID", None, 0);
+    assert_eq!(emulator.method_requests("getTaskResult"), WRONG_IDS_LIMIT);
+    client.end_stops();
 }
