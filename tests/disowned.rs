@@ -153,7 +153,7 @@ fn a_storm_of_wrong_ids_pauses_unknown_tasks_but_not_known_ones() {
         let paused = client.get_task_result(task_id);
         let error = paused.result.unwrap_err();
         assert_eq!((error.code, error.api_code(), paused.requests), (Code::Api, Some("ERROR_NO_SUCH_CAPCHA_ID"), 0));
-        assert!(error.message.contains("neither created nor asked about here"), "{}", error.message);
+        assert!(error.message.contains("for tasks not created or asked about on this machine"), "{}", error.message);
     }
     assert_eq!(emulator.method_requests("getTaskResult"), sent);
     // Known tasks are polled as before: created here, or asked about before.

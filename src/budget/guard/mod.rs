@@ -345,7 +345,7 @@ mod tests {
         assert!(guard.store.any());
         let paused = guard.admit_unknown_task(key, &mut Pass::default(), 200).unwrap_err();
         assert_eq!((paused.code, paused.api_code(), paused.http_status), (Code::Api, Some("WRONG_CAPTCHA_ID"), None));
-        assert!(paused.message.contains("neither created nor asked about here"), "{}", paused.message);
+        assert!(paused.message.contains("for tasks not created or asked about on this machine"), "{}", paused.message);
         assert_eq!(guard.admit(key, Method::GetTaskResult, 200), Ok(Pass::default()), "known tasks go on");
 
         let mut probe = Pass::default();

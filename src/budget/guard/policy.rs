@@ -90,7 +90,9 @@ impl Stop {
         match self {
             Stop::Key => "every call with this key",
             Stop::Balance => "createTask with this key",
-            Stop::WrongIds => "getTaskResult with this key for tasks it neither created nor asked about here",
+            Stop::WrongIds => {
+                "getTaskResult with this key for tasks not created or asked about on this machine (after 20 wrong-id answers within 60 s)"
+            }
         }
     }
 }
@@ -330,6 +332,17 @@ mod tests {
         for method in [Method::GetTaskResult, Method::CreateTask] {
             assert!(!Stop::WrongIds.holds(method), "the budget checks it, for unknown tasks only");
         }
+    }
+
+    #[test]
+    fn the_pause_says_which_tasks_and_why() {
+        let stop = StopState::start("ERROR_NO_SUCH_CAPCHA_ID", None, 0);
+        let message = stop.message(Stop::WrongIds, Method::GetTaskResult, 1);
+        let why = format!("{WRONG_IDS_LIMIT} wrong-id answers within {} s", WRONG_IDS_WINDOW.as_secs());
+        assert!(
+            message.contains("for tasks not created or asked about on this machine") && message.contains(&why),
+            "{message}"
+        );
     }
 
     #[test]
