@@ -51,7 +51,12 @@
  * docs/guard.md): the answer is the service's own (CM_ERR_API, the same api error code and
  * description) with cm_result_request_count 0 and cm_result_http_status 0, which is how to tell
  * it from the service's, whose request count is at least 1. cm_client_end_stops ends the
- * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous).
+ * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous). After ERROR_NO_SUCH_CAPCHA_ID,
+ * WRONG_CAPTCHA_ID or ERROR_CAPTCHA_UNSOLVABLE for a task, its getTaskResult is answered the
+ * same way, for good (CM_ERR_API, that code and its documented description, request count 0,
+ * a message "getTaskResult was not sent: the service answered <code> for task <id> at <UTC
+ * time>; ..."); 20 wrong-id answers within 60 s pause getTaskResult of tasks neither created
+ * nor asked about on the machine for a cool-down.
  *
  * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
  * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated

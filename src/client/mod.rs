@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::api::answer::{self, TaskState};
 use crate::api::error::{Code, Error};
 use crate::budget::guard::{self, Heard};
-use crate::budget::{self, Admission, KeyDigest, NoticesTold};
+use crate::budget::{self, Admission, Ask, Disowned, FinalAnswer, KeyDigest, NoticesTold};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
@@ -286,7 +286,10 @@ impl Client {
 
     /// One getTaskResult exchange (plus at most one retry on a stale connection), each attempt
     /// admitted by `admit` (the caller's own cap) and then by the budget of 120 per task, whose
-    /// notice (if any) goes into `stats`.
+    /// notice (if any) goes into `stats`. The account guard is asked by the budget, with the
+    /// first attempt's count: one check of the shared file for both while no stop is kept.
+    /// A task the service disowned is answered from the budget, with no request; an answer that
+    /// disowns one is kept there for every process.
     pub(crate) fn poll_task(
         &self,
         task_id: i64,
@@ -296,14 +299,33 @@ impl Client {
     ) -> Result<TaskState, Error> {
         check_task_id(task_id)?;
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
+        let guard = guard::global();
+        let key = self.digest();
         let mut notice = None;
+        // What the guard granted (probes); `None` until it was asked (only while a stop is kept).
+        let mut pass: Option<guard::Pass> = None;
         let mut admit_within_budget = |sent: u32| {
             admit(sent)?;
-            let taken = budget::global().take(self.digest(), task_id, &self.budget_notices);
+            let mut ask = |asked: Ask| match asked {
+                Ask::StopsKept if pass.is_none() => {
+                    pass = Some(guard.admit(key, Method::GetTaskResult, None, guard::now_ms())?);
+                    Ok(())
+                }
+                Ask::StopsKept => Ok(()),
+                Ask::UnknownTask => {
+                    guard.admit_unknown_task(key, pass.get_or_insert_with(guard::Pass::default), guard::now_ms())
+                }
+            };
+            let taken = budget::global().take(key, task_id, &self.budget_notices, &mut ask);
             if let Some(more) = taken.notice {
                 join_notice(&mut notice, more);
             }
-            match taken.admission {
+            let admission = match taken.admission? {
+                // CAPMONSTER_GUARD=off (dangerous): asked about as if it had not been disowned.
+                Admission::Disowned(_) if !guard.is_on() => budget::global().take_disowned(key, task_id),
+                admission => admission,
+            };
+            match admission {
                 Admission::Granted { .. } => Ok(()),
                 Admission::Spent { sent } => Err(Error::new(
                     Code::BudgetExhausted,
@@ -311,13 +333,21 @@ impl Client {
                         "{sent} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent"
                     ),
                 )),
+                Admission::Disowned(disowned) => Err(disowned.local_answer(task_id)),
             }
         };
-        let result = self.guarded(Method::GetTaskResult, stats, None, |stats| {
-            let (status, answer) =
-                self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
-            answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
-        });
+        let sent_before = stats.requests;
+        let result = self
+            .exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)
+            .and_then(|(status, answer)| answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e)));
+        let heard = if stats.requests == sent_before { Heard::Nothing } else { Heard::from_result(&result, false) };
+        guard.learn(key, &pass.unwrap_or_default(), heard, guard::now_ms());
+        if let (Heard::Answer { api: Some(api), .. }, Err(_)) = (heard, &result) {
+            if let Some(answer) = api.code.as_deref().and_then(FinalAnswer::from_code) {
+                let at_unix = guard::now_ms() / 1000;
+                budget::global().disown(key, task_id, Disowned { answer, at_unix });
+            }
+        }
         // Kept whatever the outcome: the call's report carries it either way.
         if let Some(notice) = notice {
             join_notice(&mut stats.notice, notice);
@@ -395,10 +425,16 @@ impl Client {
                 id => format!(r#","softId":{id}"#),
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
-            self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
+            let created = self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
                 let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
-            })
+            });
+            if let Ok(task_id) = created {
+                // Known to the budget from now on: the wrong-id pause never holds it. Never
+                // fails (the budget falls back to the process).
+                budget::global().register(self.digest(), task_id);
+            }
+            created
         });
         stats.report(result)
     }

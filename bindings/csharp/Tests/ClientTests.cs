@@ -945,7 +945,9 @@ namespace CapMonster.Tests
             var failing = new long[10];
             for (int i = 0; i < processing.Length; i++) processing[i] = Emulator.ScriptedTask("\"processing\"");
             for (int i = 0; i < ready.Length; i++) ready[i] = Emulator.ScriptedTask("{\"ready\":{\"text\":\"" + Unicode + " " + i + "\",\"pad\":\"" + padding + "\"}}");
-            for (int i = 0; i < failing.Length; i++) failing[i] = Emulator.ScriptedTask("{\"error\":\"ERROR_CAPTCHA_UNSOLVABLE\",\"description\":\"" + padding + "\"}");
+            // An error that ends nothing for good (a task the service disowned, as after
+            // ERROR_CAPTCHA_UNSOLVABLE, is answered by the library from then on, with a short text).
+            for (int i = 0; i < failing.Length; i++) failing[i] = Emulator.ScriptedTask("{\"error\":\"ERROR_NO_SLOT_AVAILABLE\",\"description\":\"" + padding + "\"}");
 
             long rssAfter1000 = 0;
             int p = 0;
