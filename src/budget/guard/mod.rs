@@ -15,7 +15,7 @@
 //! A proxy stop is kept under [`proxy_scope`] (a digest of the key's digest and the proxy's
 //! `address:port`), so the store holds no address; the message names the proxy from the call.
 //! When a key stop starts or is renewed here, the process's waits of that key that sleep
-//! between polls are woken ([`listen`]) and end with the local answer.
+//! between polls are woken ([`mod@listen`]) and end with the local answer.
 
 mod alive;
 pub mod listen;
