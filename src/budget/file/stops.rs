@@ -24,7 +24,7 @@ use crate::budget::key::KeyDigest;
 /// Records of stops the file holds: more keys stopped at once than one user's programs have.
 /// A stop beyond them first takes the record of a stop quiet for a ban's length; if none, it is
 /// not kept (its calls go out as without a guard). Proxy stops take at most
-/// [`PROXY_RECORDS`] of them and only ever free or quiet proxy records, so that many banned
+/// `PROXY_RECORDS` of them and only ever free or quiet proxy records, so that many banned
 /// proxies at once never take the place of a key's stop.
 pub const STOP_RECORDS: usize = 256;
 /// Most records proxy stops take (half): a farm with more banned proxies at once keeps
