@@ -7,7 +7,7 @@
  * Arguments: each pointer is NULL or valid: a cm_client, cm_cancel, cm_waiter or cm_result
  * that this library made and that is not freed yet; a NUL-terminated string; an options struct
  * to read; memory to write where the function writes (the out_... parameters, the options that
- * the *_options_init functions and cm_wait_options_for_task_type fill). So is the cancel field
+ * the *_options_init and cm_wait_options_for_task* functions fill). So is the cancel field
  * of the options structs. Strings and options are read during the call only: the library keeps
  * no pointer to them. A NULL that a function needs, or a string that is not UTF-8, is refused
  * with CM_ERR_INVALID_ARGUMENT before anything is sent; a function without a code then returns
@@ -246,6 +246,16 @@ void CM_CALL cm_wait_options_init(cm_wait_options *options);
 // CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_type` is
 // NULL or `task_type` is not UTF-8.
 cm_code CM_CALL cm_wait_options_for_task_type(cm_wait_options *options, const char *task_type);
+
+// Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for the
+// task `task_json` as created (the `task` object given to `cm_create_task`): by its "type",
+// the "class" of a CustomTask or ComplexImageTask (e.g. "Imperva": 1000 / 1000 / 15000 ms),
+// and "nocache": true (e.g. a reCAPTCHA or hCaptcha task: 10000 ms before the first poll).
+// A class without a row gets its type's schedule (`cm_wait_options_for_task_type`); an
+// unknown type gets the `cm_wait_options_init` defaults (CM_OK).
+// CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_json` is
+// NULL, or `task_json` is not UTF-8 or not a JSON object with a non-empty string "type".
+cm_code CM_CALL cm_wait_options_for_task(cm_wait_options *options, const char *task_json);
 
 // Polls `task_id` until it is ready (CM_OK, ready), the service reports an error, the
 // timeout passes (CM_ERR_TIMEOUT), the cancel triggers (CM_ERR_CANCELLED) or the budget is

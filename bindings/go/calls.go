@@ -44,21 +44,51 @@ func (c *Client) GetTaskResult(ctx context.Context, taskID int64) (*TaskResult, 
 // before the call was cancelled or timed out is lost, and the library's message says so.
 // libcapmonster judges the task JSON (a nil task is sent as null, which it refuses).
 func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (int64, error) {
-	var text string
+	text, err := taskText(task)
+	if err != nil {
+		return 0, err
+	}
+	return c.createTask(ctx, text, callbackURL)
+}
+
+// CreateTaskAndSchedule is CreateTask that also returns the official SDKs' schedule for the
+// task as created (WaitOptionsForTask), from the same JSON text: pass it to WaitResult.
+func (c *Client) CreateTaskAndSchedule(ctx context.Context, task any, callbackURL string) (int64, WaitOptions, error) {
+	text, err := taskText(task)
+	if err != nil {
+		return 0, WaitOptions{}, err
+	}
+	id, err := c.createTask(ctx, text, callbackURL)
+	if err != nil {
+		return 0, WaitOptions{}, err
+	}
+	// The library accepted the task, so its schedule cannot be refused: the same rules.
+	options, err := waitOptionsForTaskText(text)
+	if err != nil {
+		options = DefaultWaitOptions()
+	}
+	return id, options, nil
+}
+
+// taskText is the JSON text of a task in any of the forms CreateTask takes.
+func taskText(task any) (string, error) {
 	switch t := task.(type) {
 	case string:
-		text = t
+		return t, nil
 	case []byte:
-		text = string(t)
+		return string(t), nil
 	case json.RawMessage:
-		text = string(t)
+		return string(t), nil
 	default:
 		b, err := json.Marshal(task)
 		if err != nil {
-			return 0, newError(CodeInvalidArgument, "the task cannot be marshalled to JSON", err)
+			return "", newError(CodeInvalidArgument, "the task cannot be marshalled to JSON", err)
 		}
-		text = string(b)
+		return string(b), nil
 	}
+}
+
+func (c *Client) createTask(ctx context.Context, text string, callbackURL string) (int64, error) {
 	taskJSON, err := cString(text, "the task JSON")
 	if err != nil {
 		return 0, err

@@ -189,6 +189,17 @@ static void test_nulls(void) {
                "for_task_type(NULL, type)");
     CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(&o, NULL)");
     CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
+    /* cm_wait_options_for_task: the same, and for what is not a task. */
+    CHECK_CODE(cm_wait_options_for_task(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(NULL, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(NULL, "{\"type\":\"CustomTask\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(NULL, task)");
+    CHECK_CODE(cm_wait_options_for_task(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(&o, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(&options, ""), CM_ERR_INVALID_ARGUMENT, "for_task(&o, \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, type \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\xff\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, not UTF-8)");
+    CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
 
     /* cm_get_task_result: client x out_result. */
     CHECK_CODE(cm_get_task_result(NULL, 1, NULL), CM_ERR_INVALID_ARGUMENT, "get_task_result(NULL, 1, NULL)");

@@ -389,6 +389,16 @@ static void test_wait_options(void) {
     CHECK(options.interval_ms == 3000);
     CHECK_CODE(cm_wait_options_for_task_type(&options, "NoSuchTask"), CM_OK);
     CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000 && options.timeout_ms == 180000);
+    /* From the task as created: its class and nocache count. */
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"CustomTask\",\"class\":\"Imperva\"}"), CM_OK);
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 1000 && options.timeout_ms == 15000);
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"RecaptchaV2TaskProxyless\",\"nocache\":true}"), CM_OK);
+    CHECK(options.first_delay_ms == 10000 && options.interval_ms == 3000 && options.timeout_ms == 180000);
+    CHECK(options.max_requests == 120 && options.cancel == NULL);
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"class\":\"Imperva\"}"), CM_ERR_INVALID_ARGUMENT);
+    CHECK(options.first_delay_ms == 10000);
+    CHECK_CODE(cm_wait_options_for_task(NULL, "{\"type\":\"CustomTask\"}"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_wait_options_for_task(&options, NULL), CM_ERR_INVALID_ARGUMENT);
 }
 
 static void test_budget(void) {
