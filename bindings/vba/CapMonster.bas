@@ -68,6 +68,7 @@ Public Declare PtrSafe Sub cm_cancel_trigger Lib "capmonster.dll" (ByVal cancel 
 Public Declare PtrSafe Sub cm_cancel_free Lib "capmonster.dll" (ByVal cancel As LongPtr)
 Public Declare PtrSafe Sub cm_wait_options_init Lib "capmonster.dll" (ByRef options As CmWaitOptions)
 Public Declare PtrSafe Function cm_wait_options_for_task_type Lib "capmonster.dll" (ByRef options As CmWaitOptions, ByVal taskType As LongPtr) As Long
+Public Declare PtrSafe Function cm_wait_options_for_task Lib "capmonster.dll" (ByRef options As CmWaitOptions, ByVal taskJson As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_new Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outWaiter As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_fd Lib "capmonster.dll" (ByVal waiter As LongPtr) As Long
 Public Declare PtrSafe Sub cm_waiter_shutdown Lib "capmonster.dll" (ByVal waiter As LongPtr)

@@ -205,6 +205,23 @@ namespace CapMonster
             return CreateTask(Utf8.ToNative(taskJson, "taskJson"), Utf8.ToNative(callbackUrl, "callbackUrl"), cancellationToken);
         }
 
+        /// <summary>
+        /// <see cref="CreateTask(string, string, CancellationToken)"/> that also gives the official
+        /// SDKs' schedule for the task as created (<see cref="WaitOptions.ForTask"/>), to pass to
+        /// <see cref="WaitResult"/>.
+        /// </summary>
+        /// <exception cref="ArgumentException">A string holds a NUL character.</exception>
+        /// <exception cref="CapMonsterException">As <see cref="CreateTask(string, string, CancellationToken)"/>.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public long CreateTask(string taskJson, out WaitOptions waitOptions, string callbackUrl = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            long taskId = CreateTask(taskJson, callbackUrl, cancellationToken);
+            // The library took the task, so it takes it here too: the same rules.
+            waitOptions = WaitOptions.ForTask(taskJson);
+            return taskId;
+        }
+
         /// <summary><see cref="CreateTask(string, string, CancellationToken)"/> on a thread-pool thread; the token stops the request in flight.</summary>
         /// <exception cref="ArgumentException">A string holds a NUL character (thrown at once).</exception>
         /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>

@@ -100,6 +100,9 @@ namespace CapMonster
         internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_wait_options_for_task(ref NativeWaitOptions options, [In] byte[] taskJson);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_new(ClientHandle client, out WaiterHandle waiter);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]

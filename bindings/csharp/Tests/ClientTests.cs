@@ -26,6 +26,8 @@ namespace CapMonster.Tests
                 NativeVersionIsReported,
                 WaitOptionsDefaults,
                 WaitOptionsForTaskType,
+                WaitOptionsForTask,
+                CreateTaskWithItsWaitOptions,
                 WaitOptionsMapUnrepresentableValues,
                 GetBalanceReadsTheBalance,
                 GetTaskResultProcessing,
@@ -174,6 +176,38 @@ namespace CapMonster.Tests
             Assert.Equal(defaults, WaitOptions.ForTaskType("ImageToTextTask\ud800").ToString(), "a lone surrogate: not UTF-8");
             Assert.Equal(defaults, WaitOptions.ForTaskType("ImageToTextTask\0").ToString(), "a NUL: not what C would read");
             Assert.True(defaults != image.ToString(), "the image schedule differs from the defaults");
+        }
+
+        private static void WaitOptionsForTask()
+        {
+            WaitOptions imperva = WaitOptions.ForTask("{\"type\":\"CustomTask\",\"class\":\"Imperva\",\"websiteURL\":\"https://example.com\"}");
+            Assert.Equal(TimeSpan.FromSeconds(1), imperva.FirstDelay, "Imperva FirstDelay");
+            Assert.Equal(TimeSpan.FromSeconds(1), imperva.Interval, "Imperva Interval");
+            Assert.Equal(TimeSpan.FromSeconds(15), imperva.Timeout, "Imperva Timeout");
+            Assert.Equal(120, imperva.MaxRequests, "Imperva MaxRequests");
+            WaitOptions nocache = WaitOptions.ForTask("{\"type\":\"HCaptchaTaskProxyless\",\"nocache\":true}");
+            Assert.Equal(TimeSpan.FromSeconds(10), nocache.FirstDelay, "nocache FirstDelay");
+            Assert.Equal(TimeSpan.FromSeconds(3), nocache.Interval, "nocache Interval");
+            Assert.Equal(WaitOptions.Default.ToString(), WaitOptions.ForTask("{\"type\":\"NoSuchTask\",\"class\":\"Imperva\"}").ToString(), "unknown type");
+            foreach (string bad in new[] { null, "", "[]", "{\"class\":\"Imperva\"}", "{\"type\":\"\"}" })
+            {
+                var e = Assert.Throws<CapMonsterException>(() => WaitOptions.ForTask(bad), "refused: " + bad);
+                Assert.Equal(CapMonsterErrorCode.InvalidArgument, e.Code, "code: " + bad);
+            }
+            Assert.Throws<ArgumentException>(() => WaitOptions.ForTask("{\"type\":\"a\0\"}"), "a NUL");
+        }
+
+        private static void CreateTaskWithItsWaitOptions()
+        {
+            using (var client = NewClient("create-schedule"))
+            {
+                WaitOptions options;
+                long id = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", out options);
+                Assert.True(id > 0, "task id");
+                Assert.Equal(TimeSpan.FromMilliseconds(350), options.FirstDelay, "image FirstDelay");
+                Assert.Equal(TimeSpan.FromSeconds(10), options.Timeout, "image Timeout");
+                Assert.Equal("answer", client.WaitResult(id, options).GetSolutionString("text"), "text");
+            }
         }
 
         private static void WaitOptionsMapUnrepresentableValues()
