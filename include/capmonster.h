@@ -170,6 +170,17 @@ const char *CM_CALL cm_version(void);
 // storage: never free it.
 const char *CM_CALL cm_code_name(int32_t code);
 
+// The kind of the service's error `api_error_code` (a `cm_result_api_error_code`): its
+// spelling in the service's error glossary, the same for every spelling of one error
+// ("WRONG_CAPTCHA_ID" and "ERROR_NO_SUCH_CAPCHA_ID" both give "ERROR_NO_SUCH_CAPCHA_ID");
+// NULL for a code outside the glossary, NULL, or not UTF-8. Static storage: never free it.
+const char *CM_CALL cm_api_error_kind(const char *api_error_code);
+
+// The `index`th code of the service's error glossary (from 0), in the service's spelling
+// (e.g. "ERROR_NO_SUCH_CAPCHA_ID"); NULL past the last. Every one is its own
+// `cm_api_error_kind`. Static storage: never free it.
+const char *CM_CALL cm_api_error_glossary(uint32_t index);
+
 // Creates a client for `client_key` (your account key), talking to
 // <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
 // malformed proxy variable is reported by the first call that would use it). On CM_OK

@@ -54,6 +54,8 @@ End Type
 ' Functions without 64-bit integers: one declaration for both bitnesses.
 Public Declare PtrSafe Function cm_version Lib "capmonster.dll" () As LongPtr
 Public Declare PtrSafe Function cm_code_name Lib "capmonster.dll" (ByVal code As Long) As LongPtr
+Public Declare PtrSafe Function cm_api_error_kind Lib "capmonster.dll" (ByVal apiErrorCode As LongPtr) As LongPtr
+Public Declare PtrSafe Function cm_api_error_glossary Lib "capmonster.dll" (ByVal index As Long) As LongPtr
 Public Declare PtrSafe Function cm_client_new Lib "capmonster.dll" (ByVal clientKey As LongPtr, ByRef outClient As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_base_url Lib "capmonster.dll" (ByVal client As LongPtr, ByVal baseUrl As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_request_timeout_ms Lib "capmonster.dll" (ByVal client As LongPtr, ByVal timeoutMs As Long, ByRef outResult As LongPtr) As Long

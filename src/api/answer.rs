@@ -4,7 +4,9 @@
 //! classifier can be fuzzed. The rules, in order:
 //! 1. A JSON object with `errorId != 0` is the service's error, whatever the HTTP status
 //!    (402, 403, 429 and 5xx come with such bodies): `CM_ERR_API`. `CAPTCHA_NOT_READY`
-//!    is not a failure: it means "processing".
+//!    is not a failure: it means "processing" (also with `errorId` 1). Every other code is
+//!    passed through as the service spelled it (`WRONG_CAPTCHA_ID` too: the glossary says
+//!    which codes are one error).
 //! 2. Any other non-2xx answer: `CM_ERR_HTTP_STATUS`.
 //! 3. A 2xx answer that is not a JSON object, or lacks what the method promises: `CM_ERR_BAD_RESPONSE`.
 //!

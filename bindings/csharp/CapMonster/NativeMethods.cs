@@ -55,6 +55,9 @@ namespace CapMonster
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_code_name(int code);
 
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern IntPtr cm_api_error_kind([In] byte[] apiErrorCode);
+
         // Creation and the setters write a cm_result on every return (success or not): its
         // message is the library's account of a refused argument.
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]

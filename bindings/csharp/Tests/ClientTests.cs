@@ -36,6 +36,8 @@ namespace CapMonster.Tests
                 CreateTaskThenWaitWithTheOfficialSchedule,
                 CreateTaskFailures,
                 ApiErrorCarriesCodeDescriptionStatusAndCounts,
+                ApiErrorsCoverTheGlossary,
+                WrongCaptchaIdIsNoSuchTask,
                 ApiErrorWithHttp402ZeroBalance,
                 GuardAnswersAsTheServiceDid,
                 NetworkErrorWhenConnectionRefused,
@@ -347,6 +349,46 @@ namespace CapMonster.Tests
                 Assert.Equal(id, e.TaskId, "TaskId");
                 Assert.Equal("CM_ERR_API", e.CodeName, "CodeName");
                 Assert.Contains("ERROR_CAPTCHA_UNSOLVABLE", e.Message, "Message");
+            }
+        }
+
+        private static void ApiErrorsCoverTheGlossary()
+        {
+            // Every code of the library's glossary is one ApiErrors constant, and each constant one code.
+            string[] glossary = NativeProbe.Glossary();
+            Assert.Equal(26, glossary.Length, "glossary length");
+            var constants = new System.Collections.Generic.List<string>();
+            foreach (var field in typeof(ApiErrors).GetFields())
+                constants.Add((string)field.GetValue(null));
+            Assert.Equal(glossary.Length, constants.Count, "one constant per code");
+            foreach (string code in glossary)
+            {
+                Assert.True(constants.Contains(code), "ApiErrors has " + code);
+                Assert.Equal(code, CapMonsterException.KindOf(code), "its own kind: " + code);
+            }
+            Assert.Equal(ApiErrors.NoSuchTask, CapMonsterException.KindOf("WRONG_CAPTCHA_ID"), "WRONG_CAPTCHA_ID");
+            Assert.Equal(null, CapMonsterException.KindOf("ERROR_FROM_THE_FUTURE"), "outside the glossary");
+            Assert.Equal(null, CapMonsterException.KindOf(null), "null");
+            Assert.Equal(null, CapMonsterException.KindOf("a\0b"), "a NUL");
+        }
+
+        private static void WrongCaptchaIdIsNoSuchTask()
+        {
+            using (var client = NewClient("wrong-captcha-id"))
+            {
+                foreach (string spelling in new[] { "ERROR_NO_SUCH_CAPCHA_ID", "WRONG_CAPTCHA_ID" })
+                {
+                    long id = Emulator.ScriptedTask("\"processing\"", "{\"error\":\"" + spelling + "\",\"description\":\"no such task\"}");
+                    CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.WaitResult(id, Fast()), spelling);
+                    Assert.Equal(spelling, e.ApiErrorCode, "the service's spelling");
+                    Assert.Equal(ApiErrors.NoSuchTask, e.ApiErrorKind, "the kind: " + spelling);
+                    Assert.Equal(2, e.RequestCount, "final: " + spelling);
+                }
+                // CAPTCHA_NOT_READY with errorId 1: processing, polled again.
+                long ready = Emulator.ScriptedTask("{\"error\":\"CAPTCHA_NOT_READY\",\"description\":\"later\"}", "{\"ready\":{\"text\":\"ok\"}}");
+                TaskResult r = client.WaitResult(ready, Fast());
+                Assert.Equal("ok", r.GetSolutionString("text"), "ready after CAPTCHA_NOT_READY");
+                Assert.Equal(2, r.RequestCount, "requests");
             }
         }
 
