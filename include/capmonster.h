@@ -193,6 +193,13 @@ cm_code CM_CALL cm_client_new(const char *client_key, cm_client **out_client, cm
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
 
+// Fetches `cm_get_user_agent`'s answer from `user_agent_url` instead of
+// <https://capmonster.cloud/api/useragent/actual>, e.g. the emulator's `/useragent`; the
+// rules of `cm_client_set_base_url` apply (and no query). `out_result` may be NULL.
+cm_code CM_CALL cm_client_set_user_agent_url(cm_client *client,
+                                     const char *user_agent_url,
+                                     cm_result **out_result);
+
 // Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_request_timeout_ms(cm_client *client,
@@ -377,6 +384,18 @@ cm_code CM_CALL cm_get_balance_with(const cm_client *client,
                             double *out_balance,
                             cm_result **out_result);
 
+// getUserAgent: the browser User-Agent the service's workers use now, to put in a task's
+// "userAgent" (`cm_result_text` on CM_OK). A GET of `cm_client_set_user_agent_url`'s page
+// (default https://capmonster.cloud/api/useragent/actual), plain text, with the client's
+// proxy, trust, request timeout and connections; no key is sent. An answer that is empty,
+// longer than 1024 bytes, an HTML page, or not one line of text is CM_ERR_BAD_RESPONSE.
+cm_code CM_CALL cm_get_user_agent(const cm_client *client, cm_result **out_result);
+
+// `cm_get_user_agent` with per-call options (NULL: the defaults).
+cm_code CM_CALL cm_get_user_agent_with(const cm_client *client,
+                               const cm_call_options *options,
+                               cm_result **out_result);
+
 // Tells the service that the text it gave for an image captcha was wrong
 // (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
 cm_code CM_CALL cm_report_incorrect_image(const cm_client *client, int64_t task_id, cm_result **out_result);
@@ -413,6 +432,9 @@ const char *CM_CALL cm_result_solution_json(const cm_result *r);
 // unescaped; NULL when not ready, absent, not a string, or holding a NUL character, and for
 // a NULL or non-UTF-8 `field`.
 const char *CM_CALL cm_result_solution_string(const cm_result *r, const char *field);
+
+// The text a call answered with: the User-Agent of `cm_get_user_agent` on CM_OK; else NULL.
+const char *CM_CALL cm_result_text(const cm_result *r);
 
 // The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
 // else NULL.

@@ -112,6 +112,21 @@ func (c *Client) createTask(ctx context.Context, text string, callbackURL string
 	return int64(id), nil
 }
 
+// GetUserAgent returns the browser User-Agent the service's workers use now, to put in a
+// task's "userAgent" (getUserAgent, cm_get_user_agent_with): a GET of the official page, or of
+// WithUserAgentURL's, through the client's proxy and trust; no key is sent. An answer that is
+// not one User-Agent (an HTML page, an empty or oversized body) matches ErrBadResponse. ctx
+// reaches the request in flight as in GetTaskResult.
+func (c *Client) GetUserAgent(ctx context.Context) (string, error) {
+	res, err := c.single(ctx, 0, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_get_user_agent_with(h, o, out)
+	})
+	if err != nil {
+		return "", err
+	}
+	return res.text, nil
+}
+
 // GetBalance returns the account's balance in US dollars. ctx reaches the request in flight
 // as in GetTaskResult (cm_get_balance_with).
 func (c *Client) GetBalance(ctx context.Context) (float64, error) {

@@ -518,3 +518,40 @@ func decode(t testing.TB, res *capmonster.TaskResult, v any) {
 		t.Fatalf("Decode(%s): %v", res.Solution, err)
 	}
 }
+
+// Not parallel: it scripts getUserAgent for every key.
+func TestGetUserAgent(t *testing.T) {
+	client := newClient(t, capmonster.WithUserAgentURL(emulatorURL+"/useragent"))
+	ctx := context.Background()
+	ua, err := client.GetUserAgent(ctx)
+	if err != nil || !strings.HasPrefix(ua, "Mozilla/5.0 ") {
+		t.Fatalf("%q, %v", ua, err)
+	}
+	for name, step := range map[string]any{
+		"an HTML page":  map[string]any{"raw": "<html><body>blocked</body></html>", "content_type": "text/html"},
+		"an empty body": map[string]any{"raw": ""},
+		"oversized":     map[string]any{"raw": "Mozilla/5.0 " + strings.Repeat("x", 2000)},
+	} {
+		scriptMethod(t, "getUserAgent", step)
+		ua, err := client.GetUserAgent(ctx)
+		if ua != "" {
+			t.Errorf("%s: %q", name, ua)
+		}
+		wantKinds(t, err, "ErrBadResponse")
+	}
+	// The context reaches the request in flight.
+	scriptMethod(t, "getUserAgent", map[string]any{"fault": "stall", "ms": 20000})
+	cancelled, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = client.GetUserAgent(cancelled)
+	wantKinds(t, err, "ErrTimeout")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v", took)
+	}
+	// The URL is the library's to judge.
+	_, err = capmonster.NewClient("key", capmonster.WithUserAgentURL("http://example.com/ua"))
+	if e := wantKinds(t, err, "ErrInvalidArgument"); !strings.Contains(e.Message, "user_agent_url") {
+		t.Errorf("message %q", e.Message)
+	}
+}

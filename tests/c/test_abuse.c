@@ -189,6 +189,12 @@ static void test_nulls(void) {
                "for_task_type(NULL, type)");
     CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(&o, NULL)");
     CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
+    /* cm_get_user_agent / cm_result_text: NULL arguments. */
+    CHECK_CODE(cm_get_user_agent(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent(NULL, NULL)");
+    CHECK_CODE(cm_get_user_agent_with(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent_with(NULL...)");
+    CHECK(cm_result_text(NULL) == NULL);
+    CHECK_CODE(cm_client_set_user_agent_url(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_user_agent_url(NULL)");
+
     /* cm_api_error_kind / cm_api_error_glossary: NULL for what they do not know. */
     CHECK(cm_api_error_kind(NULL) == NULL);
     CHECK(cm_api_error_kind("") == NULL);

@@ -67,6 +67,9 @@ namespace CapMonster
         internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_client_set_user_agent_url(ClientHandle client, [In] byte[] userAgentUrl, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
@@ -133,6 +136,9 @@ namespace CapMonster
         internal static extern int cm_get_balance_with(ClientHandle client, ref NativeCallOptions options, out double balance, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_get_user_agent_with(ClientHandle client, ref NativeCallOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_report_incorrect_image_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
@@ -155,6 +161,9 @@ namespace CapMonster
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_code(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern IntPtr cm_result_text(ResultHandle r);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_description(ResultHandle r);

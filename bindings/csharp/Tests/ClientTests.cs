@@ -38,6 +38,7 @@ namespace CapMonster.Tests
                 ApiErrorCarriesCodeDescriptionStatusAndCounts,
                 ApiErrorsCoverTheGlossary,
                 WrongCaptchaIdIsNoSuchTask,
+                GetUserAgent,
                 ApiErrorWithHttp402ZeroBalance,
                 GuardAnswersAsTheServiceDid,
                 NetworkErrorWhenConnectionRefused,
@@ -390,6 +391,41 @@ namespace CapMonster.Tests
                 Assert.Equal("ok", r.GetSolutionString("text"), "ready after CAPTCHA_NOT_READY");
                 Assert.Equal(2, r.RequestCount, "requests");
             }
+        }
+
+        private static void GetUserAgent()
+        {
+            using (var client = new CapMonsterClient("cs-user-agent", new CapMonsterClientOptions
+            {
+                BaseUrl = Emulator.Url,
+                UserAgentUrl = Emulator.Url + "/useragent",
+                UseProxy = false,
+            }))
+            {
+                string ua = client.GetUserAgent();
+                Assert.True(ua.StartsWith("Mozilla/5.0 ", StringComparison.Ordinal), "the User-Agent: " + ua);
+                Assert.Equal(ua, client.GetUserAgentAsync().Result, "async");
+                try
+                {
+                    Emulator.ScriptMethod("getUserAgent", "{\"raw\":\"<html><body>blocked</body></html>\",\"content_type\":\"text/html\"}");
+                    Assert.Fails(CapMonsterErrorCode.BadResponse, () => client.GetUserAgent(), "an HTML page");
+                    Emulator.ScriptMethod("getUserAgent", "{\"raw\":\"\"}");
+                    Assert.Fails(CapMonsterErrorCode.BadResponse, () => client.GetUserAgent(), "an empty body");
+                    Emulator.ScriptMethod("getUserAgent", "{\"fault\":\"stall\",\"ms\":20000}");
+                    using (var cts = new CancellationTokenSource(300))
+                    {
+                        var watch = System.Diagnostics.Stopwatch.StartNew();
+                        Assert.Throws<OperationCanceledException>(() => client.GetUserAgent(cts.Token), "cancelled in flight");
+                        Assert.True(watch.ElapsedMilliseconds < 5000, "promptly: " + watch.ElapsedMilliseconds + " ms");
+                    }
+                }
+                finally
+                {
+                    Emulator.ScriptMethod("getUserAgent");
+                }
+            }
+            var e = Assert.Throws<CapMonsterException>(() => new CapMonsterClient("cs-ua-url", new CapMonsterClientOptions { UserAgentUrl = "http://example.com/ua" }), "a URL the library refuses");
+            Assert.Contains("user_agent_url", e.Message, "the message names it");
         }
 
         private static void ApiErrorWithHttp402ZeroBalance()
