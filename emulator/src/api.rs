@@ -15,7 +15,7 @@ use crate::solutions;
 use crate::Config;
 
 /// The API methods served, in the order `/_emulator/stats` lists them. getUserAgent is a GET
-/// of [`USER_AGENT_PATHS`] (plain text), not a POST of `/getUserAgent`.
+/// of `USER_AGENT_PATHS` (plain text), not a POST of `/getUserAgent`.
 pub const API_METHODS: [&str; 6] = [
     "createTask",
     "getTaskResult",

@@ -1,7 +1,7 @@
 //! The service's error glossary: every `errorCode` its documentation lists, in its own
 //! spelling (`CAPCHA`, `TOO_MUCH`, `AUTHORISED` are the service's), and the other spellings of
 //! the same error. The one place the bindings learn which codes are one error: they ask
-//! [`kind`] (through `cm_api_error_kind`) and keep no list of their own.
+//! `kind` (through `cm_api_error_kind`) and keep no list of their own.
 
 use std::ffi::CStr;
 

@@ -1,6 +1,6 @@
 //! Polling schedules per task: the official SDKs' table. Data, not code: one row per type
-//! ([`for_task_type`]), and per type and `class` with the `nocache` first delay
-//! ([`for_task`]); `...Proxyless` names share their base type's row.
+//! (`for_task_type`), and per type and `class` with the `nocache` first delay
+//! (`for_task`); `...Proxyless` names share their base type's row.
 
 use std::time::Duration;
 

@@ -198,7 +198,7 @@ pub unsafe extern "system" fn cm_get_balance_with(
 
 /// getUserAgent: the browser User-Agent the service's workers use now, to put in a task's
 /// "userAgent" (`cm_result_text` on CM_OK). A GET of `cm_client_set_user_agent_url`'s page
-/// (default https://capmonster.cloud/api/useragent/actual), plain text, with the client's
+/// (default <https://capmonster.cloud/api/useragent/actual>), plain text, with the client's
 /// proxy, trust, request timeout and connections; no key is sent. An answer that is empty,
 /// longer than 1024 bytes, an HTML page, or not one line of text is CM_ERR_BAD_RESPONSE.
 ///
