@@ -1,4 +1,5 @@
-//! `cm_wait_options_for_task` against the official Python SDK's own table, row by row.
+//! `cm_wait_options_for_task` against the official Python SDK's own table, row by row, and
+//! the emulator taking and solving each row's task.
 //!
 //! The table below is transcribed from the package capmonstercloudclient 4.3.1 on PyPI, not
 //! from this library: the request classes and the order it tries them come from
@@ -8,8 +9,16 @@
 //! `capmonstercloudclient/GetResultTimeouts.py` lines 11-87 (`GetResultTimeouts(
 //! firstRequestDelay, firstRequestNoCacheDelay, requestsInterval, timeout)`, in seconds).
 
+mod common;
+
 use std::ffi::CString;
 use std::ptr;
+
+use capmonster::api::schedule::{self, TaskHead};
+use capmonster::wait::wait;
+use capmonster::TaskState;
+use common::*;
+use serde_json::json;
 
 use capmonster::ffi::library::{CM_ERR_INVALID_ARGUMENT, CM_OK};
 use capmonster::ffi::wait::{
@@ -193,4 +202,30 @@ fn what_is_not_a_task_is_refused_and_the_options_left_as_they_were() {
         assert_eq!(cm_wait_options_for_task(&mut options, c"{\"type\":\"\xff\"}".as_ptr()), CM_ERR_INVALID_ARGUMENT);
     }
     assert_eq!(times(&options), times(&sentinel()));
+}
+
+/// The emulator takes every task of the table as the official client creates it (nocache
+/// included), and solves each with its class's shape.
+#[test]
+fn the_emulator_solves_every_row_with_nocache() {
+    let emulator = emulator();
+    let client = client(&emulator, "schedules-emulator");
+    for row in SDK_TABLE {
+        let mut task = json!({"type": row.task_type, "websiteURL": "https://example.com", "websiteKey": "k",
+            "body": "aGVsbG8gd29ybGQ=", "nocache": true, "emulatorSolveAfterMs": 0});
+        if let Some(class) = row.class {
+            task["class"] = json!(class);
+        }
+        let task = task.to_string();
+        let id = client.create_task(&task, None).result.unwrap_or_else(|e| panic!("{}: {e}", row.request_class));
+        // The row's own schedule, with the delays cut short for the test.
+        let schedule = schedule::for_task(&TaskHead::parse(&task).unwrap());
+        let quick = capmonster::Schedule {
+            first_delay: Default::default(),
+            interval: std::time::Duration::from_millis(10),
+            ..schedule
+        };
+        let report = wait(&client, id, &quick, None);
+        assert!(matches!(report.result, Ok(TaskState::Ready(_))), "{}: {:?}", row.request_class, report.result);
+    }
 }
