@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 # --- what each section needs ---------------------------------------------------------------
 # Parallel arrays, one row per (section, probe). KIND: deb (installed with its recommended
 # packages), lean (without them: Wine's and Mono's recommends are fonts and desktop parts the
-# tests never load), tool (not from Debian: only checked). PROBE: a command, or an absolute path
+# tests never load), tool (not from Debian: only checked), pip (from PyPI, pinned, into the
+# official SDK's virtual environment, after Debian's packages). PROBE: a command, or an absolute path
 # (a glob is allowed), or alternatives separated by "|"; the package is missing when no
 # alternative exists.
 SECTIONS=() DESCRIPTIONS=()
@@ -33,12 +34,15 @@ row() { # KIND PACKAGE PROBE WHY, in the last section declared
 deb() { row deb "$@"; }
 lean() { row lean "$@"; }
 tool() { row tool "" "$@"; }
+pip() { row pip "$@"; }
 
 home=${HOME:-/nonexistent}
 rust_toolchain="rustup's Rust 1.85+ (the tests need 1.88+; Debian 12's rustc is older)"
 cargo_probe="cargo|$home/.cargo/bin/cargo"
 go_toolchain="Go 1.24+ (/usr/local/go; Debian 12's golang-go is 1.19)"
 go_probe="go|/usr/local/go/bin/go"
+# The official Python SDK's virtual environment (scripts/test-official-sdk.sh reads the same).
+official_sdk=${CAPMONSTER_OFFICIAL_SDK:-/opt/capmonstercloudclient-4.3.1}
 mono_basics() { # WHY: Mono's compiler, runtime and the three assemblies the binding uses
     lean mono-mcs mcs "$1: the C# compiler (mcs)"
     lean mono-runtime mono "$1: the runtime"
@@ -105,6 +109,13 @@ deb python3 python3 "asks the emulator for a task and its counters"
 
 section vba
 deb python3 python3 "scripts/check-vba.py"
+
+section official-sdk
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 python3 "the official SDK's interpreter"
+deb python3-venv "/usr/lib/python3*/ensurepip/__init__.py" "a virtual environment for the official SDK (Debian's Python takes no pip install)"
+pip capmonstercloudclient==4.3.1 "$official_sdk/lib/python3*/site-packages/capmonstercloudclient-4.3.1.dist-info/METADATA" \
+    "the official Python SDK, with its pinned dependencies (aiohttp, pydantic), in $official_sdk"
 
 section readme
 tool "$cargo_probe" "$rust_toolchain"
@@ -203,10 +214,10 @@ present() { # PROBE: 0 when one of its alternatives exists
     return 1
 }
 
-missing_rows=() full=() lean=()
+missing_rows=() full=() lean=() wheels=()
 find_missing() {
     local r
-    missing_rows=() full=() lean=()
+    missing_rows=() full=() lean=() wheels=()
     for r in "${!ROW_SECTION[@]}"; do
         is_chosen "${ROW_SECTION[r]}" || continue
         present "${ROW_PROBE[r]}" && continue
@@ -214,6 +225,7 @@ find_missing() {
         case "${ROW_KIND[r]}" in
             deb) case " ${full[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) full+=("${ROW_PACKAGE[r]}") ;; esac ;;
             lean) case " ${lean[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) lean+=("${ROW_PACKAGE[r]}") ;; esac ;;
+            pip) case " ${wheels[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) wheels+=("${ROW_PACKAGE[r]}") ;; esac ;;
         esac
     done
     # A package wanted both ways comes with its recommends.
@@ -283,6 +295,13 @@ if [ ${#packages[@]} -gt 0 ]; then
     [ ${#full[@]} -eq 0 ] || install "${full[@]}"
     [ ${#lean[@]} -eq 0 ] || install --no-install-recommends "${lean[@]}"
     echo "install-deps.sh: installed in $((SECONDS - started)) s"
+fi
+# PyPI's packages, once Debian's Python and venv are there: pinned, into their own environment.
+if [ ${#wheels[@]} -gt 0 ]; then
+    echo "install-deps.sh: installing ${wheels[*]} from PyPI into $official_sdk"
+    { [ -x "$official_sdk/bin/pip" ] || /usr/bin/python3 -m venv "$official_sdk"; } &&
+        "$official_sdk/bin/pip" install --quiet --disable-pip-version-check "${wheels[@]}" ||
+        { echo "install-deps.sh: could not install ${wheels[*]} into $official_sdk" >&2; exit 1; }
 fi
 
 # What is still missing: the tools Debian does not provide (or a probe this table got wrong).

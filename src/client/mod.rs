@@ -113,6 +113,8 @@ enum ProxyChoice {
 #[derive(Clone, Debug)]
 struct Settings {
     base_url: BaseUrl,
+    /// The getUserAgent page.
+    user_agent_url: BaseUrl,
     request_timeout: Duration,
     proxy: ProxyChoice,
     trust: Trust,
@@ -158,6 +160,7 @@ impl Client {
         }
         let settings = Settings {
             base_url: BaseUrl::official(),
+            user_agent_url: BaseUrl::official_user_agent(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             proxy: ProxyChoice::Environment,
             trust: Trust::System,
@@ -189,6 +192,13 @@ impl Client {
         self.update(|settings| settings.base_url = base_url)?;
         self.digest.store(digest.value(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Fetches the getUserAgent answer from `url` (e.g. a local emulator's) instead of the
+    /// official page; the base URL's rules apply (https, or http to a loopback host).
+    pub fn set_user_agent_url(&self, url: &str) -> Result<(), Error> {
+        let url = BaseUrl::parse_page(url, "user_agent_url")?;
+        self.update(|settings| settings.user_agent_url = url)
     }
 
     /// Bounds every HTTP request (connect, send, answer); at least 1 ms.
@@ -457,6 +467,23 @@ impl Client {
         stats.report(result)
     }
 
+    /// The browser User-Agent the service's workers use now (getUserAgent: a GET of its page,
+    /// plain text), to put in a task's `userAgent`. Sends no key; the account guard and the
+    /// request budget are not involved. Retried once on a stale connection, like getBalance.
+    pub fn get_user_agent(&self) -> Report<String> {
+        self.get_user_agent_with(&CallOptions::default())
+    }
+
+    /// [`get_user_agent`](Client::get_user_agent) with a deadline and a cancel.
+    pub fn get_user_agent_with(&self, options: &CallOptions) -> Report<String> {
+        let mut stats = CallStats::default();
+        let result = with_bounds(options, |bounds| {
+            let (status, answer) = self.exchange(Method::GetUserAgent, "", bounds, &mut stats, &mut |_| Ok(()))?;
+            answer::classify_user_agent(status, &answer).map_err(|e| self.scrub(e))
+        });
+        stats.report(result)
+    }
+
     /// Tells the service that a task's answer was wrong (reportIncorrectImageCaptcha or
     /// reportIncorrectTokenCaptcha, by `kind`). Never retried: the service may have counted it.
     pub fn report_incorrect_with(&self, kind: Incorrect, task_id: i64, options: &CallOptions) -> Report<()> {
@@ -679,7 +706,8 @@ fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Ch
         }
     };
     let max = settings.max_connections;
-    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
+    let (base_url, user_agent_url) = (&settings.base_url, &settings.user_agent_url);
+    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
         |mut error| {
             if error.code == Code::InvalidArgument && !source.is_empty() {
                 error.message = format!("{source}: {}", error.message);

@@ -189,6 +189,31 @@ static void test_nulls(void) {
                "for_task_type(NULL, type)");
     CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(&o, NULL)");
     CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
+    /* cm_get_user_agent / cm_result_text: NULL arguments. */
+    CHECK_CODE(cm_get_user_agent(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent(NULL, NULL)");
+    CHECK_CODE(cm_get_user_agent_with(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent_with(NULL...)");
+    CHECK(cm_result_text(NULL) == NULL);
+    CHECK_CODE(cm_client_set_user_agent_url(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_user_agent_url(NULL)");
+
+    /* cm_api_error_kind / cm_api_error_glossary: NULL for what they do not know. */
+    CHECK(cm_api_error_kind(NULL) == NULL);
+    CHECK(cm_api_error_kind("") == NULL);
+    CHECK(cm_api_error_kind("ERROR_\xff") == NULL);
+    CHECK(strcmp(cm_api_error_kind("WRONG_CAPTCHA_ID"), "ERROR_NO_SUCH_CAPCHA_ID") == 0);
+    CHECK(cm_api_error_glossary(UINT32_MAX) == NULL);
+    CHECK(cm_api_error_glossary(0) != NULL);
+
+    /* cm_wait_options_for_task: the same, and for what is not a task. */
+    CHECK_CODE(cm_wait_options_for_task(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(NULL, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(NULL, "{\"type\":\"CustomTask\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(NULL, task)");
+    CHECK_CODE(cm_wait_options_for_task(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(&o, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(&options, ""), CM_ERR_INVALID_ARGUMENT, "for_task(&o, \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, type \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\xff\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, not UTF-8)");
+    CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
 
     /* cm_get_task_result: client x out_result. */
     CHECK_CODE(cm_get_task_result(NULL, 1, NULL), CM_ERR_INVALID_ARGUMENT, "get_task_result(NULL, 1, NULL)");
