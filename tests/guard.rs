@@ -352,5 +352,23 @@ fn a_key_stop_ends_every_pending_wait_of_the_process_at_once() {
     eprintln!("{WAITS} waits on a waiter ended {engine_done:?} after the answer, the blocking wait {blocking_done:?}");
     assert!(engine_done < Duration::from_secs(2) && blocking_done < Duration::from_secs(2));
     assert_eq!(emulator.method_requests("getTaskResult"), sent, "no wait sent a request");
+
+    // Waits started while the stop holds (a 5 s first delay) end at once too, unsent.
+    let late = Schedule { first_delay: Duration::from_secs(5), ..schedule };
+    let added_at = Instant::now();
+    for (n, task) in tasks[..100].iter().enumerate() {
+        waiter.add(*task, &late, None, n as u64).unwrap();
+    }
+    let blocking = capmonster::wait::wait(&client, tasks[WAITS], &late, None);
+    assert_eq!((blocking.result.unwrap_err().api_code(), blocking.requests), (Some("ERROR_KEY_DOES_NOT_EXIST"), 0));
+    for _ in 0..100 {
+        match waiter.next(Duration::from_secs(2)) {
+            Next::Finished(finished) => assert_eq!(finished.report.requests, 0),
+            other => panic!("a wait added during the stop ends at once: {other:?}"),
+        }
+    }
+    eprintln!("100 waits and a blocking wait started during the stop ended {:?} after", added_at.elapsed());
+    assert!(added_at.elapsed() < Duration::from_secs(2));
+    assert_eq!(emulator.method_requests("getTaskResult"), sent, "no wait sent a request");
     client.end_stops();
 }

@@ -170,6 +170,10 @@ impl Engine {
                 }
             }
         }
+        // Added while its key is stopped (after the stop woke the waits asleep): due now too.
+        if crate::budget::guard::key_stopped_here(shared.client.digest()) {
+            pending.polling.poll_now(Instant::now());
+        }
         let mut state = shared.lock();
         if state.workers.is_empty() {
             if let Err(error) = shared.spawn_worker(&mut state) {

@@ -82,6 +82,10 @@ pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&
         },
         None => None,
     };
+    // Started while its key is stopped: the first poll, answered here, is due now.
+    if crate::budget::guard::key_stopped_here(client.digest()) {
+        polling.poll_now(Instant::now());
+    }
     // Bounded: each turn sends a request (ending at max_requests) or returns.
     loop {
         alarm.sleep_until(polling.wake_at());

@@ -134,6 +134,13 @@ pub fn stops_told() -> u64 {
     LISTENERS.told()
 }
 
+/// Whether a wait of `key` starting now should poll at once, because a key stop this process
+/// told of is kept for it: its poll is answered here, so it ends now rather than after its
+/// first delay. Costs one atomic load until this process has told of a key stop.
+pub fn key_stopped_here(key: KeyDigest) -> bool {
+    stops_told() != 0 && global().stop(key, Stop::Key).is_some()
+}
+
 /// The process's budget as the guard's store.
 struct BudgetStore(&'static crate::budget::Budget);
 
