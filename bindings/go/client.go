@@ -297,8 +297,9 @@ func (s *clientState) close() {
 // EndStops ends the library's account guard stops of this client's key and endpoint, in
 // every process of the user (cm_client_end_stops): call it once the key, the address
 // whitelist or the balance is fixed, so that calls go out at once rather than after the
-// cool-down. While a stop is in force, a call it holds returns the service's own error
-// (errors.Is works as for the service's answer) with Requests 0 and HTTPStatus 0.
+// cool-down. Stops of banned proxies stay (their ban is the target's). While a stop is in
+// force, a call it holds returns the service's own error (errors.Is works as for the
+// service's answer) with Requests 0 and HTTPStatus 0.
 func (c *Client) EndStops() error {
 	h, err := c.s.acquire(0)
 	if err != nil {

@@ -355,7 +355,8 @@ namespace CapMonster
         /// Ends the library's account guard stops of this client's key and endpoint, in every
         /// process of the user (<c>cm_client_end_stops</c>): call it once the key, the address
         /// whitelist or the balance is fixed, so that calls go out at once rather than after the
-        /// cool-down. While a stop is in force, a call it holds throws the service's own error
+        /// cool-down. Stops of banned proxies stay (their ban is the target's). While a stop is
+        /// in force, a call it holds throws the service's own error
         /// (<see cref="CapMonsterException.ApiErrorCode"/> and description) with
         /// <see cref="CapMonsterException.RequestCount"/> 0 and <see cref="CapMonsterException.HttpStatus"/> 0.
         /// </summary>
