@@ -20,6 +20,7 @@ SECTIONS=(
     "install|scripts/install.sh into a temporary prefix, used through pkg-config, CMake, statically, Go|scripts/test-install.sh"
     "go|Go binding: gofmt, go vet, go test (also -race), examples/many|scripts/test-go.sh"
     "csharp|C# binding under Mono: the examples and the tests against the emulator|bindings/csharp/run-tests.sh"
+    "python|Python binding: the wheel built, tagged manylinux, installed into a fresh venv, pytest against the emulator|scripts/test-python.sh"
     "budget-processes|one budget file shared by C, Go and C# processes: the request budget, the account guard|scripts/test-budget-processes.sh"
     "vba|bindings/vba's Declares against the header, for 32- and 64-bit VBA|vba_declares"
     "readme|the Markdown's relative links; the READMEs' and docs/' code blocks, built and run as a reader would|scripts/test-readme.sh"
