@@ -11,7 +11,18 @@ from ctypes import byref, c_uint64, c_void_p
 from typing import Any, Callable, Literal, Optional, TypeVar, Union
 
 from . import _native
-from ._client import Cancel, Client, Task, TaskResult, _Handle, _task_id, _task_type, _Token, wait_options
+from ._client import (
+    Cancel,
+    Client,
+    ClientClosedError,
+    Task,
+    TaskResult,
+    _Handle,
+    _task_id,
+    _task_type,
+    _Token,
+    wait_options,
+)
 from ._native import lib
 
 T = TypeVar("T")
@@ -60,7 +71,7 @@ class _LoopWaiter:
         self.loop = loop
         self.lock = threading.Lock()  # around cm_waiter_next and cm_waiter_free
         self.tags = itertools.count()
-        self.waits: dict[int, tuple[asyncio.Future[_native.Outcome], _Token]] = {}
+        self.waits: dict[int, asyncio.Future[_native.Outcome]] = {}  # each wait's, by tag
         self.thread: Optional[threading.Thread] = None
         fd = -1 if use_thread else lib.cm_waiter_fd(self.ptr)
         self.fd = fd
@@ -71,10 +82,12 @@ class _LoopWaiter:
             self.thread.start()
 
     def add(self, task_id: int, options: _native.WaitOptions, token: _Token) -> asyncio.Future[_native.Outcome]:
+        """Adds a wait that ``token`` cancels. The token is the caller's to free: the library
+        keeps a reference of its own while the wait runs."""
         future: asyncio.Future[_native.Outcome] = self.loop.create_future()
         tag = next(self.tags)
         # Registered before the add: the wait may finish at once.
-        self.waits[tag] = (future, token)
+        self.waits[tag] = future
         options.cancel = token.ptr
         r = c_void_p()
         code = lib.cm_waiter_add_with_result(self.ptr, task_id, byref(options), tag, byref(r))
@@ -99,12 +112,8 @@ class _LoopWaiter:
         return code, tag.value, _native.take(r)
 
     def _deliver(self, tag: int, outcome: _native.Outcome) -> None:
-        entry = self.waits.pop(tag, None)
-        if entry is None:
-            return
-        future, token = entry
-        token.free()
-        if not future.done():  # a cancelled await left its future cancelled
+        future = self.waits.pop(tag, None)
+        if future is not None and not future.done():  # a cancelled await left its future cancelled
             future.set_result(outcome)
 
     def _hand_over(self, tag: int, outcome: _native.Outcome) -> None:
@@ -151,6 +160,8 @@ class _LoopWaiter:
                     self.loop.call_soon_threadsafe(self._stop_watching)
                 except RuntimeError:
                     pass
+        if self.loop.is_closed():
+            self.waits.clear()  # nobody awaits the waits of a closed loop
         with self.lock:
             ptr, self.ptr = self.ptr, None
         lib.cm_waiter_free(ptr)
@@ -171,10 +182,13 @@ class _AsyncState:
         self.lock = threading.Lock()
         self.waiters: dict[asyncio.AbstractEventLoop, _LoopWaiter] = {}
         self.waiter_thread = waiter_thread
+        self.freed = False
         handle.before_free.append(self.free)
 
     def waiter(self, loop: asyncio.AbstractEventLoop) -> _LoopWaiter:
         with self.lock:
+            if self.freed:  # closing began after the caller's check
+                raise ClientClosedError("the client is closed")
             waiter = self.waiters.get(loop)
             if waiter is None:
                 # A closed loop's waiter has nobody left to await it.
@@ -190,6 +204,7 @@ class _AsyncState:
 
     def free(self) -> None:
         with self.lock:
+            self.freed = True
             waiters, self.waiters = list(self.waiters.values()), {}
         for waiter in waiters:
             waiter.free()
@@ -335,12 +350,12 @@ class AsyncClient:
         try:
             outcome = await future
         except asyncio.CancelledError:
-            # The token stays with the waiter's entry, freed when the wait comes out.
-            token.trigger()
+            token.trigger()  # the wait comes out cancelled, within milliseconds; nobody takes it
             raise
         finally:
             if cancel is not None:
                 cancel._unlink(token)
+            token.free()
         if outcome.code != 0:
             raise outcome.error()
         return TaskResult._of(outcome)

@@ -109,11 +109,12 @@ class Cancel:
 
     def cancel(self) -> None:
         """Triggers it: idempotent; it stays triggered."""
+        # Under the lock: a call unlinks its token (under it) before freeing it, so none is
+        # triggered after its free. cm_cancel_trigger never blocks.
         with self._lock:
             self._triggered = True
-            tokens = list(self._tokens)
-        for token in tokens:
-            token.trigger()
+            for token in self._tokens:
+                token.trigger()
 
     trigger = cancel  # so that a Cancel may be linked to another
 
@@ -125,9 +126,8 @@ class Cancel:
     def _link(self, token: Any) -> None:
         with self._lock:
             self._tokens.add(token)
-            triggered = self._triggered
-        if triggered:
-            token.trigger()
+            if self._triggered:
+                token.trigger()
 
     def _unlink(self, token: Any) -> None:
         with self._lock:
