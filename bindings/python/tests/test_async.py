@@ -167,3 +167,16 @@ async def test_closing_ends_the_waits_in_progress(emulator, key):
         await c.get_balance()
     with pytest.raises(capmonster.ClientClosedError):
         await c.wait_result(slow)
+
+
+@pytest.mark.asyncio
+async def test_get_user_agent_when_the_library_has_it(emulator, key):
+    from capmonster import _native
+
+    if _native.cm_get_user_agent_with is None:
+        async with async_client(emulator, key) as c:
+            with pytest.raises(capmonster.InvalidArgumentError, match="newer libcapmonster"):
+                await c.get_user_agent()
+        return
+    async with async_client(emulator, key, user_agent_url=emulator.url + "/useragent") as c:
+        assert (await c.get_user_agent()).startswith("Mozilla/5.0")

@@ -271,3 +271,19 @@ def test_zero_balance_stops_create_task_only(emulator, key):
         emulator.account(balance=10)
         c.end_stops()
         assert c.create_task(IMAGE_TASK) > 0
+
+
+def test_get_user_agent_or_a_clear_refusal_with_an_older_library(emulator, key):
+    from capmonster import _native
+
+    if _native.cm_get_user_agent_with is None:
+        # A library from before getUserAgent: the call and the setting say what is missing.
+        with client(emulator, key) as c, pytest.raises(capmonster.InvalidArgumentError, match="newer libcapmonster"):
+            c.get_user_agent()
+        with pytest.raises(capmonster.InvalidArgumentError, match="cm_client_set_user_agent_url"):
+            client(emulator, key, user_agent_url=emulator.url + "/useragent")
+        return
+    with client(emulator, key, user_agent_url=emulator.url + "/useragent") as c:
+        agent = c.get_user_agent()
+    assert agent.startswith("Mozilla/5.0") and "\n" not in agent
+    assert emulator.requests("getUserAgent") == 1

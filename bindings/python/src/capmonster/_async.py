@@ -19,8 +19,8 @@ from ._client import (
     TaskResult,
     _Handle,
     _task_id,
-    _task_type,
     _Token,
+    task_wait_options,
     wait_options,
 )
 from ._native import lib
@@ -241,6 +241,7 @@ class AsyncClient:
         ca_file: Optional[str] = None,
         max_connections: Optional[int] = None,
         soft_id: Optional[int] = None,
+        user_agent_url: Optional[str] = None,
         _waiter_thread: bool = False,
     ) -> None:
         self._client = Client(
@@ -251,6 +252,7 @@ class AsyncClient:
             ca_file=ca_file,
             max_connections=max_connections,
             soft_id=soft_id,
+            user_agent_url=user_agent_url,
         )
         self._handle = self._client._handle
         workers = max_connections if max_connections and max_connections > 0 else _DEFAULT_MAX_CONNECTIONS
@@ -265,11 +267,16 @@ class AsyncClient:
         cancellation triggers (and the caller's ``cancel`` too)."""
         self._handle.check()
         own = Cancel()
+        if cancel is not None:  # before the call starts: a triggered one ends it at once
+            cancel._link(own)
         loop = asyncio.get_running_loop()
         job = functools.partial(function, *args, cancel=own, **kwargs)
-        future = loop.run_in_executor(self._executor, job)
-        if cancel is not None:
-            cancel._link(own)
+        try:
+            future = loop.run_in_executor(self._executor, job)
+        except BaseException:
+            if cancel is not None:
+                cancel._unlink(own)
+            raise
         try:
             return await future
         except asyncio.CancelledError:
@@ -299,6 +306,10 @@ class AsyncClient:
     async def get_balance(self, *, timeout: Optional[float] = None, cancel: Optional[Cancel] = None) -> float:
         """``Client.get_balance``, awaited."""
         return await self._run(self._client.get_balance, timeout=timeout, cancel=cancel)
+
+    async def get_user_agent(self, *, timeout: Optional[float] = None, cancel: Optional[Cancel] = None) -> str:
+        """``Client.get_user_agent``, awaited."""
+        return await self._run(self._client.get_user_agent, timeout=timeout, cancel=cancel)
 
     async def report_incorrect_image(
         self, task_id: int, *, timeout: Optional[float] = None, cancel: Optional[Cancel] = None
@@ -332,6 +343,9 @@ class AsyncClient:
         only watches for its outcome. Cancelling the awaiting task cancels the wait."""
         task_id = _task_id(task_id)
         options = wait_options(task_type, first_delay, interval, timeout, max_requests)
+        return await self._wait(task_id, options, cancel)
+
+    async def _wait(self, task_id: int, options: _native.WaitOptions, cancel: Optional[Cancel]) -> TaskResult:
         loop = asyncio.get_running_loop()
         handle = self._handle
         handle.acquire(task_id)  # refuses a closed or forked client; keeps it while adding
@@ -369,9 +383,10 @@ class AsyncClient:
         cancel: Optional[Cancel] = None,
     ) -> TaskResult:
         """``Client.solve``, awaited: ``create_task`` then ``wait_result`` on the schedule of the
-        task's type."""
+        task."""
+        options = task_wait_options(task, timeout)
         task_id = await self.create_task(task, callback_url, cancel=cancel)
-        return await self.wait_result(task_id, task_type=_task_type(task), timeout=timeout, cancel=cancel)
+        return await self._wait(task_id, options, cancel)
 
     def pending(self) -> int:
         """The waits of this client's waiters not yet taken (running or finished)."""

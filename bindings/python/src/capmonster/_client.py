@@ -293,6 +293,8 @@ class Client:
         max_connections: caps the connections held at once, calls and waits together
             (default: the library's, 64).
         soft_id: the software developer's id sent with every createTask.
+        user_agent_url: where ``get_user_agent`` reads the User-Agent (default: the service's
+            page); needs a library with getUserAgent.
     """
 
     def __init__(
@@ -305,6 +307,7 @@ class Client:
         ca_file: Optional[str] = None,
         max_connections: Optional[int] = None,
         soft_id: Optional[int] = None,
+        user_agent_url: Optional[str] = None,
     ) -> None:
         key = _c_string(client_key, "client_key")
         ptr = c_void_p()
@@ -333,6 +336,10 @@ class Client:
                 self._set(lib.cm_client_set_max_connections, p, _count(max_connections, "max_connections"))
             if soft_id is not None:
                 self._set(lib.cm_client_set_soft_id, p, _count(soft_id, "soft_id"))
+            if user_agent_url is not None:
+                if _native.cm_client_set_user_agent_url is None:
+                    raise _native.missing("cm_client_set_user_agent_url")
+                self._set(_native.cm_client_set_user_agent_url, p, _c_string(user_agent_url, "user_agent_url"))
         except BaseException:
             self.close()
             raise
@@ -428,6 +435,21 @@ class Client:
         self._single(0, timeout, cancel, call)
         return out.value
 
+    def get_user_agent(self, *, timeout: Optional[float] = None, cancel: Optional[Cancel] = None) -> str:
+        """The browser User-Agent the service's workers use now, to put in a task's
+        ``"userAgent"`` (getUserAgent). Needs a library that has it (libcapmonster after 0.2.0):
+        with an older one, ``InvalidArgumentError`` saying so."""
+        function = _native.cm_get_user_agent_with
+        if function is None:
+            raise _native.missing("cm_get_user_agent_with")
+
+        def call(ptr: int, options: Any, r: c_void_p) -> int:
+            return function(ptr, options, byref(r))
+
+        text = self._single(0, timeout, cancel, call).text
+        assert text is not None  # the library's promise on CM_OK
+        return text
+
     def report_incorrect_image(
         self, task_id: int, *, timeout: Optional[float] = None, cancel: Optional[Cancel] = None
     ) -> None:
@@ -485,6 +507,9 @@ class Client:
         """
         task_id = _task_id(task_id)
         options = wait_options(task_type, first_delay, interval, timeout, max_requests)
+        return self._wait(task_id, options, cancel)
+
+    def _wait(self, task_id: int, options: WaitOptions, cancel: Optional[Cancel]) -> TaskResult:
         token = _Token()
         options.cancel = token.ptr
         if cancel is not None:
@@ -510,12 +535,13 @@ class Client:
         timeout: Optional[float] = None,
         cancel: Optional[Cancel] = None,
     ) -> TaskResult:
-        """Creates a task and waits for its solution on the official schedule of its type:
-        ``create_task`` then ``wait_result``. ``timeout`` bounds the wait (the schedule's own
-        otherwise); ``cancel`` stops either."""
-        task_type = _task_type(task)
+        """Creates a task and waits for its solution on the official schedule of the task (its
+        type; with a newer library also its class and "nocache"): ``create_task`` then
+        ``wait_result``. ``timeout`` bounds the wait (the schedule's own otherwise); ``cancel``
+        stops either."""
+        options = task_wait_options(task, timeout)
         task_id = self.create_task(task, callback_url, cancel=cancel)
-        return self.wait_result(task_id, task_type=task_type, timeout=timeout, cancel=cancel)
+        return self._wait(task_id, options, cancel)
 
     def end_stops(self) -> None:
         """Ends the account guard's stops of this client's key and endpoint, in every process
@@ -575,6 +601,20 @@ def _task_type(task: Task) -> Optional[str]:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def task_wait_options(task: Task, timeout: Optional[float]) -> WaitOptions:
+    """The official schedule of a task as created: cm_wait_options_for_task when the library
+    has it, else the schedule of its "type"; ``timeout`` replaces the schedule's."""
+    if _native.cm_wait_options_for_task is None:
+        return wait_options(_task_type(task), timeout=timeout)
+    options = WaitOptions()
+    lib.cm_wait_options_init(byref(options))
+    # A task the library cannot read keeps the defaults: create_task then says what is wrong.
+    _native.cm_wait_options_for_task(byref(options), _c_string(_task_json(task), "task"))
+    if timeout is not None:
+        options.timeout_ms = _milliseconds(timeout)
+    return options
 
 
 def wait_options(

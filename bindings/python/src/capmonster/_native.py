@@ -138,6 +138,21 @@ def optional(name: str, restype: Any, argtypes: list[Any]) -> Optional[Any]:
     return function
 
 
+# Functions newer libraries have (getUserAgent and the schedule of a whole task): None with an
+# older library, whose calls then say what is missing.
+cm_client_set_user_agent_url = optional("cm_client_set_user_agent_url", c_int32, [c_void_p, c_char_p, _R])
+cm_get_user_agent_with = optional("cm_get_user_agent_with", c_int32, [c_void_p, POINTER(CallOptions), _R])
+cm_result_text = optional("cm_result_text", c_char_p, [c_void_p])
+cm_wait_options_for_task = optional("cm_wait_options_for_task", c_int32, [POINTER(WaitOptions), c_char_p])
+
+
+def missing(function: str) -> CapMonsterError:
+    """The error of a call that needs a function the loaded library lacks."""
+    return _codes.InvalidArgumentError(
+        f"{function} is not in {LIBRARY_PATH} (version {version()}): this needs a newer libcapmonster"
+    )
+
+
 def version() -> str:
     """The loaded library's version, "MAJOR.MINOR.PATCH" (cm_version)."""
     return lib.cm_version().decode()
@@ -175,6 +190,7 @@ class Outcome:
         "message",
         "request_count",
         "http_status",
+        "text",
     )
 
     def __init__(self, r: Optional[int]) -> None:
@@ -187,6 +203,7 @@ class Outcome:
         self.message: str = _text(lib.cm_result_message(r)) or ""
         self.request_count: int = lib.cm_result_request_count(r)
         self.http_status: int = lib.cm_result_http_status(r)
+        self.text: Optional[str] = _text(cm_result_text(r)) if cm_result_text is not None else None
 
     def error(self, code: Optional[int] = None) -> CapMonsterError:
         """The exception for this outcome (of ``code`` when the return value says more)."""
