@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Python binding tests: checks that bindings/python's exception classes match the header,
-# builds the wheel (cargo build --release's library inside), tags it manylinux with auditwheel
+# Python binding tests: checks that bindings/python's exception classes match the header and
+# its type hints (mypy --strict), builds the wheel (cargo build --release's library inside), tags it manylinux with auditwheel
 # and checks its layout, installs it into a fresh virtual environment (offline, from the
 # wheels scripts/install-deps.sh python keeps) and runs the tests there with pytest and
 # pytest-asyncio against the emulator: the package as users install it, not the source tree.
@@ -16,6 +16,8 @@ binding=$REPO_ROOT/bindings/python
 
 /usr/bin/python3 "$binding/gen_codes.py" --check
 echo "exception classes: as the header's codes"
+# The type hints that py.typed promises, checked strictly for the oldest Python supported.
+(cd "$binding/src" && "$tools/bin/mypy" --strict --python-version 3.10 --no-incremental capmonster)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-python.XXXXXX")
 at_exit rm -rf "$tmp"

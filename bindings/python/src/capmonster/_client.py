@@ -408,7 +408,7 @@ class Client:
         out = c_int64()
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return lib.cm_create_task_with(ptr, text, url, options, byref(out), byref(r))
+            return int(lib.cm_create_task_with(ptr, text, url, options, byref(out), byref(r)))
 
         self._single(0, timeout, cancel, call)
         return out.value
@@ -421,7 +421,7 @@ class Client:
         task_id = _task_id(task_id)
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return lib.cm_get_task_result_with(ptr, task_id, options, byref(r))
+            return int(lib.cm_get_task_result_with(ptr, task_id, options, byref(r)))
 
         return TaskResult._of(self._single(task_id, timeout, cancel, call))
 
@@ -430,7 +430,7 @@ class Client:
         out = c_double()
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return lib.cm_get_balance_with(ptr, options, byref(out), byref(r))
+            return int(lib.cm_get_balance_with(ptr, options, byref(out), byref(r)))
 
         self._single(0, timeout, cancel, call)
         return out.value
@@ -444,7 +444,7 @@ class Client:
             raise _native.missing("cm_get_user_agent_with")
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return function(ptr, options, byref(r))
+            return int(function(ptr, options, byref(r)))
 
         text = self._single(0, timeout, cancel, call).text
         assert text is not None  # the library's promise on CM_OK
@@ -458,7 +458,7 @@ class Client:
         task_id = _task_id(task_id)
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return lib.cm_report_incorrect_image_with(ptr, task_id, options, byref(r))
+            return int(lib.cm_report_incorrect_image_with(ptr, task_id, options, byref(r)))
 
         self._single(task_id, timeout, cancel, call)
 
@@ -470,7 +470,7 @@ class Client:
         task_id = _task_id(task_id)
 
         def call(ptr: int, options: Any, r: c_void_p) -> int:
-            return lib.cm_report_incorrect_token_with(ptr, task_id, options, byref(r))
+            return int(lib.cm_report_incorrect_token_with(ptr, task_id, options, byref(r)))
 
         self._single(task_id, timeout, cancel, call)
 

@@ -155,12 +155,12 @@ def missing(function: str) -> CapMonsterError:
 
 def version() -> str:
     """The loaded library's version, "MAJOR.MINOR.PATCH" (cm_version)."""
-    return lib.cm_version().decode()
+    return str(lib.cm_version().decode())
 
 
 def code_name(code: int) -> str:
     """The library's name of a code (cm_code_name), e.g. "CM_ERR_API"."""
-    return lib.cm_code_name(code).decode()
+    return str(lib.cm_code_name(code).decode())
 
 
 # The classes were generated from a header: the library must agree on every name, or an
