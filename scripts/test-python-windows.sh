@@ -13,7 +13,9 @@ need_deps python-windows
 tools=$REPO_ROOT/target/python/tools
 binding=$REPO_ROOT/bindings/python
 
-[ -f dist/windows-x86_64/capmonster.dll ] && [ -f dist/windows-i686/capmonster.dll ] || scripts/build-windows.sh
+if [ ! -f dist/windows-x86_64/capmonster.dll ] || [ ! -f dist/windows-i686/capmonster.dll ]; then
+    scripts/build-windows.sh
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-python-windows.XXXXXX")
 at_exit rm -rf "$tmp"
