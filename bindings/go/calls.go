@@ -44,21 +44,51 @@ func (c *Client) GetTaskResult(ctx context.Context, taskID int64) (*TaskResult, 
 // before the call was cancelled or timed out is lost, and the library's message says so.
 // libcapmonster judges the task JSON (a nil task is sent as null, which it refuses).
 func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (int64, error) {
-	var text string
+	text, err := taskText(task)
+	if err != nil {
+		return 0, err
+	}
+	return c.createTask(ctx, text, callbackURL)
+}
+
+// CreateTaskAndSchedule is CreateTask that also returns the official SDKs' schedule for the
+// task as created (WaitOptionsForTask), from the same JSON text: pass it to WaitResult.
+func (c *Client) CreateTaskAndSchedule(ctx context.Context, task any, callbackURL string) (int64, WaitOptions, error) {
+	text, err := taskText(task)
+	if err != nil {
+		return 0, WaitOptions{}, err
+	}
+	id, err := c.createTask(ctx, text, callbackURL)
+	if err != nil {
+		return 0, WaitOptions{}, err
+	}
+	// The library accepted the task, so its schedule cannot be refused: the same rules.
+	options, err := waitOptionsForTaskText(text)
+	if err != nil {
+		options = DefaultWaitOptions()
+	}
+	return id, options, nil
+}
+
+// taskText is the JSON text of a task in any of the forms CreateTask takes.
+func taskText(task any) (string, error) {
 	switch t := task.(type) {
 	case string:
-		text = t
+		return t, nil
 	case []byte:
-		text = string(t)
+		return string(t), nil
 	case json.RawMessage:
-		text = string(t)
+		return string(t), nil
 	default:
 		b, err := json.Marshal(task)
 		if err != nil {
-			return 0, newError(CodeInvalidArgument, "the task cannot be marshalled to JSON", err)
+			return "", newError(CodeInvalidArgument, "the task cannot be marshalled to JSON", err)
 		}
-		text = string(b)
+		return string(b), nil
 	}
+}
+
+func (c *Client) createTask(ctx context.Context, text string, callbackURL string) (int64, error) {
 	taskJSON, err := cString(text, "the task JSON")
 	if err != nil {
 		return 0, err
@@ -80,6 +110,21 @@ func (c *Client) CreateTask(ctx context.Context, task any, callbackURL string) (
 		return 0, err
 	}
 	return int64(id), nil
+}
+
+// GetUserAgent returns the browser User-Agent the service's workers use now, to put in a
+// task's "userAgent" (getUserAgent, cm_get_user_agent_with): a GET of the official page, or of
+// WithUserAgentURL's, through the client's proxy and trust; no key is sent. An answer that is
+// not one User-Agent (an HTML page, an empty or oversized body) matches ErrBadResponse. ctx
+// reaches the request in flight as in GetTaskResult.
+func (c *Client) GetUserAgent(ctx context.Context) (string, error) {
+	res, err := c.single(ctx, 0, func(h *C.cm_client, o *C.cm_call_options, out **C.cm_result) C.cm_code {
+		return C.cm_get_user_agent_with(h, o, out)
+	})
+	if err != nil {
+		return "", err
+	}
+	return res.text, nil
 }
 
 // GetBalance returns the account's balance in US dollars. ctx reaches the request in flight

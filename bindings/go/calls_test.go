@@ -77,6 +77,25 @@ func TestCreateTaskAcceptsEveryForm(t *testing.T) {
 	}
 }
 
+func TestCreateTaskAndSchedule(t *testing.T) {
+	t.Parallel()
+	client := newClient(t)
+	id, opts, err := client.CreateTaskAndSchedule(context.Background(), imageTask(), "")
+	want := capmonster.WaitOptions{FirstDelay: 350 * time.Millisecond, Interval: 200 * time.Millisecond, Timeout: 10 * time.Second, MaxRequests: 120}
+	if err != nil || id <= 0 || opts != want {
+		t.Fatalf("%d, %+v, %v", id, opts, err)
+	}
+	res, err := client.WaitResult(context.Background(), id, &opts)
+	if err != nil || !res.Ready {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	id, opts, err = client.CreateTaskAndSchedule(context.Background(), `{"class":"Imperva"}`, "")
+	if id != 0 || opts != (capmonster.WaitOptions{}) {
+		t.Errorf("%d, %+v", id, opts)
+	}
+	wantKinds(t, err, "ErrInvalidArgument")
+}
+
 func TestCreateTaskRejectsBadTasks(t *testing.T) {
 	t.Parallel()
 	client := newClient(t)
@@ -364,6 +383,31 @@ func TestWaitOptions(t *testing.T) {
 		}
 	}
 
+	// From the task as created: its class and nocache count, in every form CreateTask takes.
+	second := time.Second
+	taskCases := []struct {
+		task any
+		want capmonster.WaitOptions
+	}{
+		{map[string]any{"type": "CustomTask", "class": "Imperva", "websiteURL": "https://example.com"}, capmonster.WaitOptions{FirstDelay: second, Interval: second, Timeout: 15 * second, MaxRequests: 120}},
+		{`{"type":"CustomTask","class":"altcha"}`, capmonster.WaitOptions{FirstDelay: second, Interval: second, Timeout: 50 * second, MaxRequests: 120}},
+		{[]byte(`{"type":"RecaptchaV2TaskProxyless","nocache":true}`), capmonster.WaitOptions{FirstDelay: 10 * second, Interval: 3 * second, Timeout: 3 * time.Minute, MaxRequests: 120}},
+		{struct {
+			Type    string `json:"type"`
+			NoCache bool   `json:"nocache"`
+		}{"HCaptchaTask", true}, capmonster.WaitOptions{FirstDelay: 10 * second, Interval: 3 * second, Timeout: 3 * time.Minute, MaxRequests: 120}},
+		{map[string]any{"type": "NoSuchTask", "class": "Imperva"}, defaults},
+	}
+	for _, c := range taskCases {
+		if got, err := capmonster.WaitOptionsForTask(c.task); err != nil || got != c.want {
+			t.Errorf("WaitOptionsForTask(%v) = %+v, %v; want %+v", c.task, got, err, c.want)
+		}
+	}
+	for _, bad := range []any{nil, "", "[]", `{"class":"Imperva"}`, `{"type":""}`, make(chan int), "{\"type\":\"a\x00\"}"} {
+		_, err := capmonster.WaitOptionsForTask(bad)
+		wantKinds(t, err, "ErrInvalidArgument")
+	}
+
 	// Values C cannot hold are converted as Go's time functions treat durations, then the
 	// library judges them, with its own message.
 	client := newClient(t)
@@ -472,5 +516,42 @@ func decode(t testing.TB, res *capmonster.TaskResult, v any) {
 	t.Helper()
 	if err := res.Decode(v); err != nil {
 		t.Fatalf("Decode(%s): %v", res.Solution, err)
+	}
+}
+
+// Not parallel: it scripts getUserAgent for every key.
+func TestGetUserAgent(t *testing.T) {
+	client := newClient(t, capmonster.WithUserAgentURL(emulatorURL+"/useragent"))
+	ctx := context.Background()
+	ua, err := client.GetUserAgent(ctx)
+	if err != nil || !strings.HasPrefix(ua, "Mozilla/5.0 ") {
+		t.Fatalf("%q, %v", ua, err)
+	}
+	for name, step := range map[string]any{
+		"an HTML page":  map[string]any{"raw": "<html><body>blocked</body></html>", "content_type": "text/html"},
+		"an empty body": map[string]any{"raw": ""},
+		"oversized":     map[string]any{"raw": "Mozilla/5.0 " + strings.Repeat("x", 2000)},
+	} {
+		scriptMethod(t, "getUserAgent", step)
+		ua, err := client.GetUserAgent(ctx)
+		if ua != "" {
+			t.Errorf("%s: %q", name, ua)
+		}
+		wantKinds(t, err, "ErrBadResponse")
+	}
+	// The context reaches the request in flight.
+	scriptMethod(t, "getUserAgent", map[string]any{"fault": "stall", "ms": 20000})
+	cancelled, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = client.GetUserAgent(cancelled)
+	wantKinds(t, err, "ErrTimeout")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v", took)
+	}
+	// The URL is the library's to judge.
+	_, err = capmonster.NewClient("key", capmonster.WithUserAgentURL("http://example.com/ua"))
+	if e := wantKinds(t, err, "ErrInvalidArgument"); !strings.Contains(e.Message, "user_agent_url") {
+		t.Errorf("message %q", e.Message)
 	}
 }

@@ -36,11 +36,12 @@ const (
 // config holds what the options asked for; only what was asked is passed to the library,
 // so that every default is the library's.
 type config struct {
-	key      string
-	baseURL  string // "" for the library's default endpoint
-	proxy    proxyMode
-	proxyURL string
-	caFile   string // "" for the system's trusted roots
+	key          string
+	baseURL      string // "" for the library's default endpoint
+	userAgentURL string // "" for the library's default getUserAgent page
+	proxy        proxyMode
+	proxyURL     string
+	caFile       string // "" for the system's trusted roots
 
 	requestTimeoutSet bool
 	requestTimeout    C.uint32_t
@@ -55,6 +56,13 @@ type config struct {
 // emulator; the library judges the URL).
 func WithBaseURL(baseURL string) Option {
 	return func(c *config) { c.baseURL = baseURL }
+}
+
+// WithUserAgentURL fetches GetUserAgent's answer from url instead of the official page
+// (cm_client_set_user_agent_url; the rules of WithBaseURL apply), e.g. the emulator's
+// "/useragent".
+func WithUserAgentURL(url string) Option {
+	return func(c *config) { c.userAgentURL = url }
 }
 
 // WithRequestTimeout bounds each HTTP request: connect, send, answer
@@ -199,6 +207,13 @@ func configure(h *C.cm_client, cfg *config) error {
 	if cfg.baseURL != "" {
 		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_base_url(h, s, r) },
 			&cfg.baseURL, "base_url")
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.userAgentURL != "" {
+		err := setString(func(s *C.char, r **C.cm_result) C.cm_code { return C.cm_client_set_user_agent_url(h, s, r) },
+			&cfg.userAgentURL, "user_agent_url")
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package capmonster
 
 /*
+#include <stdlib.h>
 #include "capmonster.h"
 */
 import "C"
@@ -8,9 +9,9 @@ import "C"
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Code is libcapmonster's return code (the C cm_code): [CodeOK] or one of the error codes.
@@ -119,10 +120,10 @@ func oneLine(s string) string {
 
 // sentinel is the type of the Err* values: a kind of failure, not a failure.
 type sentinel struct {
-	text     string
-	code     Code
-	apiCodes []string // for CodeAPI: one of these errorCodes; empty: any
-	closed   bool     // matches the errors of a closed client, whatever their code
+	text    string
+	code    Code
+	apiKind string // for CodeAPI: errorCodes of this kind (cm_api_error_kind); empty: any
+	closed  bool   // matches the errors of a closed client, whatever their code
 }
 
 func (s *sentinel) Error() string { return "capmonster: " + s.text }
@@ -131,12 +132,31 @@ func (s *sentinel) matches(e *Error) bool {
 	if s.closed {
 		return e.closed
 	}
-	return e.Code == s.code && (len(s.apiCodes) == 0 || slices.Contains(s.apiCodes, e.APICode))
+	return e.Code == s.code && (s.apiKind == "" || APIErrorKind(e.APICode) == s.apiKind)
 }
 
-// kind makes a sentinel: errors of code, and for CodeAPI of one of apiCodes (any when none).
-func kind(code Code, text string, apiCodes ...string) error {
-	return &sentinel{text: text, code: code, apiCodes: apiCodes}
+// kind makes a sentinel: errors of code, any errorCode.
+func kind(code Code, text string) error {
+	return &sentinel{text: text, code: code}
+}
+
+// apiKind makes the sentinel of a code of the service's error glossary: CodeAPI errors whose
+// errorCode is of that kind.
+func apiKind(glossaryCode, text string) error {
+	return &sentinel{text: text, code: CodeAPI, apiKind: glossaryCode}
+}
+
+// APIErrorKind returns the kind of the service's errorCode (Error.APICode): its spelling in
+// the service's error glossary, the same for every spelling of one error (cm_api_error_kind:
+// "WRONG_CAPTCHA_ID" and "ERROR_NO_SUCH_CAPCHA_ID" both give "ERROR_NO_SUCH_CAPCHA_ID"); ""
+// for a code outside the glossary. The ErrXxx sentinels of the service's errors match by it.
+func APIErrorKind(apiCode string) string {
+	if apiCode == "" || strings.IndexByte(apiCode, 0) >= 0 {
+		return ""
+	}
+	cs := C.CString(apiCode)
+	defer C.free(unsafe.Pointer(cs))
+	return C.GoString(C.cm_api_error_kind(cs)) // NULL gives ""
 }
 
 // Sentinels for errors.Is, one per Code.
@@ -152,13 +172,49 @@ var (
 	ErrInternal        = kind(CodeInternal, "internal error in libcapmonster")
 )
 
-// Sentinels for the service's errors that callers handle (each also matches ErrAPI).
+// Sentinels for the service's errors, one per code of its error glossary (each also matches
+// ErrAPI). Each matches every spelling of its error, as the library's cm_api_error_kind says:
+// ErrNoSuchTask both ERROR_NO_SUCH_CAPCHA_ID and WRONG_CAPTCHA_ID. CAPTCHA_NOT_READY has
+// none: it is no error (the task is still processing).
 var (
-	ErrCaptchaUnsolvable = kind(CodeAPI, "captcha unsolvable", "ERROR_CAPTCHA_UNSOLVABLE")
-	ErrNoSuchTask        = kind(CodeAPI, "no such task", "ERROR_NO_SUCH_CAPCHA_ID", "WRONG_CAPTCHA_ID") // or expired
-	ErrZeroBalance       = kind(CodeAPI, "zero balance", "ERROR_ZERO_BALANCE")
-	ErrKeyDoesNotExist   = kind(CodeAPI, "client key does not exist", "ERROR_KEY_DOES_NOT_EXIST")
+	ErrKeyDoesNotExist         = apiKind("ERROR_KEY_DOES_NOT_EXIST", "client key does not exist")
+	ErrZeroBalance             = apiKind("ERROR_ZERO_BALANCE", "zero balance")
+	ErrTooBigCaptchaFilesize   = apiKind("ERROR_TOO_BIG_CAPTCHA_FILESIZE", "captcha image too big")
+	ErrZeroCaptchaFilesize     = apiKind("ERROR_ZERO_CAPTCHA_FILESIZE", "captcha image too small")
+	ErrNoSuchTask              = apiKind("ERROR_NO_SUCH_CAPCHA_ID", "no such task") // or expired
+	ErrCaptchaUnsolvable       = apiKind("ERROR_CAPTCHA_UNSOLVABLE", "captcha unsolvable")
+	ErrIPNotAllowed            = apiKind("ERROR_IP_NOT_ALLOWED", "address not allowed")
+	ErrIPBanned                = apiKind("ERROR_IP_BANNED", "address banned")
+	ErrNoSuchMethod            = apiKind("ERROR_NO_SUCH_METHOD", "no such method")
+	ErrTooMuchRequests         = apiKind("ERROR_TOO_MUCH_REQUESTS", "too many requests")
+	ErrDomainNotAllowed        = apiKind("ERROR_DOMAIN_NOT_ALLOWED", "domain not allowed")
+	ErrTokenExpired            = apiKind("ERROR_TOKEN_EXPIRED", "token expired")
+	ErrNoSlotAvailable         = apiKind("ERROR_NO_SLOT_AVAILABLE", "no slot available")
+	ErrRecaptchaInvalidSitekey = apiKind("ERROR_RECAPTCHA_INVALID_SITEKEY", "invalid reCAPTCHA site key")
+	ErrRecaptchaInvalidDomain  = apiKind("ERROR_RECAPTCHA_INVALID_DOMAIN", "invalid reCAPTCHA domain")
+	ErrRecaptchaTimeout        = apiKind("ERROR_RECAPTCHA_TIMEOUT", "reCAPTCHA timed out")
+	ErrIPBlocked               = apiKind("ERROR_IP_BLOCKED", "address blocked")
+	ErrProxyConnectRefused     = apiKind("ERROR_PROXY_CONNECT_REFUSED", "proxy refused the connection")
+	ErrProxyBanned             = apiKind("ERROR_PROXY_BANNED", "proxy banned")
+	ErrProxyMissing            = apiKind("ERROR_PROXY_MISSING", "proxy missing")
+	ErrProxyNotAuthorised      = apiKind("ERROR_PROXY_NOT_AUTHORISED", "proxy not authorised")
+	ErrProxyReadTimeout        = apiKind("ERROR_PROXY_READ_TIMEOUT", "proxy read timed out")
+	ErrTaskNotSupported        = apiKind("ERROR_TASK_NOT_SUPPORTED", "task not supported")
+	ErrTaskAbsent              = apiKind("ERROR_TASK_ABSENT", "task absent")
+	ErrWrongUserAgent          = apiKind("ERROR_WRONG_USERAGENT", "wrong User-Agent")
 )
+
+// glossary returns the codes of the service's error glossary (cm_api_error_glossary).
+func glossary() []string {
+	var codes []string
+	for i := 0; ; i++ {
+		code := C.cm_api_error_glossary(C.uint32_t(i))
+		if code == nil {
+			return codes
+		}
+		codes = append(codes, C.GoString(code))
+	}
+}
 
 // ErrClosed matches the errors of calls on a closed Client: a call made after Close
 // (which also matches ErrInvalidArgument) and a wait that Close cancelled (which also

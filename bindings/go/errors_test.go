@@ -3,6 +3,7 @@ package capmonster_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,54 @@ func TestCodesMirrorTheHeader(t *testing.T) {
 	}
 	if got := capmonster.Code(42).String(); got != "CM_ERR_UNKNOWN(42)" {
 		t.Errorf("Code(42) = %q", got)
+	}
+}
+
+// One sentinel per code of the library's glossary, each matching its code alone (and every
+// spelling the library counts as that code); none for CAPTCHA_NOT_READY, which is no error.
+func TestAPISentinelsCoverTheGlossary(t *testing.T) {
+	t.Parallel()
+	codes := capmonster.Glossary()
+	if len(codes) != 26 || !slices.Contains(codes, "ERROR_NO_SUCH_CAPCHA_ID") {
+		t.Fatalf("glossary %v", codes)
+	}
+	matched := map[error]int{}
+	for _, code := range codes {
+		if capmonster.APIErrorKind(code) != code {
+			t.Errorf("APIErrorKind(%q) = %q", code, capmonster.APIErrorKind(code))
+		}
+		e := &capmonster.Error{Code: capmonster.CodeAPI, APICode: code}
+		var hits []error
+		for _, s := range capmonster.APISentinels {
+			if errors.Is(e, s) {
+				hits = append(hits, s)
+				matched[s]++
+			}
+		}
+		want := 1
+		if code == "CAPTCHA_NOT_READY" {
+			want = 0
+		}
+		if len(hits) != want {
+			t.Errorf("%s: matched by %v", code, hits)
+		}
+	}
+	for _, s := range capmonster.APISentinels {
+		if matched[s] != 1 {
+			t.Errorf("%v matches %d glossary codes", s, matched[s])
+		}
+	}
+	wrong := &capmonster.Error{Code: capmonster.CodeAPI, APICode: "WRONG_CAPTCHA_ID"}
+	if !errors.Is(wrong, capmonster.ErrNoSuchTask) || capmonster.APIErrorKind("WRONG_CAPTCHA_ID") != "ERROR_NO_SUCH_CAPCHA_ID" {
+		t.Error("WRONG_CAPTCHA_ID is not ErrNoSuchTask")
+	}
+	for _, other := range []string{"", "ERROR_FROM_THE_FUTURE", "a\x00b", "\xff"} {
+		if kind := capmonster.APIErrorKind(other); kind != "" {
+			t.Errorf("APIErrorKind(%q) = %q", other, kind)
+		}
+	}
+	if errors.Is(&capmonster.Error{Code: capmonster.CodeNetwork, APICode: "ERROR_ZERO_BALANCE"}, capmonster.ErrZeroBalance) {
+		t.Error("a sentinel of the service's errors matched another code")
 	}
 }
 

@@ -76,6 +76,20 @@ func ExampleWaitOptionsFor() {
 	// 1s 3s 6m0s 120
 }
 
+func ExampleWaitOptionsForTask() {
+	// The class of a CustomTask and nocache count, as in the official SDKs.
+	opts, err := capmonster.WaitOptionsForTask(map[string]any{"type": "CustomTask", "class": "Imperva"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(opts.FirstDelay, opts.Interval, opts.Timeout, opts.MaxRequests)
+	opts, _ = capmonster.WaitOptionsForTask(`{"type":"RecaptchaV2TaskProxyless","nocache":true}`)
+	fmt.Println(opts.FirstDelay, opts.Interval, opts.Timeout, opts.MaxRequests)
+	// Output:
+	// 1s 1s 15s 120
+	// 10s 3s 3m0s 120
+}
+
 // Errors are *capmonster.Error values: test their kind with errors.Is, read the details
 // with errors.As.
 func ExampleError() {

@@ -62,6 +62,7 @@ type result struct {
 	apiCode     string
 	description string
 	message     string
+	text        string // cm_result_text: getUserAgent's answer
 	requests    int
 	httpStatus  int
 }
@@ -82,6 +83,9 @@ func readResult(r *C.cm_result) result {
 	}
 	if p := C.cm_result_api_error_description(r); p != nil {
 		out.description = C.GoString(p)
+	}
+	if p := C.cm_result_text(r); p != nil {
+		out.text = C.GoString(p)
 	}
 	if p := C.cm_result_solution_json(r); p != nil {
 		out.solution = C.GoBytes(unsafe.Pointer(p), C.int(C.strlen(p)))

@@ -60,6 +60,33 @@ func WaitOptionsFor(taskType string) WaitOptions {
 	return waitOptionsFromC(&o)
 }
 
+// WaitOptionsForTask returns the official SDKs' schedule for a task as created
+// (cm_wait_options_for_task): by its "type", the "class" of a CustomTask or ComplexImageTask
+// (e.g. "Imperva": 1 s, 1 s, 15 s) and "nocache": true (e.g. reCAPTCHA: 10 s before the first
+// poll). task takes the forms CreateTask takes. A class without a schedule of its own gets its
+// type's, an unknown type the library's defaults. An error matching ErrInvalidArgument when
+// the task is not a JSON object with a non-empty string "type", as CreateTask would refuse it.
+func WaitOptionsForTask(task any) (WaitOptions, error) {
+	text, err := taskText(task)
+	if err != nil {
+		return WaitOptions{}, err
+	}
+	return waitOptionsForTaskText(text)
+}
+
+func waitOptionsForTaskText(text string) (WaitOptions, error) {
+	taskJSON, err := cString(text, "the task JSON")
+	if err != nil {
+		return WaitOptions{}, err
+	}
+	defer C.free(unsafe.Pointer(taskJSON))
+	var o C.cm_wait_options
+	if code := Code(C.cm_wait_options_for_task(&o, taskJSON)); code != CodeOK {
+		return WaitOptions{}, newError(code, "the library refused the task JSON (cm_wait_options_for_task)", nil)
+	}
+	return waitOptionsFromC(&o), nil
+}
+
 func waitOptionsFromC(o *C.cm_wait_options) WaitOptions {
 	return WaitOptions{
 		FirstDelay:  time.Duration(o.first_delay_ms) * time.Millisecond,

@@ -54,8 +54,11 @@ End Type
 ' Functions without 64-bit integers: one declaration for both bitnesses.
 Public Declare PtrSafe Function cm_version Lib "capmonster.dll" () As LongPtr
 Public Declare PtrSafe Function cm_code_name Lib "capmonster.dll" (ByVal code As Long) As LongPtr
+Public Declare PtrSafe Function cm_api_error_kind Lib "capmonster.dll" (ByVal apiErrorCode As LongPtr) As LongPtr
+Public Declare PtrSafe Function cm_api_error_glossary Lib "capmonster.dll" (ByVal index As Long) As LongPtr
 Public Declare PtrSafe Function cm_client_new Lib "capmonster.dll" (ByVal clientKey As LongPtr, ByRef outClient As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_base_url Lib "capmonster.dll" (ByVal client As LongPtr, ByVal baseUrl As LongPtr, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_client_set_user_agent_url Lib "capmonster.dll" (ByVal client As LongPtr, ByVal userAgentUrl As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_request_timeout_ms Lib "capmonster.dll" (ByVal client As LongPtr, ByVal timeoutMs As Long, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_proxy Lib "capmonster.dll" (ByVal client As LongPtr, ByVal proxyUrl As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_ca_file Lib "capmonster.dll" (ByVal client As LongPtr, ByVal path As LongPtr, ByRef outResult As LongPtr) As Long
@@ -68,6 +71,7 @@ Public Declare PtrSafe Sub cm_cancel_trigger Lib "capmonster.dll" (ByVal cancel 
 Public Declare PtrSafe Sub cm_cancel_free Lib "capmonster.dll" (ByVal cancel As LongPtr)
 Public Declare PtrSafe Sub cm_wait_options_init Lib "capmonster.dll" (ByRef options As CmWaitOptions)
 Public Declare PtrSafe Function cm_wait_options_for_task_type Lib "capmonster.dll" (ByRef options As CmWaitOptions, ByVal taskType As LongPtr) As Long
+Public Declare PtrSafe Function cm_wait_options_for_task Lib "capmonster.dll" (ByRef options As CmWaitOptions, ByVal taskJson As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_new Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outWaiter As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_fd Lib "capmonster.dll" (ByVal waiter As LongPtr) As Long
 Public Declare PtrSafe Sub cm_waiter_shutdown Lib "capmonster.dll" (ByVal waiter As LongPtr)
@@ -75,11 +79,14 @@ Public Declare PtrSafe Sub cm_waiter_free Lib "capmonster.dll" (ByVal waiter As 
 Public Declare PtrSafe Sub cm_call_options_init Lib "capmonster.dll" (ByRef options As CmCallOptions)
 Public Declare PtrSafe Function cm_get_balance Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outBalance As Double, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_get_balance_with Lib "capmonster.dll" (ByVal client As LongPtr, ByRef options As CmCallOptions, ByRef outBalance As Double, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_get_user_agent Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_get_user_agent_with Lib "capmonster.dll" (ByVal client As LongPtr, ByRef options As CmCallOptions, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_result_code Lib "capmonster.dll" (ByVal r As LongPtr) As Long
 Public Declare PtrSafe Function cm_result_is_ready Lib "capmonster.dll" (ByVal r As LongPtr) As Long
 Public Declare PtrSafe Function cm_result_solution_json Lib "capmonster.dll" (ByVal r As LongPtr) As LongPtr
 Public Declare PtrSafe Function cm_result_solution_string Lib "capmonster.dll" (ByVal r As LongPtr, ByVal field As LongPtr) As LongPtr
 Public Declare PtrSafe Function cm_result_api_error_code Lib "capmonster.dll" (ByVal r As LongPtr) As LongPtr
+Public Declare PtrSafe Function cm_result_text Lib "capmonster.dll" (ByVal r As LongPtr) As LongPtr
 Public Declare PtrSafe Function cm_result_api_error_description Lib "capmonster.dll" (ByVal r As LongPtr) As LongPtr
 Public Declare PtrSafe Function cm_result_message Lib "capmonster.dll" (ByVal r As LongPtr) As LongPtr
 Public Declare PtrSafe Function cm_result_request_count Lib "capmonster.dll" (ByVal r As LongPtr) As Long

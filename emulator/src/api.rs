@@ -14,9 +14,23 @@ use crate::script::{Action, Script, ScriptEntry, Step, Target, MAX_PAUSE_MS};
 use crate::solutions;
 use crate::Config;
 
-/// The API methods served, in the order `/_emulator/stats` lists them.
-pub const API_METHODS: [&str; 5] =
-    ["createTask", "getTaskResult", "getBalance", "reportIncorrectImageCaptcha", "reportIncorrectTokenCaptcha"];
+/// The API methods served, in the order `/_emulator/stats` lists them. getUserAgent is a GET
+/// of `USER_AGENT_PATHS` (plain text), not a POST of `/getUserAgent`.
+pub const API_METHODS: [&str; 6] = [
+    "createTask",
+    "getTaskResult",
+    "getBalance",
+    "reportIncorrectImageCaptcha",
+    "reportIncorrectTokenCaptcha",
+    "getUserAgent",
+];
+
+/// Where getUserAgent is served: the emulator's short path, and the official page's path.
+pub const USER_AGENT_PATHS: [&str; 2] = ["/useragent", "/api/useragent/actual"];
+
+/// The User-Agent getUserAgent answers with, unless a script says otherwise.
+pub const USER_AGENT: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// Most tasks kept (they never expire; `/_emulator/reset` clears them). Beyond it createTask
 /// answers ERROR_NO_SLOT_AVAILABLE, which clients already treat as "retry later".
@@ -373,6 +387,11 @@ impl Service {
             "/_emulator/script" | "/_emulator/reset" | "/_emulator/task" | "/_emulator/tasks" => wrong_method("POST"),
             "/_emulator/stats" => wrong_method("GET"),
             "/_emulator/account" => wrong_method("GET, POST"),
+            path if USER_AGENT_PATHS.contains(&path) => match request.method.as_str() {
+                "GET" | "HEAD" => self.user_agent(),
+                _ => wrong_method("GET"),
+            },
+            "/getUserAgent" => not_found(),
             path => match API_METHODS.iter().position(|m| path.strip_prefix('/') == Some(m)) {
                 Some(index) if post => {
                     let mut reply = self.api_call(index, &request.body);
@@ -445,6 +464,24 @@ impl Service {
                 &format!("the task table cannot take {count} more tasks ({MAX_TASKS} at most); reset first\n"),
             ),
         }
+    }
+
+    /// getUserAgent: count it, play the method's script if there is one (e.g. an HTML page,
+    /// an empty or oversized body), else the User-Agent as plain text.
+    fn user_agent(&self) -> Reply {
+        const METHOD: &str = "getUserAgent";
+        let index = API_METHODS.iter().position(|m| *m == METHOD).unwrap_or(0);
+        let mut state = self.lock();
+        state.method_counts[index] = state.method_counts[index].saturating_add(1);
+        let scripted = state.scripts.get_mut(&Target::Method(METHOD.to_owned())).map(Script::take);
+        drop(state);
+        let mut reply = match scripted {
+            Some(step) => render_step(METHOD, step, None, self.config.stamp_ready),
+            None => text_reply(200, USER_AGENT),
+        };
+        let extra = self.config.answer_delay.min(Duration::from_millis(MAX_PAUSE_MS));
+        reply.delay = reply.delay.saturating_add(extra);
+        reply
     }
 
     /// One API call: count it, play a script if one matches, else behave like the service.

@@ -58,8 +58,10 @@ pub fn is_known_type(task_type: &str) -> bool {
 /// The solution for a task object (`{"type": .., ...}`). A few fields pick among the docs'
 /// variants: TurnstileTask `cloudflareTaskType` "cf_clearance"/"wait_room" gives
 /// `{"cf_clearance"}`, GeeTestTask `version` 4 gives the v4 shape, CustomTask `class`
-/// (DataDome, Imperva, Temu, TenDI, Basilisk, Altcha, Castle, HUNT, tspd, Alibaba) gives
-/// that page's shape. Unknown types (only reachable through test helpers) get a token.
+/// (DataDome, Imperva, Temu, TenDI, Basilisk, Altcha, Castle, HUNT, tspd, Alibaba, friendly)
+/// gives that page's shape, ComplexImageTask `recognition` a NumericArray (the other classes
+/// a Grid). Other fields (`nocache`, ...) change nothing. Unknown types (only reachable
+/// through test helpers) get a token.
 pub fn solution_for(task: &Value) -> Value {
     let field = |name: &str| task.get(name);
     let text = |name: &str| field(name).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
@@ -109,6 +111,12 @@ pub fn solution_for(task: &Value) -> Value {
                 })
             }
         }
+        // The recognition page's NumericArray example; the click classes (recaptcha, hcaptcha,
+        // funcaptcha) answer a grid.
+        Some(Kind::ComplexImage) if text("class") == "recognition" => json!({
+            "answer": [4, 4, 4, 4, 4, 3, 1, 2, 2],
+            "metadata": {"AnswerType": "NumericArray"}
+        }),
         Some(Kind::ComplexImage) => json!({
             "answer": [true, true, false, false, true, false, false, true, true],
             "metadata": {"AnswerType": "Grid"}
@@ -166,6 +174,9 @@ fn custom_solution(class: &str) -> Value {
             "domains": {"www.example.com": {"cookies": {"__cuid": "6883480a9ab7442d9f97da7307d6ea9c"}}}
         }),
         "hunt" => json!({"data": {"token": "6IyDCCpDdSK...YGs1Wug/z/kLNSpjewI="}}),
+        // No example in the docs the fixtures hold: a token in `data`, as the HUNT and Altcha
+        // pages answer.
+        "friendly" => json!({"data": {"token": "emulator-friendly-token"}}),
         "tspd" => json!({
             "Domains": {"example.com": {"Cookies": {
                 "TS386a400d029": "08267...01a06e",
@@ -214,6 +225,18 @@ mod tests {
         }
     }
 
+    /// Every CustomTask class of the official SDKs gets its own page's shape, not the default.
+    #[test]
+    fn every_custom_class_has_its_shape() {
+        let default = solution_for(&json!({"type": "CustomTask", "class": "NoSuchClass"}));
+        assert_eq!(solution_for(&json!({"type": "CustomTask", "class": "DataDome"})), default);
+        for class in ["Imperva", "Temu", "TenDI", "Basilisk", "altcha", "Castle", "HUNT", "tspd", "alibaba", "friendly"]
+        {
+            let solution = solution_for(&json!({"type": "CustomTask", "class": class}));
+            assert!(solution.is_object() && solution != default, "{class}");
+        }
+    }
+
     #[test]
     fn shapes_follow_the_docs() {
         let sol = |task: Value| keys(&solution_for(&task)).join(",");
@@ -231,6 +254,18 @@ mod tests {
         assert_eq!(sol(json!({"type": "AmazonTaskProxyless"})), "cookies,userAgent");
         assert_eq!(sol(json!({"type": "CustomTask"})), "data,domains,fingerprint,headers,url");
         assert_eq!(sol(json!({"type": "CustomTask", "class": "TenDI"})), "data,headers");
+        assert_eq!(
+            solution_for(&json!({"type": "ComplexImageTask", "class": "recognition"}))["metadata"]["AnswerType"],
+            "NumericArray"
+        );
+        assert_eq!(
+            solution_for(&json!({"type": "ComplexImageTask", "class": "hcaptcha"}))["metadata"]["AnswerType"],
+            "Grid"
+        );
+        assert_eq!(
+            solution_for(&json!({"type": "RecaptchaV2Task", "nocache": true})),
+            solution_for(&json!({"type": "RecaptchaV2Task"}))
+        );
         assert_eq!(sol(json!({"type": "YidunTask"})), "token");
         assert_eq!(sol(json!({"type": "Unknown"})), "token");
     }

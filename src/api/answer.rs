@@ -4,7 +4,9 @@
 //! classifier can be fuzzed. The rules, in order:
 //! 1. A JSON object with `errorId != 0` is the service's error, whatever the HTTP status
 //!    (402, 403, 429 and 5xx come with such bodies): `CM_ERR_API`. `CAPTCHA_NOT_READY`
-//!    is not a failure: it means "processing".
+//!    is not a failure: it means "processing" (also with `errorId` 1). Every other code is
+//!    passed through as the service spelled it (`WRONG_CAPTCHA_ID` too: the glossary says
+//!    which codes are one error).
 //! 2. Any other non-2xx answer: `CM_ERR_HTTP_STATUS`.
 //! 3. A 2xx answer that is not a JSON object, or lacks what the method promises: `CM_ERR_BAD_RESPONSE`.
 //!
@@ -123,6 +125,37 @@ pub fn classify_task_result(http_status: u16, body: &[u8]) -> Result<TaskState, 
         ))),
         None => Err(Error::bad_response("the service's answer has no status")),
     }
+}
+
+/// The longest getUserAgent answer taken, in bytes: a User-Agent is some 150 bytes; more is
+/// not one (an error page, a proxy's answer).
+pub const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// Classifies a getUserAgent answer, plain text: the User-Agent, without surrounding white
+/// space. Not 2xx: `CM_ERR_HTTP_STATUS`. Empty, longer than [`MAX_USER_AGENT_BYTES`], not
+/// UTF-8, an HTML page or JSON, or more than one line: `CM_ERR_BAD_RESPONSE`.
+pub fn classify_user_agent(http_status: u16, body: &[u8]) -> Result<String, Error> {
+    if !is_success(http_status) {
+        return Err(http_status_error(http_status));
+    }
+    let bad = |why: &str| Error::bad_response(format!("getUserAgent: the answer ({} bytes) {why}", body.len()));
+    if body.len() > MAX_USER_AGENT_BYTES {
+        return Err(bad(&format!("is longer than {MAX_USER_AGENT_BYTES} bytes: not a User-Agent")));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| bad("is not UTF-8 text"))?.trim();
+    if text.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if text.starts_with('<') {
+        return Err(bad("is an HTML page, not a User-Agent"));
+    }
+    if text.starts_with('{') || text.starts_with('[') {
+        return Err(bad("is JSON, not a User-Agent"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad("holds control characters or line breaks: not one User-Agent"));
+    }
+    Ok(text.to_owned())
 }
 
 /// Classifies a createTask answer: the new task's id.
@@ -277,6 +310,35 @@ mod tests {
     }
 
     /// Every response example of the service's documentation classifies as its shape says.
+    #[test]
+    fn user_agent_answers() {
+        let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0";
+        assert_eq!(classify_user_agent(200, ua.as_bytes()).unwrap(), ua);
+        assert_eq!(classify_user_agent(200, format!("\r\n {ua}\n").as_bytes()).unwrap(), ua);
+        assert_eq!(classify_user_agent(204, b"x").unwrap(), "x");
+        let longest = "a".repeat(MAX_USER_AGENT_BYTES);
+        assert_eq!(classify_user_agent(200, longest.as_bytes()).unwrap(), longest);
+        for (body, says) in [
+            (&b""[..], "is empty"),
+            (b" \t\r\n", "is empty"),
+            (b"<html><body>blocked</body></html>", "HTML"),
+            (b"  <!DOCTYPE html>", "HTML"),
+            (b"{\"errorId\":0}", "JSON"),
+            (b"[\"x\"]", "JSON"),
+            (b"Mozilla/5.0\nMozilla/5.0", "line breaks"),
+            (b"Mozilla\x005.0", "control"),
+            (b"Mozilla/5.0 \xff", "UTF-8"),
+        ] {
+            let error = classify_user_agent(200, body).unwrap_err();
+            assert_eq!(error.code, Code::BadResponse, "{body:?}");
+            assert!(error.message.contains(says), "{body:?}: {}", error.message);
+        }
+        let over = "a".repeat(MAX_USER_AGENT_BYTES + 1);
+        assert!(classify_user_agent(200, over.as_bytes()).unwrap_err().message.contains("longer than 1024"));
+        let error = classify_user_agent(502, b"<html>gateway</html>").unwrap_err();
+        assert_eq!((error.code, error.http_status), (Code::HttpStatus, Some(502)));
+    }
+
     #[test]
     fn every_docs_example() {
         let text = std::fs::read_to_string(concat!(

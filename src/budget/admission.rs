@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::api::REQUESTS_PER_TASK;
+use crate::budget::disowned::Disowned;
 
 /// A task not asked about for this long is forgotten first when a table is full: longer than
 /// the service keeps a result and than a ban lasts.
@@ -17,6 +18,8 @@ pub enum Admission {
     Granted { nth: u32 },
     /// Do not: `sent` requests (all [`REQUESTS_PER_TASK`]) were already sent for the task.
     Spent { sent: u32 },
+    /// Do not: the service disowned the task; this is its final answer (`disowned.rs`).
+    Disowned(Disowned),
 }
 
 impl Admission {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::api::answer::{self, TaskState};
 use crate::api::error::{Code, Error};
 use crate::budget::guard::{self, Heard};
-use crate::budget::{self, Admission, KeyDigest, NoticesTold};
+use crate::budget::{self, Admission, Ask, Disowned, FinalAnswer, KeyDigest, NoticesTold};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
@@ -113,6 +113,8 @@ enum ProxyChoice {
 #[derive(Clone, Debug)]
 struct Settings {
     base_url: BaseUrl,
+    /// The getUserAgent page.
+    user_agent_url: BaseUrl,
     request_timeout: Duration,
     proxy: ProxyChoice,
     trust: Trust,
@@ -158,6 +160,7 @@ impl Client {
         }
         let settings = Settings {
             base_url: BaseUrl::official(),
+            user_agent_url: BaseUrl::official_user_agent(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             proxy: ProxyChoice::Environment,
             trust: Trust::System,
@@ -189,6 +192,13 @@ impl Client {
         self.update(|settings| settings.base_url = base_url)?;
         self.digest.store(digest.value(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Fetches the getUserAgent answer from `url` (e.g. a local emulator's) instead of the
+    /// official page; the base URL's rules apply (https, or http to a loopback host).
+    pub fn set_user_agent_url(&self, url: &str) -> Result<(), Error> {
+        let url = BaseUrl::parse_page(url, "user_agent_url")?;
+        self.update(|settings| settings.user_agent_url = url)
     }
 
     /// Bounds every HTTP request (connect, send, answer); at least 1 ms.
@@ -286,7 +296,10 @@ impl Client {
 
     /// One getTaskResult exchange (plus at most one retry on a stale connection), each attempt
     /// admitted by `admit` (the caller's own cap) and then by the budget of 120 per task, whose
-    /// notice (if any) goes into `stats`.
+    /// notice (if any) goes into `stats`. The account guard is asked by the budget, with the
+    /// first attempt's count: one check of the shared file for both while no stop is kept.
+    /// A task the service disowned is answered from the budget, with no request; an answer that
+    /// disowns one is kept there for every process.
     pub(crate) fn poll_task(
         &self,
         task_id: i64,
@@ -296,14 +309,33 @@ impl Client {
     ) -> Result<TaskState, Error> {
         check_task_id(task_id)?;
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
+        let guard = guard::global();
+        let key = self.digest();
         let mut notice = None;
+        // What the guard granted (probes); `None` until it was asked (only while a stop is kept).
+        let mut pass: Option<guard::Pass> = None;
         let mut admit_within_budget = |sent: u32| {
             admit(sent)?;
-            let taken = budget::global().take(self.digest(), task_id, &self.budget_notices);
+            let mut ask = |asked: Ask| match asked {
+                Ask::StopsKept if pass.is_none() => {
+                    pass = Some(guard.admit(key, Method::GetTaskResult, None, guard::now_ms())?);
+                    Ok(())
+                }
+                Ask::StopsKept => Ok(()),
+                Ask::UnknownTask => {
+                    guard.admit_unknown_task(key, pass.get_or_insert_with(guard::Pass::default), guard::now_ms())
+                }
+            };
+            let taken = budget::global().take(key, task_id, &self.budget_notices, &mut ask);
             if let Some(more) = taken.notice {
                 join_notice(&mut notice, more);
             }
-            match taken.admission {
+            let admission = match taken.admission? {
+                // CAPMONSTER_GUARD=off (dangerous): asked about as if it had not been disowned.
+                Admission::Disowned(_) if !guard.is_on() => budget::global().take_disowned(key, task_id),
+                admission => admission,
+            };
+            match admission {
                 Admission::Granted { .. } => Ok(()),
                 Admission::Spent { sent } => Err(Error::new(
                     Code::BudgetExhausted,
@@ -311,13 +343,21 @@ impl Client {
                         "{sent} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent"
                     ),
                 )),
+                Admission::Disowned(disowned) => Err(disowned.local_answer(task_id)),
             }
         };
-        let result = self.guarded(Method::GetTaskResult, stats, None, |stats| {
-            let (status, answer) =
-                self.exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)?;
-            answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e))
-        });
+        let sent_before = stats.requests;
+        let result = self
+            .exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)
+            .and_then(|(status, answer)| answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e)));
+        let heard = if stats.requests == sent_before { Heard::Nothing } else { Heard::from_result(&result, false) };
+        guard.learn(key, &pass.unwrap_or_default(), heard, guard::now_ms());
+        if let (Heard::Answer { api: Some(api), .. }, Err(_)) = (heard, &result) {
+            if let Some(answer) = api.code.as_deref().and_then(FinalAnswer::from_code) {
+                let at_unix = guard::now_ms() / 1000;
+                budget::global().disown(key, task_id, Disowned { answer, at_unix });
+            }
+        }
         // Kept whatever the outcome: the call's report carries it either way.
         if let Some(notice) = notice {
             join_notice(&mut stats.notice, notice);
@@ -395,10 +435,16 @@ impl Client {
                 id => format!(r#","softId":{id}"#),
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
-            self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
+            let created = self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
                 let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
-            })
+            });
+            if let Ok(task_id) = created {
+                // Known to the budget from now on: the wrong-id pause never holds it. Never
+                // fails (the budget falls back to the process).
+                budget::global().register(self.digest(), task_id);
+            }
+            created
         });
         stats.report(result)
     }
@@ -417,6 +463,23 @@ impl Client {
                 let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
             })
+        });
+        stats.report(result)
+    }
+
+    /// The browser User-Agent the service's workers use now (getUserAgent: a GET of its page,
+    /// plain text), to put in a task's `userAgent`. Sends no key; the account guard and the
+    /// request budget are not involved. Retried once on a stale connection, like getBalance.
+    pub fn get_user_agent(&self) -> Report<String> {
+        self.get_user_agent_with(&CallOptions::default())
+    }
+
+    /// [`get_user_agent`](Client::get_user_agent) with a deadline and a cancel.
+    pub fn get_user_agent_with(&self, options: &CallOptions) -> Report<String> {
+        let mut stats = CallStats::default();
+        let result = with_bounds(options, |bounds| {
+            let (status, answer) = self.exchange(Method::GetUserAgent, "", bounds, &mut stats, &mut |_| Ok(()))?;
+            answer::classify_user_agent(status, &answer).map_err(|e| self.scrub(e))
         });
         stats.report(result)
     }
@@ -643,7 +706,8 @@ fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Ch
         }
     };
     let max = settings.max_connections;
-    Channel::new(&settings.base_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
+    let (base_url, user_agent_url) = (&settings.base_url, &settings.user_agent_url);
+    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
         |mut error| {
             if error.code == Code::InvalidArgument && !source.is_empty() {
                 error.message = format!("{source}: {}", error.message);

@@ -34,6 +34,8 @@ pub struct CallResult {
     pub(super) solution_strings: BTreeMap<String, CString>,
     pub(super) api_error_code: Option<CString>,
     pub(super) api_error_description: Option<CString>,
+    /// The answer of a call that answers with text (getUserAgent), for `cm_result_text`.
+    pub(super) text: Option<CString>,
     pub(super) message: CString,
     pub(super) request_count: u32,
     pub(super) http_status: i32,
@@ -54,6 +56,7 @@ impl CallResult {
             solution_strings: BTreeMap::new(),
             api_error_code: None,
             api_error_description: None,
+            text: None,
             message: c_text(message),
             request_count: 0,
             http_status: 0,
@@ -122,6 +125,14 @@ impl CallResult {
                 Some((name, CString::new(text).ok()?))
             })
             .collect();
+    }
+
+    /// The result of getUserAgent: the text for `cm_result_text`. A text holding a NUL byte
+    /// cannot reach C: the classifier refuses control characters before.
+    pub fn from_text_report(report: Report<String>) -> Self {
+        let (mut result, text) = CallResult::from_report(report, 0, |text| format!("getUserAgent: {text}"));
+        result.text = text.and_then(|text| CString::new(text).ok());
+        result
     }
 
     pub fn with_task_id(mut self, task_id: i64) -> Self {

@@ -1,5 +1,5 @@
-//! The single API calls: getTaskResult, createTask, getBalance and the two reports of a wrong
-//! answer, each also `_with` per-call options (a timeout and a cancel that reaches the request
+//! The single API calls: getTaskResult, createTask, getBalance, the two reports of a wrong
+//! answer and getUserAgent, each also `_with` per-call options (a timeout and a cancel that reaches the request
 //! in flight).
 //!
 //! Each writes a new `cm_result` to `*out_result` on every return but a NULL `out_result`;
@@ -192,6 +192,39 @@ pub unsafe extern "system" fn cm_get_balance_with(
                 out_balance.write(balance);
             }
             Ok(result)
+        })
+    }
+}
+
+/// getUserAgent: the browser User-Agent the service's workers use now, to put in a task's
+/// "userAgent" (`cm_result_text` on CM_OK). A GET of `cm_client_set_user_agent_url`'s page
+/// (default <https://capmonster.cloud/api/useragent/actual>), plain text, with the client's
+/// proxy, trust, request timeout and connections; no key is sent. An answer that is empty,
+/// longer than 1024 bytes, an HTML page, or not one line of text is CM_ERR_BAD_RESPONSE.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_get_user_agent(client: *const cm_client, out_result: *mut *mut cm_result) -> cm_code {
+    // SAFETY: forwarded contract.
+    unsafe { cm_get_user_agent_with(client, std::ptr::null(), out_result) }
+}
+
+/// `cm_get_user_agent` with per-call options (NULL: the defaults).
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_get_user_agent_with(
+    client: *const cm_client,
+    options: *const cm_call_options,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::result(out_result, 0, || {
+            let (client, options) = (handle(client, "client")?, cm_call_options::read(options));
+            Ok(CallResult::from_text_report(client.get_user_agent_with(&options)))
         })
     }
 }

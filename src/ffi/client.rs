@@ -69,6 +69,28 @@ pub unsafe extern "system" fn cm_client_set_base_url(
     }
 }
 
+/// Fetches `cm_get_user_agent`'s answer from `user_agent_url` instead of
+/// <https://capmonster.cloud/api/useragent/actual>, e.g. the emulator's `/useragent`; the
+/// rules of `cm_client_set_base_url` apply (and no query). `out_result` may be NULL.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_client_set_user_agent_url(
+    client: *mut cm_client,
+    user_agent_url: *const c_char,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let (client, url) = (handle(client, "client")?, text(user_agent_url, "user_agent_url")?);
+            client.set_user_agent_url(url)?;
+            Ok(CallResult::ok("user_agent_url set"))
+        })
+    }
+}
+
 /// Bounds each HTTP request (connect, send, answer); default 21000 ms; 0 is invalid.
 /// `out_result` may be NULL.
 ///

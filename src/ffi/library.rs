@@ -1,8 +1,11 @@
-//! Library-wide functions: the version and the names of the return codes.
+//! Library-wide functions: the version, the names of the return codes, and the service's
+//! error glossary.
 
 use std::ffi::{c_char, CStr};
 
 use crate::api::error::Code;
+use crate::api::glossary;
+use crate::ffi::arguments::text;
 use crate::ffi::boundary;
 
 pub use crate::api::codes::*;
@@ -29,6 +32,34 @@ pub extern "system" fn cm_version() -> *const c_char {
 #[no_mangle]
 pub extern "system" fn cm_code_name(code: i32) -> *const c_char {
     boundary::value(c"CM_ERR_UNKNOWN".as_ptr(), || Ok(code_name(code).as_ptr()))
+}
+
+/// The kind of the service's error `api_error_code` (a `cm_result_api_error_code`): its
+/// spelling in the service's error glossary, the same for every spelling of one error
+/// ("WRONG_CAPTCHA_ID" and "ERROR_NO_SUCH_CAPCHA_ID" both give "ERROR_NO_SUCH_CAPCHA_ID");
+/// NULL for a code outside the glossary, NULL, or not UTF-8. Static storage: never free it.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_api_error_kind(api_error_code: *const c_char) -> *const c_char {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::value(std::ptr::null(), || {
+            let code = text(api_error_code, "api_error_code")?;
+            Ok(glossary::kind(code).map_or(std::ptr::null(), CStr::as_ptr))
+        })
+    }
+}
+
+/// The `index`th code of the service's error glossary (from 0), in the service's spelling
+/// (e.g. "ERROR_NO_SUCH_CAPCHA_ID"); NULL past the last. Every one is its own
+/// `cm_api_error_kind`. Static storage: never free it.
+#[no_mangle]
+pub extern "system" fn cm_api_error_glossary(index: u32) -> *const c_char {
+    boundary::value(std::ptr::null(), || {
+        Ok(glossary::GLOSSARY.get(index as usize).map_or(std::ptr::null(), |code| code.as_ptr()))
+    })
 }
 
 pub(crate) fn code_name(code: i32) -> &'static CStr {

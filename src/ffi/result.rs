@@ -70,6 +70,16 @@ pub unsafe extern "system" fn cm_result_solution_string(r: *const cm_result, fie
     }
 }
 
+/// The text a call answered with: the User-Agent of `cm_get_user_agent` on CM_OK; else NULL.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_result_text(r: *const cm_result) -> *const c_char {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe { boundary::value(std::ptr::null(), || Ok(opt_ptr(&handle(r, "r")?.text))) }
+}
+
 /// The service's errorCode (e.g. "ERROR_CAPTCHA_UNSOLVABLE") when it answered with an error,
 /// else NULL.
 ///

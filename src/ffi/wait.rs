@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::api::schedule::{self, Schedule};
+use crate::api::error::Error;
+use crate::api::schedule::{self, Schedule, TaskHead};
 use crate::cancel::Cancel;
 use crate::ffi::arguments::{handle, optional_shared, optional_struct, out, text};
 use crate::ffi::boundary;
@@ -105,6 +106,33 @@ pub unsafe extern "system" fn cm_wait_options_for_task_type(
         boundary::code(|| {
             let (mut options, task_type) = (out(options, "options")?, text(task_type, "task_type")?);
             options.write(cm_wait_options::from_schedule(&schedule::for_task_type(task_type)));
+            Ok(())
+        })
+    }
+}
+
+/// Fills every field of `options` (cancel = NULL) with the official SDKs' schedule for the
+/// task `task_json` as created (the `task` object given to `cm_create_task`): by its "type",
+/// the "class" of a CustomTask or ComplexImageTask (e.g. "Imperva": 1000 / 1000 / 15000 ms),
+/// and "nocache": true (e.g. a reCAPTCHA or hCaptcha task: 10000 ms before the first poll).
+/// A class without a row gets its type's schedule (`cm_wait_options_for_task_type`); an
+/// unknown type gets the `cm_wait_options_init` defaults (CM_OK).
+/// CM_ERR_INVALID_ARGUMENT, with `options` left as it was, when `options` or `task_json` is
+/// NULL, or `task_json` is not UTF-8 or not a JSON object with a non-empty string "type".
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_wait_options_for_task(
+    options: *mut cm_wait_options,
+    task_json: *const c_char,
+) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::code(|| {
+            let (mut options, task_json) = (out(options, "options")?, text(task_json, "task_json")?);
+            let task = TaskHead::parse(task_json).map_err(Error::invalid_argument)?;
+            options.write(cm_wait_options::from_schedule(&schedule::for_task(&task)));
             Ok(())
         })
     }

@@ -10,6 +10,8 @@ use crate::api::error::Error;
 
 /// The official service.
 pub const DEFAULT_BASE_URL: &str = "https://api.capmonster.cloud";
+/// Where the service serves its getUserAgent answer (another host than the API's).
+pub const DEFAULT_USER_AGENT_URL: &str = "https://capmonster.cloud/api/useragent/actual";
 
 /// A checked service base URL: https anywhere, plain http only to a loopback host (the
 /// client key must never cross a network in clear text).
@@ -23,36 +25,53 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     pub fn parse(text: &str) -> Result<BaseUrl, Error> {
-        let uri = parse_uri(text, "base_url")?;
+        let mut url = BaseUrl::parse_named(text, "base_url")?;
+        url.text = text.trim_end_matches('/').to_owned();
+        Ok(url)
+    }
+
+    /// A whole URL by the base URL's rules (`name` in the messages), kept as given: the
+    /// getUserAgent page's.
+    pub fn parse_page(text: &str, name: &'static str) -> Result<BaseUrl, Error> {
+        BaseUrl::parse_named(text, name)
+    }
+
+    fn parse_named(text: &str, name: &'static str) -> Result<BaseUrl, Error> {
+        let uri = parse_uri(text, name)?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
             _ => {
-                return Err(Error::invalid_argument(
-                    "base_url must start with https:// (or http:// to a loopback host)",
-                ))
+                return Err(Error::invalid_argument(format!(
+                    "{name} must start with https:// (or http:// to a loopback host)"
+                )))
             }
         };
         let host = bare_host(&uri);
         if host.is_empty() {
-            return Err(Error::invalid_argument("base_url has no host"));
+            return Err(Error::invalid_argument(format!("{name} has no host")));
         }
         if !https && !is_loopback(host) {
-            return Err(Error::invalid_argument(
-                "base_url uses http:// to a host that is not loopback (127.0.0.0/8, ::1, localhost); use https://",
-            ));
+            return Err(Error::invalid_argument(format!(
+                "{name} uses http:// to a host that is not loopback (127.0.0.0/8, ::1, localhost); use https://"
+            )));
         }
         if uri.query().is_some() || text.contains('#') {
-            return Err(Error::invalid_argument("base_url must not have a query or fragment"));
+            return Err(Error::invalid_argument(format!("{name} must not have a query or fragment")));
         }
         if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(Error::invalid_argument("base_url must not carry credentials"));
+            return Err(Error::invalid_argument(format!("{name} must not carry credentials")));
         }
-        Ok(BaseUrl { text: text.trim_end_matches('/').to_owned(), host: host.to_ascii_lowercase(), https })
+        Ok(BaseUrl { text: text.to_owned(), host: host.to_ascii_lowercase(), https })
     }
 
     pub fn official() -> BaseUrl {
         BaseUrl::parse(DEFAULT_BASE_URL).expect("the official base URL is valid")
+    }
+
+    /// The official getUserAgent page.
+    pub fn official_user_agent() -> BaseUrl {
+        BaseUrl::parse_page(DEFAULT_USER_AGENT_URL, "user_agent_url").expect("the official getUserAgent URL is valid")
     }
 
     pub fn method_url(&self, method: &str) -> String {

@@ -33,15 +33,18 @@ pub(crate) enum Method {
     GetBalance,
     ReportIncorrectImage,
     ReportIncorrectToken,
+    /// A GET of the getUserAgent page (its own URL, no key, plain text).
+    GetUserAgent,
 }
 
 impl Method {
-    const ALL: [Method; 5] = [
+    const ALL: [Method; 6] = [
         Method::GetTaskResult,
         Method::CreateTask,
         Method::GetBalance,
         Method::ReportIncorrectImage,
         Method::ReportIncorrectToken,
+        Method::GetUserAgent,
     ];
 
     /// The method's place in [`Method::ALL`] (and in per-method tables).
@@ -56,6 +59,7 @@ impl Method {
             Method::GetBalance => "getBalance",
             Method::ReportIncorrectImage => "reportIncorrectImageCaptcha",
             Method::ReportIncorrectToken => "reportIncorrectTokenCaptcha",
+            Method::GetUserAgent => "getUserAgent",
         }
     }
 
@@ -74,7 +78,7 @@ impl Method {
     /// Whether a request that died on a reused connection may be sent again. Never createTask
     /// (a duplicate would be a second paid task) nor a report (the service may have counted it).
     pub fn retry_on_stale_connection(self) -> bool {
-        matches!(self, Method::GetTaskResult | Method::GetBalance)
+        matches!(self, Method::GetTaskResult | Method::GetBalance | Method::GetUserAgent)
     }
 }
 
@@ -100,6 +104,7 @@ pub(crate) struct Channel {
 impl Channel {
     pub fn new(
         base_url: &BaseUrl,
+        user_agent_url: &BaseUrl,
         request_timeout: Duration,
         proxy: Option<ProxyUrl>,
         trust: &Trust,
@@ -138,25 +143,38 @@ impl Channel {
         let agent = Agent::with_parts(config, connector, CachingResolver::default());
         Ok(Channel {
             agent,
-            urls: Method::ALL.map(|method| base_url.method_url(method.name())),
+            urls: Method::ALL.map(|method| match method {
+                Method::GetUserAgent => user_agent_url.as_str().to_owned(),
+                _ => base_url.method_url(method.name()),
+            }),
             request_timeout,
             proxy,
         })
     }
 
-    /// Sends `body` to `method` once and reads the answer: (HTTP status, body bytes).
+    /// Sends `body` to `method` once and reads the answer: (HTTP status, body bytes). The
+    /// getUserAgent page is a GET, without a body.
     pub fn attempt(&self, method: Method, body: &str, timeout: Duration) -> Result<(u16, Vec<u8>), AttemptFailure> {
         let url = &self.urls[method.index()];
         OPENED_CONNECTION.with(|opened| opened.set(false));
-        let request = self.agent.post(url);
         // The agent's own timeout is the request timeout; a per-request configuration (a copy of
         // the agent's) is made only when a wait's deadline is nearer.
-        let request = if timeout < self.request_timeout {
-            request.config().timeout_global(Some(timeout)).build()
+        let nearer = (timeout < self.request_timeout).then_some(timeout);
+        let sent = if method == Method::GetUserAgent {
+            let request = self.agent.get(url);
+            let request = match nearer {
+                Some(timeout) => request.config().timeout_global(Some(timeout)).build(),
+                None => request,
+            };
+            request.header("Accept", "text/plain").call()
         } else {
-            request
+            let request = self.agent.post(url);
+            let request = match nearer {
+                Some(timeout) => request.config().timeout_global(Some(timeout)).build(),
+                None => request,
+            };
+            request.content_type("application/json").send(body)
         };
-        let sent = request.content_type("application/json").send(body);
         let mut response = match sent {
             Ok(response) => response,
             Err(error) => {

@@ -17,7 +17,8 @@
  *    1  cm_get_balance, NULL client                     CM_ERR_INVALID_ARGUMENT
  *    1  cm_create_task, task JSON "[1]"                 CM_ERR_INVALID_ARGUMENT
  *    1  cm_get_task_result, a task that never existed   CM_ERR_API (ERROR_NO_SUCH_CAPCHA_ID)
- *    1  cm_wait_result, a task that never existed       CM_ERR_API, 1 request
+ *    1  cm_wait_result, a task that never existed       CM_ERR_API, 1 request (0 once the account
+ *                                                    guard pauses unknown tasks: a storm of wrong ids)
  *    1  cm_wait_result with a triggered cancel          CM_ERR_CANCELLED, 0 requests
  * A task is polled at most 100 times (the budget is 120): then that call creates the next
  * one instead (cm_create_task, CM_OK). Every result is read through every accessor and freed.
@@ -226,8 +227,9 @@ static void *work(void *arg) {
         case OP_WAIT_UNKNOWN_TASK:
             wait_options(&options);
             code = cm_wait_result(client, unknown, &options, &r);
-            if (code != CM_ERR_API || cm_result_request_count(r) != 1)
-                unexpected(w, op, code, r, "expected CM_ERR_API after 1 request");
+            /* Each id asked once: the guard pauses unknown tasks after 20 wrong ids in 60 s. */
+            if (code != CM_ERR_API || cm_result_request_count(r) > 1)
+                unexpected(w, op, code, r, "expected CM_ERR_API after at most 1 request");
             break;
         case OP_CANCELLED: {
             cm_cancel *cancel = NULL;

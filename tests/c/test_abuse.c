@@ -189,6 +189,31 @@ static void test_nulls(void) {
                "for_task_type(NULL, type)");
     CHECK_CODE(cm_wait_options_for_task_type(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task_type(&o, NULL)");
     CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
+    /* cm_get_user_agent / cm_result_text: NULL arguments. */
+    CHECK_CODE(cm_get_user_agent(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent(NULL, NULL)");
+    CHECK_CODE(cm_get_user_agent_with(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "get_user_agent_with(NULL...)");
+    CHECK(cm_result_text(NULL) == NULL);
+    CHECK_CODE(cm_client_set_user_agent_url(NULL, NULL, NULL), CM_ERR_INVALID_ARGUMENT, "set_user_agent_url(NULL)");
+
+    /* cm_api_error_kind / cm_api_error_glossary: NULL for what they do not know. */
+    CHECK(cm_api_error_kind(NULL) == NULL);
+    CHECK(cm_api_error_kind("") == NULL);
+    CHECK(cm_api_error_kind("ERROR_\xff") == NULL);
+    CHECK(strcmp(cm_api_error_kind("WRONG_CAPTCHA_ID"), "ERROR_NO_SUCH_CAPCHA_ID") == 0);
+    CHECK(cm_api_error_glossary(UINT32_MAX) == NULL);
+    CHECK(cm_api_error_glossary(0) != NULL);
+
+    /* cm_wait_options_for_task: the same, and for what is not a task. */
+    CHECK_CODE(cm_wait_options_for_task(NULL, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(NULL, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(NULL, "{\"type\":\"CustomTask\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(NULL, task)");
+    CHECK_CODE(cm_wait_options_for_task(&options, NULL), CM_ERR_INVALID_ARGUMENT, "for_task(&o, NULL)");
+    CHECK_CODE(cm_wait_options_for_task(&options, ""), CM_ERR_INVALID_ARGUMENT, "for_task(&o, \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, type \"\")");
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"\xff\"}"), CM_ERR_INVALID_ARGUMENT,
+               "for_task(&o, not UTF-8)");
+    CHECK(memcmp(&options, &sentinel, sizeof options) == 0);
 
     /* cm_get_task_result: client x out_result. */
     CHECK_CODE(cm_get_task_result(NULL, 1, NULL), CM_ERR_INVALID_ARGUMENT, "get_task_result(NULL, 1, NULL)");
@@ -618,11 +643,15 @@ static void test_task_ids(void) {
     CHECK(cm_result_http_status(r) == 200);
     CHECK(cm_result_request_count(r) == 1);
     cm_result_free(r);
-    /* A final error ends a wait at once. */
+    /* The service disowned the task: a wait ends at once with the same answer, from the
+       library (nothing sent, no HTTP status). */
     CHECK_CODE(cm_wait_result(client, INT64_MAX, &options, &r), CM_ERR_API, "wait, INT64_MAX");
-    CHECK(cm_result_request_count(r) == 1);
+    CHECK(cm_result_api_error_code(r) != NULL && strcmp(cm_result_api_error_code(r), "ERROR_NO_SUCH_CAPCHA_ID") == 0);
+    CHECK(cm_result_request_count(r) == 0);
+    CHECK(cm_result_http_status(r) == 0);
+    CHECK(contains(cm_result_message(r), "was not sent"));
     cm_result_free(r);
-    CHECK(emulator_task_requests(INT64_MAX) == 2);
+    CHECK(emulator_task_requests(INT64_MAX) == 1);
     cm_client_free(client);
 }
 

@@ -389,6 +389,38 @@ static void test_wait_options(void) {
     CHECK(options.interval_ms == 3000);
     CHECK_CODE(cm_wait_options_for_task_type(&options, "NoSuchTask"), CM_OK);
     CHECK(options.first_delay_ms == 1000 && options.interval_ms == 2000 && options.timeout_ms == 180000);
+    /* From the task as created: its class and nocache count. */
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"CustomTask\",\"class\":\"Imperva\"}"), CM_OK);
+    CHECK(options.first_delay_ms == 1000 && options.interval_ms == 1000 && options.timeout_ms == 15000);
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"type\":\"RecaptchaV2TaskProxyless\",\"nocache\":true}"), CM_OK);
+    CHECK(options.first_delay_ms == 10000 && options.interval_ms == 3000 && options.timeout_ms == 180000);
+    CHECK(options.max_requests == 120 && options.cancel == NULL);
+    CHECK_CODE(cm_wait_options_for_task(&options, "{\"class\":\"Imperva\"}"), CM_ERR_INVALID_ARGUMENT);
+    CHECK(options.first_delay_ms == 10000);
+    CHECK_CODE(cm_wait_options_for_task(NULL, "{\"type\":\"CustomTask\"}"), CM_ERR_INVALID_ARGUMENT);
+    CHECK_CODE(cm_wait_options_for_task(&options, NULL), CM_ERR_INVALID_ARGUMENT);
+}
+
+static void test_user_agent(void) {
+    cm_client *client = emulator_client("c-user-agent");
+    cm_result *result = NULL;
+    char url[512];
+    snprintf(url, sizeof url, "%s/useragent", base_url);
+    CHECK_CODE(cm_client_set_user_agent_url(client, url, NULL), CM_OK);
+    CHECK_CODE(cm_get_user_agent(client, &result), CM_OK);
+    CHECK(cm_result_text(result) != NULL && strncmp(cm_result_text(result), "Mozilla/5.0 ", 12) == 0);
+    CHECK(cm_result_request_count(result) == 1 && cm_result_http_status(result) == 200);
+    cm_result_free(result);
+    CHECK_SETTER(cm_client_set_user_agent_url(client, "http://example.com/ua", &result), result,
+                 CM_ERR_INVALID_ARGUMENT, "user_agent_url");
+    CHECK_CODE(cm_get_user_agent(client, NULL), CM_ERR_INVALID_ARGUMENT);
+    /* A page that serves no User-Agent: the emulator's 404 HTML page. */
+    snprintf(url, sizeof url, "%s/no-such-page", base_url);
+    CHECK_CODE(cm_client_set_user_agent_url(client, url, NULL), CM_OK);
+    CHECK_CODE(cm_get_user_agent_with(client, NULL, &result), CM_ERR_HTTP_STATUS);
+    CHECK(cm_result_text(result) == NULL && cm_result_http_status(result) == 404);
+    cm_result_free(result);
+    cm_client_free(client);
 }
 
 static void test_budget(void) {
@@ -545,6 +577,7 @@ int main(int argc, char **argv) {
     test_create_wait_and_balance();
     test_reports_and_soft_id();
     test_wait_options();
+    test_user_agent();
     test_budget();
 #ifdef _WIN32
     printf("skipped on Windows: test_budget_across_fork (no fork)\n");

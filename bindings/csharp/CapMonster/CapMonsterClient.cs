@@ -52,6 +52,7 @@ namespace CapMonster
 
             // Everything is converted (and NUL characters refused) before the native client exists.
             byte[] baseUrl = Utf8.ToNative(options.BaseUrl, "options.BaseUrl");
+            byte[] userAgentUrl = Utf8.ToNative(options.UserAgentUrl, "options.UserAgentUrl");
             byte[] proxy = Utf8.ToNative(options.Proxy, "options.Proxy");
             byte[] caFile = Utf8.ToNative(options.CaFile, "options.CaFile");
             byte[] key = Utf8.ToNative(clientKey, "clientKey");
@@ -71,6 +72,10 @@ namespace CapMonster
                 if (baseUrl != null)
                 {
                     Check(NativeMethods.cm_client_set_base_url(handle, baseUrl, out result), result);
+                }
+                if (userAgentUrl != null)
+                {
+                    Check(NativeMethods.cm_client_set_user_agent_url(handle, userAgentUrl, out result), result);
                 }
                 if (options.RequestTimeout.HasValue)
                 {
@@ -205,6 +210,23 @@ namespace CapMonster
             return CreateTask(Utf8.ToNative(taskJson, "taskJson"), Utf8.ToNative(callbackUrl, "callbackUrl"), cancellationToken);
         }
 
+        /// <summary>
+        /// <see cref="CreateTask(string, string, CancellationToken)"/> that also gives the official
+        /// SDKs' schedule for the task as created (<see cref="WaitOptions.ForTask"/>), to pass to
+        /// <see cref="WaitResult"/>.
+        /// </summary>
+        /// <exception cref="ArgumentException">A string holds a NUL character.</exception>
+        /// <exception cref="CapMonsterException">As <see cref="CreateTask(string, string, CancellationToken)"/>.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public long CreateTask(string taskJson, out WaitOptions waitOptions, string callbackUrl = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            long taskId = CreateTask(taskJson, callbackUrl, cancellationToken);
+            // The library took the task, so it takes it here too: the same rules.
+            waitOptions = WaitOptions.ForTask(taskJson);
+            return taskId;
+        }
+
         /// <summary><see cref="CreateTask(string, string, CancellationToken)"/> on a thread-pool thread; the token stops the request in flight.</summary>
         /// <exception cref="ArgumentException">A string holds a NUL character (thrown at once).</exception>
         /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
@@ -252,6 +274,41 @@ namespace CapMonster
         {
             ThrowIfDisposed();
             return Run(() => GetBalance(cancellationToken), cancellationToken);
+        }
+
+        /// <summary>
+        /// The browser User-Agent the service's workers use now, to put in a task's "userAgent"
+        /// (getUserAgent, <c>cm_get_user_agent_with</c>): a GET of the official page or of
+        /// <see cref="CapMonsterClientOptions.UserAgentUrl"/>, through the client's proxy; no key is sent.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The answer is not one User-Agent (an HTML page, an empty or oversized body: <see cref="CapMonsterErrorCode.BadResponse"/>), or the network failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public string GetUserAgent(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            cancellationToken.ThrowIfCancellationRequested();
+            ResultHandle result;
+            int code;
+            using (var call = new CallCancel(cancellationToken))
+            {
+                NativeCallOptions options = call.Options();
+                code = NativeMethods.cm_get_user_agent_with(_handle, ref options, out result);
+            }
+            using (result)
+            {
+                ThrowIfCancelled(code, result, cancellationToken);
+                if (code != NativeMethods.CM_OK) throw CapMonsterException.FromResult(code, result);
+                return result.ReadString(NativeMethods.cm_result_text);
+            }
+        }
+
+        /// <summary><see cref="GetUserAgent"/> on a thread-pool thread; the token stops the request in flight.</summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task<string> GetUserAgentAsync(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            ThrowIfDisposed();
+            return Run(() => GetUserAgent(cancellationToken), cancellationToken);
         }
 
         /// <summary>

@@ -26,6 +26,13 @@ namespace CapMonster
         public string BaseUrl { get; set; }
 
         /// <summary>
+        /// Another page for <see cref="CapMonsterClient.GetUserAgent"/> than the official one, e.g.
+        /// the emulator's "/useragent" (<c>cm_client_set_user_agent_url</c>: the base URL's rules).
+        /// Null: https://capmonster.cloud/api/useragent/actual.
+        /// </summary>
+        public string UserAgentUrl { get; set; }
+
+        /// <summary>
         /// Bounds each HTTP request (<c>cm_client_set_request_timeout_ms</c>); null keeps the
         /// library's default. Sent as whole milliseconds, rounded up; a negative span is sent as
         /// 0, one beyond <see cref="uint.MaxValue"/> ms (or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>)

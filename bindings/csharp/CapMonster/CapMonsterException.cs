@@ -64,6 +64,24 @@ namespace CapMonster
         /// <summary>The service's errorCode (e.g. "ERROR_ZERO_BALANCE") when it answered with an error, else null. Codes the documentation does not list are passed through.</summary>
         public string ApiErrorCode { get; private set; }
 
+        /// <summary>
+        /// The kind of <see cref="ApiErrorCode"/>: its spelling in the service's error glossary,
+        /// the same for every spelling of one error (the native <c>cm_api_error_kind</c>:
+        /// "WRONG_CAPTCHA_ID" gives <see cref="ApiErrors.NoSuchTask"/>); compare it with the
+        /// <see cref="ApiErrors"/> constants. Null when there is no errorCode or it is outside the glossary.
+        /// </summary>
+        public string ApiErrorKind
+        {
+            get { return KindOf(ApiErrorCode); }
+        }
+
+        /// <summary>The kind of any errorCode, as <see cref="ApiErrorKind"/>; null outside the glossary.</summary>
+        public static string KindOf(string apiErrorCode)
+        {
+            if (apiErrorCode == null || apiErrorCode.IndexOf('\0') >= 0) return null;
+            return Utf8.FromNative(NativeMethods.cm_api_error_kind(Utf8.ToNative(apiErrorCode, "apiErrorCode")));
+        }
+
         /// <summary>The service's errorDescription when it sent one, else null.</summary>
         public string ApiErrorDescription { get; private set; }
 

@@ -55,6 +55,9 @@ namespace CapMonster
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_code_name(int code);
 
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern IntPtr cm_api_error_kind([In] byte[] apiErrorCode);
+
         // Creation and the setters write a cm_result on every return (success or not): its
         // message is the library's account of a refused argument.
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
@@ -62,6 +65,9 @@ namespace CapMonster
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_base_url(ClientHandle client, [In] byte[] baseUrl, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_client_set_user_agent_url(ClientHandle client, [In] byte[] userAgentUrl, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_set_request_timeout_ms(ClientHandle client, uint timeoutMs, out ResultHandle result);
@@ -100,6 +106,9 @@ namespace CapMonster
         internal static extern int cm_wait_options_for_task_type(ref NativeWaitOptions options, [In] byte[] taskType);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_wait_options_for_task(ref NativeWaitOptions options, [In] byte[] taskJson);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_new(ClientHandle client, out WaiterHandle waiter);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
@@ -127,6 +136,9 @@ namespace CapMonster
         internal static extern int cm_get_balance_with(ClientHandle client, ref NativeCallOptions options, out double balance, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_get_user_agent_with(ClientHandle client, ref NativeCallOptions options, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_report_incorrect_image_with(ClientHandle client, long taskId, ref NativeCallOptions options, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
@@ -149,6 +161,9 @@ namespace CapMonster
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_code(ResultHandle r);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern IntPtr cm_result_text(ResultHandle r);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern IntPtr cm_result_api_error_description(ResultHandle r);

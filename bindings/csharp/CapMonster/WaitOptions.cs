@@ -60,6 +60,25 @@ namespace CapMonster
             return code == NativeMethods.CM_OK ? new WaitOptions(native) : new WaitOptions();
         }
 
+        /// <summary>
+        /// The official SDKs' schedule for a task as created, exactly as
+        /// <c>cm_wait_options_for_task</c> gives it: by its "type", the "class" of a CustomTask or
+        /// ComplexImageTask (e.g. "Imperva": 1 s, 1 s, 15 s) and "nocache": true (e.g. a reCAPTCHA
+        /// task: 10 s before the first poll). A class without a schedule of its own gets its
+        /// type's, an unknown type the library's defaults: the same as Go's <c>WaitOptionsForTask</c>.
+        /// </summary>
+        /// <param name="taskJson">The task JSON as given to <see cref="CapMonsterClient.CreateTask(string, string, System.Threading.CancellationToken)"/>.</param>
+        /// <exception cref="ArgumentException"><paramref name="taskJson"/> holds a NUL character.</exception>
+        /// <exception cref="CapMonsterException">The library refused the JSON, as CreateTask would (<see cref="CapMonsterErrorCode.InvalidArgument"/>).</exception>
+        public static WaitOptions ForTask(string taskJson)
+        {
+            NativeWaitOptions native = new NativeWaitOptions();
+            int code = NativeMethods.cm_wait_options_for_task(ref native, Utf8.ToNative(taskJson, "taskJson"));
+            if (code != NativeMethods.CM_OK)
+                throw new CapMonsterException((CapMonsterErrorCode)code, "the library refused the task JSON (cm_wait_options_for_task)");
+            return new WaitOptions(native);
+        }
+
         /// <summary>Sleep before the first request.</summary>
         public TimeSpan FirstDelay { get; set; }
 

@@ -26,6 +26,8 @@ namespace CapMonster.Tests
                 NativeVersionIsReported,
                 WaitOptionsDefaults,
                 WaitOptionsForTaskType,
+                WaitOptionsForTask,
+                CreateTaskWithItsWaitOptions,
                 WaitOptionsMapUnrepresentableValues,
                 GetBalanceReadsTheBalance,
                 GetTaskResultProcessing,
@@ -34,6 +36,9 @@ namespace CapMonster.Tests
                 CreateTaskThenWaitWithTheOfficialSchedule,
                 CreateTaskFailures,
                 ApiErrorCarriesCodeDescriptionStatusAndCounts,
+                ApiErrorsCoverTheGlossary,
+                WrongCaptchaIdIsNoSuchTask,
+                GetUserAgent,
                 ApiErrorWithHttp402ZeroBalance,
                 GuardAnswersAsTheServiceDid,
                 NetworkErrorWhenConnectionRefused,
@@ -176,6 +181,38 @@ namespace CapMonster.Tests
             Assert.True(defaults != image.ToString(), "the image schedule differs from the defaults");
         }
 
+        private static void WaitOptionsForTask()
+        {
+            WaitOptions imperva = WaitOptions.ForTask("{\"type\":\"CustomTask\",\"class\":\"Imperva\",\"websiteURL\":\"https://example.com\"}");
+            Assert.Equal(TimeSpan.FromSeconds(1), imperva.FirstDelay, "Imperva FirstDelay");
+            Assert.Equal(TimeSpan.FromSeconds(1), imperva.Interval, "Imperva Interval");
+            Assert.Equal(TimeSpan.FromSeconds(15), imperva.Timeout, "Imperva Timeout");
+            Assert.Equal(120, imperva.MaxRequests, "Imperva MaxRequests");
+            WaitOptions nocache = WaitOptions.ForTask("{\"type\":\"HCaptchaTaskProxyless\",\"nocache\":true}");
+            Assert.Equal(TimeSpan.FromSeconds(10), nocache.FirstDelay, "nocache FirstDelay");
+            Assert.Equal(TimeSpan.FromSeconds(3), nocache.Interval, "nocache Interval");
+            Assert.Equal(WaitOptions.Default.ToString(), WaitOptions.ForTask("{\"type\":\"NoSuchTask\",\"class\":\"Imperva\"}").ToString(), "unknown type");
+            foreach (string bad in new[] { null, "", "[]", "{\"class\":\"Imperva\"}", "{\"type\":\"\"}" })
+            {
+                var e = Assert.Throws<CapMonsterException>(() => WaitOptions.ForTask(bad), "refused: " + bad);
+                Assert.Equal(CapMonsterErrorCode.InvalidArgument, e.Code, "code: " + bad);
+            }
+            Assert.Throws<ArgumentException>(() => WaitOptions.ForTask("{\"type\":\"a\0\"}"), "a NUL");
+        }
+
+        private static void CreateTaskWithItsWaitOptions()
+        {
+            using (var client = NewClient("create-schedule"))
+            {
+                WaitOptions options;
+                long id = client.CreateTask("{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}", out options);
+                Assert.True(id > 0, "task id");
+                Assert.Equal(TimeSpan.FromMilliseconds(350), options.FirstDelay, "image FirstDelay");
+                Assert.Equal(TimeSpan.FromSeconds(10), options.Timeout, "image Timeout");
+                Assert.Equal("answer", client.WaitResult(id, options).GetSolutionString("text"), "text");
+            }
+        }
+
         private static void WaitOptionsMapUnrepresentableValues()
         {
             // The binding refuses nothing: the properties keep what was set, the wait sends the
@@ -314,6 +351,81 @@ namespace CapMonster.Tests
                 Assert.Equal("CM_ERR_API", e.CodeName, "CodeName");
                 Assert.Contains("ERROR_CAPTCHA_UNSOLVABLE", e.Message, "Message");
             }
+        }
+
+        private static void ApiErrorsCoverTheGlossary()
+        {
+            // Every code of the library's glossary is one ApiErrors constant, and each constant one code.
+            string[] glossary = NativeProbe.Glossary();
+            Assert.Equal(26, glossary.Length, "glossary length");
+            var constants = new System.Collections.Generic.List<string>();
+            foreach (var field in typeof(ApiErrors).GetFields())
+                constants.Add((string)field.GetValue(null));
+            Assert.Equal(glossary.Length, constants.Count, "one constant per code");
+            foreach (string code in glossary)
+            {
+                Assert.True(constants.Contains(code), "ApiErrors has " + code);
+                Assert.Equal(code, CapMonsterException.KindOf(code), "its own kind: " + code);
+            }
+            Assert.Equal(ApiErrors.NoSuchTask, CapMonsterException.KindOf("WRONG_CAPTCHA_ID"), "WRONG_CAPTCHA_ID");
+            Assert.Equal(null, CapMonsterException.KindOf("ERROR_FROM_THE_FUTURE"), "outside the glossary");
+            Assert.Equal(null, CapMonsterException.KindOf(null), "null");
+            Assert.Equal(null, CapMonsterException.KindOf("a\0b"), "a NUL");
+        }
+
+        private static void WrongCaptchaIdIsNoSuchTask()
+        {
+            using (var client = NewClient("wrong-captcha-id"))
+            {
+                foreach (string spelling in new[] { "ERROR_NO_SUCH_CAPCHA_ID", "WRONG_CAPTCHA_ID" })
+                {
+                    long id = Emulator.ScriptedTask("\"processing\"", "{\"error\":\"" + spelling + "\",\"description\":\"no such task\"}");
+                    CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api, () => client.WaitResult(id, Fast()), spelling);
+                    Assert.Equal(spelling, e.ApiErrorCode, "the service's spelling");
+                    Assert.Equal(ApiErrors.NoSuchTask, e.ApiErrorKind, "the kind: " + spelling);
+                    Assert.Equal(2, e.RequestCount, "final: " + spelling);
+                }
+                // CAPTCHA_NOT_READY with errorId 1: processing, polled again.
+                long ready = Emulator.ScriptedTask("{\"error\":\"CAPTCHA_NOT_READY\",\"description\":\"later\"}", "{\"ready\":{\"text\":\"ok\"}}");
+                TaskResult r = client.WaitResult(ready, Fast());
+                Assert.Equal("ok", r.GetSolutionString("text"), "ready after CAPTCHA_NOT_READY");
+                Assert.Equal(2, r.RequestCount, "requests");
+            }
+        }
+
+        private static void GetUserAgent()
+        {
+            using (var client = new CapMonsterClient("cs-user-agent", new CapMonsterClientOptions
+            {
+                BaseUrl = Emulator.Url,
+                UserAgentUrl = Emulator.Url + "/useragent",
+                UseProxy = false,
+            }))
+            {
+                string ua = client.GetUserAgent();
+                Assert.True(ua.StartsWith("Mozilla/5.0 ", StringComparison.Ordinal), "the User-Agent: " + ua);
+                Assert.Equal(ua, client.GetUserAgentAsync().Result, "async");
+                try
+                {
+                    Emulator.ScriptMethod("getUserAgent", "{\"raw\":\"<html><body>blocked</body></html>\",\"content_type\":\"text/html\"}");
+                    Assert.Fails(CapMonsterErrorCode.BadResponse, () => client.GetUserAgent(), "an HTML page");
+                    Emulator.ScriptMethod("getUserAgent", "{\"raw\":\"\"}");
+                    Assert.Fails(CapMonsterErrorCode.BadResponse, () => client.GetUserAgent(), "an empty body");
+                    Emulator.ScriptMethod("getUserAgent", "{\"fault\":\"stall\",\"ms\":20000}");
+                    using (var cts = new CancellationTokenSource(300))
+                    {
+                        var watch = System.Diagnostics.Stopwatch.StartNew();
+                        Assert.Throws<OperationCanceledException>(() => client.GetUserAgent(cts.Token), "cancelled in flight");
+                        Assert.True(watch.ElapsedMilliseconds < 5000, "promptly: " + watch.ElapsedMilliseconds + " ms");
+                    }
+                }
+                finally
+                {
+                    Emulator.ScriptMethod("getUserAgent");
+                }
+            }
+            var e = Assert.Throws<CapMonsterException>(() => new CapMonsterClient("cs-ua-url", new CapMonsterClientOptions { UserAgentUrl = "http://example.com/ua" }), "a URL the library refuses");
+            Assert.Contains("user_agent_url", e.Message, "the message names it");
         }
 
         private static void ApiErrorWithHttp402ZeroBalance()
@@ -945,7 +1057,9 @@ namespace CapMonster.Tests
             var failing = new long[10];
             for (int i = 0; i < processing.Length; i++) processing[i] = Emulator.ScriptedTask("\"processing\"");
             for (int i = 0; i < ready.Length; i++) ready[i] = Emulator.ScriptedTask("{\"ready\":{\"text\":\"" + Unicode + " " + i + "\",\"pad\":\"" + padding + "\"}}");
-            for (int i = 0; i < failing.Length; i++) failing[i] = Emulator.ScriptedTask("{\"error\":\"ERROR_CAPTCHA_UNSOLVABLE\",\"description\":\"" + padding + "\"}");
+            // An error that ends nothing for good (a task the service disowned, as after
+            // ERROR_CAPTCHA_UNSOLVABLE, is answered by the library from then on, with a short text).
+            for (int i = 0; i < failing.Length; i++) failing[i] = Emulator.ScriptedTask("{\"error\":\"ERROR_NO_SLOT_AVAILABLE\",\"description\":\"" + padding + "\"}");
 
             long rssAfter1000 = 0;
             int p = 0;

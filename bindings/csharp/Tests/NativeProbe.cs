@@ -24,6 +24,7 @@ namespace CapMonster.Tests
         [DllImport(Library)] private static extern int cm_client_set_request_timeout_ms(IntPtr client, uint ms, out IntPtr result);
         [DllImport(Library)] private static extern int cm_client_set_max_connections(IntPtr client, uint n, out IntPtr result);
         [DllImport(Library)] private static extern void cm_client_free(IntPtr client);
+        [DllImport(Library)] private static extern IntPtr cm_api_error_glossary(uint index);
         [DllImport(Library)] private static extern int cm_cancel_new(out IntPtr cancel);
         [DllImport(Library)] private static extern void cm_cancel_trigger(IntPtr cancel);
         [DllImport(Library)] private static extern void cm_cancel_free(IntPtr cancel);
@@ -112,6 +113,18 @@ namespace CapMonster.Tests
             finally
             {
                 cm_cancel_free(cancel);
+            }
+        }
+
+        /// <summary>The codes of the library's error glossary (cm_api_error_glossary).</summary>
+        public static string[] Glossary()
+        {
+            var codes = new System.Collections.Generic.List<string>();
+            for (uint i = 0; ; i++)
+            {
+                IntPtr code = cm_api_error_glossary(i);
+                if (code == IntPtr.Zero) return codes.ToArray();
+                codes.Add(Marshal.PtrToStringAnsi(code));
             }
         }
     }

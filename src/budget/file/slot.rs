@@ -5,11 +5,18 @@
 //! generation, last use) is one 64-bit word, and one compare-and-swap both checks that the slot
 //! still holds the task it was found with and adds the request. A task the table does not hold
 //! yet is given a slot under the lock (`insert.rs`).
+//!
+//! The slot's fourth word is the service's final answer about the task, when it disowned it
+//! (`budget::disowned`: which answer, and when; 0: none). It is read with the task's words,
+//! under the same generation check, and written under the lock (where no slot changes hands),
+//! so a reader never takes one task's final answer for another's. A disowned task is answered
+//! from it and never counted again.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::budget::admission::Admission;
+use crate::budget::disowned::Disowned;
 use crate::budget::file::layout::{bucket_of, BUCKET_BYTES, SLOT_BYTES, WAYS};
 use crate::budget::file::BudgetFile;
 use crate::budget::key::KeyDigest;
@@ -17,12 +24,15 @@ use crate::budget::key::KeyDigest;
 /// A slot's state in one word, so that one compare-and-swap both proves that the slot still
 /// holds the task it was found with and counts: bits 0-31 the last use (Unix seconds), 32-55
 /// the generation (bumped whenever the slot is given to another task), 56-63 the requests sent
-/// (0: empty; `BUSY`: being given to a task).
+/// (0: empty; `BUSY`: being given to a task; `REGISTERED`: a task created here, none sent yet).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct State(pub(super) u64);
 
 /// `State::sent` of a slot being filled; seen under the lock, its filler was killed.
 pub(super) const BUSY: u32 = 0xFF;
+/// `State::sent` of a task that createTask registered here and nobody polled yet: live (so
+/// the task is known to every process) but with no request counted.
+pub(super) const REGISTERED: u32 = 0xFE;
 const GENERATION_MASK: u64 = 0xFF_FFFF;
 
 impl State {
@@ -42,18 +52,26 @@ impl State {
     pub(super) fn live(self) -> bool {
         self.sent() != 0 && self.sent() != BUSY
     }
+    /// Requests counted for the task (a registered task has none).
+    pub(super) fn requests(self) -> u32 {
+        match self.sent() {
+            REGISTERED => 0,
+            sent => sent,
+        }
+    }
 }
 
 /// What a look at one slot found.
 pub(super) enum Held {
-    /// It holds the task, in this state.
-    Yes(State),
+    /// It holds the task, in this state, with the service's final answer if it disowned it.
+    Yes(State, Option<Disowned>),
     No,
     /// It changed hands while it was read.
     Changed,
 }
 
-/// One slot's words: digest of the key (0: none), task id, state, and one word spare.
+/// One slot's words: digest of the key (0: none), task id, state, and the final answer
+/// (`Disowned::word`; 0: none).
 pub(super) struct SlotCell<'a>(pub(super) &'a [AtomicU64]);
 
 impl SlotCell<'_> {
@@ -70,12 +88,13 @@ impl SlotCell<'_> {
         }
         let same_task =
             self.0[0].load(Ordering::Relaxed) == digest.value() && self.0[1].load(Ordering::Relaxed) == task_id as u64;
+        let last = if same_task { self.0[FINAL].load(Ordering::Relaxed) } else { 0 };
         fence(Ordering::Acquire);
         let after = State(self.0[2].load(Ordering::Relaxed));
         if after.generation() != before.generation() || !after.live() {
             Held::Changed
         } else if same_task {
-            Held::Yes(after)
+            Held::Yes(after, Disowned::from_word(last))
         } else {
             Held::No
         }
@@ -88,9 +107,9 @@ impl SlotCell<'_> {
         // REQUESTS_PER_TASK succeed before all are refused without a write) or the end of the
         // slot's generation, which returns.
         loop {
-            let nth = match Admission::after(found.sent()) {
-                spent @ Admission::Spent { .. } => return Some(spent),
+            let nth = match Admission::after(found.requests()) {
                 Admission::Granted { nth } => nth,
+                refused => return Some(refused),
             };
             let counted = State::new(nth, found.generation(), now);
             match self.0[2].compare_exchange(found.0, counted.0, Ordering::AcqRel, Ordering::Acquire) {
@@ -102,7 +121,29 @@ impl SlotCell<'_> {
             }
         }
     }
+
+    /// A disowned task was asked about again: its last use moves on, so that a task still
+    /// asked about keeps its answer (one try: a lost race only leaves the older time).
+    pub(super) fn touch(&self, found: State, now: u64) {
+        if now > found.last_used() {
+            let touched = State::new(found.sent(), found.generation(), now);
+            let _ = self.0[2].compare_exchange(found.0, touched.0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Under the lock: the service's final answer, on a slot found holding the task.
+    pub(super) fn disown(&self, disowned: Disowned) {
+        self.0[FINAL].store(disowned.word(), Ordering::Release);
+    }
+
+    /// Whether the slot keeps a final answer (read under the lock, to keep it from eviction).
+    pub(super) fn disowned(&self) -> bool {
+        Disowned::from_word(self.0[FINAL].load(Ordering::Relaxed)).is_some()
+    }
 }
+
+/// The index of a slot's final-answer word.
+pub(super) const FINAL: usize = 3;
 
 /// Unix seconds, as a slot keeps them (32 bits: until 2106).
 pub(super) fn unix_now() -> u64 {
@@ -111,6 +152,7 @@ pub(super) fn unix_now() -> u64 {
 
 /// What a look through a bucket found.
 pub(super) enum Scan {
+    /// Counted, or refused (spent, or disowned: not counted).
     Counted(Admission),
     Missing,
     /// A slot changed hands while it was being counted on: look again.
@@ -122,7 +164,11 @@ pub(super) fn scan(bucket: &[SlotCell<'_>; WAYS], digest: KeyDigest, task_id: i6
     let mut changed = false;
     for cell in bucket {
         match cell.holds(digest, task_id) {
-            Held::Yes(found) => return cell.count(found, now).map_or(Scan::Changed, Scan::Counted),
+            Held::Yes(found, Some(disowned)) => {
+                cell.touch(found, now);
+                return Scan::Counted(Admission::Disowned(disowned));
+            }
+            Held::Yes(found, None) => return cell.count(found, now).map_or(Scan::Changed, Scan::Counted),
             Held::No => {}
             Held::Changed => changed = true,
         }

@@ -3,8 +3,9 @@
 //! records of [`RECORD_WORDS`] words, one per (key digest, stop); a proxy stop's record is
 //! keyed by its proxy's scope (`guard::proxy_scope`), a digest, never the address.
 //!
-//! Reading is lock-free: a call of a key with no stop reads the count (one word: nothing kept
-//! anywhere, the usual case) or scans the records' key words. A record is read under a sequence
+//! Reading is lock-free: a call of a key with no stop reads the count (one word: no stop kept
+//! anywhere, the usual case; records that only count answers are not in it) or scans the
+//! records' key words. A record is read under a sequence
 //! word (odd while it is written), and read again when that changed meanwhile. Every change is
 //! made under the file's lock, so that exactly one process hands out a stop's probe.
 //!
@@ -23,7 +24,7 @@ use crate::budget::key::KeyDigest;
 /// Records of stops the file holds: more keys stopped at once than one user's programs have.
 /// A stop beyond them first takes the record of a stop quiet for a ban's length; if none, it is
 /// not kept (its calls go out as without a guard). Proxy stops take at most
-/// [`PROXY_RECORDS`] of them and only ever free or quiet proxy records, so that many banned
+/// `PROXY_RECORDS` of them and only ever free or quiet proxy records, so that many banned
 /// proxies at once never take the place of a key's stop.
 pub const STOP_RECORDS: usize = 256;
 /// Most records proxy stops take (half): a farm with more banned proxies at once keeps
@@ -81,7 +82,12 @@ impl BudgetFile {
     /// mapping makes (this word is at the file's end, the first part a cut would take).
     pub fn any_stop(&self) -> io::Result<bool> {
         self.restore_if_cut_short()?;
-        Ok(self.stop_words().0.load(Ordering::Acquire) > 0)
+        Ok(self.stops_kept())
+    }
+
+    /// [`any_stop`](BudgetFile::any_stop) for a caller that made the check just now.
+    pub(super) fn stops_kept(&self) -> bool {
+        self.stop_words().0.load(Ordering::Acquire) > 0
     }
 
     /// The key's stop, if the file keeps one.
@@ -120,7 +126,14 @@ impl BudgetFile {
                 }
             }
         }
-        let used = (0..STOP_RECORDS).filter(|&index| self.record(index)[WHICH].load(Ordering::Relaxed) != 0).count();
+        // Records that only count answers (`StopState::counting`) hold nothing back: a call
+        // need not look for them.
+        let used = (0..STOP_RECORDS)
+            .filter(|&index| {
+                let record = self.record(index);
+                record[WHICH].load(Ordering::Relaxed) != 0 && record[UNTIL].load(Ordering::Relaxed) != 0
+            })
+            .count();
         self.stop_words().0.store(used as u64, Ordering::Release);
         Ok(())
     }

@@ -8,13 +8,14 @@
 //! `CAPMONSTER_GUARD=off` turns the guard off (dangerous: a wrong key or an empty balance is
 //! then repeated as fast as the program asks).
 //!
-//! Cost: a call of a key with no stop reads one word (`Store::any`); the store's lock is
-//! taken only while a stop is in force, to hand out its probe.
+//! Cost: a call of a key with no stop reads one word (`Store::any`; for a getTaskResult the
+//! budget reads it with the task's count, `Budget::take`, and asks the guard only while a stop
+//! is kept); the store's lock is taken only while a stop is in force, to hand out its probe.
 //!
 //! A proxy stop is kept under [`proxy_scope`] (a digest of the key's digest and the proxy's
 //! `address:port`), so the store holds no address; the message names the proxy from the call.
 //! When a key stop starts or is renewed here, the process's waits of that key that sleep
-//! between polls are woken ([`listen`]) and end with the local answer.
+//! between polls are woken ([`mod@listen`]) and end with the local answer.
 
 mod alive;
 pub mod listen;
@@ -25,6 +26,7 @@ use std::sync::{LazyLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::error::{ApiError, Code, Error};
+use crate::budget::disowned::FinalAnswer;
 use crate::budget::KeyDigest;
 use crate::net::transport::Method;
 use listen::{Listeners, Listening, StopListener};
@@ -163,6 +165,11 @@ impl Guard {
         Guard { store, on }
     }
 
+    /// Whether the guard is on (`CAPMONSTER_GUARD` is not `off`).
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     /// Before a request of `method`: the call may go (perhaps as the probe of a stop whose
     /// cool-down is over), or it is answered here with the service's own error. `proxy` is the
     /// `address:port` of a createTask's proxy (its proxy stop is checked too).
@@ -191,6 +198,28 @@ impl Guard {
             pass.probes[stop.index()] = true;
         }
         Ok(pass)
+    }
+
+    /// Before a getTaskResult of a task the budget does not know: refused while the key's
+    /// wrong-id pause holds ([`Stop::WrongIds`]); the call after its cool-down is its probe.
+    /// The budget asks only while some stop is kept, never for a task it knows.
+    pub(crate) fn admit_unknown_task(&self, key: KeyDigest, pass: &mut Pass, now_ms: u64) -> Result<(), Error> {
+        let stop = Stop::WrongIds;
+        if !self.on || pass.probes(stop) {
+            return Ok(());
+        }
+        let Some(state) = self.store.get(key, stop).filter(|state| !state.counting()) else { return Ok(()) };
+        let refused = match state.verdict(now_ms, &alive::exists) {
+            Verdict::Refuse => Some(state),
+            Verdict::MayProbe => self.take_probe(key, stop, now_ms),
+        };
+        match refused {
+            Some(state) => Err(local_answer(&state, stop, Method::GetTaskResult, None, now_ms)),
+            None => {
+                pass.probes[stop.index()] = true;
+                Ok(())
+            }
+        }
     }
 
     /// Takes the stop's probe lease, in this process's name, if nobody else holds it: `None`
@@ -237,9 +266,16 @@ impl Guard {
         };
         let api_code = api.and_then(|api| api.code.as_deref()).unwrap_or("");
         let started = Stop::started_by(api_code);
+        let wrong_id = FinalAnswer::from_code(api_code).is_some_and(FinalAnswer::wrong_id);
         for stop in Stop::ALL {
             let Some(scope) = pass.scope(key, stop) else { continue };
-            if let (Some(api), true) = (api, started == Some(stop)) {
+            if let (Some(api), true, Stop::WrongIds) = (api, wrong_id, stop) {
+                // Counted in the key's record, by every process; the limit starts the pause.
+                let (probe, description) = (pass.probes(stop), api.description.as_deref());
+                self.store.update(scope, stop, &mut |kept| {
+                    Some(StopState::wrong_id_heard(kept, probe, api_code, description, now_ms))
+                });
+            } else if let (Some(api), true) = (api, started == Some(stop)) {
                 let (code, description) = (api_code, api.description.as_deref());
                 let probe = pass.probes(stop);
                 let mut changed = false;
@@ -416,6 +452,36 @@ mod tests {
         assert_eq!(guard.stop(key, Stop::Key).unwrap().probe_pid, std::process::id());
         guard.learn(key, &probe, Heard::Nothing, 60_001);
         assert_eq!(guard.stop(key, Stop::Key).unwrap().probe_pid, 0, "a released lease names no one");
+    }
+
+    #[test]
+    fn wrong_ids_pause_unknown_tasks_until_a_probe_hears_otherwise() {
+        let (guard, key) = (guard(), KeyDigest::of("k", "https://a"));
+        let wrong = "ERROR_NO_SUCH_CAPCHA_ID";
+        for n in 0..policy::WRONG_IDS_LIMIT - 1 {
+            guard.learn(key, &Pass::default(), heard(wrong), u64::from(n));
+            assert!(!guard.store.any(), "a count holds nothing back");
+            assert_eq!(guard.admit_unknown_task(key, &mut Pass::default(), u64::from(n)), Ok(()));
+        }
+        guard.learn(key, &Pass::default(), heard("WRONG_CAPTCHA_ID"), 100);
+        assert!(guard.store.any());
+        let paused = guard.admit_unknown_task(key, &mut Pass::default(), 200).unwrap_err();
+        assert_eq!((paused.code, paused.api_code(), paused.http_status), (Code::Api, Some("WRONG_CAPTCHA_ID"), None));
+        assert!(paused.message.contains("for tasks not created or asked about on this machine"), "{}", paused.message);
+        assert_eq!(guard.admit(key, Method::GetTaskResult, None, 200), Ok(Pass::default()), "known tasks go on");
+
+        let mut probe = Pass::default();
+        guard.admit_unknown_task(key, &mut probe, 60_100).unwrap();
+        assert!(probe.probes(Stop::WrongIds));
+        assert!(guard.admit_unknown_task(key, &mut Pass::default(), 60_200).is_err(), "one probe at a time");
+        guard.learn(key, &probe, heard(wrong), 60_300);
+        let renewed = guard.stop(key, Stop::WrongIds).unwrap();
+        assert_eq!((renewed.renewals, renewed.until_ms), (1, 180_300));
+        let mut probe = Pass::default();
+        guard.admit_unknown_task(key, &mut probe, 180_300).unwrap();
+        guard.learn(key, &probe, FINE, 180_400);
+        assert_eq!(guard.stop(key, Stop::WrongIds), None, "any other answer ends it");
+        assert!(!guard.store.any());
     }
 
     #[test]

@@ -51,10 +51,22 @@ pub enum Stop {
     /// createTask with the key and one proxy (its address and port): the target banned that
     /// proxy. Kept under a digest of the key's digest and the proxy, never the address.
     Proxy,
+    /// getTaskResult of tasks the budget does not know (neither created nor asked about here),
+    /// after [`WRONG_IDS_LIMIT`] wrong-id answers within [`WRONG_IDS_WINDOW`]; the budget checks
+    /// it for such tasks only. Until then its record counts the answers (`counting`).
+    WrongIds,
 }
 
+/// Wrong-id answers (`ERROR_NO_SUCH_CAPCHA_ID`, `WRONG_CAPTCHA_ID`) of one key, from all the
+/// user's processes, within [`WRONG_IDS_WINDOW`] that pause getTaskResult of unknown tasks:
+/// many more than a program meets that asks about its own tasks (each disowned task is asked
+/// once), few enough that a storm of wrong ids stops within a second of starting.
+pub const WRONG_IDS_LIMIT: u32 = 20;
+/// The window of [`WRONG_IDS_LIMIT`].
+pub const WRONG_IDS_WINDOW: Duration = Duration::from_secs(60);
+
 impl Stop {
-    pub const ALL: [Stop; 3] = [Stop::Key, Stop::Balance, Stop::Proxy];
+    pub const ALL: [Stop; 4] = [Stop::Key, Stop::Balance, Stop::Proxy, Stop::WrongIds];
 
     /// The stop an answer of the service starts, by its error code.
     pub fn started_by(api_code: &str) -> Option<Stop> {
@@ -73,6 +85,7 @@ impl Stop {
         match self {
             Stop::Key => true,
             Stop::Balance | Stop::Proxy => method == Method::CreateTask,
+            Stop::WrongIds => false,
         }
     }
 
@@ -92,6 +105,10 @@ impl Stop {
                     cut(proxy.unwrap_or("of this task"), MAX_PROXY_SHOWN)
                 )
             }
+            Stop::WrongIds => format!(
+                "getTaskResult with this key for tasks not created or asked about on this machine (after {WRONG_IDS_LIMIT} wrong-id answers within {} s)",
+                WRONG_IDS_WINDOW.as_secs()
+            ),
         }
     }
 }
@@ -156,6 +173,49 @@ impl StopState {
         self.until_ms = now_ms.saturating_add(millis(cool_down(api_code, self.renewals)));
         self.probe_until_ms = 0;
         self.probe_pid = 0;
+    }
+
+    /// A wrong-id stop's record that only counts answers: `renewals` wrong-id answers since
+    /// `since_ms`; it holds nothing back (`until_ms` 0).
+    pub fn counting(&self) -> bool {
+        self.until_ms == 0
+    }
+
+    /// A wrong-id answer (`api_code`) heard at `now_ms`, by the probe of the stop or another
+    /// call: what the key's [`Stop::WrongIds`] record becomes. It counts the answers of a
+    /// window; the [`WRONG_IDS_LIMIT`]th starts the stop; the probe's renews it; others, while
+    /// the stop holds, change nothing.
+    pub fn wrong_id_heard(
+        kept: Option<StopState>,
+        probe: bool,
+        api_code: &str,
+        description: Option<&str>,
+        now_ms: u64,
+    ) -> StopState {
+        let window = millis(WRONG_IDS_WINDOW);
+        match kept {
+            Some(mut state) if state.counting() && now_ms.saturating_sub(state.since_ms) < window => {
+                state.renewals = state.renewals.saturating_add(1);
+                if state.renewals >= WRONG_IDS_LIMIT {
+                    let mut stop = StopState::start(api_code, description, now_ms);
+                    stop.since_ms = state.since_ms;
+                    return stop;
+                }
+                state
+            }
+            Some(mut state) if !state.counting() => {
+                if probe {
+                    state.renew(api_code, description, now_ms);
+                }
+                state
+            }
+            // None, or a count whose window ended: a new count.
+            _ => {
+                let mut first = StopState::start(api_code, description, now_ms);
+                (first.until_ms, first.renewals) = (0, 1);
+                first
+            }
+        }
     }
 
     /// Refuse while the cool-down runs or a probe's lease does; a lease whose prober
@@ -282,6 +342,47 @@ mod tests {
         );
         let long = "x".repeat(1000);
         assert_eq!(StopState::start(&long, Some(&long), 0).description.map(|d| d.len()), Some(MAX_DESCRIPTION_BYTES));
+    }
+
+    #[test]
+    fn twenty_wrong_ids_within_a_minute_pause_unknown_tasks() {
+        let code = "ERROR_NO_SUCH_CAPCHA_ID";
+        let mut kept = None;
+        for n in 1..WRONG_IDS_LIMIT {
+            let state = StopState::wrong_id_heard(kept, false, code, None, u64::from(n) * 1000);
+            assert!(state.counting() && state.renewals == n, "{state:?}");
+            kept = Some(state);
+        }
+        let stop = StopState::wrong_id_heard(kept.clone(), false, code, None, 30_000);
+        assert!(!stop.counting());
+        assert_eq!((stop.since_ms, stop.until_ms, stop.renewals), (1000, 90_000, 0), "the first cool-down");
+        assert_eq!(
+            StopState::wrong_id_heard(Some(stop.clone()), false, code, None, 31_000),
+            stop,
+            "in flight: no change"
+        );
+        let renewed = StopState::wrong_id_heard(Some(stop), true, code, None, 90_000);
+        assert_eq!((renewed.renewals, renewed.until_ms), (1, 210_000), "the probe's renews, doubled");
+        let late = StopState::wrong_id_heard(kept, false, code, None, 61_000);
+        assert_eq!(
+            (late.renewals, late.since_ms, late.counting()),
+            (1, 61_000, true),
+            "a window that ended starts anew"
+        );
+        for method in [Method::GetTaskResult, Method::CreateTask] {
+            assert!(!Stop::WrongIds.holds(method), "the budget checks it, for unknown tasks only");
+        }
+    }
+
+    #[test]
+    fn the_pause_says_which_tasks_and_why() {
+        let stop = StopState::start("ERROR_NO_SUCH_CAPCHA_ID", None, 0);
+        let message = stop.message(Stop::WrongIds, Method::GetTaskResult, None, 1);
+        let why = format!("{WRONG_IDS_LIMIT} wrong-id answers within {} s", WRONG_IDS_WINDOW.as_secs());
+        assert!(
+            message.contains("for tasks not created or asked about on this machine") && message.contains(&why),
+            "{message}"
+        );
     }
 
     #[test]

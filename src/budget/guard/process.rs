@@ -21,7 +21,8 @@ pub const MAX_PROXY_STOPS: usize = MAX_STOPS / 2;
 #[derive(Default)]
 pub struct ProcessStops {
     stops: Mutex<HashMap<(KeyDigest, Stop), StopState>>,
-    /// `stops.len()`, readable without the lock.
+    /// Stops of `stops` that hold calls back (not the records that only count answers),
+    /// readable without the lock.
     kept: AtomicUsize,
 }
 
@@ -53,7 +54,7 @@ impl Store for ProcessStops {
                 stops.insert((key, stop), state);
             }
         }
-        self.kept.store(stops.len(), Ordering::Release);
+        self.kept.store(stops.values().filter(|state| !state.counting()).count(), Ordering::Release);
     }
 }
 
