@@ -106,3 +106,15 @@ def test_processes_share_one_budget(emulator, key, method):
     assert sum(a for a, _ in counts) == 120
     assert sum(r for _, r in counts) == 80
     assert emulator.stats()["tasks"][str(task_id)] == 120
+
+
+def test_clients_refuse_to_be_pickled(emulator, key):
+    import pickle
+
+    with capmonster.Client(key, base_url=emulator.url, proxy=False) as c:
+        with pytest.raises(TypeError, match="make one there"):
+            pickle.dumps(c)
+    a = capmonster.AsyncClient(key, base_url=emulator.url, proxy=False)
+    with pytest.raises(TypeError, match="make one there"):
+        pickle.dumps(a)
+    a.close()

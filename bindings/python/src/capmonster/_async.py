@@ -406,6 +406,9 @@ class AsyncClient:
         """Whether the client is closed."""
         return self._client.closed
 
+    def __reduce__(self) -> Any:
+        raise TypeError("capmonster: an AsyncClient cannot be pickled (sent to another process): make one there")
+
     async def __aenter__(self) -> "AsyncClient":
         return self
 

@@ -573,6 +573,10 @@ class Client:
         """Whether ``close`` was called."""
         return self._handle.ptr is None or self._handle.closing
 
+    def __reduce__(self) -> Any:
+        # The library's client lives in this process: a copy elsewhere could not reach it.
+        raise TypeError("capmonster: a Client cannot be pickled (sent to another process): make one there")
+
     def __enter__(self) -> "Client":
         return self
 
