@@ -180,3 +180,19 @@ async def test_get_user_agent_when_the_library_has_it(emulator, key):
         return
     async with async_client(emulator, key, user_agent_url=emulator.url + "/useragent") as c:
         assert (await c.get_user_agent()).startswith("Mozilla/5.0")
+
+
+@pytest.mark.asyncio
+async def test_a_client_closed_on_another_thread_leaves_the_loop_to_the_next(emulator, key):
+    loop = asyncio.get_running_loop()
+    slow = emulator.task(solve_after_ms=60000)
+    for _ in range(3):  # each new waiter's descriptor is likely the old one's number
+        c = async_client(emulator, key)
+        waits = [asyncio.ensure_future(c.wait_result(slow, first_delay=0, interval=0.05)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await loop.run_in_executor(None, c.close)
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        assert all(isinstance(o, capmonster.CallCancelledError) for o in outcomes), outcomes
+    async with async_client(emulator, key) as fresh:
+        result = await asyncio.wait_for(fresh.solve(IMAGE_TASK), 10)
+        assert result.solution == {"text": "answer"}

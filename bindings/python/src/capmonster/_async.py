@@ -44,6 +44,10 @@ _NEXT_TIMEOUT_MS = 1000
 # that the lock it holds never keeps the loop's own callback waiting for long.
 _DRAIN_STEP_MS = 20
 
+# How long a client closing on another thread waits for a running loop to stop watching the
+# waiter's descriptor.
+_UNWATCH_WAIT_S = 1.0
+
 _TIMEOUT = 4  # CM_ERR_TIMEOUT from cm_waiter_next: none finished yet
 _CANCELLED = 8  # CM_ERR_CANCELLED from cm_waiter_next: shut down and drained
 
@@ -153,18 +157,35 @@ class _LoopWaiter:
                     self._hand_over(tag, outcome)
                 elif code != _TIMEOUT:
                     break
-            if _running_loop() is self.loop:
-                self._stop_watching()
-            elif not self.loop.is_closed():
-                try:
-                    self.loop.call_soon_threadsafe(self._stop_watching)
-                except RuntimeError:
-                    pass
+            self._unwatch()
         if self.loop.is_closed():
             self.waits.clear()  # nobody awaits the waits of a closed loop
         with self.lock:
             ptr, self.ptr = self.ptr, None
         lib.cm_waiter_free(ptr)
+
+    def _unwatch(self) -> None:
+        """Stops the loop watching the descriptor before the waiter (and the descriptor) is
+        freed: a descriptor number reused afterwards (another waiter's) must not find this
+        one's reader still registered, nor lose its own to a late removal."""
+        if self.fd < 0 or self.loop.is_closed():
+            return
+        if _running_loop() is self.loop or not self.loop.is_running():
+            self._stop_watching()
+            return
+        done = threading.Event()
+
+        def stop() -> None:
+            self._stop_watching()
+            done.set()
+
+        try:
+            self.loop.call_soon_threadsafe(stop)
+        except RuntimeError:  # closed meanwhile
+            return
+        # Bounded: a loop that does not come back to its callbacks within this time is stuck,
+        # and its descriptor is dropped from epoll when the library closes it.
+        done.wait(_UNWATCH_WAIT_S)
 
     def _stop_watching(self) -> None:
         if self.fd >= 0:
