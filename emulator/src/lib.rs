@@ -14,7 +14,8 @@
 //! The HTTP interface (step JSON forms, control endpoints, CLI) is described in README.md.
 //!
 //! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 512 simultaneous
-//! connections (more are accepted and closed at once), connections idle for 60 s are
+//! connections unless [`Config::max_connections`] says otherwise (more are accepted and
+//! closed at once), connections idle for 60 s are
 //! closed, ≤ 1,000,000 tasks (then createTask answers ERROR_NO_SLOT_AVAILABLE),
 //! ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
 //! ≤ 1 GiB.
@@ -53,7 +54,7 @@ pub use api::{
     is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
     STAMP_FIELD,
 };
-pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEAD_BYTES};
+pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES};
 pub use script::{
     Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
     MIN_OVERSIZE_BYTES,
@@ -87,6 +88,10 @@ pub struct Config {
     /// benchmarks that measure how long a client takes to hand a ready answer on
     /// (default false).
     pub stamp_ready: bool,
+    /// Most connections served at once; further ones are accepted and closed at once
+    /// (default [`MAX_CONNECTIONS`]; 1 to [`MAX_CONNECTIONS_LIMIT`], a thread each). Raised
+    /// for benchmarks of clients that open a connection per request.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -101,6 +106,7 @@ impl Default for Config {
             first_task_id: 1000,
             answer_delay: Duration::ZERO,
             stamp_ready: false,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -123,7 +129,8 @@ impl Emulator {
     pub fn start_on(addr: SocketAddr, config: Config) -> io::Result<Emulator> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config))));
+        let max_connections = config.max_connections;
+        let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config)), max_connections));
         let accept_thread = http::spawn_accept_loop(listener, Arc::clone(&server))?;
         Ok(Emulator { server, addr, accept_thread: Some(accept_thread) })
     }

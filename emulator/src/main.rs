@@ -7,7 +7,8 @@ use std::time::Duration;
 use std::{env, fs, io::Write};
 
 use capmonster_emulator::{
-    is_api_method, Config, Emulator, ScriptEntry, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES, MAX_PAUSE_MS,
+    is_api_method, Config, Emulator, ScriptEntry, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES, MAX_CONNECTIONS_LIMIT,
+    MAX_PAUSE_MS,
 };
 
 const USAGE: &str = "\
@@ -37,6 +38,8 @@ options:
   --stamp-ready        ready answers carry \"emulatorSentAtUs\": \"<20 digits>\" in their
                        solution: the wall clock (µs since the Unix epoch) just before
                        the answer was written
+  --max-connections N  serve at most N connections at once, more are closed at once
+                       (default 512, at most 16384: a thread each)
   --verbose            log one line per request to stderr
   --help               print this help
 
@@ -83,7 +86,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             "--stamp-ready" => options.config.stamp_ready = true,
             "--port" | "--bind" | "--client-key" | "--solve-after-ms" | "--balance" | "--first-task-id"
             | "--script" | "--port-file" | "--answer-delay-ms" | "--revoked-key" | "--address-ban"
-            | "--banned-proxy" => {
+            | "--banned-proxy" | "--max-connections" => {
                 let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
                 let bad = || format!("bad value for {flag}");
                 match flag.as_str() {
@@ -124,6 +127,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                             return Err(format!("--answer-delay-ms must be at most {MAX_PAUSE_MS}"));
                         }
                         options.config.answer_delay = Duration::from_millis(ms);
+                    }
+                    "--max-connections" => {
+                        let n: usize = value.parse().map_err(|_| bad())?;
+                        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&n) {
+                            return Err(format!("--max-connections must be 1 to {MAX_CONNECTIONS_LIMIT}"));
+                        }
+                        options.config.max_connections = n;
                     }
                     _ => options.port_file = Some(PathBuf::from(value)),
                 }
@@ -262,6 +272,12 @@ mod tests {
         let Ok(Parsed::Run(o)) = parse(&[]) else { panic!("should parse") };
         assert_eq!((o.config.answer_delay, o.config.stamp_ready), (Duration::ZERO, false));
         for bad in [&["--answer-delay-ms"][..], &["--answer-delay-ms", "600001"], &["--answer-delay-ms", "-1"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(o.config.max_connections, capmonster_emulator::MAX_CONNECTIONS);
+        let Ok(Parsed::Run(o)) = parse(&["--max-connections", "16384"]) else { panic!("should parse") };
+        assert_eq!(o.config.max_connections, MAX_CONNECTIONS_LIMIT);
+        for bad in [&["--max-connections", "0"][..], &["--max-connections", "16385"], &["--max-connections"]] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -171,3 +171,28 @@ fn short_delays_are_kept_precisely() {
     let scripted = fastest(&mut conn, "/getTaskResult", r#"{"taskId":3}"#, 2 * delay);
     assert!(scripted < 2 * delay + Duration::from_millis(4), "{scripted:?}");
 }
+
+#[test]
+fn max_connections_bounds_the_connections_served_at_once() {
+    let em = Emulator::start(Config { max_connections: 3, ..Config::default() }).unwrap();
+    let mut open: Vec<Conn> = (0..3).map(|_| Conn::open(em.port())).collect();
+    for conn in &mut open {
+        assert_eq!(conn.request("POST", "/getBalance", r#"{"clientKey":"k"}"#).status, 200);
+    }
+    // A fourth, while three are open: accepted and closed at once.
+    let mut fourth = Conn::open(em.port());
+    assert!(fourth.closed_by_server());
+    // One closed: a new one is served.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut conn = Conn::open(em.port());
+        conn.send("POST", "/getBalance", r#"{"clientKey":"k"}"#);
+        if let Some(resp) = conn.try_read() {
+            assert_eq!(resp.status, 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no connection served after one closed");
+        thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The Python binding against the official client (capmonstercloudclient, pinned), side by side
+# on one emulator, and the binding alone at scale. Prints a Markdown table (bench/python/
+# results.md has a run's).
+#
+#   bench/python/run.sh                 1,000 solves each, then 10,000 and 100,000 waits
+#   PY_BENCH_SOLVES="1000 10000" PY_BENCH_WAITS="10000" bench/python/run.sh
+#
+# Solves: N at once on one event loop, each createTask then polling on the official
+# ImageToText schedule (both clients use the same one: 350 ms, then every 200 ms, 10 s in all);
+# the emulator readies a task 2 s after its creation and serves up to 16,384 connections at
+# once (the official client opens one per request), so the server is not what fails.
+# Waits (the binding alone): N concurrent wait_result on tasks the emulator made at once,
+# ready after 2 s, first poll at 2.5 s, then every 20 s.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+need_deps bench-python
+build_release
+venv=$REPO_ROOT/target/python/bench
+SOLVES=${PY_BENCH_SOLVES:-1000}
+WAITS=${PY_BENCH_WAITS:-10000 100000}
+
+# This package as a wheel, installed into the benchmark's environment.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-bench-python.XXXXXX")
+at_exit rm -rf "$tmp"
+cp -r bindings/python "$tmp/src"
+rm -rf "$tmp/src/build" "$tmp/src/src/"*.egg-info
+(cd "$tmp/src" && CAPMONSTER_WHEEL_LIBRARY=$REPO_ROOT/target/release/libcapmonster.so \
+    "$venv/bin/pip" wheel --quiet --disable-pip-version-check --no-build-isolation --no-deps -w "$tmp/dist" .)
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-index --no-deps --force-reinstall "$tmp"/dist/*.whl
+private_budget
+start_emulator --solve-after-ms 2000 --max-connections 16384
+
+reset() { curl -sf -X POST "$EMULATOR_URL/_emulator/reset" >/dev/null; }
+rows=()
+run_case() { # label n command...
+    local label=$1 n=$2 row
+    shift 2
+    reset
+    echo "== $label, $n" >&2
+    timeout 900 "$@" >"$tmp/out" || { echo "$label $n: exit status $?" >&2; : >"$tmp/out"; }
+    # The counters name every task: a file, not an argument.
+    curl -sf "$EMULATOR_URL/_emulator/stats" >"$tmp/stats"
+    row=$(/usr/bin/python3 - "$label" "$n" "$tmp/out" "$tmp/stats" <<'PY'
+import json, sys
+label, n = sys.argv[1], int(sys.argv[2])
+text = open(sys.argv[3]).read().strip()
+stats = json.load(open(sys.argv[4]))
+requests = stats["methods"].get("createTask", 0) + stats["methods"].get("getTaskResult", 0)
+if not text:
+    print(f"| {label} | {n:,} | failed | | | | | {stats['connections']:,} | {requests / n:.2f} | |")
+    sys.exit()
+out = json.loads(text)
+failures = ", ".join(f"{k}: {v:,}" for k, v in out["failures"].items()) or "none"
+late = out["lateness_ms"]
+print(f"| {label} | {n:,} | {out['right']:,} ({failures}) | {out['wall_s']:.2f} s | {out['cpu_s']:.2f} s"
+      f" ({out['cpu_s'] / n * 1000:.2f} ms) | {out['peak_rss_mib']:.0f} MiB | {out['threads_peak']:,}"
+      f" | {stats['connections']:,} | {requests / n:.2f} | {late[0]:.0f} / {late[1]:.0f} / {late[2]:.0f} |")
+PY
+)
+    echo "$row" >&2
+    rows+=("$row")
+}
+
+for n in $SOLVES; do
+    run_case "libcapmonster solve" "$n" "$venv/bin/python" bench/python/bench.py solve libcapmonster "$n" "$EMULATOR_URL" 2000
+    run_case "capmonstercloudclient 4.3.1" "$n" "$venv/bin/python" bench/python/bench.py solve official "$n" "$EMULATOR_URL" 2000
+done
+for n in $WAITS; do
+    run_case "libcapmonster wait_result" "$n" "$venv/bin/python" bench/python/bench.py wait "$n" "$EMULATOR_URL" 2000 2500 20000
+done
+reset
+echo "== cancels" >&2
+cancels=$(timeout 300 "$venv/bin/python" bench/python/bench.py cancel 1000 "$EMULATOR_URL")
+
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPUs, $("$venv/bin/python" --version), libcapmonster $(git rev-parse --short HEAD)"
+echo
+echo "| client | n | right (failures) | wall | CPU (per solve) | peak RSS | OS threads, peak | connections | requests per solve | lateness p50 / p99 / max ms |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "Cancels of 1,000 waits polling every 50 ms, one at a time (task.cancel() to ...): $cancels"
