@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "capmonster.h"
+#include "emulator_http.h"
 #include "proc_status.h"
 
 #define KEY "bench-key"
@@ -72,45 +73,9 @@ static void sleep_ms(double ms) {
 static char g_url[256];
 static int g_port;
 
-/* Sends one request; returns the body (malloc'd, NUL-terminated) and sets *status, or NULL. */
+/* One request to the emulator (emulator_http.h). */
 static char *emu(const char *method, const char *path, const char *body, int *status) {
-    *status = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return NULL;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return NULL;
-    }
-    size_t blen = body ? strlen(body) : 0;
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: emulator\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = 0;
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (!sep || sscanf(buf, "HTTP/1.%*d %d", status) != 1) {
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, sep + 4, len - (size_t)(sep + 4 - buf) + 1);
-    return buf;
+    return emulator_request(g_port, method, path, body, status);
 }
 
 /* The integer after "key": in a JSON text; -1 when absent. */

@@ -42,10 +42,10 @@
 #include <unistd.h>
 
 #include "capmonster.h"
+#include "emulator_http.h"
 
 #define NEXT_TIMEOUT_MS 60000 /* no wait out for this long is a hang */
 #define MAX_THREADS 256
-#define MAX_ANSWER (16 << 20) /* the stats of 100,000 tasks are about 1.5 MiB */
 #define TASK_JSON "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\"}"
 
 static double clock_ms(clockid_t id) {
@@ -75,46 +75,9 @@ static void set_url(const char *url) {
     }
 }
 
-/* Sends one request; returns the body (malloc'd, NUL-terminated, cut at MAX_ANSWER) and sets
- * *status, or NULL. */
+/* One request to the emulator (emulator_http.h). */
 static char *emu(const char *method, const char *path, const char *body, int *status) {
-    *status = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return NULL;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return NULL;
-    }
-    size_t blen = body ? strlen(body) : 0;
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: emulator\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (len + 4096 > cap && cap < MAX_ANSWER) buf = realloc(buf, cap *= 2);
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = 0;
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (!sep || sscanf(buf, "HTTP/1.%*d %d", status) != 1) {
-        free(buf);
-        return NULL;
-    }
-    memmove(buf, sep + 4, len - (size_t)(sep + 4 - buf) + 1);
-    return buf;
+    return emulator_request(g_port, method, path, body, status);
 }
 
 /* ---- the calls and their outcomes ----------------------------------------------------------- */

@@ -317,35 +317,28 @@ impl Budget {
         shared: &RwLock<Option<Shared>>,
         op: impl FnOnce(&crate::budget::file::BudgetFile) -> std::io::Result<T>,
     ) -> Option<T> {
-        let failed = {
-            let current = read(shared);
-            let file = &current.as_ref()?.file;
-            if !file.opened_here() {
-                drop(current);
-                self.reopen(shared);
-                return self.with_opened(shared, op);
-            }
-            match op(file) {
-                Ok(value) => return Some(value),
-                Err(error) => (error, file.path().display().to_string()),
-            }
-        };
-        self.give_up(shared, failed);
-        None
+        self.with_file(shared, op, true)
     }
 
-    /// [`with_shared`](Budget::with_shared) after a reopen: no second reopen.
+    /// [`with_shared`](Budget::with_shared), reopening the file first in a forked child when
+    /// `may_reopen` (once: after a reopen it is called with `false`).
     #[cfg(any(unix, windows))]
-    fn with_opened<T>(
+    fn with_file<T>(
         &self,
         shared: &RwLock<Option<Shared>>,
         op: impl FnOnce(&crate::budget::file::BudgetFile) -> std::io::Result<T>,
+        may_reopen: bool,
     ) -> Option<T> {
         let failed = {
             let current = read(shared);
             let file = &current.as_ref()?.file;
             if !file.opened_here() {
-                return None;
+                if !may_reopen {
+                    return None;
+                }
+                drop(current);
+                self.reopen(shared);
+                return self.with_file(shared, op, false);
             }
             match op(file) {
                 Ok(value) => return Some(value),
