@@ -61,6 +61,7 @@ impl Pending {
         if let (Some(cancel), Some(key)) = (&self.cancel, self.watch) {
             cancel.unwatch(key);
         }
+        self.polling.log_end(&report);
         self.inbox.deliver(Finished { tag: self.tag, task_id: self.polling.task_id(), report });
     }
 
@@ -148,6 +149,11 @@ impl Engine {
         let engine = Arc::new(Engine { shared, _listening: crate::budget::guard::listen(listener) });
         *slot = Arc::downgrade(&engine);
         engine
+    }
+
+    /// The client whose waits this engine drives.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
     }
 
     /// Queues a wait; never blocks on the network. The wait reports to `inbox`.
