@@ -57,11 +57,11 @@ impl Pending {
     }
 
     /// Hands the outcome to the waiter's inbox. Call without the engine lock.
-    fn finish(self, report: crate::client::Report<crate::api::answer::TaskState>) {
+    fn finish(mut self, report: crate::client::Report<crate::api::answer::TaskState>) {
         if let (Some(cancel), Some(key)) = (&self.cancel, self.watch) {
             cancel.unwatch(key);
         }
-        self.polling.log_end(&report);
+        self.polling.end(&report);
         self.inbox.deliver(Finished { tag: self.tag, task_id: self.polling.task_id(), report });
     }
 

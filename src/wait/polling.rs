@@ -71,7 +71,7 @@ pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&
         Err(error) => return CallStats::default().report(Err(error)),
     };
     let report = run(client, &mut polling, cancel);
-    polling.log_end(&report);
+    polling.end(&report);
     report
 }
 
@@ -189,14 +189,18 @@ pub(crate) struct Polling {
     schedule: Schedule,
     last: Last,
     stats: CallStats,
-    /// The client's counters: the wait is pending from its start until this is dropped.
+    /// The client's counters: the wait is pending from its start until [`end`](Polling::end)
+    /// or its drop (a waiter freed with waits pending).
     counters: Arc<Counters>,
+    counted_finished: bool,
     started: Instant,
 }
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        crate::client::stats::bump(&self.counters.waits_finished);
+        if !self.counted_finished {
+            crate::client::stats::bump(&self.counters.waits_finished);
+        }
     }
 }
 
@@ -217,6 +221,7 @@ impl Polling {
         });
         Ok(Polling {
             counters: Arc::clone(&client.counters),
+            counted_finished: false,
             started: now,
             task_id,
             deadline: now + schedule.timeout,
@@ -232,8 +237,13 @@ impl Polling {
         self.task_id
     }
 
-    /// The `wait.end` line: the wait's outcome, requests and time.
-    pub fn log_end(&self, report: &Report<TaskState>) {
+    /// The wait is over: counted finished (before its report is handed out, so that a
+    /// caller holding the report sees it counted) and the `wait.end` line logged with its
+    /// outcome, requests and time.
+    pub fn end(&mut self, report: &Report<TaskState>) {
+        if !std::mem::replace(&mut self.counted_finished, true) {
+            crate::client::stats::bump(&self.counters.waits_finished);
+        }
         let level = if report.result.is_ok() { Level::Info } else { Level::Warn };
         log::log(level, "wait.end", || {
             let outcome = match &report.result {
