@@ -93,7 +93,7 @@ fn a_wait_logs_each_step_and_never_the_key() {
 
 #[test]
 fn the_budget_and_the_guard_say_why_nothing_was_sent() {
-    let (_turn, lines) = catch_lines(Level::Warn);
+    let (_turn, lines) = catch_lines(Level::Info);
     let emulator = emulator();
     let task_id = emulator.add_task("ImageToTextTask");
     emulator.script_task(task_id, vec![Step::processing(); 120]);
@@ -115,6 +115,9 @@ fn the_budget_and_the_guard_say_why_nothing_was_sent() {
     assert_eq!(refused, 2, "{:?}", events(&lines));
     assert_eq!(stopped.stats().guard_refusals, 2);
     stopped.end_stops();
+    let seen = events(&lines);
+    assert_eq!(seen.iter().filter(|event| *event == "guard.stop").count(), 1, "{seen:?}");
+    assert!(seen.contains(&"guard.end".to_owned()), "{seen:?}");
     assert_clean(&lines, &["log-budget-SECRET-key", revoked]);
 }
 

@@ -388,6 +388,9 @@ impl Client {
             if let Some(answer) = api.code.as_deref().and_then(FinalAnswer::from_code) {
                 let at_unix = guard::now_ms() / 1000;
                 budget::global().disown(key, task_id, Disowned { answer, at_unix });
+                log::log(Level::Info, "task.disowned", || {
+                    format!("task {task_id}: the service's final answer is kept, and given here to every later ask")
+                });
             }
         }
         // Kept whatever the outcome: the call's report carries it either way.
