@@ -95,7 +95,7 @@ impl Counters {
     pub fn answered<T>(&self, result: &Result<T, Error>, processing: bool) -> &'static str {
         let (counter, class) = match result {
             Ok(_) if processing => (&self.answers_processing, "processing"),
-            Ok(_) => (&self.answers_ready, "ready"),
+            Ok(_) => (&self.answers_ready, "ok"),
             Err(error) => match error.code {
                 Code::Api => (&self.answers_api_error, "api-error"),
                 Code::HttpStatus => (&self.answers_http_error, "http-error"),
@@ -108,9 +108,12 @@ impl Counters {
         class
     }
 
-    /// [`answered`](Counters::answered) for a getTaskResult.
+    /// [`answered`](Counters::answered) for a getTaskResult, whose success is "ready".
     pub fn answered_task(&self, result: &Result<TaskState, Error>) -> &'static str {
-        self.answered(result, matches!(result, Ok(TaskState::Processing)))
+        match self.answered(result, matches!(result, Ok(TaskState::Processing))) {
+            "ok" => "ready",
+            class => class,
+        }
     }
 
     pub fn snapshot(&self, connections_opened: u64, requests_in_flight: u64) -> Stats {
