@@ -9,7 +9,7 @@
 //!   its message is never formatted;
 //! - the sink is called on the thread that logs (a caller's, or a waiter's worker), outside any
 //!   lock of the library: a slow sink slows that thread only; a panicking sink is caught here,
-//!   counted ([`sink_panics`]), and the call goes on. A sink may replace or remove itself (or
+//!   counted ([`sink_panics`](crate::log::sink_panics)), and the call goes on. A sink may replace or remove itself (or
 //!   log) from inside; it must not make a blocking call into the library that waits for the
 //!   thread it runs on (e.g. a wait on the waiter whose worker called it).
 //!
