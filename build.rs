@@ -148,6 +148,12 @@ fn with_calling_convention(header: &str, names: &[String]) -> String {
     for (name, count) in names.iter().zip(found) {
         assert_eq!(count, 1, "{name}: found {count} declarations in the header, expected 1");
     }
+    // A function pointer type (the log callback) is called with the same convention:
+    // `typedef void (CM_CALL *cm_log_callback)(...)`.
+    let lines: Vec<String> = lines
+        .into_iter()
+        .map(|line| if line.starts_with("typedef") { line.replacen("(*", "(CM_CALL *", 1) } else { line })
+        .collect();
     let mut out = lines.join("\n");
     if header.ends_with('\n') {
         out.push('\n');

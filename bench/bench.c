@@ -18,6 +18,10 @@
  *     creation, calls cm_wait_result with that schedule and prints
  *     WAIT late_ms=.. requests=.. code=.. create_ms=..
  *
+ * BENCH_LOG_LEVEL=1..5 (bench_lib): a log callback set at that level (CM_LOG_ERROR .. CM_LOG_TRACE)
+ * that counts its lines (atomically: any thread may call it), for the cost of a call with a
+ * callback set (run.sh --log); the count goes to stderr at the end.
+ *
  * BENCH_CURL_SPLIT=1 (diagnostic, bench_curl): the body goes through a read callback, which
  * libcurl writes after the head in a second send, as ureq 3 does; see run.sh --profile.
  *
@@ -78,9 +82,20 @@ static pthread_barrier_t g_start, g_done;
 #if defined(CONTENDER_LIB)
 
 static cm_client *g_client;
+static unsigned long g_log_lines;
+
+static void CM_CALL count_line(void *user_data, cm_log_level level, const char *event, const char *message) {
+    (void)user_data, (void)level, (void)event, (void)message;
+    __atomic_add_fetch(&g_log_lines, 1, __ATOMIC_RELAXED);
+}
 
 static void setup_shared(void) {
     cm_client *c = NULL;
+    const char *log_level = getenv("BENCH_LOG_LEVEL");
+    if (log_level != NULL && cm_set_log_callback(atoi(log_level), count_line, NULL) != CM_OK) {
+        fprintf(stderr, "bench_lib: BENCH_LOG_LEVEL=%s is not a level (1..5)\n", log_level);
+        exit(2);
+    }
     if (cm_client_new(KEY, &c, NULL) != CM_OK || cm_client_set_base_url(c, g_url, NULL) != CM_OK ||
         cm_client_set_proxy(c, NULL, NULL) != CM_OK) {
         fprintf(stderr, "bench_lib: cannot set up the client for %s\n", g_url);
@@ -91,7 +106,10 @@ static void setup_shared(void) {
 
 static void setup_worker(worker *w) { (void)w; }
 static void teardown_worker(worker *w) { (void)w; }
-static void teardown_shared(void) { cm_client_free(g_client); }
+static void teardown_shared(void) {
+    cm_client_free(g_client);
+    if (getenv("BENCH_LOG_LEVEL") != NULL) fprintf(stderr, "bench_lib: %lu log lines\n", g_log_lines);
+}
 
 /* One getTaskResult; 0 when the answer was the expected "processing". */
 static int one_call(worker *w, int64_t task_id) {

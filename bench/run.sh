@@ -4,6 +4,7 @@
 #
 #   bench/run.sh             the comparison table (also written to bench/results.md)
 #   bench/run.sh --profile   callgrind, allocations and system calls per call (lib vs curl)
+#   bench/run.sh --log       the single call's cost with a log callback set and without
 #
 # Environment: BENCH_CALLS (calls per run, default 20000), BENCH_REPS (runs per contender and
 # case, default 5; the median is reported), BENCH_PROFILE_CALLS (default 3000).
@@ -21,8 +22,9 @@ MODE=table
 case "${1:-}" in
   "") ;;
   --profile) MODE=profile ;;
-  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--profile]" >&2; exit 2 ;;
+  --log) MODE=log ;;
+  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--profile|--log]" >&2; exit 2 ;;
 esac
 
 log() { echo "bench: $*" >&2; }
@@ -127,6 +129,42 @@ run_one() { # case contender threads client_cpus [name to record instead of the 
 tcp_segments() { awk '$1 == "Tcp:" { if (!c) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") c = i } else { print $c; exit } }' /proc/net/snmp; }
 # nginx's time on CPU so far, in ns
 server_cpu_ns() { awk '{ print $1 }' "/proc/$NGINX_PID/schedstat" 2>/dev/null || echo 0; }
+
+# ---- log mode: a call's cost with a log callback ----------------------------------------------
+if [ "$MODE" = log ]; then
+  L=$OUT/log-cost.txt
+  : >"$L"
+  say() { echo "$*" | tee -a "$L"; }
+  say "# cm_get_task_result on $URL (nginx), one thread, client and server on CPU 0: median of $REPS runs of"
+  say "# $CALLS calls; Ir/call from callgrind over $PROFILE_CALLS calls (bench.c's BENCH_LOG_LEVEL callback counts lines)"
+  say ""
+  say "| callback | µs/call | Ir/call | log lines/call |"
+  say "|---|---|---|---|"
+  taskset -p -c 0 "$NGINX_PID" >/dev/null
+  for level in none 1 4 5; do
+    env=(); [ "$level" = none ] || env=(BENCH_LOG_LEVEL="$level")
+    times=()
+    for rep in $(seq 1 "$REPS"); do
+      fresh_budget
+      line=$(env "${env[@]}" taskset -c 0 "$OUT/bench_lib" run "$URL" 1 "$CALLS" "$WARMUP" 2>"$TMP/log.stderr") \
+        || { cat "$TMP/log.stderr" >&2; exit 1; }
+      times+=("$(echo "$line" | field us_per_call)")
+    done
+    median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    fresh_budget
+    env "${env[@]}" valgrind --tool=callgrind --collect-atstart=no --toggle-collect=measured_loop \
+      --callgrind-out-file="$TMP/callgrind.log.out" "$OUT/bench_lib" run "$URL" 1 "$PROFILE_CALLS" 20 \
+      >/dev/null 2>"$TMP/log.cg.stderr" || { cat "$TMP/log.cg.stderr" >&2; exit 1; }
+    ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$TMP/callgrind.log.out")
+    lines=$(sed -n 's/.*bench_lib: \([0-9]*\) log lines.*/\1/p' "$TMP/log.cg.stderr")
+    case $level in none) name="none" ;; 1) name="set, CM_LOG_ERROR (no line taken)" ;;
+                   4) name="set, CM_LOG_DEBUG" ;; 5) name="set, CM_LOG_TRACE" ;; esac
+    say "| $name | $median | $(( ir / PROFILE_CALLS )) | $(awk -v l="${lines:-0}" -v n=$(( PROFILE_CALLS + 20 )) 'BEGIN { printf "%.1f", l / n }') |"
+  done
+  taskset -p -c "$ALL_CPUS" "$NGINX_PID" >/dev/null
+  log "written to $L"
+  exit 0
+fi
 
 # ---- profile mode ------------------------------------------------------------------------------
 if [ "$MODE" = profile ]; then

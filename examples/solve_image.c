@@ -69,6 +69,19 @@ static int fail(const char *what, cm_code code, const cm_result *result) {
     return 1;
 }
 
+/* What the client did, from its counters (cm_client_get_stats). */
+static void print_counters(const cm_client *client) {
+    cm_client_stats stats;
+    stats.size = sizeof stats;
+    if (cm_client_get_stats(client, &stats) != CM_OK) return;
+    printf("counters: %llu createTask and %llu getTaskResult requests; answers: %llu processing, %llu "
+           "successful; %llu retries; %llu connections opened; %llu bytes sent, %llu received\n",
+           (unsigned long long)stats.requests_create_task, (unsigned long long)stats.requests_get_task_result,
+           (unsigned long long)stats.answers_processing, (unsigned long long)stats.answers_ready,
+           (unsigned long long)stats.retries, (unsigned long long)stats.connections_opened,
+           (unsigned long long)stats.bytes_sent, (unsigned long long)stats.bytes_received);
+}
+
 int main(int argc, char **argv) {
     const char *key = getenv("CAPMONSTER_CLIENT_KEY");
     const char *base_url = getenv("CAPMONSTER_BASE_URL");
@@ -141,6 +154,7 @@ int main(int argc, char **argv) {
     printf("solution: %s\n", cm_result_solution_json(result));
     printf("text: %s\n", cm_result_solution_string(result, "text"));
     printf("requests: %u\n", cm_result_request_count(result));
+    print_counters(client);
 
 done:
     cm_result_free(result);

@@ -107,6 +107,72 @@ typedef struct cm_waiter cm_waiter;
 // renumbered; new codes are added at the end.
 typedef int32_t cm_code;
 
+// A log level: one of the CM_LOG_* values, most severe first.
+typedef int32_t cm_log_level;
+
+// Receives one log line: the `user_data` given to `cm_set_log_callback`, the line's level, a
+// stable event name ("request", "answer", "wait.start", ...: docs/logging.md lists them) and a
+// one-line message. Both strings live until the callback returns. Never contains the client key
+// or proxy credentials. Declared CM_CALL, like every function of the library (stdcall on 32-bit
+// Windows).
+typedef void (CM_CALL *cm_log_callback)(void *user_data,
+                                cm_log_level level,
+                                const char *event,
+                                const char *message);
+
+// A client's counters since it was created (`cm_client_stats`). Set `size` to
+// `sizeof(cm_client_stats)` before the call: the library fills the members that fit, so a
+// program built with this header keeps working with later libraries, whose struct only grows
+// at its end. Each counter is exact; read while calls run, two may differ by the calls in
+// flight.
+typedef struct {
+    // sizeof(cm_client_stats), set by the caller.
+    uint32_t size;
+    // 0; keeps the counters 8-byte aligned in every language.
+    uint32_t reserved;
+    // HTTP requests sent, per method (resends included).
+    uint64_t requests_get_task_result;
+    uint64_t requests_create_task;
+    uint64_t requests_get_balance;
+    uint64_t requests_report_incorrect_image;
+    uint64_t requests_report_incorrect_token;
+    uint64_t requests_get_user_agent;
+    // Answers saying the task is still processing.
+    uint64_t answers_processing;
+    // Successful answers: a ready task, a created task, a balance, a report taken, a
+    // User-Agent.
+    uint64_t answers_ready;
+    // Answers carrying the service's error (errorId != 0).
+    uint64_t answers_api_error;
+    // Answers with an HTTP error status (429, 5xx, ...).
+    uint64_t answers_http_error;
+    // Requests that got no answer: connection, TLS or proxy failures.
+    uint64_t answers_network_error;
+    // Requests that ran out of time.
+    uint64_t answers_timeout;
+    // Answers that could not be read, and requests cancelled in flight.
+    uint64_t answers_other;
+    // Requests sent again: on a stale pooled connection, and a wait's poll after a failed one.
+    uint64_t retries;
+    // getTaskResult requests refused by the budget of 120 per task (CM_ERR_BUDGET_EXHAUSTED).
+    uint64_t budget_refusals;
+    // Calls the account guard answered locally, with nothing sent.
+    uint64_t guard_refusals;
+    // TCP connections opened (the pool keeps them for reuse and does not say how many it has
+    // closed since, so the number open now is not known).
+    uint64_t connections_opened;
+    // Requests in flight now, each on a connection of its own.
+    uint64_t requests_in_flight;
+    // Waits started (cm_wait_result, cm_waiter_add) and not finished yet.
+    uint64_t waits_pending;
+    // Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
+    uint64_t waits_finished;
+    // Bytes of request bodies sent (HTTP heads not counted).
+    uint64_t bytes_sent;
+    // Bytes of answer bodies received (HTTP heads not counted).
+    uint64_t bytes_received;
+} cm_client_stats;
+
 // How `cm_wait_result` polls. Always start from `cm_wait_options_init` or
 // `cm_wait_options_for_task_type`, then change what you need.
 typedef struct {
@@ -164,6 +230,21 @@ typedef struct {
 // A bug in the library (a caught panic). Please report it.
 #define CM_ERR_INTERNAL 9
 
+// A call failed in a way the program should see (network, TLS, proxy).
+#define CM_LOG_ERROR 1
+
+// Something was refused or stopped here: the budget, the account guard, a wait that failed.
+#define CM_LOG_WARN 2
+
+// A wait's start, retries and end; the service's errors.
+#define CM_LOG_INFO 3
+
+// Each request sent (method, task, attempt, new or reused connection, time) and its answer.
+#define CM_LOG_DEBUG 4
+
+// Everything, also each request's count in the budget.
+#define CM_LOG_TRACE 5
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -186,6 +267,21 @@ const char *CM_CALL cm_api_error_kind(const char *api_error_code);
 // (e.g. "ERROR_NO_SUCH_CAPCHA_ID"); NULL past the last. Every one is its own
 // `cm_api_error_kind`. Static storage: never free it.
 const char *CM_CALL cm_api_error_glossary(uint32_t index);
+
+// Sends the library's log lines of `level` and above (CM_LOG_ERROR .. CM_LOG_TRACE) to
+// `callback`, with `user_data`; a NULL `callback` removes the one set (nothing is logged
+// then, also not what CAPMONSTER_LOG asked for). Process-wide; replaces the previous callback
+// at once and safely while other threads call the library: a line being logged meanwhile goes
+// to the old callback or the new one. After this returns the old callback may still finish a
+// line already started on another thread.
+//
+// The callback runs on the thread that logs (the caller's, or a waiter's worker), outside the
+// library's locks, and may be called from many threads at once. It may log elsewhere, call
+// cm_set_log_callback (also to remove itself) and any non-blocking function; it must not wait
+// for the library (a blocking call on the client or waiter whose thread it runs on could wait
+// for itself). A slow callback slows only the thread it runs on. Returns CM_OK, or
+// CM_ERR_INVALID_ARGUMENT for a level outside CM_LOG_ERROR .. CM_LOG_TRACE (nothing changes).
+cm_code CM_CALL cm_set_log_callback(cm_log_level level, cm_log_callback callback, void *user_data);
 
 // Creates a client for `client_key` (your account key), talking to
 // <https://api.capmonster.cloud> with the environment's proxy settings (curl's rules; a
@@ -249,6 +345,11 @@ cm_code CM_CALL cm_client_end_stops(cm_client *client, cm_result **out_result);
 // Frees the caller's reference to a client; its connections close when no waiter still uses
 // it. NULL is fine.
 void CM_CALL cm_client_free(cm_client *client);
+
+// Fills `*stats` with the client's counters (see cm_client_stats; set `stats->size` first).
+// Cheap: no lock, nothing sent. CM_ERR_INVALID_ARGUMENT for a NULL argument or a `size`
+// below 8 (nothing written).
+cm_code CM_CALL cm_client_get_stats(const cm_client *client, cm_client_stats *stats);
 
 // Creates a token, not triggered, in `*out_cancel`. Free it with `cm_cancel_free`.
 cm_code CM_CALL cm_cancel_new(cm_cancel **out_cancel);

@@ -7,8 +7,8 @@ module's `#If Win64` branches evaluated both ways) it fails when:
     prototype; a Declare lacks PtrSafe, uses an Alias or another Lib than capmonster.dll;
   - the argument count differs; a parameter's passing is not exactly the C one: a value is
     ByVal of the same width and kind (int32 Long, int64 LongLong or, on 32-bit, Currency,
-    size_t LongPtr, double Double); a string (`const char *`) or an opaque handle is ByVal
-    LongPtr; an out-parameter (`T **`, `int64_t *`, `double *`) is ByRef of the pointee's type;
+    size_t LongPtr, double Double); a string (`const char *`), an opaque handle or an address
+    (`void *`, a callback) is ByVal LongPtr; an out-parameter (`T **`, `int64_t *`, `double *`) is ByRef of the pointee's type;
     a struct pointer is ByRef of the matching Type; String, Any, Variant, implicit ByRef and
     Optional are refused;
   - the return kind differs (void is a Sub; a pointer LongPtr; integers by width);
@@ -114,6 +114,10 @@ def parse_c(text, names=r"cm_\w+"):
     text = re.sub(r"typedef\s+struct\s*\{.*?\}\s*\w+\s*;", " ", text, flags=re.S)
     for m in re.finditer(r"typedef\s+struct\s+(\w+)\s+(\w+)\s*;", text):
         opaque.add(m.group(2))
+    # Function pointer types (the log callback): passed as a code address, like a `void *`.
+    callback_typedef = r"typedef\s+[^;()]*\(\s*(?:CM_CALL\s*)?\*\s*(\w+)\s*\)\s*\([^()]*\)\s*;"
+    callbacks = {m.group(1) for m in re.finditer(callback_typedef, text)}
+    text = re.sub(callback_typedef, " ", text)
     for m in re.finditer(r"typedef\s+(\w+)\s+(\w+)\s*;", text):
         aliases[m.group(2)] = m.group(1)
     for statement in text.split(";"):
@@ -127,7 +131,8 @@ def parse_c(text, names=r"cm_\w+"):
         if m.group(2) in functions:
             raise ValueError(f"the header declares {m.group(2)} twice")
         functions[m.group(2)] = (returns, params)
-    resolve = lambda t: CType(aliases.get(t.base, t.base), t.stars, t.const)  # noqa: E731
+    resolve = lambda t: (CType("void", t.stars + 1, False) if t.base in callbacks  # noqa: E731
+                         else CType(aliases.get(t.base, t.base), t.stars, t.const))
     for name, (returns, params) in functions.items():
         functions[name] = (resolve(returns), [(p, resolve(t)) for p, t in params])
     for name, fields in structs.items():
@@ -398,8 +403,10 @@ def check_param(function, index, c_name, ct, p, structs, opaque, types, bits, wh
     pointee = CType(ct.base, ct.stars - 1, ct.const)
     string = ct.stars == 1 and ct.base == "char"
     handle = ct.stars == 1 and ct.base in opaque
-    if string or handle or c_name in buffers:
-        what = "a string" if string else ("an opaque handle" if handle else "a buffer")
+    # `void *`: the log callback's address and its user data, both opaque to the library.
+    address = ct.stars == 1 and ct.base == "void"
+    if string or handle or address or c_name in buffers:
+        what = "a string" if string else ("an opaque handle" if handle else ("an address" if address else "a buffer"))
         if byref or p["type"].lower() != "longptr":
             problems.append(f"{label}: {what} is passed ByVal ... As LongPtr, not {'ByRef' if byref else 'ByVal'} "
                             f"{p['type']}")

@@ -43,7 +43,7 @@ z = zipfile.ZipFile(wheel)
 names = set(z.namelist())
 package = {n for n in names if not n.startswith("libcapmonster-")}
 want = {"capmonster/" + n for n in ["__init__.py", "_async.py", "_client.py", "_codes.py", "_errors.py",
-                                    "_native.py", "capmonster.dll", "py.typed"]}
+                                    "_log.py", "_native.py", "capmonster.dll", "py.typed"]}
 assert package == want, f"{tag}: the wheel's package differs: {sorted(package ^ want)}"
 assert z.read("capmonster/capmonster.dll") == open(dll, "rb").read(), f"{tag}: not dist's capmonster.dll"
 wheel_meta = next(n for n in names if n.endswith(".dist-info/WHEEL"))

@@ -40,7 +40,7 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 package = {n for n in names if not n.startswith("libcapmonster-")}
 want = {"capmonster/" + n for n in ["__init__.py", "_async.py", "_client.py", "_codes.py", "_errors.py",
-                                    "_native.py", "libcapmonster.so", "py.typed"]}
+                                    "_log.py", "_native.py", "libcapmonster.so", "py.typed"]}
 extra = package - want - {"capmonster/"}
 assert want <= package, f"missing from the wheel: {sorted(want - package)}"
 assert not extra, f"unexpected in the wheel: {sorted(extra)}"

@@ -14,6 +14,7 @@
 //! - [`net`]: endpoint and proxy rules, trust, name resolution, TCP, the cancels of a request in
 //!   flight, the cap on a client's connections, one HTTP exchange with its failures classified.
 //! - [`cancel`]: the cancellation token, which wakes sleepers and tells its watchers.
+//! - [`log`]: the process's log hook (levels, event names, one sink), used by every floor above.
 //! - [`api`]: the service's API as data, with no I/O: answer classification, the C return codes
 //!   (the one table the core's [`Code`] is built from), the error type, schedules, limits.
 //!
@@ -30,6 +31,8 @@ pub mod cancel;
 /// cbindgen:ignore
 pub mod client;
 pub mod ffi;
+/// cbindgen:ignore
+pub mod log;
 /// cbindgen:ignore
 pub mod net;
 /// cbindgen:ignore

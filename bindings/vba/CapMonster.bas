@@ -26,6 +26,71 @@ Public Const CM_ERR_BUDGET_EXHAUSTED As Long = 7
 Public Const CM_ERR_CANCELLED As Long = 8
 Public Const CM_ERR_INTERNAL As Long = 9
 
+' Log levels (cm_log_level), for cm_set_log_callback.
+Public Const CM_LOG_ERROR As Long = 1
+Public Const CM_LOG_WARN As Long = 2
+Public Const CM_LOG_INFO As Long = 3
+Public Const CM_LOG_DEBUG As Long = 4
+Public Const CM_LOG_TRACE As Long = 5
+
+' cm_client_stats: set Size = LenB(stats) before cm_client_get_stats. The counters are
+' uint64_t: LongLong on 64-bit, Currency on 32-bit (CmInt64Text shows one).
+#If Win64 Then
+Public Type CmClientStats
+    Size As Long
+    Reserved As Long
+    RequestsGetTaskResult As LongLong
+    RequestsCreateTask As LongLong
+    RequestsGetBalance As LongLong
+    RequestsReportIncorrectImage As LongLong
+    RequestsReportIncorrectToken As LongLong
+    RequestsGetUserAgent As LongLong
+    AnswersProcessing As LongLong
+    AnswersReady As LongLong
+    AnswersApiError As LongLong
+    AnswersHttpError As LongLong
+    AnswersNetworkError As LongLong
+    AnswersTimeout As LongLong
+    AnswersOther As LongLong
+    Retries As LongLong
+    BudgetRefusals As LongLong
+    GuardRefusals As LongLong
+    ConnectionsOpened As LongLong
+    RequestsInFlight As LongLong
+    WaitsPending As LongLong
+    WaitsFinished As LongLong
+    BytesSent As LongLong
+    BytesReceived As LongLong
+End Type
+#Else
+Public Type CmClientStats
+    Size As Long
+    Reserved As Long
+    RequestsGetTaskResult As Currency
+    RequestsCreateTask As Currency
+    RequestsGetBalance As Currency
+    RequestsReportIncorrectImage As Currency
+    RequestsReportIncorrectToken As Currency
+    RequestsGetUserAgent As Currency
+    AnswersProcessing As Currency
+    AnswersReady As Currency
+    AnswersApiError As Currency
+    AnswersHttpError As Currency
+    AnswersNetworkError As Currency
+    AnswersTimeout As Currency
+    AnswersOther As Currency
+    Retries As Currency
+    BudgetRefusals As Currency
+    GuardRefusals As Currency
+    ConnectionsOpened As Currency
+    RequestsInFlight As Currency
+    WaitsPending As Currency
+    WaitsFinished As Currency
+    BytesSent As Currency
+    BytesReceived As Currency
+End Type
+#End If
+
 ' cm_wait_options: start from cm_wait_options_init or cm_wait_options_for_task_type.
 ' Cancel is a cm_cancel handle or 0.
 Public Type CmWaitOptions
@@ -64,6 +129,12 @@ Public Declare PtrSafe Function cm_client_set_proxy Lib "capmonster.dll" (ByVal 
 Public Declare PtrSafe Function cm_client_set_ca_file Lib "capmonster.dll" (ByVal client As LongPtr, ByVal path As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_max_connections Lib "capmonster.dll" (ByVal client As LongPtr, ByVal maxConnections As Long, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_soft_id Lib "capmonster.dll" (ByVal client As LongPtr, ByVal softId As Long, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_client_get_stats Lib "capmonster.dll" (ByVal client As LongPtr, ByRef stats As CmClientStats) As Long
+' callback: AddressOf a Public Sub (ByVal userData As LongPtr, ByVal level As Long, ByVal eventName
+' As LongPtr, ByVal message As LongPtr) in a standard module, or 0 to remove it. VBA code runs
+' only on Office's thread: set one only for blocking calls made there (never with a cm_waiter,
+' whose lines come from the library's threads), and remove it before the workbook closes.
+Public Declare PtrSafe Function cm_set_log_callback Lib "capmonster.dll" (ByVal level As Long, ByVal callback As LongPtr, ByVal userData As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_end_stops Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Sub cm_client_free Lib "capmonster.dll" (ByVal client As LongPtr)
 Public Declare PtrSafe Function cm_cancel_new Lib "capmonster.dll" (ByRef outCancel As LongPtr) As Long

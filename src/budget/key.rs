@@ -25,6 +25,12 @@ impl KeyDigest {
         self.0
     }
 
+    /// What log lines name the key by: the digest's first 32 bits in hex (the key itself is
+    /// never logged; this tells keys apart without revealing them).
+    pub fn short(self) -> String {
+        format!("{:08x}", self.0 >> 32)
+    }
+
     pub(crate) fn from_value(value: u64) -> Self {
         KeyDigest(value)
     }

@@ -22,6 +22,12 @@ use crate::net::inflight;
 use crate::net::transport::{Channel, Method};
 use crate::net::trust::Trust;
 
+pub mod stats;
+
+use crate::log::{self, Level};
+use stats::Counters;
+pub use stats::Stats;
+
 /// Default per-request timeout, as in the official SDKs.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(21_000);
 /// The longest client key accepted (real keys are 32 characters).
@@ -140,6 +146,8 @@ pub struct Client {
     soft_id: AtomicU32,
     /// The waiters' engine while any waiter of this client lives (see `engine.rs`).
     pub(crate) engine: Mutex<Weak<crate::wait::engine::Engine>>,
+    /// What [`Client::stats`] reads; shared with the client's waits.
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl fmt::Debug for Client {
@@ -182,6 +190,7 @@ impl Client {
             gate,
             soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
+            counters: Arc::default(),
         })
     }
 
@@ -277,6 +286,12 @@ impl Client {
         KeyDigest::from_value(self.digest.load(Ordering::Relaxed))
     }
 
+    /// This client's counters since it was created: requests per method, answers per class,
+    /// retries, refusals, connections, waits, bytes. Cheap: relaxed loads, no lock.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot(self.connections_opened(), u64::from(self.requests_in_flight()))
+    }
+
     /// TCP connections this client has opened so far.
     pub fn connections_opened(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
@@ -336,26 +351,46 @@ impl Client {
                 admission => admission,
             };
             match admission {
-                Admission::Granted { .. } => Ok(()),
-                Admission::Spent { sent } => Err(Error::new(
+                Admission::Spent { sent } => {
+                    stats::bump(&self.counters.budget_refusals);
+                    log::log(Level::Warn, "budget.refused", || {
+                        format!("getTaskResult for task {task_id} not sent: {sent} requests were already sent (120 at most)")
+                    });
+                    Err(Error::new(
                     Code::BudgetExhausted,
                     format!(
                         "{sent} getTaskResult requests were already sent for task {task_id}; the service may lock the account beyond that, so no more are sent"
                     ),
-                )),
+                ))
+                }
+                Admission::Granted { nth } => {
+                    log::log(Level::Trace, "budget.count", || format!("task {task_id}: getTaskResult {nth} of 120"));
+                    Ok(())
+                }
+                // Counted and logged as the guard's refusal by `refused`.
                 Admission::Disowned(disowned) => Err(disowned.local_answer(task_id)),
             }
         };
         let sent_before = stats.requests;
         let result = self
-            .exchange(Method::GetTaskResult, &body, bounds, stats, &mut admit_within_budget)
+            .exchange(Method::GetTaskResult, Some(task_id), &body, bounds, stats, &mut admit_within_budget)
             .and_then(|(status, answer)| answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e)));
-        let heard = if stats.requests == sent_before { Heard::Nothing } else { Heard::from_result(&result, false) };
+        let heard = if stats.requests == sent_before {
+            self.refused(Method::GetTaskResult, Some(task_id), &result);
+            Heard::Nothing
+        } else {
+            let class = self.counters.answered_task(&result);
+            self.log_answer(Method::GetTaskResult, Some(task_id), class, &result);
+            Heard::from_result(&result, false)
+        };
         guard.learn(key, &pass.unwrap_or_default(), heard, guard::now_ms());
         if let (Heard::Answer { api: Some(api), .. }, Err(_)) = (heard, &result) {
             if let Some(answer) = api.code.as_deref().and_then(FinalAnswer::from_code) {
                 let at_unix = guard::now_ms() / 1000;
                 budget::global().disown(key, task_id, Disowned { answer, at_unix });
+                log::log(Level::Info, "task.disowned", || {
+                    format!("task {task_id}: the service's final answer is kept, and given here to every later ask")
+                });
             }
         }
         // Kept whatever the outcome: the call's report carries it either way.
@@ -394,12 +429,17 @@ impl Client {
         }
         let guard = guard::global();
         let key = self.digest();
-        let pass = guard.admit(key, method, proxy, guard::now_ms())?;
+        let pass = guard.admit(key, method, proxy, guard::now_ms()).inspect_err(|error| {
+            stats::bump(&self.counters.guard_refusals);
+            log::log(Level::Warn, "guard.refused", || format!("{} answered here: {}", method.name(), error.message));
+        })?;
         let sent_before = stats.requests;
         let result = send(stats);
         let heard = if stats.requests == sent_before {
             Heard::Nothing
         } else {
+            let class = self.counters.answered(&result, false);
+            self.log_answer(method, None, class, &result);
             let money = match (&result, balance) {
                 (Ok(value), Some(read)) => read(value) > 0.0,
                 _ => false,
@@ -436,7 +476,8 @@ impl Client {
             };
             let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
             let created = self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
-                let (status, answer) = self.exchange(Method::CreateTask, &body, bounds, stats, &mut |_| Ok(()))?;
+                let (status, answer) =
+                    self.exchange(Method::CreateTask, None, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
             });
             if let Ok(task_id) = created {
@@ -460,7 +501,8 @@ impl Client {
         let result = with_bounds(options, |bounds| {
             let body = format!(r#"{{"clientKey":{}}}"#, self.key_json);
             self.guarded(Method::GetBalance, &mut stats, Some(|balance: &f64| *balance), |stats| {
-                let (status, answer) = self.exchange(Method::GetBalance, &body, bounds, stats, &mut |_| Ok(()))?;
+                let (status, answer) =
+                    self.exchange(Method::GetBalance, None, &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_balance(status, &answer).map_err(|e| self.scrub(e))
             })
         });
@@ -478,8 +520,15 @@ impl Client {
     pub fn get_user_agent_with(&self, options: &CallOptions) -> Report<String> {
         let mut stats = CallStats::default();
         let result = with_bounds(options, |bounds| {
-            let (status, answer) = self.exchange(Method::GetUserAgent, "", bounds, &mut stats, &mut |_| Ok(()))?;
-            answer::classify_user_agent(status, &answer).map_err(|e| self.scrub(e))
+            let sent_before = stats.requests;
+            let result = self
+                .exchange(Method::GetUserAgent, None, "", bounds, &mut stats, &mut |_| Ok(()))
+                .and_then(|(status, answer)| answer::classify_user_agent(status, &answer).map_err(|e| self.scrub(e)));
+            if stats.requests != sent_before {
+                let class = self.counters.answered(&result, false);
+                self.log_answer(Method::GetUserAgent, None, class, &result);
+            }
+            result
         });
         stats.report(result)
     }
@@ -496,7 +545,7 @@ impl Client {
                 Incorrect::Token => Method::ReportIncorrectToken,
             };
             self.guarded(method, &mut stats, None, |stats| {
-                let (status, answer) = self.exchange(method, &body, bounds, stats, &mut |_| Ok(()))?;
+                let (status, answer) = self.exchange(method, Some(task_id), &body, bounds, stats, &mut |_| Ok(()))?;
                 answer::classify_report(status, &answer).map_err(|e| self.scrub(e))
             })
         });
@@ -528,6 +577,7 @@ impl Client {
     fn exchange(
         &self,
         method: Method,
+        task_id: Option<i64>,
         body: &str,
         bounds: Bounds<'_>,
         stats: &mut CallStats,
@@ -576,12 +626,18 @@ impl Client {
             }
             admit(stats.requests)?;
             stats.requests += 1;
+            self.counters.sent(method, body.len());
             let in_flight = inflight::enter(bounds.cancels);
+            let sent_at = Instant::now();
             let outcome = channel.attempt(method, body, timeout);
             drop(in_flight);
             drop(permit);
+            if log::enabled(Level::Debug) {
+                self.log_request(method, task_id, stats.requests, sent_at, &outcome);
+            }
             match outcome {
                 Ok((status, answer)) => {
+                    self.counters.bytes_received.fetch_add(answer.len() as u64, Ordering::Relaxed);
                     stats.http_status = Some(status);
                     return Ok((status, answer));
                 }
@@ -594,16 +650,80 @@ impl Client {
                     }
                     if failure.stale_connection && method.retry_on_stale_connection() && !retried {
                         retried = true;
+                        stats::bump(&self.counters.retries);
+                        log::log(Level::Debug, "request.retry", || {
+                            format!("{name}: the pooled connection was closed by the server; sent again on a new one")
+                        });
                         continue;
                     }
                     let mut error = failure.error;
                     if let (Code::Network, Some(proxy)) = (error.code, &channel.proxy) {
                         error.message = format!("{} (through the proxy {})", error.message, proxy.redacted());
                     }
-                    return Err(self.scrub_with(error, channel.proxy.as_ref()));
+                    let error = self.scrub_with(error, channel.proxy.as_ref());
+                    if error.code == Code::Network {
+                        log::log(Level::Error, "network.failed", || format!("{name}: {}", error.message));
+                    }
+                    return Err(error);
                 }
             }
         }
+    }
+
+    /// The `request` line: one per HTTP request, after it (Debug). Only called when Debug is
+    /// on. Messages of failures are scrubbed like the errors they become.
+    #[cold]
+    fn log_request(
+        &self,
+        method: Method,
+        task_id: Option<i64>,
+        attempt: u32,
+        sent_at: Instant,
+        outcome: &Result<(u16, Vec<u8>), crate::net::transport::AttemptFailure>,
+    ) {
+        let connection = if crate::net::transport::last_attempt_opened_connection() { "new" } else { "reused" };
+        let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
+        let took = sent_at.elapsed().as_micros() as f64 / 1000.0;
+        let what = match outcome {
+            Ok((status, answer)) => format!("HTTP {status}, {} bytes", answer.len()),
+            Err(failure) => format!("failed: {}", self.scrub_text(&failure.error.message)),
+        };
+        log::log(Level::Debug, "request", || {
+            format!("{}{task} attempt {attempt} on a {connection} connection: {what} in {took:.1} ms", method.name())
+        });
+    }
+
+    /// The `answer` line of a call that sent a request: its class, and the error (scrubbed).
+    fn log_answer<T>(&self, method: Method, task_id: Option<i64>, class: &str, result: &Result<T, Error>) {
+        let level = match result {
+            Ok(_) => Level::Debug,
+            Err(_) => Level::Info,
+        };
+        log::log(level, "answer", || {
+            let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
+            match result {
+                Ok(_) => format!("{}{task}: {class}", method.name()),
+                Err(error) => format!("{}{task}: {class}: {}", method.name(), error.message),
+            }
+        });
+    }
+
+    /// Counts and logs a getTaskResult that the guard answered here (the budget's refusal
+    /// is counted where it is made).
+    fn refused(&self, method: Method, task_id: Option<i64>, result: &Result<TaskState, Error>) {
+        let Err(error) = result else { return };
+        if matches!(error.code, Code::Api) {
+            stats::bump(&self.counters.guard_refusals);
+            log::log(Level::Warn, "guard.refused", || {
+                let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
+                format!("{}{task} answered here: {}", method.name(), error.message)
+            });
+        }
+    }
+
+    /// [`scrub_with`](Client::scrub_with) for a line of text.
+    fn scrub_text(&self, text: &str) -> String {
+        self.scrub(Error::new(Code::Internal, text)).message
     }
 
     fn scrub(&self, error: Error) -> Error {

@@ -129,3 +129,25 @@ impl<T> Out<'_, T> {
         unsafe { self.ptr.as_ptr().write(value) }
     }
 }
+
+/// A versioned struct the library fills (`cm_client_stats`): its first member, a `uint32_t`,
+/// is the size the caller's version of the struct has (`sizeof`); the library writes what fits
+/// of its own version, so a program built against an older header gets the members it knows.
+///
+/// # Safety
+/// `ptr` is NULL, or readable for 4 bytes and then writable for the size it holds.
+pub(crate) unsafe fn fill_versioned<T: Copy>(ptr: *mut T, name: &'static str, value: &T) -> Result<(), Error> {
+    let ptr = NonNull::new(ptr).ok_or(Refusal::Null(name))?;
+    // SAFETY: the caller's contract: the size member is readable.
+    let size = unsafe { ptr.as_ptr().cast::<u32>().read_unaligned() } as usize;
+    if size < 2 * std::mem::size_of::<u32>() {
+        return Err(Error::invalid_argument(format!("{name}->size is {size}: set it to sizeof the struct")));
+    }
+    let amount = size.min(std::mem::size_of::<T>());
+    // SAFETY: the caller's contract: writable for `size` bytes, and `amount` is no more; the
+    // source is a whole `T`. The size member is written too, with the caller's own value.
+    unsafe { std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), ptr.as_ptr().cast::<u8>(), amount) };
+    // SAFETY: as above; the caller's size stays what it set.
+    unsafe { ptr.as_ptr().cast::<u32>().write_unaligned(size as u32) };
+    Ok(())
+}

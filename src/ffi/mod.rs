@@ -19,14 +19,16 @@
 //! One file per C type, as in rustls-ffi: `client`, `cancel`, `result` (with the value behind
 //! it in `call_result`, below the panic boundary that builds it), `wait` (options and
 //! `cm_wait_result`), `waiter`, `calls` (the single API calls and their options), `library`
-//! (version, codes). `handle` declares the opaque types (`opaque!`) and moves their
-//! ownership across the boundary.
+//! (version, codes), `log` (the log callback), `stats` (a client's counters). `handle`
+//! declares the opaque types (`opaque!`) and moves their ownership across the boundary.
 
 #![allow(non_camel_case_types)]
 
 // In this order in the header: library-wide, then each type, then the calls.
 pub mod library;
+pub mod log;
 pub mod client;
+pub mod stats;
 pub mod cancel;
 pub mod wait;
 pub mod waiter;
@@ -45,7 +47,9 @@ pub use calls::cm_call_options;
 pub use cancel::cm_cancel;
 pub use client::cm_client;
 pub use library::cm_code;
+pub use log::{cm_log_callback, cm_log_level};
 pub use result::cm_result;
+pub use stats::cm_client_stats;
 pub use wait::cm_wait_options;
 pub use waiter::cm_waiter;
 

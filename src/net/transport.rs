@@ -198,6 +198,12 @@ impl Channel {
     }
 }
 
+/// Whether the last request of this thread (its last [`Channel::attempt`]) opened a new
+/// connection rather than reusing a pooled one.
+pub fn last_attempt_opened_connection() -> bool {
+    OPENED_CONNECTION.with(Cell::get)
+}
+
 thread_local! {
     /// Set when the current thread's request had to open a new connection: ureq does not say
     /// whether a request went out on a pooled connection, but it opens new ones on the

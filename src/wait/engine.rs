@@ -57,10 +57,11 @@ impl Pending {
     }
 
     /// Hands the outcome to the waiter's inbox. Call without the engine lock.
-    fn finish(self, report: crate::client::Report<crate::api::answer::TaskState>) {
+    fn finish(mut self, report: crate::client::Report<crate::api::answer::TaskState>) {
         if let (Some(cancel), Some(key)) = (&self.cancel, self.watch) {
             cancel.unwatch(key);
         }
+        self.polling.end(&report);
         self.inbox.deliver(Finished { tag: self.tag, task_id: self.polling.task_id(), report });
     }
 
@@ -148,6 +149,11 @@ impl Engine {
         let engine = Arc::new(Engine { shared, _listening: crate::budget::guard::listen(listener) });
         *slot = Arc::downgrade(&engine);
         engine
+    }
+
+    /// The client whose waits this engine drives.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
     }
 
     /// Queues a wait; never blocks on the network. The wait reports to `inbox`.

@@ -25,7 +25,9 @@ use crate::api::schedule::Schedule;
 use crate::budget::guard::listen::StopListener;
 use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
+use crate::client::stats::Counters;
 use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
+use crate::log::{self, Level};
 
 /// The longest interval back-off can reach.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
@@ -64,10 +66,17 @@ pub fn check_schedule(schedule: &Schedule) -> Result<(), Error> {
 
 /// Polls `task_id` on `schedule` until it is ready (Ok), or a final error.
 pub fn wait(client: &Client, task_id: i64, schedule: &Schedule, cancel: Option<&Arc<Cancel>>) -> Report<TaskState> {
-    let mut polling = match Polling::start(task_id, schedule, Instant::now()) {
+    let mut polling = match Polling::start(client, task_id, schedule, Instant::now()) {
         Ok(polling) => polling,
         Err(error) => return CallStats::default().report(Err(error)),
     };
+    let report = run(client, &mut polling, cancel);
+    polling.end(&report);
+    report
+}
+
+/// The blocking wait's turns, from its start to its report.
+fn run(client: &Client, polling: &mut Polling, cancel: Option<&Arc<Cancel>>) -> Report<TaskState> {
     let cancels: &[&Arc<Cancel>] = match &cancel {
         Some(cancel) => std::slice::from_ref(cancel),
         None => &[],
@@ -180,14 +189,40 @@ pub(crate) struct Polling {
     schedule: Schedule,
     last: Last,
     stats: CallStats,
+    /// The client's counters: the wait is pending from its start until [`end`](Polling::end)
+    /// or its drop (a waiter freed with waits pending).
+    counters: Arc<Counters>,
+    counted_finished: bool,
+    started: Instant,
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        if !self.counted_finished {
+            crate::client::stats::bump(&self.counters.waits_finished);
+        }
+    }
 }
 
 impl Polling {
     /// Checks the arguments (nothing is sent otherwise); the wait's time counts from `now`.
-    pub fn start(task_id: i64, schedule: &Schedule, now: Instant) -> Result<Polling, Error> {
+    pub fn start(client: &Client, task_id: i64, schedule: &Schedule, now: Instant) -> Result<Polling, Error> {
         check_task_id(task_id)?;
         check_schedule(schedule)?;
+        crate::client::stats::bump(&client.counters.waits_started);
+        log::log(Level::Info, "wait.start", || {
+            format!(
+                "task {task_id}: first poll in {} ms, then every {} ms, {} ms at most, {} requests at most",
+                schedule.first_delay.as_millis(),
+                schedule.interval.as_millis(),
+                schedule.timeout.as_millis(),
+                schedule.max_requests
+            )
+        });
         Ok(Polling {
+            counters: Arc::clone(&client.counters),
+            counted_finished: false,
+            started: now,
             task_id,
             deadline: now + schedule.timeout,
             next_poll: now + schedule.first_delay,
@@ -200,6 +235,28 @@ impl Polling {
 
     pub fn task_id(&self) -> i64 {
         self.task_id
+    }
+
+    /// The wait is over: counted finished (before its report is handed out, so that a
+    /// caller holding the report sees it counted) and the `wait.end` line logged with its
+    /// outcome, requests and time.
+    pub fn end(&mut self, report: &Report<TaskState>) {
+        if !std::mem::replace(&mut self.counted_finished, true) {
+            crate::client::stats::bump(&self.counters.waits_finished);
+        }
+        let level = if report.result.is_ok() { Level::Info } else { Level::Warn };
+        log::log(level, "wait.end", || {
+            let outcome = match &report.result {
+                Ok(_) => "ready".to_owned(),
+                Err(error) => format!("{}: {}", error.code.c_name().to_string_lossy(), error.message),
+            };
+            format!(
+                "task {}: {outcome} after {} requests in {} ms",
+                self.task_id,
+                report.requests,
+                self.started.elapsed().as_millis()
+            )
+        });
     }
 
     /// Makes the next poll due at `now` (a key stop: the guard answers it at once).
@@ -243,8 +300,12 @@ impl Polling {
             Err(error) if error.code == Code::Cancelled => return Some(self.cancelled()),
             Err(error) => match retry_policy(&error) {
                 Retry::No => return Some(self.stats.report(Err(error))),
-                Retry::Yes => self.last = Last::Failed(error.message.into()),
+                Retry::Yes => {
+                    self.retry(&error, "polls again");
+                    self.last = Last::Failed(error.message.into());
+                }
                 Retry::SlowDown => {
+                    self.retry(&error, "slows down");
                     self.last = Last::Failed(error.message.into());
                     self.interval = (self.interval * 2).min(MAX_INTERVAL.max(self.schedule.interval));
                 }
@@ -252,6 +313,12 @@ impl Polling {
         }
         self.next_poll = Instant::now() + self.interval;
         None
+    }
+
+    /// Counts and logs a failed poll that the wait follows with another.
+    fn retry(&self, error: &Error, how: &str) {
+        crate::client::stats::bump(&self.counters.retries);
+        log::log(Level::Info, "wait.retry", || format!("task {}: {how} after: {}", self.task_id, error.message));
     }
 
     /// The end of a wait whose cancel triggered.

@@ -36,7 +36,7 @@ impl Waiter {
     /// Queues a wait for `task_id` on `schedule`, its time counted from now. The arguments are
     /// checked first (`CM_ERR_INVALID_ARGUMENT`, nothing queued); refused after `shutdown`.
     pub fn add(&self, task_id: i64, schedule: &Schedule, cancel: Option<Arc<Cancel>>, tag: u64) -> Result<(), Error> {
-        let polling = Polling::start(task_id, schedule, Instant::now())?;
+        let polling = Polling::start(self.engine.client(), task_id, schedule, Instant::now())?;
         self.inbox.expect_one()?;
         let added = self.engine.add(&self.inbox, polling, tag, cancel);
         if added.is_err() {

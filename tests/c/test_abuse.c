@@ -1067,6 +1067,113 @@ static void test_sixty_four_threads_share_one_budget(void) {
     cm_client_free(same_key);
 }
 
+/* The log hook and the counters: NULLs, every size and level, and callbacks set, replaced and
+ * removed (also from inside a callback) by 4 threads while 4 others make calls. */
+static unsigned long lines_seen;
+
+static void CM_CALL count_line(void *user_data, cm_log_level level, const char *event, const char *message) {
+    (void)user_data;
+    if (level >= CM_LOG_ERROR && level <= CM_LOG_TRACE && event[0] != '\0' && message != NULL)
+        __atomic_add_fetch(&lines_seen, 1, __ATOMIC_RELAXED);
+}
+
+static void CM_CALL remove_itself(void *user_data, cm_log_level level, const char *event, const char *message) {
+    (void)user_data, (void)level, (void)event, (void)message;
+    cm_set_log_callback(CM_LOG_TRACE, NULL, NULL);
+}
+
+struct log_racer {
+    cm_client *client;
+    int flips; /* 0: makes 200 calls; otherwise sets callbacks until the callers are done */
+    int failures;
+    long rounds;
+};
+
+static int callers_done;
+
+static void *log_race(void *arg) {
+    struct log_racer *racer = (struct log_racer *)arg;
+    int i;
+    if (racer->flips) {
+        cm_log_callback callbacks[3] = {count_line, remove_itself, NULL};
+        for (i = 0; !__atomic_load_n(&callers_done, __ATOMIC_RELAXED); i++) {
+            if (cm_set_log_callback(i % 2 ? CM_LOG_TRACE : CM_LOG_DEBUG, callbacks[i % 3], NULL) != CM_OK)
+                racer->failures++;
+            racer->rounds++;
+        }
+        return NULL;
+    }
+    for (i = 0; i < 200; i++) {
+        cm_result *r = NULL;
+        double balance = 0;
+        if (cm_get_balance(racer->client, &balance, &r) != CM_OK) racer->failures++;
+        cm_result_free(r);
+        racer->rounds++;
+    }
+    return NULL;
+}
+
+static void test_log_and_stats(void) {
+    cm_client *client = emulator_client("abuse-log");
+    cm_client_stats stats;
+    struct log_racer racers[8];
+    pthread_t threads[8];
+    int64_t level;
+    uint32_t size;
+    int i, failures = 0;
+    long flips = 0;
+
+    CHECK(cm_client_get_stats(NULL, NULL) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_client_get_stats(NULL, &stats) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_client_get_stats(client, NULL) == CM_ERR_INVALID_ARGUMENT);
+    for (size = 0; size <= sizeof stats; size++) {
+        memset(&stats, 0xab, sizeof stats);
+        stats.size = size;
+        CHECK(cm_client_get_stats(client, &stats) == (size < 8 ? CM_ERR_INVALID_ARGUMENT : CM_OK));
+        CHECK(stats.size == size);
+    }
+    /* A size beyond the library's struct: only its own struct is written. */
+    {
+        unsigned char bigger[sizeof stats + 64];
+        memset(bigger, 0xcd, sizeof bigger);
+        size = sizeof bigger;
+        memcpy(bigger, &size, sizeof size);
+        CHECK(cm_client_get_stats(client, (cm_client_stats *)(void *)bigger) == CM_OK);
+        CHECK(bigger[sizeof stats] == 0xcd && bigger[sizeof bigger - 1] == 0xcd);
+    }
+    /* Every level from -1000 to 1000, and the edges of int32. */
+    for (level = -1002; level <= 1000; level++) {
+        int32_t value = level == -1002 ? INT32_MIN : (level == -1001 ? INT32_MAX : (int32_t)level);
+        cm_code expected = value >= CM_LOG_ERROR && value <= CM_LOG_TRACE ? CM_OK : CM_ERR_INVALID_ARGUMENT;
+        CHECK(cm_set_log_callback(value, count_line, NULL) == expected);
+        CHECK(cm_set_log_callback(value, NULL, NULL) == CM_OK);
+    }
+
+    for (i = 0; i < 8; i++) {
+        racers[i].client = client;
+        racers[i].flips = i % 2;
+        racers[i].failures = 0;
+        racers[i].rounds = 0;
+        CHECK(pthread_create(&threads[i], NULL, log_race, &racers[i]) == 0);
+    }
+    for (i = 0; i < 8; i += 2) pthread_join(threads[i], NULL); /* the callers */
+    __atomic_store_n(&callers_done, 1, __ATOMIC_RELAXED);
+    for (i = 1; i < 8; i += 2) {
+        pthread_join(threads[i], NULL);
+        flips += racers[i].rounds;
+    }
+    for (i = 0; i < 8; i++) failures += racers[i].failures;
+    CHECK(failures == 0);
+    CHECK(cm_set_log_callback(CM_LOG_TRACE, NULL, NULL) == CM_OK);
+    stats.size = sizeof stats;
+    CHECK(cm_client_get_stats(client, &stats) == CM_OK);
+    CHECK(stats.requests_get_balance == 800 && stats.answers_ready == 800 && stats.requests_in_flight == 0);
+    CHECK(flips > 0);
+    printf("log hook: 4 threads set, replaced and removed callbacks %ld times while 4 made 800 calls; %lu lines seen\n",
+           flips, lines_seen);
+    cm_client_free(client);
+}
+
 int main(int argc, char **argv) {
     int full = 0;
     if (argc == 3 && strcmp(argv[1], "--full-code-sweep") == 0) {
@@ -1085,6 +1192,7 @@ int main(int argc, char **argv) {
     use_own_budget();
     test_nulls();
     test_nulls_of_the_new_calls();
+    test_log_and_stats();
     test_empty_strings();
     test_invalid_utf8();
     test_huge_strings();

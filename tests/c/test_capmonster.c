@@ -559,6 +559,91 @@ static void test_reports_and_soft_id(void) {
     cm_client_free(client);
 }
 
+/* What the log callback saw: lines, events of interest, and whether any held the key. */
+typedef struct {
+    int lines;
+    int wait_start, wait_retry, wait_end, request;
+    int leaked;
+    int bad_level;
+} log_seen;
+
+static const char *log_key = "c-log-secret-key-0123456789";
+
+static void CM_CALL log_lines(void *user_data, cm_log_level level, const char *event, const char *message) {
+    log_seen *seen = (log_seen *)user_data;
+    seen->lines++;
+    if (level < CM_LOG_ERROR || level > CM_LOG_DEBUG) seen->bad_level++;
+    if (strcmp(event, "wait.start") == 0) seen->wait_start++;
+    if (strcmp(event, "wait.retry") == 0) seen->wait_retry++;
+    if (strcmp(event, "wait.end") == 0) seen->wait_end++;
+    if (strcmp(event, "request") == 0) seen->request++;
+    if (contains(message, log_key) || contains(message, "proxy-password")) seen->leaked++;
+}
+
+static void CM_CALL log_once(void *user_data, cm_log_level level, const char *event, const char *message) {
+    (void)level, (void)event, (void)message;
+    (*(int *)user_data)++;
+    cm_set_log_callback(CM_LOG_TRACE, NULL, NULL); /* removes itself from inside */
+}
+
+static void test_log_callback_and_stats(void) {
+    cm_client *client = emulator_client(log_key);
+    cm_result *result = NULL;
+    cm_wait_options options;
+    cm_client_stats stats;
+    log_seen seen;
+    int once = 0;
+    double balance = 0;
+    char entry[512];
+    memset(&seen, 0, sizeof seen);
+    fast_options(&options);
+    CHECK(cm_set_log_callback(0, log_lines, &seen) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_set_log_callback(6, log_lines, &seen) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_set_log_callback(CM_LOG_DEBUG, log_lines, &seen) == CM_OK);
+
+    /* 503, then the service's error echoing the key, then ready: two retries. */
+    snprintf(entry, sizeof entry,
+             "{\"taskId\":9120,\"steps\":[{\"raw\":\"\",\"status\":503},"
+             "{\"error\":\"ERROR_TOO_MUCH_REQUESTS\",\"description\":\"key %s__x\",\"status\":200},"
+             "{\"ready\":{\"token\":\"ok\"}}]}",
+             log_key);
+    CHECK(emulator_script(entry));
+    CHECK_CODE(cm_wait_result(client, 9120, &options, &result), CM_OK);
+    cm_result_free(result);
+    CHECK(seen.wait_start == 1 && seen.wait_end == 1 && seen.wait_retry == 2 && seen.request == 3);
+    CHECK(seen.leaked == 0 && seen.bad_level == 0);
+
+    memset(&stats, 0xff, sizeof stats);
+    stats.size = sizeof stats;
+    CHECK(cm_client_get_stats(client, &stats) == CM_OK);
+    CHECK(stats.size == sizeof stats);
+    CHECK(stats.requests_get_task_result == 3 && stats.requests_create_task == 0);
+    CHECK(stats.answers_ready == 1 && stats.answers_http_error == 1 && stats.answers_api_error == 1);
+    CHECK(stats.retries == 2 && stats.waits_pending == 0 && stats.waits_finished == 1);
+    CHECK(stats.bytes_sent > 0 && stats.bytes_received > 0 && stats.connections_opened >= 1);
+
+    /* A program built against a shorter struct: only what fits is written. */
+    memset(&stats, 0xff, sizeof stats);
+    stats.size = 16;
+    CHECK(cm_client_get_stats(client, &stats) == CM_OK);
+    CHECK(stats.size == 16 && stats.requests_get_task_result == 3);
+    CHECK(stats.requests_create_task == UINT64_MAX);
+    stats.size = 4;
+    CHECK(cm_client_get_stats(client, &stats) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_client_get_stats(NULL, &stats) == CM_ERR_INVALID_ARGUMENT);
+    CHECK(cm_client_get_stats(client, NULL) == CM_ERR_INVALID_ARGUMENT);
+
+    /* A callback that removes itself: called once, then nothing is logged. */
+    CHECK(cm_set_log_callback(CM_LOG_TRACE, log_once, &once) == CM_OK);
+    CHECK_CODE(cm_get_balance(client, &balance, &result), CM_OK);
+    cm_result_free(result);
+    CHECK_CODE(cm_get_balance(client, &balance, &result), CM_OK);
+    cm_result_free(result);
+    CHECK(once == 1);
+    CHECK(cm_set_log_callback(CM_LOG_TRACE, NULL, NULL) == CM_OK);
+    cm_client_free(client);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s EMULATOR_BASE_URL\n", argv[0]);
@@ -586,6 +671,7 @@ int main(int argc, char **argv) {
 #endif
     test_threads_share_a_client();
     test_secret_key_stays_out_of_messages();
+    test_log_callback_and_stats();
     printf("%d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }

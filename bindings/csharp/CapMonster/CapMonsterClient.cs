@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.InteropServices;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -366,6 +367,25 @@ namespace CapMonster
             ThrowIfDisposed();
             ResultHandle result;
             Check(NativeMethods.cm_client_end_stops(_handle, out result), result);
+        }
+
+        /// <summary>
+        /// The client's counters since it was created (<c>cm_client_get_stats</c>): requests per
+        /// method, answers per class, retries, refusals, connections, waits, bytes. Cheap: no
+        /// lock, nothing sent.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
+        public ClientStats Stats
+        {
+            get
+            {
+                ThrowIfDisposed();
+                var stats = new NativeClientStats();
+                stats.Size = (uint)Marshal.SizeOf(typeof(NativeClientStats));
+                int code = NativeMethods.cm_client_get_stats(_handle, ref stats);
+                if (code != NativeMethods.CM_OK) throw new InvalidOperationException("cm_client_get_stats returned " + code);
+                return new ClientStats(stats);
+            }
         }
 
         /// <summary>

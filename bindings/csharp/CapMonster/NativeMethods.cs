@@ -25,6 +25,21 @@ namespace CapMonster
         public IntPtr Cancel;
     }
 
+    /// <summary>The fields of the C struct <c>cm_client_stats</c>, in the header's order.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeClientStats
+    {
+        public uint Size;
+        public uint Reserved;
+        public ulong RequestsGetTaskResult, RequestsCreateTask, RequestsGetBalance;
+        public ulong RequestsReportIncorrectImage, RequestsReportIncorrectToken, RequestsGetUserAgent;
+        public ulong AnswersProcessing, AnswersReady, AnswersApiError, AnswersHttpError;
+        public ulong AnswersNetworkError, AnswersTimeout, AnswersOther;
+        public ulong Retries, BudgetRefusals, GuardRefusals;
+        public ulong ConnectionsOpened, RequestsInFlight, WaitsPending, WaitsFinished;
+        public ulong BytesSent, BytesReceived;
+    }
+
     /// <summary>
     /// Every function of include/capmonster.h. Rules kept here:
     /// strings go in as NUL-terminated UTF-8 <c>byte[]</c> (see <see cref="Utf8"/>; null is
@@ -86,6 +101,16 @@ namespace CapMonster
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_end_stops(ClientHandle client, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_client_get_stats(ClientHandle client, ref NativeClientStats stats);
+
+        /// <summary><c>cm_log_callback</c>: stdcall on 32-bit Windows, like every function.</summary>
+        [UnmanagedFunctionPointer(CallingConvention.Winapi)]
+        internal delegate void LogCallback(IntPtr userData, int level, IntPtr eventName, IntPtr message);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_set_log_callback(int level, LogCallback callback, IntPtr userData);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_client_free(IntPtr client);

@@ -33,6 +33,7 @@ namespace CapMonster.Tests
                 GetTaskResultProcessing,
                 GetTaskResultReady,
                 WaitResultPollsUntilReady,
+                LogHandlerSeesEveryLineWithoutTheKeyAndStatsCount,
                 CreateTaskThenWaitWithTheOfficialSchedule,
                 CreateTaskFailures,
                 ApiErrorCarriesCodeDescriptionStatusAndCounts,
@@ -303,6 +304,46 @@ namespace CapMonster.Tests
                 Assert.Equal(3, r.RequestCount, "RequestCount");
                 Assert.Equal(200, r.HttpStatus, "HttpStatus");
                 Assert.Equal(3, Emulator.Requests(id), "requests seen by the emulator");
+            }
+        }
+
+        private static void LogHandlerSeesEveryLineWithoutTheKeyAndStatsCount()
+        {
+            var lines = new List<string>();
+            CapMonsterLog.SetHandler(LogLevel.Debug, (level, eventName, message) =>
+            {
+                lock (lines) lines.Add(level + " " + eventName + ": " + message);
+            });
+            try
+            {
+                long id = Emulator.ScriptedTask("{\"raw\":\"\",\"status\":503}", "\"processing\"", "{\"ready\":{\"text\":\"ok\"}}");
+                using (var client = NewClient("log-secret-key-0123456789"))
+                {
+                    client.WaitResult(id, Fast());
+                    string all;
+                    lock (lines) all = string.Join("\n", lines);
+                    Assert.True(!all.Contains("log-secret-key-0123456789"), "no line holds the key: " + all);
+                    Assert.Contains("Info wait.start: task " + id, all, "wait.start");
+                    Assert.Contains("Debug request: getTaskResult task " + id + " attempt 3", all, "request");
+                    Assert.Contains("Info wait.end: task " + id + ": ready after 3 requests", all, "wait.end");
+                    ClientStats stats = client.Stats;
+                    Assert.Equal(3UL, stats.RequestsGetTaskResult, "RequestsGetTaskResult");
+                    Assert.Equal((ulong)Emulator.Requests(id), stats.RequestsGetTaskResult, "the emulator's count");
+                    Assert.Equal(1UL, stats.AnswersHttpError, "AnswersHttpError");
+                    Assert.Equal(1UL, stats.Retries, "Retries");
+                    Assert.Equal(1UL, stats.WaitsFinished, "WaitsFinished");
+                    Assert.Equal(0UL, stats.WaitsPending, "WaitsPending");
+                }
+                // A handler that throws loses its line, nothing else.
+                CapMonsterLog.SetHandler(LogLevel.Trace, (level, eventName, message) => { throw new InvalidOperationException("boom"); });
+                using (var client = NewClient("log-throws"))
+                {
+                    Assert.True(client.GetBalance() > 0, "balance");
+                }
+            }
+            finally
+            {
+                CapMonsterLog.SetHandler(LogLevel.Error, null);
             }
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 import pathlib
 import pickle
@@ -287,3 +288,46 @@ def test_get_user_agent_or_a_clear_refusal_with_an_older_library(emulator, key):
         agent = c.get_user_agent()
     assert agent.startswith("Mozilla/5.0") and "\n" not in agent
     assert emulator.requests("getUserAgent") == 1
+
+
+def test_log_to_sends_every_line_to_logging_without_the_key(emulator):
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("capmonster-test")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(Keep())
+    capmonster.log_to(logger)
+    try:
+        task_id = emulator.task()
+        emulator.script(task_id, [{"raw": "", "status": 503}, "processing", {"ready": {"text": "ok"}}])
+        with client(emulator, SECRET_KEY) as c:
+            c.wait_result(task_id, **FAST)
+            stats = c.stats()
+        events = [record.capmonster_event for record in records]
+        assert events.count("wait.start") == 1 and events.count("wait.end") == 1, events
+        assert events.count("request") == 3 and events.count("wait.retry") == 1, events
+        assert all(SECRET_KEY not in record.getMessage() for record in records)
+        assert {record.levelno for record in records} <= {logging.DEBUG, logging.INFO, logging.WARNING}
+        assert stats["requests_get_task_result"] == 3 == emulator.requests("getTaskResult")
+        assert (stats["answers_http_error"], stats["answers_ready"], stats["retries"]) == (1, 1, 1)
+        assert (stats["waits_pending"], stats["waits_finished"]) == (0, 1)
+
+        # A handler that raises loses its line, nothing else.
+        class Raise(logging.Handler):
+            def emit(self, record):
+                raise RuntimeError("a handler that raises")
+
+        logger.addHandler(Raise())
+        logger.raiseExceptions = False
+        with client(emulator, SECRET_KEY + "-2") as c:
+            assert c.get_balance() > 0
+    finally:
+        capmonster.stop_logging()
+    count = len(records)
+    with client(emulator, SECRET_KEY + "-3") as c:
+        c.get_balance()
+    assert len(records) == count, "nothing logged after stop_logging"

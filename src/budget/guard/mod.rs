@@ -28,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::api::error::{ApiError, Code, Error};
 use crate::budget::disowned::FinalAnswer;
 use crate::budget::KeyDigest;
+use crate::log::{self, Level};
 use crate::net::transport::Method;
 use listen::{Listeners, Listening, StopListener};
 use policy::{Stop, StopState, Verdict, PROBE_LEASE};
@@ -203,6 +204,9 @@ impl Guard {
                 return Err(local_answer(&state, stop, method, proxy, now_ms));
             }
             pass.probes[stop.index()] = true;
+            log::log(Level::Info, "guard.probe", || {
+                format!("{} goes out as the probe of the {stop:?} stop of key {}", method.name(), key.short())
+            });
         }
         Ok(pass)
     }
@@ -299,6 +303,11 @@ impl Guard {
                         Some(StopState::start(code, description, now_ms))
                     }
                 });
+                if changed {
+                    log::log(Level::Warn, "guard.stop", || {
+                        format!("{stop:?} stop of key {} (re)started by {code}", key.short())
+                    });
+                }
                 // Waits asleep in this process end now, with the local answer; only when the
                 // stop was kept (a full store keeps none, and waking would then send).
                 if stop == Stop::Key && changed && self.store.get(scope, stop).is_some() {
@@ -307,7 +316,14 @@ impl Guard {
             } else if pass.probes(stop) || (stop == Stop::Balance && money) {
                 // Any other answer to the probe, or money on the account, ends the stop.
                 if self.store.any() {
-                    self.store.update(scope, stop, &mut |_| None);
+                    let mut ended = false;
+                    self.store.update(scope, stop, &mut |kept| {
+                        ended = kept.is_some();
+                        None
+                    });
+                    if ended {
+                        log::log(Level::Info, "guard.end", || format!("{stop:?} stop of key {} ended", key.short()));
+                    }
                 }
             }
         }
@@ -320,6 +336,7 @@ impl Guard {
         for stop in Stop::ALL.into_iter().filter(|stop| *stop != Stop::Proxy) {
             self.store.update(key, stop, &mut |_| None);
         }
+        log::log(Level::Info, "guard.end", || format!("the stops of key {} ended by the program", key.short()));
     }
 
     /// Ends the cool-down of the stop kept under `scope` (a key's digest, or [`proxy_scope`])

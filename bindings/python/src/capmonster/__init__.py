@@ -28,6 +28,7 @@ from ._codes import (
     TimedOutError,
 )
 from ._errors import CapMonsterError
+from ._log import TRACE, log_to, stop_logging
 from ._native import LIBRARY_PATH, version
 
 __version__ = "0.2.0"
@@ -49,8 +50,11 @@ __all__ = [
     "InvalidArgumentError",
     "LIBRARY_PATH",
     "NetworkError",
+    "TRACE",
     "Task",
     "TaskResult",
     "TimedOutError",
+    "log_to",
+    "stop_logging",
     "version",
 ]

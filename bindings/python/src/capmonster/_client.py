@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -542,6 +543,28 @@ class Client:
         options = task_wait_options(task, timeout)
         task_id = self.create_task(task, callback_url, cancel=cancel)
         return self._wait(task_id, options, cancel)
+
+    def stats(self) -> dict[str, int]:
+        """The client's counters since it was created (cm_client_get_stats), by name:
+        ``requests_get_task_result`` .. ``requests_get_user_agent``, ``answers_processing``,
+        ``answers_ready``, ``answers_api_error``, ``answers_http_error``,
+        ``answers_network_error``, ``answers_timeout``, ``answers_other``, ``retries``,
+        ``budget_refusals``, ``guard_refusals``, ``connections_opened``, ``requests_in_flight``,
+        ``waits_pending``, ``waits_finished``, ``bytes_sent``, ``bytes_received``. Cheap: no
+        lock, nothing sent.
+        """
+        if _native.cm_client_get_stats is None:
+            raise _native.missing("cm_client_get_stats")
+        stats = _native.ClientStats()
+        stats.size = ctypes.sizeof(stats)
+        ptr = self._handle.acquire()
+        try:
+            code = _native.cm_client_get_stats(ptr, byref(stats))
+        finally:
+            self._handle.release()
+        if code != 0:
+            raise _native.code_error(code, "cm_client_get_stats")
+        return {field[0]: int(getattr(stats, field[0])) for field in stats._fields_[2:]}
 
     def end_stops(self) -> None:
         """Ends the account guard's stops of this client's key and endpoint, in every process

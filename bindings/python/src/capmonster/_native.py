@@ -146,6 +146,48 @@ cm_result_text = optional("cm_result_text", c_char_p, [c_void_p])
 cm_wait_options_for_task = optional("cm_wait_options_for_task", c_int32, [POINTER(WaitOptions), c_char_p])
 
 
+
+class ClientStats(Structure):
+    """cm_client_stats: ``size`` first (the library fills what fits), then the counters."""
+
+    _fields_ = [("size", c_uint32), ("reserved", c_uint32)] + [
+        (name, c_uint64)
+        for name in (
+            "requests_get_task_result",
+            "requests_create_task",
+            "requests_get_balance",
+            "requests_report_incorrect_image",
+            "requests_report_incorrect_token",
+            "requests_get_user_agent",
+            "answers_processing",
+            "answers_ready",
+            "answers_api_error",
+            "answers_http_error",
+            "answers_network_error",
+            "answers_timeout",
+            "answers_other",
+            "retries",
+            "budget_refusals",
+            "guard_refusals",
+            "connections_opened",
+            "requests_in_flight",
+            "waits_pending",
+            "waits_finished",
+            "bytes_sent",
+            "bytes_received",
+        )
+    ]
+
+
+# cm_log_callback: stdcall on 32-bit Windows, like every function of the library.
+_CALLBACK_TYPE: Any = ctypes.CFUNCTYPE
+if sys.platform == "win32" and ctypes.sizeof(c_void_p) == 4:
+    _CALLBACK_TYPE = ctypes.WINFUNCTYPE  # type: ignore[attr-defined]
+LogCallback = _CALLBACK_TYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
+
+cm_client_get_stats = optional("cm_client_get_stats", c_int32, [c_void_p, POINTER(ClientStats)])
+cm_set_log_callback = optional("cm_set_log_callback", c_int32, [c_int32, LogCallback, c_void_p])
+
 def missing(function: str) -> CapMonsterError:
     """The error of a call that needs a function the loaded library lacks."""
     return _codes.InvalidArgumentError(
