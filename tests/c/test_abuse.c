@@ -1090,16 +1090,23 @@ struct log_racer {
 };
 
 static int callers_done;
+/* Most callback changes one flipping thread makes. */
+#define MAX_FLIPS 20000
 
 static void *log_race(void *arg) {
     struct log_racer *racer = (struct log_racer *)arg;
     int i;
     if (racer->flips) {
         cm_log_callback callbacks[3] = {count_line, remove_itself, NULL};
-        for (i = 0; !__atomic_load_n(&callers_done, __ATOMIC_RELAXED); i++) {
+        /* Bounded, and a pause between changes: under valgrind, which runs one thread at a
+         * time, changes as fast as possible starve the callers (each change takes the sink's
+         * write lock, which every line of theirs reads). */
+        for (i = 0; i < MAX_FLIPS && !__atomic_load_n(&callers_done, __ATOMIC_RELAXED); i++) {
             if (cm_set_log_callback(i % 2 ? CM_LOG_TRACE : CM_LOG_DEBUG, callbacks[i % 3], NULL) != CM_OK)
                 racer->failures++;
             racer->rounds++;
+            struct timespec pause = {0, 100000}; /* 0.1 ms */
+            nanosleep(&pause, NULL);
         }
         return NULL;
     }
