@@ -74,12 +74,13 @@ static void print_counters(const cm_client *client) {
     cm_client_stats stats;
     stats.size = sizeof stats;
     if (cm_client_get_stats(client, &stats) != CM_OK) return;
-    printf("counters: %llu createTask and %llu getTaskResult requests; answers: %llu processing, %llu "
-           "successful; %llu retries; %llu connections opened; %llu bytes sent, %llu received\n",
+    printf("counters: requests: %llu createTask, %llu getTaskResult; answers: %llu processing, %llu "
+           "successful; retries: %llu; connections: %llu opened, %llu open; bytes: %llu sent, %llu received\n",
            (unsigned long long)stats.requests_create_task, (unsigned long long)stats.requests_get_task_result,
            (unsigned long long)stats.answers_processing, (unsigned long long)stats.answers_ready,
            (unsigned long long)stats.retries, (unsigned long long)stats.connections_opened,
-           (unsigned long long)stats.bytes_sent, (unsigned long long)stats.bytes_received);
+           (unsigned long long)stats.connections_open, (unsigned long long)stats.bytes_sent,
+           (unsigned long long)stats.bytes_received);
 }
 
 int main(int argc, char **argv) {

@@ -158,19 +158,24 @@ typedef struct {
     uint64_t budget_refusals;
     // Calls the account guard answered locally, with nothing sent.
     uint64_t guard_refusals;
-    // TCP connections opened (the pool keeps them for reuse and does not say how many it has
-    // closed since, so the number open now is not known).
+    // TCP connections opened since the client was created.
     uint64_t connections_opened;
-    // Requests in flight now, each on a connection of its own.
+    // Requests in flight now, each on a connection of its own (a request still opening its
+    // connection counts).
     uint64_t requests_in_flight;
     // Waits started (cm_wait_result, cm_waiter_add) and not finished yet.
     uint64_t waits_pending;
     // Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     uint64_t waits_finished;
-    // Bytes of request bodies sent (HTTP heads not counted).
+    // HTTP bytes sent: request heads and bodies, before TLS (TLS records and a proxy's
+    // CONNECT are not counted).
     uint64_t bytes_sent;
-    // Bytes of answer bodies received (HTTP heads not counted).
+    // HTTP bytes received: answer heads and bodies, after TLS.
     uint64_t bytes_received;
+    // Connections open now: opened and not yet closed by the server or the pool.
+    uint64_t connections_open;
+    // Open connections carrying no request now (open minus requests in flight, at least 0).
+    uint64_t connections_idle;
 } cm_client_stats;
 
 // How `cm_wait_result` polls. Always start from `cm_wait_options_init` or

@@ -87,3 +87,90 @@ fn each_answer_is_counted_in_its_class() {
     assert_eq!(methods["getTaskResult"], json!(5));
     assert_eq!(methods["getBalance"], json!(1));
 }
+
+/// Waits (up to 5 s) until `holds` is true of the client's counters; returns them.
+fn stats_when(client: &capmonster::Client, holds: impl Fn(&capmonster::Stats) -> bool) -> capmonster::Stats {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = client.stats();
+        if holds(&stats) || std::time::Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn open_and_idle_connections_follow_the_pool() {
+    let emulator = emulator();
+    let client = Arc::new(client(&emulator, "stats-connections"));
+    assert!(client.get_balance().result.is_ok());
+    let stats = client.stats();
+    assert_eq!((stats.connections_opened, stats.connections_open, stats.connections_idle), (1, 1, 1), "{stats:?}");
+
+    // A request in flight holds its connection: open, not idle.
+    let task_id = emulator.add_task("ImageToTextTask");
+    emulator.script_task(task_id, vec![Step::processing().delay(400)]);
+    let polling = {
+        let client = Arc::clone(&client);
+        std::thread::spawn(move || client.get_task_result(task_id))
+    };
+    let busy = stats_when(&client, |stats| stats.requests_in_flight == 1);
+    assert_eq!((busy.connections_open, busy.connections_idle), (1, 0), "{busy:?}");
+    assert!(polling.join().unwrap().result.is_ok());
+
+    // The server closes its side after answering: the pool drops the connection when it
+    // next looks at it, and the next call opens another.
+    emulator.script_task(task_id, vec![Step::processing().close_after()]);
+    assert!(client.get_task_result(task_id).result.is_ok());
+    assert!(client.get_balance().result.is_ok());
+    let stats = client.stats();
+    assert_eq!((stats.connections_opened, stats.connections_open, stats.connections_idle), (2, 1, 1), "{stats:?}");
+    assert_eq!(stats.connections_opened, emulator.stats_json()["connections"].as_u64().unwrap());
+
+    // A setting's change replaces the pool: its connections close.
+    client.set_request_timeout(Duration::from_secs(7)).unwrap();
+    let stats = stats_when(&client, |stats| stats.connections_open == 0);
+    assert_eq!((stats.connections_opened, stats.connections_open, stats.connections_idle), (2, 0, 0), "{stats:?}");
+}
+
+#[test]
+fn bytes_are_the_http_bytes_each_way() {
+    use std::io::{Read, Write};
+    // A one-answer HTTP server over a real socket, which counts what it reads.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    const ANSWER: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 28\r\n\r\n{\"errorId\":0,\"balance\":1.25}";
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The head, then the body its Content-Length announces.
+        loop {
+            let read = stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "the client closed early");
+            request.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&request).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .map_or(0, |value| value.trim().parse().unwrap());
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        stream.write_all(ANSWER).unwrap();
+        request.len() as u64
+    });
+    let client = capmonster::Client::new("stats-bytes").unwrap();
+    client.set_base_url(&url).unwrap();
+    client.set_proxy(None).unwrap();
+    let balance = client.get_balance();
+    assert_eq!(balance.result.unwrap(), 1.25);
+    let request_bytes = server.join().unwrap();
+    let stats = client.stats();
+    assert_eq!((stats.bytes_sent, stats.bytes_received), (request_bytes, ANSWER.len() as u64), "{stats:?}");
+}

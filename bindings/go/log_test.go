@@ -73,6 +73,9 @@ func TestSetLoggerSendsEveryLineWithoutTheKey(t *testing.T) {
 	if stats.RequestsGetTaskResult != 3 || stats.AnswersReady != 1 || stats.AnswersHTTPError != 1 || stats.Retries != 1 || stats.WaitsFinished != 1 || stats.WaitsPending != 0 {
 		t.Errorf("stats %+v", stats)
 	}
+	if stats.ConnectionsOpen < 1 || stats.ConnectionsOpen > stats.ConnectionsOpened || stats.ConnectionsIdle != stats.ConnectionsOpen {
+		t.Errorf("connections: %+v", stats)
+	}
 	if int(stats.RequestsGetTaskResult) != requestsFor(t, taskID) {
 		t.Errorf("the emulator saw %d requests, the client counted %d", requestsFor(t, taskID), stats.RequestsGetTaskResult)
 	}

@@ -20,13 +20,14 @@ type Stats struct {
 	Retries uint64
 	// Requests not sent: the budget of 120 per task; the account guard's local answers.
 	BudgetRefusals, GuardRefusals uint64
-	// TCP connections opened so far (how many are still open is not known); requests in
-	// flight now.
+	// TCP connections opened so far; requests in flight now.
 	ConnectionsOpened, RequestsInFlight uint64
 	// Waits started and not finished; finished.
 	WaitsPending, WaitsFinished uint64
-	// Request and answer bodies (HTTP heads not counted).
+	// HTTP bytes, heads and bodies, before TLS.
 	BytesSent, BytesReceived uint64
+	// Connections open now; of them, those carrying no request (open minus in flight).
+	ConnectionsOpen, ConnectionsIdle uint64
 }
 
 // Stats returns the client's counters; ErrClosed after Close.
@@ -55,5 +56,6 @@ func (c *Client) Stats() (Stats, error) {
 		ConnectionsOpened: uint64(s.connections_opened), RequestsInFlight: uint64(s.requests_in_flight),
 		WaitsPending: uint64(s.waits_pending), WaitsFinished: uint64(s.waits_finished),
 		BytesSent: uint64(s.bytes_sent), BytesReceived: uint64(s.bytes_received),
+		ConnectionsOpen: uint64(s.connections_open), ConnectionsIdle: uint64(s.connections_idle),
 	}, nil
 }

@@ -61,6 +61,8 @@ Public Type CmClientStats
     WaitsFinished As LongLong
     BytesSent As LongLong
     BytesReceived As LongLong
+    ConnectionsOpen As LongLong
+    ConnectionsIdle As LongLong
 End Type
 #Else
 Public Type CmClientStats
@@ -88,6 +90,8 @@ Public Type CmClientStats
     WaitsFinished As Currency
     BytesSent As Currency
     BytesReceived As Currency
+    ConnectionsOpen As Currency
+    ConnectionsIdle As Currency
 End Type
 #End If
 

@@ -19,7 +19,7 @@ use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
 use crate::net::inflight;
-use crate::net::transport::{Channel, Method};
+use crate::net::transport::{Channel, Method, Wire};
 use crate::net::trust::Trust;
 
 pub mod stats;
@@ -140,7 +140,7 @@ pub struct Client {
     /// What requests are sent with; an error when the environment's proxy is malformed, which
     /// every call then reports (creating the client never fails because of the environment).
     channel: RwLock<Arc<Result<Channel, Error>>>,
-    connections: Arc<AtomicU64>,
+    wire: Arc<Wire>,
     gate: Arc<Gate>,
     /// The `softId` sent with every createTask; 0: none.
     soft_id: AtomicU32,
@@ -176,9 +176,9 @@ impl Client {
         };
         // The budget's kind (shared file or this process) is fixed by the first client.
         let _ = budget::global();
-        let connections = Arc::new(AtomicU64::new(0));
+        let wire = Arc::new(Wire::default());
         let gate = Gate::new(settings.max_connections);
-        let channel = build_channel(&settings, &connections);
+        let channel = build_channel(&settings, &wire);
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
@@ -186,7 +186,7 @@ impl Client {
             budget_notices: NoticesTold::default(),
             settings: Mutex::new(settings),
             channel: RwLock::new(Arc::new(channel)),
-            connections,
+            wire,
             gate,
             soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
@@ -289,12 +289,12 @@ impl Client {
     /// This client's counters since it was created: requests per method, answers per class,
     /// retries, refusals, connections, waits, bytes. Cheap: relaxed loads, no lock.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot(self.connections_opened(), u64::from(self.requests_in_flight()))
+        self.counters.snapshot(&self.wire, u64::from(self.requests_in_flight()))
     }
 
     /// TCP connections this client has opened so far.
     pub fn connections_opened(&self) -> u64 {
-        self.connections.load(Ordering::Relaxed)
+        self.wire.opened()
     }
 
     /// Asks once for the state of a task. The request counts in the budget (shared by the user's processes).
@@ -562,7 +562,7 @@ impl Client {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let channel = build_channel(&changed, &self.connections);
+        let channel = build_channel(&changed, &self.wire);
         if let (Err(error), ProxyChoice::Set(_)) = (&channel, &changed.proxy) {
             return Err(error.clone());
         }
@@ -626,7 +626,7 @@ impl Client {
             }
             admit(stats.requests)?;
             stats.requests += 1;
-            self.counters.sent(method, body.len());
+            self.counters.sent(method);
             let in_flight = inflight::enter(bounds.cancels);
             let sent_at = Instant::now();
             let outcome = channel.attempt(method, body, timeout);
@@ -637,7 +637,6 @@ impl Client {
             }
             match outcome {
                 Ok((status, answer)) => {
-                    self.counters.bytes_received.fetch_add(answer.len() as u64, Ordering::Relaxed);
                     stats.http_status = Some(status);
                     return Ok((status, answer));
                 }
@@ -815,7 +814,7 @@ fn check_task_json(task_json: &str) -> Result<(&str, Option<String>), Error> {
 
 /// The channel for `settings`: the proxy chosen (the caller's, or the environment's by curl's
 /// rules), then a new agent and a pool of at most `max_connections` idle connections.
-fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Channel, Error> {
+fn build_channel(settings: &Settings, wire: &Arc<Wire>) -> Result<Channel, Error> {
     let (proxy, source) = match &settings.proxy {
         ProxyChoice::Set(proxy) => (proxy.clone(), "proxy_url"),
         ProxyChoice::Environment => {
@@ -827,7 +826,7 @@ fn build_channel(settings: &Settings, connections: &Arc<AtomicU64>) -> Result<Ch
     };
     let max = settings.max_connections;
     let (base_url, user_agent_url) = (&settings.base_url, &settings.user_agent_url);
-    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, connections, max).map_err(
+    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, wire, max).map_err(
         |mut error| {
             if error.code == Code::InvalidArgument && !source.is_empty() {
                 error.message = format!("{source}: {}", error.message);

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::api::answer::TaskState;
 use crate::api::error::{Code, Error};
-use crate::net::transport::Method;
+use crate::net::transport::{Method, Wire};
 
 /// The methods counted apart, in the order of [`Stats::requests`].
 pub const METHODS: [&str; 6] = [
@@ -45,19 +45,25 @@ pub struct Stats {
     pub budget_refusals: u64,
     /// Calls the account guard answered here, with nothing sent.
     pub guard_refusals: u64,
-    /// TCP connections opened since the client was created (the pool keeps them open for
-    /// reuse; it does not tell how many it has closed, so the number open now is not known).
+    /// TCP connections opened since the client was created.
     pub connections_opened: u64,
-    /// Requests in flight now: the connections busy at this moment.
+    /// Requests in flight now: the connections busy at this moment (a request still opening
+    /// its connection counts).
     pub requests_in_flight: u64,
     /// Waits started (blocking or on a waiter) and not finished yet.
     pub waits_pending: u64,
     /// Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     pub waits_finished: u64,
-    /// Bytes of request bodies sent (HTTP heads are not counted).
+    /// HTTP bytes sent: request heads and bodies, as written before TLS (so TLS's own
+    /// records and handshakes, and a proxy's CONNECT, are not counted).
     pub bytes_sent: u64,
-    /// Bytes of answer bodies received (HTTP heads are not counted).
+    /// HTTP bytes received: answer heads and bodies, as read after TLS.
     pub bytes_received: u64,
+    /// Connections open now: opened and not yet closed by the server or the pool.
+    pub connections_open: u64,
+    /// Open connections carrying no request now: the pool's, ready for reuse (open minus
+    /// requests in flight, at least 0).
+    pub connections_idle: u64,
 }
 
 /// The live counters behind [`Stats`]; every update is one relaxed add.
@@ -76,8 +82,6 @@ pub(crate) struct Counters {
     pub guard_refusals: AtomicU64,
     pub waits_started: AtomicU64,
     pub waits_finished: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
 }
 
 /// Adds one.
@@ -86,9 +90,8 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
-    pub fn sent(&self, method: Method, bytes: usize) {
+    pub fn sent(&self, method: Method) {
         bump(&self.requests[method as usize]);
-        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Counts the answer of a call that sent a request, by its class; returns the class's name.
@@ -116,9 +119,11 @@ impl Counters {
         }
     }
 
-    pub fn snapshot(&self, connections_opened: u64, requests_in_flight: u64) -> Stats {
+    /// The counters with the connections' (`wire`) and the requests in flight now.
+    pub fn snapshot(&self, wire: &Wire, requests_in_flight: u64) -> Stats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let finished = read(&self.waits_finished);
+        let open = wire.open();
         Stats {
             requests: std::array::from_fn(|at| read(&self.requests[at])),
             answers_processing: read(&self.answers_processing),
@@ -131,13 +136,15 @@ impl Counters {
             retries: read(&self.retries),
             budget_refusals: read(&self.budget_refusals),
             guard_refusals: read(&self.guard_refusals),
-            connections_opened,
+            connections_opened: wire.opened(),
             requests_in_flight,
             // Finished is read first: a wait ending meanwhile cannot make pending negative.
             waits_pending: read(&self.waits_started).saturating_sub(finished),
             waits_finished: finished,
-            bytes_sent: read(&self.bytes_sent),
-            bytes_received: read(&self.bytes_received),
+            bytes_sent: wire.bytes_sent(),
+            bytes_received: wire.bytes_received(),
+            connections_open: open,
+            connections_idle: open.saturating_sub(requests_in_flight),
         }
     }
 }

@@ -47,19 +47,24 @@ pub struct cm_client_stats {
     pub budget_refusals: u64,
     /// Calls the account guard answered locally, with nothing sent.
     pub guard_refusals: u64,
-    /// TCP connections opened (the pool keeps them for reuse and does not say how many it has
-    /// closed since, so the number open now is not known).
+    /// TCP connections opened since the client was created.
     pub connections_opened: u64,
-    /// Requests in flight now, each on a connection of its own.
+    /// Requests in flight now, each on a connection of its own (a request still opening its
+    /// connection counts).
     pub requests_in_flight: u64,
     /// Waits started (cm_wait_result, cm_waiter_add) and not finished yet.
     pub waits_pending: u64,
     /// Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     pub waits_finished: u64,
-    /// Bytes of request bodies sent (HTTP heads not counted).
+    /// HTTP bytes sent: request heads and bodies, before TLS (TLS records and a proxy's
+    /// CONNECT are not counted).
     pub bytes_sent: u64,
-    /// Bytes of answer bodies received (HTTP heads not counted).
+    /// HTTP bytes received: answer heads and bodies, after TLS.
     pub bytes_received: u64,
+    /// Connections open now: opened and not yet closed by the server or the pool.
+    pub connections_open: u64,
+    /// Open connections carrying no request now (open minus requests in flight, at least 0).
+    pub connections_idle: u64,
 }
 
 impl From<Stats> for cm_client_stats {
@@ -90,6 +95,8 @@ impl From<Stats> for cm_client_stats {
             waits_finished: stats.waits_finished,
             bytes_sent: stats.bytes_sent,
             bytes_received: stats.bytes_received,
+            connections_open: stats.connections_open,
+            connections_idle: stats.connections_idle,
         }
     }
 }

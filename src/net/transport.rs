@@ -108,7 +108,7 @@ impl Channel {
         request_timeout: Duration,
         proxy: Option<ProxyUrl>,
         trust: &Trust,
-        connections: &Arc<AtomicU64>,
+        wire: &Arc<Wire>,
         max_connections: u32,
     ) -> Result<Channel, Error> {
         let ureq_proxy = proxy
@@ -130,7 +130,7 @@ impl Channel {
             .proxy(ureq_proxy)
             .tls_config(TlsConfig::builder().root_certs(trust.roots()).build())
             .build();
-        let observer = ConnectionObserver { opened: Arc::clone(connections) };
+        let observer = ConnectionObserver { wire: Arc::clone(wire) };
         // ureq's default chain, with the lean TCP transport in place of ureq's own.
         // Interruptible: every connection is claimed by the attempt using it, for its cancels.
         let connector = Interruptible(
@@ -211,11 +211,44 @@ thread_local! {
     static OPENED_CONNECTION: Cell<bool> = const { Cell::new(false) };
 }
 
+/// What a client's connections carried, counted where the bytes pass: connections opened and
+/// closed, and the HTTP bytes (heads and bodies, before TLS) written and read. Relaxed atomics,
+/// shared by every channel the client builds.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+impl Wire {
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now: opened and not yet closed (by the server, the pool, or a
+    /// setting's change that replaced the pool).
+    pub fn open(&self) -> u64 {
+        // Closed is read first: a connection closing meanwhile cannot make the count negative.
+        let closed = self.closed.load(Ordering::Relaxed);
+        self.opened().saturating_sub(closed)
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
+    }
+}
+
 /// The last link of the connector chain: counts new connections, marks them fresh, and
-/// wraps them in [`CoalescedWrites`].
+/// wraps them in [`CoalescedWrites`], which counts their bytes and their close.
 #[derive(Debug)]
 struct ConnectionObserver {
-    opened: Arc<AtomicU64>,
+    wire: Arc<Wire>,
 }
 
 impl<In: Transport> Connector<In> for ConnectionObserver {
@@ -223,11 +256,12 @@ impl<In: Transport> Connector<In> for ConnectionObserver {
 
     fn connect(&self, _details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
         if chained.is_some() {
-            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.wire.opened.fetch_add(1, Ordering::Relaxed);
             OPENED_CONNECTION.with(|opened| opened.set(true));
         }
         Ok(chained.map(|inner| {
-            Box::new(CoalescedWrites { inner: Box::new(inner), pending: Vec::new() }) as Box<dyn Transport>
+            let wire = Arc::clone(&self.wire);
+            Box::new(CoalescedWrites { inner: Box::new(inner), pending: Vec::new(), wire }) as Box<dyn Transport>
         }))
     }
 }
@@ -238,11 +272,22 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// Holds back what ureq writes (the request head, then the body) until it waits for the
 /// answer, so a request leaves in one write and one TCP segment instead of two. The benchmark
 /// showed the split costing as much time per call as everything else together (bench/).
+/// Every connection of the pool is one of these, so it is also where the bytes and the close
+/// of each connection are counted ([`Wire`]).
 #[derive(Debug)]
 struct CoalescedWrites {
     inner: Box<dyn Transport>,
     /// Bytes written by ureq and not sent yet (at most COALESCE_LIMIT).
     pending: Vec<u8>,
+    wire: Arc<Wire>,
+}
+
+impl Drop for CoalescedWrites {
+    /// The pool drops a connection when it closes it: the server closed it, it idled out, the
+    /// pool was full, or the pool itself went with a setting's change.
+    fn drop(&mut self) {
+        self.wire.closed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl CoalescedWrites {
@@ -253,10 +298,26 @@ impl CoalescedWrites {
             let amount = output.len().min(self.pending.len() - sent);
             output[..amount].copy_from_slice(&self.pending[sent..sent + amount]);
             self.inner.transmit_output(amount, timeout)?;
+            self.wire.bytes_sent.fetch_add(amount as u64, Ordering::Relaxed);
             sent += amount;
         }
         self.pending.clear();
         Ok(())
+    }
+}
+
+impl CoalescedWrites {
+    /// Runs a read of the inner transport and counts what it added to the input buffer (ureq
+    /// consumes input only between reads, so the growth is what arrived).
+    fn count_input(
+        &mut self,
+        read: impl FnOnce(&mut Box<dyn Transport>) -> Result<bool, ureq::Error>,
+    ) -> Result<bool, ureq::Error> {
+        let before = self.inner.buffers().input().len();
+        let result = read(&mut self.inner);
+        let arrived = self.inner.buffers().input().len().saturating_sub(before);
+        self.wire.bytes_received.fetch_add(arrived as u64, Ordering::Relaxed);
+        result
     }
 }
 
@@ -267,7 +328,9 @@ impl Transport for CoalescedWrites {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         if self.pending.is_empty() && amount >= COALESCE_LIMIT {
-            return self.inner.transmit_output(amount, timeout);
+            self.inner.transmit_output(amount, timeout)?;
+            self.wire.bytes_sent.fetch_add(amount as u64, Ordering::Relaxed);
+            return Ok(());
         }
         self.pending.extend_from_slice(&self.inner.buffers().output()[..amount]);
         if self.pending.len() >= COALESCE_LIMIT {
@@ -278,12 +341,12 @@ impl Transport for CoalescedWrites {
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.inner.maybe_await_input(timeout)
+        self.count_input(|inner| inner.maybe_await_input(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.inner.await_input(timeout)
+        self.count_input(|inner| inner.await_input(timeout))
     }
 
     fn is_open(&mut self) -> bool {

@@ -621,6 +621,8 @@ static void test_log_callback_and_stats(void) {
     CHECK(stats.answers_ready == 1 && stats.answers_http_error == 1 && stats.answers_api_error == 1);
     CHECK(stats.retries == 2 && stats.waits_pending == 0 && stats.waits_finished == 1);
     CHECK(stats.bytes_sent > 0 && stats.bytes_received > 0 && stats.connections_opened >= 1);
+    CHECK(stats.connections_open >= 1 && stats.connections_open <= stats.connections_opened &&
+          stats.connections_idle == stats.connections_open);
 
     /* A program built against a shorter struct: only what fits is written. */
     memset(&stats, 0xff, sizeof stats);

@@ -98,6 +98,8 @@ namespace CapMonster
             WaitsFinished = s.WaitsFinished;
             BytesSent = s.BytesSent;
             BytesReceived = s.BytesReceived;
+            ConnectionsOpen = s.ConnectionsOpen;
+            ConnectionsIdle = s.ConnectionsIdle;
         }
 
         /// <summary>getTaskResult requests sent (resends included).</summary>
@@ -132,7 +134,7 @@ namespace CapMonster
         public ulong BudgetRefusals { get; private set; }
         /// <summary>Calls the account guard answered locally.</summary>
         public ulong GuardRefusals { get; private set; }
-        /// <summary>TCP connections opened so far (how many are still open is not known).</summary>
+        /// <summary>TCP connections opened so far.</summary>
         public ulong ConnectionsOpened { get; private set; }
         /// <summary>Requests in flight now.</summary>
         public ulong RequestsInFlight { get; private set; }
@@ -140,9 +142,13 @@ namespace CapMonster
         public ulong WaitsPending { get; private set; }
         /// <summary>Waits finished.</summary>
         public ulong WaitsFinished { get; private set; }
-        /// <summary>Request body bytes sent (heads not counted).</summary>
+        /// <summary>HTTP bytes sent, heads and bodies, before TLS.</summary>
         public ulong BytesSent { get; private set; }
-        /// <summary>Answer body bytes received (heads not counted).</summary>
+        /// <summary>HTTP bytes received, heads and bodies, after TLS.</summary>
         public ulong BytesReceived { get; private set; }
+        /// <summary>Connections open now.</summary>
+        public ulong ConnectionsOpen { get; private set; }
+        /// <summary>Open connections carrying no request now.</summary>
+        public ulong ConnectionsIdle { get; private set; }
     }
 }

@@ -38,6 +38,7 @@ namespace CapMonster
         public ulong Retries, BudgetRefusals, GuardRefusals;
         public ulong ConnectionsOpened, RequestsInFlight, WaitsPending, WaitsFinished;
         public ulong BytesSent, BytesReceived;
+        public ulong ConnectionsOpen, ConnectionsIdle;
     }
 
     /// <summary>

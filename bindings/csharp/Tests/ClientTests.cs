@@ -333,6 +333,8 @@ namespace CapMonster.Tests
                     Assert.Equal(1UL, stats.Retries, "Retries");
                     Assert.Equal(1UL, stats.WaitsFinished, "WaitsFinished");
                     Assert.Equal(0UL, stats.WaitsPending, "WaitsPending");
+                    Assert.True(stats.ConnectionsOpen >= 1 && stats.ConnectionsOpen <= stats.ConnectionsOpened, "ConnectionsOpen");
+                    Assert.Equal(stats.ConnectionsOpen, stats.ConnectionsIdle, "ConnectionsIdle: nothing in flight");
                 }
                 // A handler that throws loses its line, nothing else.
                 CapMonsterLog.SetHandler(LogLevel.Trace, (level, eventName, message) => { throw new InvalidOperationException("boom"); });

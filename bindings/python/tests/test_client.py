@@ -315,6 +315,7 @@ def test_log_to_sends_every_line_to_logging_without_the_key(emulator):
         assert stats["requests_get_task_result"] == 3 == emulator.requests("getTaskResult")
         assert (stats["answers_http_error"], stats["answers_ready"], stats["retries"]) == (1, 1, 1)
         assert (stats["waits_pending"], stats["waits_finished"]) == (0, 1)
+        assert 1 <= stats["connections_open"] == stats["connections_idle"] <= stats["connections_opened"]
 
         # A handler that raises loses its line, nothing else.
         class Raise(logging.Handler):

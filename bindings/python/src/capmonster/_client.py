@@ -550,8 +550,8 @@ class Client:
         ``answers_ready``, ``answers_api_error``, ``answers_http_error``,
         ``answers_network_error``, ``answers_timeout``, ``answers_other``, ``retries``,
         ``budget_refusals``, ``guard_refusals``, ``connections_opened``, ``requests_in_flight``,
-        ``waits_pending``, ``waits_finished``, ``bytes_sent``, ``bytes_received``. Cheap: no
-        lock, nothing sent.
+        ``waits_pending``, ``waits_finished``, ``bytes_sent``, ``bytes_received``,
+        ``connections_open``, ``connections_idle``. Cheap: no lock, nothing sent.
         """
         if _native.cm_client_get_stats is None:
             raise _native.missing("cm_client_get_stats")

@@ -175,6 +175,8 @@ class ClientStats(Structure):
             "waits_finished",
             "bytes_sent",
             "bytes_received",
+            "connections_open",
+            "connections_idle",
         )
     ]
 
