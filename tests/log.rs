@@ -191,3 +191,33 @@ fn a_sink_may_remove_itself_and_a_slow_one_hangs_nothing() {
     assert!(started.elapsed() < Duration::from_secs(20));
     log::set_sink(Level::Trace, None);
 }
+
+#[test]
+fn a_cancel_in_flight_is_logged_as_the_request_and_the_wait_ending() {
+    let (_turn, lines) = catch_lines(Level::Debug);
+    let emulator = emulator();
+    let task_id = emulator.add_task("ImageToTextTask");
+    // The answer would come after 5 s: the cancel reaches the request in flight long before.
+    emulator.script_task(task_id, vec![Step::processing().delay(5_000)]);
+    let client = client(&emulator, KEY);
+    let cancel = Arc::new(capmonster::Cancel::new());
+    let canceller = {
+        let cancel = Arc::clone(&cancel);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.trigger();
+        })
+    };
+    let started = Instant::now();
+    let report = wait(&client, task_id, &fast_schedule(), Some(&cancel));
+    canceller.join().unwrap();
+    assert_eq!(report.result.as_ref().unwrap_err().code, Code::Cancelled, "{:?}", report.result);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    let lines_now = lines.lock().unwrap().clone();
+    let request = lines_now.iter().find(|(_, event, _)| event == "request").expect("a request line");
+    assert!(request.2.contains("getTaskResult was cancelled while its request was in flight"), "{request:?}");
+    let end = lines_now.iter().find(|(_, event, _)| event == "wait.end").expect("a wait.end line");
+    assert!(end.2.starts_with(&format!("task {task_id}: CM_ERR_CANCELLED")), "{end:?}");
+    assert_eq!(end.0, Level::Warn);
+    assert_clean(&lines, &[KEY]);
+}

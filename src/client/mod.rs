@@ -633,7 +633,7 @@ impl Client {
             drop(in_flight);
             drop(permit);
             if log::enabled(Level::Debug) {
-                self.log_request(method, task_id, stats.requests, sent_at, &outcome);
+                self.log_request(method, task_id, stats.requests, sent_at, &outcome, bounds.cancelled());
             }
             match outcome {
                 Ok((status, answer)) => {
@@ -679,12 +679,15 @@ impl Client {
         attempt: u32,
         sent_at: Instant,
         outcome: &Result<(u16, Vec<u8>), crate::net::transport::AttemptFailure>,
+        cancelled: bool,
     ) {
         let connection = if crate::net::transport::last_attempt_opened_connection() { "new" } else { "reused" };
         let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
         let took = sent_at.elapsed().as_micros() as f64 / 1000.0;
         let what = match outcome {
             Ok((status, answer)) => format!("HTTP {status}, {} bytes", answer.len()),
+            // A cancel shuts the socket: the transport's own words would blame the server.
+            Err(_) if cancelled => method.cancelled_in_flight(),
             Err(failure) => format!("failed: {}", self.scrub_text(&failure.error.message)),
         };
         log::log(Level::Debug, "request", || {
