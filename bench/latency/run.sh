@@ -127,7 +127,7 @@ for delay in ${DELAYS//,/ }; do
         log "$c, $(commas "$n") waits, $delay ms: skipped (a connection per wait: more than the emulator's 16,384)"
         LINES+=("$delay $n $c|skip||"); continue
       fi
-      if [ "$c" = go ] && [ $((2 * n + 200)) -gt "$FDS" ]; then
+      if [ "$c" = go ] && [ $((n + 500)) -gt "$FDS" ]; then
         log "$c, $(commas "$n") waits: skipped (ulimit -n $FDS)"
         LINES+=("$delay $n $c|skip||"); continue
       fi
