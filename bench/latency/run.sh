@@ -17,7 +17,7 @@
 #   --spread MS            wait j's first delay is SPREAD * j / N [0: all polled at once]
 #   --output FILE          where the table goes [bench/latency/results.md]; - for nowhere
 #
-# The default run (4 round trips x 5 contenders at 10,000 waits) takes about 8 minutes.
+# The default run (4 round trips x 5 contenders at 10,000 waits) takes about 6 minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -92,13 +92,13 @@ nginx_accepts() {
     awk 'f { print $1; exit } /server accepts/ { f = 1 }'
 }
 start_nginx() { # UPSTREAM_PORT
-  local try i
+  local _
   stop_nginx
-  for try in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     H2_PORT=$((20000 + RANDOM % 40000))
     "$ROOT/tests/nginx/start-h2.sh" "$TMP/nginx" "$H2_PORT" "$1" >"$TMP/nginx.out" 2>&1 &
     NGINX_PID=$!
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       [ -n "$(nginx_accepts 2>/dev/null)" ] && return 0
       kill -0 "$NGINX_PID" 2>/dev/null || break
       sleep 0.1
