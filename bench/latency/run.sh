@@ -10,8 +10,9 @@
 #   --waits N,...          waits per run [10000]; 100000 adds ~10 minutes (and 1e5 Go connections
 #                          do not fit the emulator's 16,384: Go's HTTP/1.1 row is then skipped)
 #   --contenders C,...     lib:CAP (libcapmonster, max_connections CAP, HTTP/1.1 to the emulator),
-#                          go (net/http, HTTP/1.1 to the emulator), go-h2 (net/http, HTTP/2
-#                          through nginx) [lib:64,lib:512,lib:2048,go,go-h2]
+#                          lib-tls:CAP (the same through nginx with TLS: HTTP/2 if the library
+#                          offers it), go (net/http, HTTP/1.1 to the emulator), go-h2 (net/http,
+#                          HTTP/2 through nginx) [lib:64,lib:512,lib:2048,go,go-h2]
 #   --interval MS          the waits' interval [2000]
 #   --ready MS             each task turns ready this long after its first poll [3000]
 #   --spread MS            wait j's first delay is SPREAD * j / N [0: all polled at once]
@@ -29,7 +30,7 @@ INTERVAL=2000
 READY=3000
 SPREAD=0
 OUTPUT=$ROOT/bench/latency/results.md
-usage() { sed -n '2,21p' "$0"; }
+usage() { sed -n '2,22p' "$0"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --delays | --waits | --contenders | --interval | --ready | --spread | --output)
@@ -50,9 +51,10 @@ NEED_H2=0
 for c in ${CONTENDERS//,/ }; do
   case $c in
     lib:[1-9]*) [[ ${c#lib:} =~ ^[0-9]+$ ]] || { echo "bad contender $c" >&2; exit 2; } ;;
+    lib-tls:[1-9]*) [[ ${c#lib-tls:} =~ ^[0-9]+$ ]] || { echo "bad contender $c" >&2; exit 2; }; NEED_H2=1 ;;
     go) ;;
     go-h2) NEED_H2=1 ;;
-    *) echo "unknown contender $c (lib:CAP, go, go-h2)" >&2; exit 2 ;;
+    *) echo "unknown contender $c (lib:CAP, lib-tls:CAP, go, go-h2)" >&2; exit 2 ;;
   esac
 done
 
@@ -109,11 +111,17 @@ start_nginx() { # UPSTREAM_PORT
   return 1
 }
 
+# The protocols of the API requests nginx served since the log was emptied, e.g. "HTTP/2.0:30000".
+protocols() {
+  sleep 1.2 # nginx flushes its buffered log at least every second
+  sort "$TMP/nginx/protocol.log" | uniq -c | awk '{ printf "%s%s:%s", (NR > 1 ? "," : ""), $2, $1 }'
+}
+
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" | head -n 1; }
 commas() { echo "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 
 # ---- the runs ----------------------------------------------------------------------------------
-LINES=() # "delay n contender|rc|LATENCY line|nginx accepts during the run"
+LINES=() # "delay n contender|rc|LATENCY line|nginx accepts during the run|protocols"
 FAILED=0
 for delay in ${DELAYS//,/ }; do
   start_emulator --answer-delay-ms "$delay" --stamp-ready --max-connections 16384
@@ -122,7 +130,7 @@ for delay in ${DELAYS//,/ }; do
   log "emulator (pid $EMULATOR_PID) at $EMULATOR_URL answering after $delay ms${H2_PORT:+; nginx h2 at https://127.0.0.1:$H2_PORT}"
   for n in ${WAITS//,/ }; do
     for c in ${CONTENDERS//,/ }; do
-      rc=0 line="" accepts=""
+      rc=0 line="" accepts="" protos=""
       if [ "$c" = go ] && [ "$n" -gt 16000 ]; then
         log "$c, $(commas "$n") waits, $delay ms: skipped (a connection per wait: more than the emulator's 16,384)"
         LINES+=("$delay $n $c|skip||"); continue
@@ -131,7 +139,8 @@ for delay in ${DELAYS//,/ }; do
         log "$c, $(commas "$n") waits: skipped (ulimit -n $FDS)"
         LINES+=("$delay $n $c|skip||"); continue
       fi
-      cap=$n; [ "${c%%:*}" = lib ] && cap=${c#lib:}
+      cap=$n
+      case $c in lib:* | lib-tls:*) cap=${c#*:} ;; esac
       # Generous: three polls per wait at cap / delay requests per second, twice over, plus the schedule.
       limit=$((120 + (INTERVAL * 3 + SPREAD + READY) / 1000 + 6 * n * (delay + 5) / (cap * 1000)))
       log "$c, $(commas "$n") waits, $delay ms round trip (at most $limit s)"
@@ -139,14 +148,20 @@ for delay in ${DELAYS//,/ }; do
       case $c in
         lib:*) line=$(timeout "$limit" "$OUT/latency" "$EMULATOR_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay" "$cap") || rc=$? ;;
         go) line=$(timeout "$limit" "$OUT/latency-go" "$EMULATOR_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay") || rc=$? ;;
-        go-h2)
+        lib-tls:* | go-h2)
+          : >"$TMP/nginx/protocol.log"
           before=$(nginx_accepts)
-          line=$(LATENCY_CA_FILE=$TMP/nginx/ca.pem timeout "$limit" "$OUT/latency-go" "https://127.0.0.1:$H2_PORT" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay") || rc=$?
-          accepts=$(( $(nginx_accepts) - before - 1 )) ;;
+          if [ "$c" = go-h2 ]; then
+            line=$(LATENCY_CA_FILE=$TMP/nginx/ca.pem timeout "$limit" "$OUT/latency-go" "https://127.0.0.1:$H2_PORT" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay") || rc=$?
+          else
+            line=$(LATENCY_CA_FILE=$TMP/nginx/ca.pem timeout "$limit" "$OUT/latency" "https://127.0.0.1:$H2_PORT" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay" "$cap") || rc=$?
+          fi
+          accepts=$(( $(nginx_accepts) - before - 1 ))
+          protos=$(protocols) ;;
       esac
       [ "$rc" = 0 ] || { log "$c $n $delay ms: exit status $rc$( [ "$rc" = 124 ] && echo ' (timed out: a hang?)')"; FAILED=1; }
       echo "$line" >&2
-      LINES+=("$delay $n $c|$rc|$line|$accepts")
+      LINES+=("$delay $n $c|$rc|$line|$accepts|$protos")
     done
   done
   stop_nginx
@@ -157,12 +172,20 @@ done
 TABLE=()
 for l in "${LINES[@]}"; do
   read -r delay n c <<<"${l%%|*}"
-  rest=${l#*|}; rc=${rest%%|*}; rest=${rest#*|}; line=${rest%%|*}; accepts=${rest#*|}
+  rest=${l#*|}; rc=${rest%%|*}; rest=${rest#*|}; line=${rest%%|*}; rest=${rest#*|}
+  accepts=${rest%%|*}; protos=${rest#*|}
   case $c in
     lib:*) who="libcapmonster, cap ${c#lib:}"; proto="HTTP/1.1" ;;
-    go) who="Go net/http"; proto="HTTP/1.1" ;;
-    go-h2) who="Go net/http"; proto="HTTP/2 (TLS, nginx)" ;;
+    lib-tls:*) who="libcapmonster, cap ${c#lib-tls:}" ;;
+    go*) who="Go net/http"; proto="HTTP/1.1" ;;
   esac
+  # Through nginx: the protocol(s) its log saw, e.g. "HTTP/2 (TLS, nginx)".
+  if [ -n "$protos" ]; then
+    proto=$(echo "$protos" | sed -e 's/:[0-9]*//g' -e 's|HTTP/2.0|HTTP/2|g' -e 's/,/ + /g')
+    proto="$proto (TLS, nginx)"
+  elif [ "$c" = go-h2 ] || [ "${c%%:*}" = lib-tls ]; then
+    proto="TLS, nginx"
+  fi
   if [ "$rc" = skip ]; then
     TABLE+=("| $(commas "$n") | $delay ms | $who | $proto | not run: a connection per wait is more than the emulator's 16,384 | | | | | |")
     continue
@@ -184,6 +207,8 @@ for l in "${LINES[@]}"; do
   [ "$rc" != 0 ] && note="$note (exit status $rc)"
   if [ "$c" = go-h2 ]; then
     conns="$(commas "$accepts") to nginx, $(echo "$line" | field client_connections) used"
+  elif [ -n "$accepts" ]; then
+    conns="$(commas "$accepts") to nginx"
   else
     conns="$(commas "$(( $(echo "$line" | field emu_connections) - 2 ))") ($(commas "$(( $(echo "$line" | field emu_peak_connections) - 1 ))") at once)"
   fi
@@ -213,9 +238,10 @@ REPORT=$TMP/results.md
   echo "  the schedule alone gives: k (interval + round trip) + round trip - ready time."
   echo "- threads: libcapmonster's threads (peak of /proc/self/task, sampled every 5 ms, minus the driver's"
   echo "  main and sampler threads); Go: the whole process's."
-  echo "- connections: HTTP/1.1 rows, those the emulator accepted during the run (its control requests left"
-  echo "  out) and the most open at once; HTTP/2 rows, those nginx accepted (TLS handshakes: Go dials one per"
-  echo "  request waiting for a connection, then keeps the first and closes the rest) and those Go used."
+  echo "- connections: straight to the emulator, those it accepted during the run (its control requests"
+  echo "  left out) and the most open at once; through nginx, those nginx accepted (TLS handshakes: Go dials"
+  echo "  one per request waiting for a connection, then keeps the first and closes the rest) and those Go used."
+  echo "- protocol through nginx: what nginx's log saw for the run's API requests."
   echo "- peak RSS: VmHWM of the whole client process."
 } >"$REPORT"
 echo
