@@ -10,8 +10,8 @@
 #   scripts/install-deps.sh --check [SECTION...] installs nothing; fails listing what is missing
 #
 # Sections: scripts/test.sh's (scripts/test.sh --list), plus windows-build
-# (scripts/build-windows.sh), demo (scripts/demo.sh, soak.sh, fuzz.sh) and bench (bench/run.sh,
-# scale.sh). Rust and Go do not come from Debian here
+# (scripts/build-windows.sh), demo (scripts/demo.sh, soak.sh, fuzz.sh), bench (bench/run.sh,
+# scale.sh) and bench-latency (bench/latency/run.sh). Rust and Go do not come from Debian here
 # (Debian 12's are too old): rustup's Rust and Go 1.24+ come with the machine; this script
 # checks them and says so when they are missing.
 set -euo pipefail
@@ -192,6 +192,15 @@ lean libcjson-dev /usr/include/cjson/cJSON.h "cJSON, which parses for libcurl's 
 deb nginx /usr/sbin/nginx "the server every contender calls"
 deb valgrind callgrind_annotate "--profile: instructions and allocations per call"
 lean strace strace "--profile: system calls per call"
+
+section bench-latency "bench/latency/run.sh: waits at internet round trips, against Go net/http, HTTP/1.1 and HTTP/2"
+tool "$cargo_probe" "$rust_toolchain"
+tool "$go_probe" "$go_toolchain: the Go contender (standard library only)"
+deb gcc gcc "the C driver"
+deb libc6-dev /usr/include/stdio.h "C headers"
+deb nginx /usr/sbin/nginx "TLS and HTTP/2 in front of the emulator (tests/nginx/h2.conf.in)"
+deb openssl openssl "the test certificates (tests/nginx/make-cert.sh)"
+deb curl curl "nginx's connection counter (stub_status over TLS)"
 
 # --- arguments -------------------------------------------------------------------------------
 mode=install

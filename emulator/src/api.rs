@@ -62,8 +62,13 @@ const TEXT_TYPE: &str = "text/plain; charset=utf-8";
 struct Task {
     solution: Value,
     created_unix: u64,
-    /// `None` when the solve delay overflows `Instant`: the task never becomes ready.
+    /// `None` when the solve delay overflows `Instant` (the task never becomes ready), or
+    /// while the task waits for its first poll (`ready_after_first_poll`).
     ready_at: Option<Instant>,
+    /// The wall clock of `ready_at` in µs since the Unix epoch, for [`READY_STAMP_FIELD`].
+    ready_unix_us: Option<u128>,
+    /// Set until the first getTaskResult for the task: then it turns ready this long after.
+    ready_after_first_poll: Option<Duration>,
     solve_after: Duration,
     /// Accepted and kept like the service does; the emulator never calls it.
     callback_url: Option<String>,
@@ -104,11 +109,18 @@ pub(crate) struct Service {
     config: Config,
     state: Mutex<State>,
     connections: AtomicU64,
+    /// Most connections open at once since the last reset.
+    peak_connections: AtomicU64,
     verbose: AtomicBool,
 }
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The wall clock `after` from now, in µs since the Unix epoch.
+fn unix_us_after(after: Duration) -> Option<u128> {
+    SystemTime::now().checked_add(after)?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_micros())
 }
 
 fn json_reply(status: u16, body: &Value) -> Reply {
@@ -157,11 +169,19 @@ fn processing_body() -> Value {
 /// The solution member that [`Config::stamp_ready`] adds to ready answers.
 pub const STAMP_FIELD: &str = "emulatorSentAtUs";
 
+/// The solution member that [`Config::stamp_ready`] adds to the ready answers of created
+/// tasks: when the task turned ready (wall clock, µs since the Unix epoch, 20 digits).
+pub const READY_STAMP_FIELD: &str = "emulatorReadyAtUs";
+
 /// A ready answer; with `stamp`, an object solution gets a [`STAMP_FIELD`] placeholder that
-/// the connection fills with the send time just before writing (see `Response::stamp_now`).
-fn ready_reply(stamp: bool, mut solution: Value, create_time: u64, end_time: u64) -> Reply {
+/// the connection fills with the send time just before writing (see `Response::stamp_now`),
+/// and [`READY_STAMP_FIELD`] when the task's readiness time is known.
+fn ready_reply(stamp: bool, mut solution: Value, create_time: u64, end_time: u64, ready_us: Option<u128>) -> Reply {
     let stamped = match &mut solution {
         Value::Object(members) if stamp => {
+            if let Some(us) = ready_us {
+                members.insert(READY_STAMP_FIELD.to_owned(), json!(format!("{us:0width$}", width = STAMP_DIGITS)));
+            }
             members.insert(STAMP_FIELD.to_owned(), json!("0".repeat(STAMP_DIGITS)));
             true
         }
@@ -216,7 +236,13 @@ fn control_task_body(body: &[u8], default_after: Duration) -> Result<(Value, Dur
 impl Service {
     pub(crate) fn new(config: Config) -> Service {
         let state = State::new(&config);
-        Service { config, state: Mutex::new(state), connections: AtomicU64::new(0), verbose: AtomicBool::new(false) }
+        Service {
+            config,
+            state: Mutex::new(state),
+            connections: AtomicU64::new(0),
+            peak_connections: AtomicU64::new(0),
+            verbose: AtomicBool::new(false),
+        }
     }
 
     /// The state, even if a thread panicked while holding the lock: counters and tables
@@ -239,6 +265,11 @@ impl Service {
 
     pub(crate) fn count_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes how many connections are open now (one was just admitted), for the peak.
+    pub(crate) fn note_open_connections(&self, open: usize) {
+        self.peak_connections.fetch_max(open as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn connections(&self) -> u64 {
@@ -268,6 +299,7 @@ impl Service {
         let tasks: Map<String, Value> = state.task_counts.iter().map(|(id, n)| (id.to_string(), json!(n))).collect();
         json!({
             "connections": self.connections(),
+            "peakConnections": self.peak_connections.load(Ordering::Relaxed),
             "methods": methods,
             "tasks": tasks,
             "lastSoftId": state.last_soft_id,
@@ -289,6 +321,7 @@ impl Service {
     pub(crate) fn reset(&self) {
         *self.lock() = State::new(&self.config);
         self.connections.store(0, Ordering::Relaxed);
+        self.peak_connections.store(0, Ordering::Relaxed);
     }
 
     /// Installs (or, with no steps, removes) a script; fails only when the table is full.
@@ -328,6 +361,8 @@ impl Service {
             solution,
             created_unix: unix_now(),
             ready_at: Instant::now().checked_add(solve_after),
+            ready_unix_us: unix_us_after(solve_after),
+            ready_after_first_poll: None,
             solve_after,
             callback_url,
             soft_id,
@@ -338,9 +373,17 @@ impl Service {
     }
 
     /// Creates `count` tasks under one lock (consecutive ids, one creation time); task
-    /// `first + j` is ready `solve_after + spread * j / count` after it. All or nothing:
-    /// `None` when the table cannot take them all or ids ran out.
-    pub(crate) fn add_tasks(&self, task: &Value, solve_after: Duration, spread: Duration, count: usize) -> Option<i64> {
+    /// `first + j` is ready `solve_after + spread * j / count` after it, or, with
+    /// `after_first_poll`, that long after its first getTaskResult. All or nothing: `None`
+    /// when the table cannot take them all or ids ran out.
+    pub(crate) fn add_tasks(
+        &self,
+        task: &Value,
+        solve_after: Duration,
+        spread: Duration,
+        after_first_poll: Option<Duration>,
+        count: usize,
+    ) -> Option<i64> {
         let solution = solutions::solution_for(task);
         let mut state = self.lock();
         if count == 0 || state.tasks.len().checked_add(count)? > MAX_TASKS {
@@ -356,7 +399,9 @@ impl Service {
             let task = Task {
                 solution: solution.clone(),
                 created_unix,
-                ready_at: now.checked_add(after),
+                ready_at: if after_first_poll.is_some() { None } else { now.checked_add(after) },
+                ready_unix_us: if after_first_poll.is_some() { None } else { unix_us_after(after) },
+                ready_after_first_poll: after_first_poll,
                 solve_after: after,
                 callback_url: None,
                 soft_id: None,
@@ -443,7 +488,8 @@ impl Service {
     }
 
     /// `POST /_emulator/tasks`: `count` tasks at once, ids consecutive; task `first + j` is
-    /// ready `solveAfterMs + spreadMs * j / count` after creation.
+    /// ready `solveAfterMs + spreadMs * j / count` after creation, or `readyAfterFirstPollMs`
+    /// after its first getTaskResult (like a task created just before its first poll).
     fn control_tasks(&self, body: &[u8]) -> Reply {
         let (task, solve_after) = match control_task_body(body, self.config.solve_after) {
             Ok(parsed) => parsed,
@@ -457,7 +503,14 @@ impl Service {
             Ok(d) => d,
             Err(e) => return text_reply(400, &format!("{e}\n")),
         };
-        match self.add_tasks(&task, solve_after, spread, count) {
+        let after_first_poll = match task.get("readyAfterFirstPollMs") {
+            None => None,
+            Some(_) => match solve_after_field(&task, "readyAfterFirstPollMs", Duration::ZERO) {
+                Ok(d) => Some(d),
+                Err(e) => return text_reply(400, &format!("{e}\n")),
+            },
+        };
+        match self.add_tasks(&task, solve_after, spread, after_first_poll, count) {
             Some(first) => json_reply(200, &json!({"firstTaskId": first, "count": count})),
             None => text_reply(
                 503,
@@ -535,17 +588,22 @@ impl Service {
                 self.create_task(&body)
             }
             "getTaskResult" => {
-                let task = match task_id.and_then(|id| state.tasks.get(&id)) {
+                let task = match task_id.and_then(|id| state.tasks.get_mut(&id)) {
                     Some(task) => task,
                     None => return api_error(method, "ERROR_NO_SUCH_CAPCHA_ID", NO_SUCH_TASK_DESCRIPTION),
                 };
                 if polls > MAX_POLLS_PER_TASK {
                     return api_error(method, "ERROR_TOO_MUCH_REQUESTS", TOO_MUCH_DESCRIPTION);
                 }
+                if let Some(after) = task.ready_after_first_poll.take() {
+                    task.ready_at = Instant::now().checked_add(after);
+                    task.ready_unix_us = unix_us_after(after);
+                }
                 match task.ready_at {
                     Some(at) if Instant::now() >= at => {
                         let end = task.created_unix.saturating_add(task.solve_after.as_secs());
-                        ready_reply(self.config.stamp_ready, task.solution.clone(), task.created_unix, end)
+                        let (stamp, ready_us) = (self.config.stamp_ready, task.ready_unix_us);
+                        ready_reply(stamp, task.solution.clone(), task.created_unix, end, ready_us)
                     }
                     _ => json_reply(200, &processing_body()),
                 }
@@ -637,7 +695,7 @@ fn render_step(method: &str, step: Step, times: Option<(u64, Duration)>, stamp: 
                 Some((created, after)) => (created, created.saturating_add(after.as_secs())),
                 None => (unix_now(), unix_now()),
             };
-            ready_reply(stamp, solution, created, end)
+            ready_reply(stamp, solution, created, end, None)
         }
         Action::ApiError { code, description, status } => {
             json_reply(status, &api_error_body(method, &code, description.as_deref()))

@@ -95,6 +95,28 @@ fn head_bytes(
     head.into_bytes()
 }
 
+/// Connections the kernel may hold complete but not yet accepted (capped by
+/// `net.core.somaxconn`). std listens with 128: a client opening thousands of connections at
+/// once (a benchmark's goroutine per wait) then sees SYNs dropped and retried a second later,
+/// which would be measured as the client's lateness.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Raises the listen queue of a listening socket to [`LISTEN_BACKLOG`]: on Linux and the
+/// BSDs, listen(2) on a listening socket changes its backlog. Best effort: on failure the
+/// socket keeps std's queue.
+pub(crate) fn widen_backlog(listener: &TcpListener) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen(2) on a descriptor the listener owns for the duration of the call.
+        unsafe {
+            libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = listener;
+}
+
 /// The listening side, shared by the accept thread and the connection threads.
 pub(crate) struct Server {
     pub service: Arc<Service>,
@@ -142,6 +164,7 @@ impl Server {
         }
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         live.insert(id, stream.try_clone().ok()?);
+        self.service.note_open_connections(live.len());
         Some(id)
     }
 }

@@ -52,9 +52,9 @@ use std::time::Duration;
 pub use account::{Account, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES};
 pub use api::{
     is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
-    STAMP_FIELD,
+    READY_STAMP_FIELD, STAMP_FIELD,
 };
-pub use http::{IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES};
+pub use http::{IDLE_TIMEOUT, LISTEN_BACKLOG, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES};
 pub use script::{
     Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
     MIN_OVERSIZE_BYTES,
@@ -128,6 +128,7 @@ impl Emulator {
     /// Starts on `addr` (port 0 picks a free port).
     pub fn start_on(addr: SocketAddr, config: Config) -> io::Result<Emulator> {
         let listener = TcpListener::bind(addr)?;
+        http::widen_backlog(&listener);
         let addr = listener.local_addr()?;
         let max_connections = config.max_connections;
         let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config)), max_connections));

@@ -1,0 +1,3 @@
+module capmonster-bench-latency
+
+go 1.22
