@@ -41,6 +41,9 @@ struct Queue {
     /// Waits added and not yet taken by `next` (running or queued).
     pending: u64,
     shut_down: bool,
+    /// Takers blocked in `take` (at most the threads calling it): a delivery with none skips
+    /// the wake-up's system call, as a program watching the eventfd takes with timeout 0.
+    takers_waiting: usize,
 }
 
 /// Where a waiter's waits report; shared with the engine.
@@ -106,7 +109,9 @@ impl Inbox {
                 Some(deadline) => deadline - now,
                 None => Duration::from_secs(3600),
             };
+            queue.takers_waiting += 1;
             queue = self.arrived.wait_timeout(queue, left).unwrap_or_else(PoisonError::into_inner).0;
+            queue.takers_waiting -= 1;
         }
     }
 
@@ -137,8 +142,12 @@ impl Inbox {
             self.signal.raise();
         }
         queue.finished.push_back(finished);
+        // Read under the lock: a taker counted itself before it began to wait, so none misses it.
+        let wake = queue.takers_waiting > 0;
         drop(queue);
-        self.arrived.notify_one();
+        if wake {
+            self.arrived.notify_one();
+        }
     }
 }
 
