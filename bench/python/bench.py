@@ -30,7 +30,6 @@ import base64
 import collections
 import json
 import os
-import re
 import resource
 import sys
 import threading
@@ -71,8 +70,9 @@ def cpu_by_thread(since: Optional[dict[str, float]] = None) -> dict[str, float]:
     a CPU, exact where stat's clock ticks would round each thread's few ms away), summed by
     thread name, less ``since`` (an earlier reading, so that start-up and imports are left
     out): the event loop's thread is "loop", the library's are capmonster-wait (its waits) and
-    capmonster-crea(te) (its solves' createTask), the binding's pool capmonster_N. Threads that
-    already ended are not counted (the process total is)."""
+    capmonster-crea(te) (its solves' createTask); Python's own threads are "python" (3.11 does
+    not name OS threads: the sampler, the binding's pool, the official client's timers).
+    Threads that already ended are not counted (the process total is)."""
     by_name: collections.Counter[str] = collections.Counter()
     for tid in os.listdir("/proc/self/task"):
         try:
@@ -82,7 +82,7 @@ def cpu_by_thread(since: Optional[dict[str, float]] = None) -> dict[str, float]:
                 on_cpu_ns = int(f.read().split()[0])
         except OSError:  # ended meanwhile
             continue
-        name = "loop" if tid == str(os.getpid()) else re.sub(r"_\d+$", "_N", name)
+        name = "loop" if tid == str(os.getpid()) else name
         by_name[name] += on_cpu_ns / 1e9
     for name, seconds in (since or {}).items():
         by_name[name] -= seconds

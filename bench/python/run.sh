@@ -91,7 +91,7 @@ echo "| client | n | right (failures) | wall | CPU (per solve) | CPU per request
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "CPU seconds by thread (loop: the event loop's; capmonster-wait: the library's waits; capmonster-create: its solves' createTask; capmonster_N: the binding's pool for single calls; threads that ended, such as the official client's timers, not counted):"
+echo "CPU seconds by thread (loop: the event loop's; capmonster-wait: the library's waits; capmonster-crea(te): its solves' createTask; python: Python's other threads, the sampler's 20 ms reads among them; threads that ended, such as the official client's timers, not counted):"
 echo
 printf '%s\n' "${threads[@]}"
 echo
