@@ -247,9 +247,14 @@ impl Creates {
         for (source, key) in watches {
             source.unwatch(key);
         }
-        let Report { result, requests, http_status, notice } = created;
+        let Report { result, requests, http_status, mut notice } = created;
         let (task_id, error) = match result {
             Ok(task_id) => {
+                // Told once per client: it goes with the solve's outcome, whichever report
+                // that is.
+                if let Some(notice) = notice.take() {
+                    self.inbox.note(solve.tag, notice);
+                }
                 let polling = Polling::start(&self.client, task_id, &solve.schedule, Instant::now());
                 match polling.and_then(|polling| self.engine.add(&self.inbox, polling, solve.tag, solve.cancel)) {
                     Ok(()) => return,
