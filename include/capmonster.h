@@ -423,6 +423,26 @@ cm_code CM_CALL cm_waiter_add_with_result(cm_waiter *waiter,
                                   uint64_t tag,
                                   cm_result **out_result);
 
+// Adds a solve: creates the task `task_json` (as `cm_create_task` does) on a thread of the
+// library, then waits for it exactly as `cm_waiter_add` would, the deadline counted from the
+// creation; it comes out of `cm_waiter_next` once, with `tag`: the wait's outcome (its task
+// id, its solution, the wait's request count), or the createTask's failure (task id 0; its
+// message, service error and request count). So an event loop solves without a thread of its
+// own per call. `callback_url` may be NULL; `options` as for `cm_waiter_add` (NULL: the
+// defaults; `cm_wait_options_for_task` gives the task type's schedule), its `cancel` stopping
+// the createTask too. The options are checked now (CM_ERR_INVALID_ARGUMENT, nothing queued),
+// the task when it is sent. Never blocks on the network; the createTask requests of one
+// client's waiter run on at most `max_connections` threads. CM_ERR_CANCELLED after
+// `cm_waiter_shutdown`, which also ends the solves not yet created (CM_ERR_CANCELLED, no
+// request sent) and cancels the createTask requests in flight. `out_result` (NULL is allowed)
+// says why a solve was refused.
+cm_code CM_CALL cm_waiter_add_solve(cm_waiter *waiter,
+                            const char *task_json,
+                            const char *callback_url,
+                            const cm_wait_options *options,
+                            uint64_t tag,
+                            cm_result **out_result);
+
 // Takes one finished wait: CM_OK with its `*out_tag` and `*out_result` (the wait's own
 // outcome is `cm_result_code`; free it with `cm_result_free`); CM_ERR_TIMEOUT with
 // `*out_result` NULL when none finished within `timeout_ms` (0: do not block);

@@ -130,6 +130,19 @@ fn told_in_a_process_of_its_own() {
     assert!(finished().notice.expect("the waiter's first report").contains(SAYS));
     assert_eq!(finished().notice, None);
 
+    // A waiter's solve: the notice its createTask carried comes out with the solve.
+    let solver = Arc::new(client(&emulator, "budget-notice-solve"));
+    let waiter = Waiter::new(&solver).unwrap();
+    let solved = |tag| {
+        waiter.add_solve(IMAGE, None, &schedule, None, tag).unwrap();
+        match waiter.next(Duration::from_secs(10)) {
+            Next::Finished(finished) => finished.report,
+            other => panic!("no solve came out: {other:?}"),
+        }
+    };
+    assert!(solved(1).notice.expect("the first solve's report").contains(SAYS));
+    assert_eq!(solved(2).notice, None);
+
     // Through the C ABI: in the message of the first result, as "(note: ...)", and only there.
     let [c_first, c_second] = c_messages(&emulator, task_id);
     assert!(c_first.contains("(note: ") && c_first.contains(SAYS), "{c_first}");

@@ -275,3 +275,106 @@ fn waiters_of_one_client_share_its_threads() {
     }
     assert!(emulator.connections() <= 3, "{} connections", emulator.connections());
 }
+
+const IMAGE_TASK: &str = r#"{"type":"ImageToTextTask","body":"aW1hZ2U="}"#;
+
+#[test]
+fn solves_create_their_task_then_wait_and_come_out_once() {
+    let emulator = Emulator::start(Config { solve_after: Duration::from_millis(300), ..Config::default() }).unwrap();
+    let client = shared_client(&emulator, "waiter-solves");
+    let waiter = Waiter::new(&client).unwrap();
+    const SOLVES: u64 = 500;
+    for tag in 0..SOLVES {
+        waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, tag).unwrap();
+    }
+    let mut tags = HashSet::new();
+    let mut tasks = HashSet::new();
+    for _ in 0..SOLVES {
+        let finished = take(&waiter);
+        assert_eq!(solution(&finished), r#"{"text":"answer"}"#);
+        assert!(finished.task_id > 0);
+        assert!(finished.report.requests >= 1, "the wait's own requests");
+        assert!(tags.insert(finished.tag), "tag {} came out twice", finished.tag);
+        assert!(tasks.insert(finished.task_id), "task {} came out twice", finished.task_id);
+    }
+    assert_eq!(waiter.pending(), 0);
+    assert!(matches!(waiter.next(Duration::ZERO), Next::TimedOut));
+    assert_eq!(emulator.method_requests("createTask"), SOLVES as u32, "one createTask per solve");
+}
+
+#[test]
+fn a_solve_whose_create_fails_comes_out_with_the_failure() {
+    let emulator = Emulator::start(Config { balance: 0.0, ..Config::default() }).unwrap();
+    let client = shared_client(&emulator, "waiter-solve-fails");
+    let waiter = Waiter::new(&client).unwrap();
+    waiter.add_solve(r#"{"body":"no type"}"#, None, &fast_schedule(), None, 1).unwrap();
+    let refused = take(&waiter);
+    assert_eq!((refused.tag, refused.task_id, refused.report.requests), (1, 0, 0));
+    let error = refused.report.result.unwrap_err();
+    assert_eq!(error.code, Code::InvalidArgument, "{error}");
+    waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 2).unwrap();
+    let answered = take(&waiter);
+    assert_eq!((answered.tag, answered.task_id, answered.report.requests), (2, 0, 1));
+    let error = answered.report.result.unwrap_err();
+    assert_eq!(error.code, Code::Api, "{error}");
+    assert_eq!(error.api.and_then(|api| api.code).as_deref(), Some("ERROR_ZERO_BALANCE"));
+    assert_eq!(waiter.pending(), 0);
+    // The schedule is checked at once: nothing queued.
+    let bad = Schedule { interval: Duration::ZERO, ..fast_schedule() };
+    let error = waiter.add_solve(IMAGE_TASK, None, &bad, None, 3).unwrap_err();
+    assert_eq!(error.code, Code::InvalidArgument);
+    assert!(error.message.contains("interval_ms"), "{}", error.message);
+    assert_eq!(waiter.pending(), 0);
+}
+
+#[test]
+fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
+    let emulator = emulator();
+    emulator.script_method("createTask", vec![Step::stall(20_000)]);
+    let client = shared_client(&emulator, "waiter-solve-cancel");
+    client.set_max_connections(2).unwrap();
+    let waiter = Waiter::new(&client).unwrap();
+    let cancel = Arc::new(Cancel::new());
+    waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), Some(Arc::clone(&cancel)), 1).unwrap();
+    // Two more: one in flight on the second thread, one queued behind the cap of 2.
+    waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 2).unwrap();
+    waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 3).unwrap();
+    let start = Instant::now();
+    while emulator.method_requests("createTask") < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(emulator.method_requests("createTask"), 2, "at most max_connections creates at once");
+    let triggered = Instant::now();
+    cancel.trigger();
+    let finished = take(&waiter);
+    assert_eq!(finished.tag, 1);
+    assert_eq!(finished.report.result.unwrap_err().code, Code::Cancelled);
+    assert!(triggered.elapsed() < Duration::from_secs(1), "{:?}", triggered.elapsed());
+    assert_eq!(cancel.watching(), 0, "the token forgets what it watched");
+    // Tag 3 took the freed thread; now both are in flight, stalled.
+    while emulator.method_requests("createTask") < 3 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 4).unwrap();
+    let shut = Instant::now();
+    waiter.shutdown();
+    let mut tags = HashSet::new();
+    loop {
+        match waiter.next(Duration::from_secs(10)) {
+            Next::Finished(finished) => {
+                assert_eq!(finished.report.result.unwrap_err().code, Code::Cancelled);
+                tags.insert(finished.tag);
+            }
+            Next::ShutDown => break,
+            Next::TimedOut => panic!("the solves did not all come out"),
+        }
+    }
+    assert_eq!(tags, HashSet::from([2, 3, 4]));
+    assert!(shut.elapsed() < Duration::from_secs(2), "shutdown took {:?}", shut.elapsed());
+    assert_eq!(emulator.method_requests("createTask"), 3, "the queued solve sent nothing");
+    let error = waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 5).unwrap_err();
+    assert_eq!(error.code, Code::Cancelled);
+    assert_eq!(waiter.pending(), 0);
+    drop(waiter); // joins the create threads: quick, nothing is in flight
+}

@@ -29,11 +29,13 @@ import asyncio
 import base64
 import collections
 import json
+import os
 import resource
 import sys
 import threading
 import time
 import urllib.request
+from typing import Optional
 
 IMAGE = base64.b64encode(b"bench image").decode()
 
@@ -63,6 +65,30 @@ class Sampler:
         return self.peak
 
 
+def cpu_by_thread(since: Optional[dict[str, float]] = None) -> dict[str, float]:
+    """CPU seconds of the process's live threads (/proc/self/task/*/schedstat: nanoseconds on
+    a CPU, exact where stat's clock ticks would round each thread's few ms away), summed by
+    thread name, less ``since`` (an earlier reading, so that start-up and imports are left
+    out): the event loop's thread is "loop", the library's are capmonster-wait (its waits) and
+    capmonster-crea(te) (its solves' createTask); Python's own threads are "python" (3.11 does
+    not name OS threads: the sampler, the binding's pool, the official client's timers).
+    Threads that already ended are not counted (the process total is)."""
+    by_name: collections.Counter[str] = collections.Counter()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                on_cpu_ns = int(f.read().split()[0])
+        except OSError:  # ended meanwhile
+            continue
+        name = "loop" if tid == str(os.getpid()) else name
+        by_name[name] += on_cpu_ns / 1e9
+    for name, seconds in (since or {}).items():
+        by_name[name] -= seconds
+    return {name: round(seconds, 3) for name, seconds in by_name.most_common()}
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -71,7 +97,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def report(n: int, right: int, failures: collections.Counter, started: float, cpu0: float,
-           sampler: Sampler, lateness: list[float]) -> None:
+           sampler: Sampler, lateness: list[float], threads_cpu: dict[str, float]) -> None:
     wall = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak = sampler.finish()
@@ -85,6 +111,7 @@ def report(n: int, right: int, failures: collections.Counter, started: float, cp
         "threads_peak": peak,
         "threads_before": sampler.before,
         "lateness_ms": [round(percentile(lateness, p), 1) for p in (50, 99, 100)],
+        "cpu_by_thread_s": threads_cpu,
     }), flush=True)
 
 
@@ -98,15 +125,14 @@ async def solve_libcapmonster(n: int, url: str, solve_after: float) -> None:
 
     failures: collections.Counter[str] = collections.Counter()
     lateness: list[float] = []
-    sampler, cpu0, started = Sampler(), cpu_now(), time.monotonic()
+    threads0, sampler, cpu0, started = cpu_by_thread(), Sampler(), cpu_now(), time.monotonic()
     async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False) as client:
         async def one() -> bool:
-            # Readiness counted from the call, as for the official client (whose one call creates
-            # and polls): a conservative bound, the emulator creates the task a little later.
+            # One call creates and polls, as the official client's: readiness is counted from the
+            # call, a conservative bound (the emulator creates the task a little later).
             ready_at = time.monotonic() + solve_after
             try:
-                task_id = await client.create_task({"type": "ImageToTextTask", "body": IMAGE})
-                result = await client.wait_result(task_id, task_type="ImageToTextTask")
+                result = await client.solve({"type": "ImageToTextTask", "body": IMAGE})
                 lateness.append((time.monotonic() - ready_at) * 1000)
                 return result.solution == {"text": "answer"}
             except capmonster.CapMonsterError as e:
@@ -114,7 +140,8 @@ async def solve_libcapmonster(n: int, url: str, solve_after: float) -> None:
                 return False
 
         right = sum(await asyncio.gather(*(one() for _ in range(n))))
-    report(n, right, failures, started, cpu0, sampler, lateness)
+        threads_cpu = cpu_by_thread(threads0)  # before the close ends the library's threads
+    report(n, right, failures, started, cpu0, sampler, lateness, threads_cpu)
 
 
 async def solve_official(n: int, url: str, solve_after: float) -> None:
@@ -123,7 +150,7 @@ async def solve_official(n: int, url: str, solve_after: float) -> None:
 
     failures: collections.Counter[str] = collections.Counter()
     lateness: list[float] = []
-    sampler, cpu0, started = Sampler(), cpu_now(), time.monotonic()
+    threads0, sampler, cpu0, started = cpu_by_thread(), Sampler(), cpu_now(), time.monotonic()
     client = CapMonsterClient(options=ClientOptions(api_key="bench-key", service_url=url))
     image = base64.b64decode(IMAGE)
 
@@ -139,7 +166,7 @@ async def solve_official(n: int, url: str, solve_after: float) -> None:
             return False
 
     right = sum(await asyncio.gather(*(one() for _ in range(n))))
-    report(n, right, failures, started, cpu0, sampler, lateness)
+    report(n, right, failures, started, cpu0, sampler, lateness, cpu_by_thread(threads0))
 
 
 async def wait_libcapmonster(n: int, url: str, solve_after_ms: int, first_ms: int, interval_ms: int) -> None:
@@ -152,7 +179,7 @@ async def wait_libcapmonster(n: int, url: str, solve_after_ms: int, first_ms: in
     ready_at = time.monotonic() + solve_after_ms / 1000
     failures: collections.Counter[str] = collections.Counter()
     lateness: list[float] = []
-    sampler, cpu0, started = Sampler(), cpu_now(), time.monotonic()
+    threads0, sampler, cpu0, started = cpu_by_thread(), Sampler(), cpu_now(), time.monotonic()
     async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False) as client:
         async def one(task_id: int) -> bool:
             try:
@@ -165,7 +192,8 @@ async def wait_libcapmonster(n: int, url: str, solve_after_ms: int, first_ms: in
                 return False
 
         right = sum(await asyncio.gather(*(one(first + i) for i in range(n))))
-    report(n, right, failures, started, cpu0, sampler, lateness)
+        threads_cpu = cpu_by_thread(threads0)
+    report(n, right, failures, started, cpu0, sampler, lateness, threads_cpu)
 
 
 async def cancel_libcapmonster(n: int, url: str) -> None:

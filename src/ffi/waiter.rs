@@ -1,10 +1,11 @@
 //! `cm_waiter`: many waits driven by the library's own threads, their outcomes taken with
 //! `cm_waiter_next` (or when `cm_waiter_fd` is readable).
 
+use std::ffi::c_char;
 use std::time::Duration;
 
 use crate::api::error::{Code, Error};
-use crate::ffi::arguments::{handle, out, shared};
+use crate::ffi::arguments::{handle, optional_text, out, shared, text};
 use crate::ffi::boundary;
 use crate::ffi::client::cm_client;
 use crate::ffi::handle::{free_box, into_box, opaque};
@@ -78,6 +79,46 @@ pub unsafe extern "system" fn cm_waiter_add_with_result(
             let (waiter, (schedule, cancel)) = (handle(waiter, "waiter")?, cm_wait_options::read(options));
             waiter.add(task_id, &schedule, cancel, tag)?;
             Ok(CallResult::ok(&format!("the wait for task {task_id} was added")).with_task_id(task_id))
+        })
+    }
+}
+
+/// Adds a solve: creates the task `task_json` (as `cm_create_task` does) on a thread of the
+/// library, then waits for it exactly as `cm_waiter_add` would, the deadline counted from the
+/// creation; it comes out of `cm_waiter_next` once, with `tag`: the wait's outcome (its task
+/// id, its solution, the wait's request count), or the createTask's failure (task id 0; its
+/// message, service error and request count). So an event loop solves without a thread of its
+/// own per call. `callback_url` may be NULL; `options` as for `cm_waiter_add` (NULL: the
+/// defaults; `cm_wait_options_for_task` gives the task type's schedule), its `cancel` stopping
+/// the createTask too. The options are checked now (CM_ERR_INVALID_ARGUMENT, nothing queued),
+/// the task when it is sent. Never blocks on the network; the createTask requests of one
+/// client's waiter run on at most `max_connections` threads. CM_ERR_CANCELLED after
+/// `cm_waiter_shutdown`, which also ends the solves not yet created (CM_ERR_CANCELLED, no
+/// request sent) and cancels the createTask requests in flight. `out_result` (NULL is allowed)
+/// says why a solve was refused.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_waiter_add_solve(
+    waiter: *mut cm_waiter,
+    task_json: *const c_char,
+    callback_url: *const c_char,
+    options: *const cm_wait_options,
+    tag: u64,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let (waiter, task_json, callback_url, (schedule, cancel)) = (
+                handle(waiter, "waiter")?,
+                text(task_json, "task_json")?,
+                optional_text(callback_url, "callback_url")?,
+                cm_wait_options::read(options),
+            );
+            waiter.add_solve(task_json, callback_url, &schedule, cancel, tag)?;
+            Ok(CallResult::ok("the solve was added"))
         })
     }
 }

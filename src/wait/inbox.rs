@@ -41,6 +41,13 @@ struct Queue {
     /// Waits added and not yet taken by `next` (running or queued).
     pending: u64,
     shut_down: bool,
+    /// Takers blocked in `take` (at most the threads calling it): a delivery with none skips
+    /// the wake-up's system call, as a program watching the eventfd takes with timeout 0.
+    takers_waiting: usize,
+    /// The budget's notices that a solve's createTask carried, by tag, for the report of its
+    /// wait (a wait's report is made by the engine). Bounded: a client is told each notice
+    /// once, so at most a few solves at a time have one.
+    notices: Vec<(u64, String)>,
 }
 
 /// Where a waiter's waits report; shared with the engine.
@@ -89,8 +96,16 @@ impl Inbox {
         let mut queue = self.lock();
         // Bounded by the deadline: each turn takes a wait, returns, or sleeps until then.
         loop {
-            if let Some(finished) = queue.finished.pop_front() {
+            if let Some(mut finished) = queue.finished.pop_front() {
                 queue.pending -= 1;
+                if let Some(at) = queue.notices.iter().position(|(tag, _)| *tag == finished.tag) {
+                    let (_, notice) = queue.notices.swap_remove(at);
+                    let report = &mut finished.report;
+                    report.notice = Some(match report.notice.take() {
+                        Some(later) => format!("{notice}; {later}"),
+                        None => notice,
+                    });
+                }
                 if queue.finished.is_empty() {
                     self.signal.clear();
                 }
@@ -106,8 +121,15 @@ impl Inbox {
                 Some(deadline) => deadline - now,
                 None => Duration::from_secs(3600),
             };
+            queue.takers_waiting += 1;
             queue = self.arrived.wait_timeout(queue, left).unwrap_or_else(PoisonError::into_inner).0;
+            queue.takers_waiting -= 1;
         }
+    }
+
+    /// Keeps a solve's createTask notice for the report its wait will deliver with `tag`.
+    pub fn note(&self, tag: u64, notice: String) {
+        self.lock().notices.push((tag, notice));
     }
 
     /// Waits added and not yet taken.
@@ -137,8 +159,12 @@ impl Inbox {
             self.signal.raise();
         }
         queue.finished.push_back(finished);
+        // Read under the lock: a taker counted itself before it began to wait, so none misses it.
+        let wake = queue.takers_waiting > 0;
         drop(queue);
-        self.arrived.notify_one();
+        if wake {
+            self.arrived.notify_one();
+        }
     }
 }
 

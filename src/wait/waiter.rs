@@ -6,31 +6,80 @@
 //! to exactly one caller, from any number of threads. On Linux an eventfd is readable exactly
 //! while a finished wait is queued, so a C program can put the waiter in its poll/epoll loop.
 //!
-//! Bounds: a pending wait costs about 300 bytes; the queue holds only finished waits not yet
-//! taken. `shutdown` (and drop) cancels every wait; each still comes out of `next`.
+//! `add_solve` queues a whole solve: the createTask is sent by a thread of the waiter's own
+//! (so that an event loop never needs a thread of its own for it), then the task's wait joins
+//! the engine like any other; the solve comes out of `next` once, with the wait's outcome or
+//! the createTask's failure.
+//!
+//! Bounds: a pending wait costs about 300 bytes; a solve waiting for its createTask holds its
+//! task JSON; the queue holds only finished waits not yet taken. The createTask threads are at
+//! most the client's `max_connections` (a call beyond that would only wait for a connection),
+//! started as solves arrive and ended by shutdown. `shutdown` (and drop) cancels every wait and
+//! solve; each still comes out of `next`.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::api::error::Error;
+use crate::api::answer::TaskState;
+use crate::api::error::{Code, Error};
 use crate::api::schedule::Schedule;
-use crate::cancel::Cancel;
-use crate::client::Client;
+use crate::cancel::{Cancel, Watcher};
+use crate::client::{CallOptions, Client, Report};
 use crate::wait::engine::Engine;
 use crate::wait::inbox::Inbox;
 pub use crate::wait::inbox::{Finished, Next};
-use crate::wait::Polling;
+use crate::wait::{check_schedule, Polling};
 
 /// A set of waits on one client. `Send + Sync`: add and take from any thread.
 pub struct Waiter {
     engine: Arc<Engine>,
     inbox: Arc<Inbox>,
+    creates: Arc<Creates>,
 }
 
 impl Waiter {
     /// A waiter on `client`. It keeps the client alive as long as it needs it.
     pub fn new(client: &Arc<Client>) -> Result<Waiter, Error> {
-        Ok(Waiter { engine: Engine::of(client), inbox: Arc::new(Inbox::new()?) })
+        let (engine, inbox) = (Engine::of(client), Arc::new(Inbox::new()?));
+        let creates = Arc::new(Creates {
+            client: Arc::clone(client),
+            engine: Arc::clone(&engine),
+            inbox: Arc::clone(&inbox),
+            queue: Mutex::new(CreateQueue::default()),
+            wake: Condvar::new(),
+        });
+        Ok(Waiter { engine, inbox, creates })
+    }
+
+    /// Queues a solve: `task_json` created (as [`Client::create_task`] does, `cancel` stopping
+    /// it too), then its wait on `schedule`, the time counted from the creation. Returns at
+    /// once; the solve comes out of `next` with `tag`: the wait's outcome, or the createTask's
+    /// failure (task id 0). The schedule is checked first (`CM_ERR_INVALID_ARGUMENT`, nothing
+    /// queued), the task when it is sent; refused after `shutdown`.
+    pub fn add_solve(
+        &self,
+        task_json: &str,
+        callback_url: Option<&str>,
+        schedule: &Schedule,
+        cancel: Option<Arc<Cancel>>,
+        tag: u64,
+    ) -> Result<(), Error> {
+        check_schedule(schedule)?;
+        self.inbox.expect_one()?;
+        let solve = Solve {
+            task_json: task_json.to_owned(),
+            callback_url: callback_url.map(str::to_owned),
+            schedule: *schedule,
+            cancel,
+            tag,
+        };
+        let added = self.creates.add(solve);
+        if added.is_err() {
+            self.inbox.expect_one_less();
+        }
+        added
     }
 
     /// Queues a wait for `task_id` on `schedule`, its time counted from now. The arguments are
@@ -66,6 +115,7 @@ impl Waiter {
     pub fn shutdown(&self) {
         self.inbox.shut_down();
         self.engine.cancel_waits_of(&self.inbox);
+        self.creates.stop();
         self.inbox.wake_takers();
     }
 
@@ -78,5 +128,166 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.shutdown();
+        // Quick: their createTask requests are cancelled, their queued solves come out
+        // cancelled without a request.
+        self.creates.join();
+    }
+}
+
+/// A solve of `add_solve` waiting for its createTask.
+struct Solve {
+    task_json: String,
+    callback_url: Option<String>,
+    schedule: Schedule,
+    cancel: Option<Arc<Cancel>>,
+    tag: u64,
+}
+
+#[derive(Default)]
+struct CreateQueue {
+    /// Solves added and not yet taken by a thread: each was counted in the inbox's pending.
+    solves: VecDeque<Solve>,
+    /// At most the client's `max_connections` (read when one is started).
+    threads: Vec<JoinHandle<()>>,
+    /// Threads asleep, waiting for a solve.
+    idle: usize,
+    stopping: bool,
+}
+
+/// The createTask calls of a waiter's solves and the threads that send them.
+struct Creates {
+    client: Arc<Client>,
+    engine: Arc<Engine>,
+    inbox: Arc<Inbox>,
+    queue: Mutex<CreateQueue>,
+    wake: Condvar,
+}
+
+impl Creates {
+    fn lock(&self) -> MutexGuard<'_, CreateQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a solve and starts a thread for it if every thread is busy and the cap allows.
+    fn add(self: &Arc<Self>, solve: Solve) -> Result<(), Error> {
+        let mut queue = self.lock();
+        if queue.stopping {
+            return Err(Error::new(Code::Cancelled, "the waiter is shut down: no wait can be added"));
+        }
+        queue.solves.push_back(solve);
+        let cap = self.client.max_connections().max(1) as usize;
+        if queue.solves.len() > queue.idle && queue.threads.len() < cap {
+            let creates = Arc::clone(self);
+            let started =
+                std::thread::Builder::new().name("capmonster-create".to_owned()).spawn(move || creates.work());
+            match started {
+                Ok(thread) => queue.threads.push(thread),
+                // Another thread will take it; with none, it is refused.
+                Err(error) if queue.threads.is_empty() => {
+                    queue.solves.pop_back();
+                    return Err(Error::new(Code::Internal, format!("could not start a thread: {error}")));
+                }
+                Err(_) => {}
+            }
+        }
+        // A busy thread takes it when done: no wake-up (a system call) unless one sleeps.
+        let wake = queue.idle > 0;
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// A thread's life: takes solves until the waiter stops and none is left.
+    fn work(&self) {
+        loop {
+            let solve = {
+                let mut queue = self.lock();
+                loop {
+                    if let Some(solve) = queue.solves.pop_front() {
+                        break solve;
+                    }
+                    if queue.stopping {
+                        return;
+                    }
+                    queue.idle += 1;
+                    queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                    queue.idle -= 1;
+                }
+            };
+            self.create(solve);
+        }
+    }
+
+    /// Sends the solve's createTask, then hands its wait to the engine (or its failure to the
+    /// inbox).
+    fn create(&self, solve: Solve) {
+        let stop = &self.inbox.stop;
+        let cancelled = || stop.is_triggered() || solve.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered());
+        if cancelled() {
+            let error = Error::new(Code::Cancelled, "the solve was cancelled before its createTask was sent");
+            let report = Report { result: Err(error), requests: 0, http_status: None, notice: None };
+            self.inbox.deliver(Finished { tag: solve.tag, task_id: 0, report });
+            return;
+        }
+        // One token for the call that either the solve's cancel or the waiter's shutdown
+        // triggers.
+        let token = Arc::new(Cancel::new());
+        let forward: Arc<dyn Watcher> = Arc::new(Forward(Arc::clone(&token)));
+        let mut watches = Vec::with_capacity(2);
+        for source in std::iter::once(stop).chain(solve.cancel.as_ref()) {
+            match source.watch(Arc::downgrade(&forward), 0) {
+                Some(key) => watches.push((source, key)),
+                None => token.trigger(),
+            }
+        }
+        let options = CallOptions { timeout: None, cancel: Some(Arc::clone(&token)) };
+        let created = self.client.create_task_with(&solve.task_json, solve.callback_url.as_deref(), &options);
+        for (source, key) in watches {
+            source.unwatch(key);
+        }
+        let Report { result, requests, http_status, mut notice } = created;
+        let (task_id, error) = match result {
+            Ok(task_id) => {
+                // Told once per client: it goes with the solve's outcome, whichever report
+                // that is.
+                if let Some(notice) = notice.take() {
+                    self.inbox.note(solve.tag, notice);
+                }
+                let polling = Polling::start(&self.client, task_id, &solve.schedule, Instant::now());
+                match polling.and_then(|polling| self.engine.add(&self.inbox, polling, solve.tag, solve.cancel)) {
+                    Ok(()) => return,
+                    Err(error) => (task_id, error),
+                }
+            }
+            Err(error) => (0, error),
+        };
+        let report: Report<TaskState> = Report { result: Err(error), requests, http_status, notice };
+        self.inbox.deliver(Finished { tag: solve.tag, task_id, report });
+    }
+
+    /// Refuses new solves; the threads end once the queued ones are out (cancelled: the
+    /// inbox's stop is triggered first).
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.wake.notify_all();
+    }
+
+    fn join(&self) {
+        let threads = std::mem::take(&mut self.lock().threads);
+        for thread in threads {
+            // A panic there was the thread's own; nothing is left to free.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Triggers a call's token when the solve's cancel or the waiter's stop triggers.
+struct Forward(Arc<Cancel>);
+
+impl Watcher for Forward {
+    fn cancelled(&self, _token: u64) {
+        self.0.trigger();
     }
 }

@@ -1,7 +1,8 @@
 /*
  * C tests of the 0.2 API against the emulator: cm_waiter (20,000 waits on few threads, its fd
  * in poll(2), several takers, shutdown and free with waits pending, the client freed first,
- * timeouts, budgets and errors of its waits, one waiter's shutdown sparing another), cancels
+ * timeouts, budgets and errors of its waits, one waiter's shutdown sparing another, solves:
+ * createTask then wait), cancels
  * that reach a request in flight for every kind of call on new and pooled connections, cancels
  * racing the end of calls, per-call timeouts, the connection cap shared by blocking calls and
  * a waiter, the setters' messages, and a malformed proxy in the environment.
@@ -925,6 +926,79 @@ static void test_waiter_outcomes(void) {
 }
 
 /*
+ * cm_waiter_add_solve: 200 solves each created on the library's threads and waited for, each
+ * out once with its task and solution; a task the library refuses and a NULL one; a cancel and
+ * a free reaching createTask requests in flight (scripted to stall), and the threads of both
+ * back to where they were.
+ */
+#define SOLVES 200
+static void test_solves(void) {
+    cm_client *client = emulator_client("c-waiter-solves");
+    cm_waiter *waiter = NULL;
+    cm_result *r = NULL;
+    cm_cancel *cancel = NULL;
+    cm_wait_options options;
+    const char *task = "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\",\"emulatorSolveAfterMs\":100}";
+    static unsigned char seen[SOLVES];
+    long baseline_threads = threads_now();
+    uint64_t tag = 0;
+    double start, elapsed;
+    int i, right = 0;
+
+    CHECK_CODE(cm_waiter_new(client, &waiter), CM_OK);
+    quick_options(&options, 50);
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < SOLVES; i++) CHECK_CODE(cm_waiter_add_solve(waiter, task, NULL, &options, (uint64_t)i, NULL), CM_OK);
+    for (i = 0; i < SOLVES; i++) {
+        if (cm_waiter_next(waiter, 10000, &tag, &r) != CM_OK) break;
+        if (tag < SOLVES && !seen[tag] && cm_result_code(r) == CM_OK && cm_result_task_id(r) > 0 &&
+            contains(cm_result_solution_json(r), "answer"))
+            right++;
+        if (tag < SOLVES) seen[tag] = 1;
+        cm_result_free(r);
+    }
+    CHECK(right == SOLVES);
+    CHECK(cm_waiter_pending(waiter) == 0);
+
+    /* Refused at once (nothing queued), or when its createTask is due (task id 0). */
+    CHECK_CODE(cm_waiter_add_solve(waiter, NULL, NULL, &options, 1, &r), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(r), "task_json"));
+    cm_result_free(r);
+    options.interval_ms = 0;
+    CHECK_CODE(cm_waiter_add_solve(waiter, task, NULL, &options, 1, NULL), CM_ERR_INVALID_ARGUMENT);
+    quick_options(&options, 50);
+    CHECK(cm_waiter_pending(waiter) == 0);
+    CHECK_CODE(cm_waiter_add_solve(waiter, "{\"body\":\"no type\"}", NULL, &options, 7, NULL), CM_OK);
+    CHECK_CODE(cm_waiter_next(waiter, 10000, &tag, &r), CM_OK);
+    CHECK(tag == 7 && cm_result_code(r) == CM_ERR_INVALID_ARGUMENT && cm_result_task_id(r) == 0);
+    CHECK(cm_result_request_count(r) == 0);
+    cm_result_free(r);
+
+    /* A cancel reaches its createTask in flight; a free, the others. */
+    CHECK(script_stall(0, "createTask", STALL_MS));
+    CHECK_CODE(cm_cancel_new(&cancel), CM_OK);
+    options.cancel = cancel;
+    CHECK_CODE(cm_waiter_add_solve(waiter, task, NULL, &options, 8, NULL), CM_OK);
+    options.cancel = NULL;
+    for (i = 0; i < 3; i++) CHECK_CODE(cm_waiter_add_solve(waiter, task, NULL, &options, 9, NULL), CM_OK);
+    sleep_ms(300); /* all four in flight */
+    start = now_ms();
+    cm_cancel_trigger(cancel);
+    CHECK_CODE(cm_waiter_next(waiter, 10000, &tag, &r), CM_OK);
+    elapsed = now_ms() - start;
+    CHECK(tag == 8 && cm_result_code(r) == CM_ERR_CANCELLED);
+    CHECK_LESS(elapsed, CANCEL_BOUND_MS);
+    cm_result_free(r);
+    start = now_ms();
+    cm_waiter_free(waiter);
+    CHECK_LESS(now_ms() - start, CANCEL_BOUND_MS);
+    CHECK(settle(threads_now, baseline_threads, 5000) == baseline_threads);
+    CHECK(script_stall(0, "createTask", 0));
+    cm_cancel_free(cancel);
+    cm_client_free(client);
+}
+
+/*
  * A wait's own cancel ends it while it sleeps, at once and without a request, and spares the
  * others: 2,400 of 3,000 sleeping waits share a token that triggers; then a wait due at once
  * is added (the engine's timers, mostly of ended waits by then, are compacted) and comes out
@@ -1524,6 +1598,7 @@ int main(int argc, char **argv) {
     test_free_with_waits_pending();
     test_client_freed_before_its_waiter();
     test_waiter_outcomes();
+    test_solves();
     test_cancels_of_sleeping_waits();
     test_cancel_in_flight();
     test_cancels_racing_the_end_of_calls();

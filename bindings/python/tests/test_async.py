@@ -87,6 +87,53 @@ async def test_a_cancel_object_and_a_timeout_reach_async_calls(emulator, key):
 
 
 @pytest.mark.asyncio
+async def test_solve_creates_in_the_library_and_ends_as_its_create_or_wait(emulator, key):
+    pool_threads = lambda: sum(t.name.startswith("capmonster_") for t in threading.enumerate())  # noqa: E731
+    before = pool_threads()
+    async with async_client(emulator, key) as c:
+        # The library creates each task (cm_waiter_add_solve): no thread of the pool is started.
+        results = await asyncio.gather(*(c.solve(IMAGE_TASK, timeout=10) for _ in range(50)))
+        assert all(r.ready and r.solution == {"text": "answer"} for r in results)
+        assert len({r.task_id for r in results}) == 50 and emulator.requests("createTask") == 50
+        assert pool_threads() <= before
+        # The createTask's failure is the solve's: the library's refusal, then the service's.
+        with pytest.raises(capmonster.InvalidArgumentError) as e:
+            await c.solve({"body": "no type"})
+        assert e.value.task_id == 0 and e.value.request_count == 0
+        emulator.account(balance=0)
+        with pytest.raises(capmonster.APIError) as e:
+            await c.solve(IMAGE_TASK)
+        assert e.value.api_error_code == "ERROR_ZERO_BALANCE" and e.value.request_count == 1
+        emulator.account(balance=10)
+        await c.end_stops()  # the account guard's stop of the zero balance
+        # Cancelling the awaiting task reaches the createTask in flight within milliseconds.
+        emulator.script_method("createTask", [{"fault": "stall", "ms": 10000}])
+        solving = asyncio.ensure_future(c.solve(IMAGE_TASK))
+        deadline = time.monotonic() + 10
+        while emulator.requests("createTask") < 52 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not solving.done()
+        started = time.monotonic()
+        solving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await solving
+        while c.pending() and time.monotonic() - started < 1:
+            await asyncio.sleep(0.001)
+        assert c.pending() == 0, time.monotonic() - started
+        # A Cancel object too, and close with a solve in its createTask.
+        cancel = capmonster.Cancel()
+        asyncio.get_running_loop().call_later(0.2, cancel.cancel)
+        with pytest.raises(capmonster.CallCancelledError):
+            await c.solve(IMAGE_TASK, cancel=cancel)
+        solving = asyncio.ensure_future(c.solve(IMAGE_TASK))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+    with pytest.raises(capmonster.CallCancelledError):
+        await solving
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.asyncio
 async def test_ten_thousand_concurrent_awaits_on_one_loop():
     emulator = Emulator("--solve-after-ms", "200")
     try:

@@ -19,6 +19,8 @@ from ._client import (
     TaskResult,
     _Handle,
     _task_id,
+    _c_string,
+    _task_json,
     _Token,
     task_wait_options,
     wait_options,
@@ -88,17 +90,30 @@ class _LoopWaiter:
     def add(self, task_id: int, options: _native.WaitOptions, token: _Token) -> asyncio.Future[_native.Outcome]:
         """Adds a wait that ``token`` cancels. The token is the caller's to free: the library
         keeps a reference of its own while the wait runs."""
+        options.cancel = token.ptr
+        return self._add(lambda tag, r: lib.cm_waiter_add_with_result(self.ptr, task_id, byref(options), tag, r))
+
+    def add_solve(
+        self, task: bytes, callback_url: Optional[bytes], options: _native.WaitOptions, token: _Token
+    ) -> asyncio.Future[_native.Outcome]:
+        """Adds a solve (cm_waiter_add_solve: the library creates the task on a thread of its
+        own, then waits for it) that ``token`` cancels; ``add``'s rules."""
+        options.cancel = token.ptr
+        add_solve = _native.cm_waiter_add_solve
+        assert add_solve is not None  # solve checks before it comes here
+        return self._add(lambda tag, r: add_solve(self.ptr, task, callback_url, byref(options), tag, r))
+
+    def _add(self, add: Callable[[int, Any], int]) -> asyncio.Future[_native.Outcome]:
         future: asyncio.Future[_native.Outcome] = self.loop.create_future()
         tag = next(self.tags)
         # Registered before the add: the wait may finish at once.
         self.waits[tag] = future
-        options.cancel = token.ptr
         r = c_void_p()
-        code = lib.cm_waiter_add_with_result(self.ptr, task_id, byref(options), tag, byref(r))
-        outcome = _native.take(r)
+        code = add(tag, byref(r))
         if code != 0:
             del self.waits[tag]
-            raise outcome.error(code)
+            raise _native.take(r).error(code)
+        lib.cm_result_free(r)  # only a refusal's says anything
         return future
 
     def _next(self, timeout_ms: int) -> tuple[int, int, Optional[_native.Outcome]]:
@@ -367,6 +382,15 @@ class AsyncClient:
         return await self._wait(task_id, options, cancel)
 
     async def _wait(self, task_id: int, options: _native.WaitOptions, cancel: Optional[Cancel]) -> TaskResult:
+        return await self._on_waiter(task_id, lambda waiter, token: waiter.add(task_id, options, token), cancel)
+
+    async def _on_waiter(
+        self,
+        task_id: int,
+        add: Callable[[_LoopWaiter, _Token], asyncio.Future[_native.Outcome]],
+        cancel: Optional[Cancel],
+    ) -> TaskResult:
+        """Adds a wait or solve to the loop's waiter with ``add`` and awaits its outcome."""
         loop = asyncio.get_running_loop()
         handle = self._handle
         handle.acquire(task_id)  # refuses a closed or forked client; keeps it while adding
@@ -374,7 +398,7 @@ class AsyncClient:
             waiter = self._waiter(loop)
             token = _Token()
             try:
-                future = waiter.add(task_id, options, token)
+                future = add(waiter, token)
             except BaseException:
                 token.free()
                 raise
@@ -404,10 +428,18 @@ class AsyncClient:
         cancel: Optional[Cancel] = None,
     ) -> TaskResult:
         """``Client.solve``, awaited: ``create_task`` then ``wait_result`` on the schedule of the
-        task."""
-        options = task_wait_options(task, timeout)
-        task_id = await self.create_task(task, callback_url, cancel=cancel)
-        return await self._wait(task_id, options, cancel)
+        task, ``timeout`` counted from the creation. With a library that has
+        ``cm_waiter_add_solve``, both run in the library (the createTask on a thread of its own,
+        not this client's thread pool), so a solve costs the event loop one add and one outcome."""
+        if _native.cm_waiter_add_solve is None:
+            options = task_wait_options(task, timeout)
+            task_id = await self.create_task(task, callback_url, cancel=cancel)
+            return await self._wait(task_id, options, cancel)
+        json_text = _task_json(task)  # encoded once, for the schedule and the request
+        options = task_wait_options(json_text, timeout)
+        text = _c_string(json_text, "task")
+        url = None if callback_url is None else _c_string(callback_url, "callback_url")
+        return await self._on_waiter(0, lambda waiter, token: waiter.add_solve(text, url, options, token), cancel)
 
     def pending(self) -> int:
         """The waits of this client's waiters not yet taken (running or finished)."""

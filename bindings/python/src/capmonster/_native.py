@@ -144,6 +144,9 @@ cm_client_set_user_agent_url = optional("cm_client_set_user_agent_url", c_int32,
 cm_get_user_agent_with = optional("cm_get_user_agent_with", c_int32, [c_void_p, POINTER(CallOptions), _R])
 cm_result_text = optional("cm_result_text", c_char_p, [c_void_p])
 cm_wait_options_for_task = optional("cm_wait_options_for_task", c_int32, [POINTER(WaitOptions), c_char_p])
+cm_waiter_add_solve = optional(
+    "cm_waiter_add_solve", c_int32, [c_void_p, c_char_p, c_char_p, POINTER(WaitOptions), c_uint64, _R]
+)
 
 
 
