@@ -77,8 +77,13 @@ struct Redis {
 impl Redis {
     fn start(name: &str, extra: &[&str]) -> Redis {
         let dir = scratch(&format!("server-{name}"));
-        let mut redis =
-            Redis { child: None, port: free_port(), dir, extra: extra.iter().map(|s| s.to_string()).collect(), tls: false };
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: false,
+        };
         redis.launch();
         redis
     }
@@ -262,7 +267,9 @@ fn hosts_one_after_another_send_120_in_all() {
     let task_id = emulator.add_task("ImageToTextTask");
     let dir = scratch("in-a-row");
     let outcomes: Vec<Value> = (0..130)
-        .map(|host| outcome(poller(&emulator, &redis.url(), &dir.join(format!("host-{host}")), task_id, 1).output().unwrap()))
+        .map(|host| {
+            outcome(poller(&emulator, &redis.url(), &dir.join(format!("host-{host}")), task_id, 1).output().unwrap())
+        })
         .collect();
     assert_eq!((total(&outcomes, "sent"), total(&outcomes, "exhausted")), (120, 10));
     assert_eq!(emulator.task_requests(task_id), 120);
@@ -278,9 +285,14 @@ fn a_guard_stop_is_seen_by_every_host_after_the_first_answer() {
     let balance = |host: u32| {
         let file = dir.join(format!("host-{host}"));
         outcome(
-            child(&emulator, &redis.url(), &file, &[("CHILD_METHOD", "balance"), ("CHILD_CALLS", "3"), ("CHILD_KEY", revoked)])
-                .output()
-                .unwrap(),
+            child(
+                &emulator,
+                &redis.url(),
+                &file,
+                &[("CHILD_METHOD", "balance"), ("CHILD_CALLS", "3"), ("CHILD_KEY", revoked)],
+            )
+            .output()
+            .unwrap(),
         )
     };
     let first = balance(0);
@@ -398,7 +410,8 @@ fn a_password_is_used_and_never_said() {
     // A wrong password: the calls count in the file and say why, without it, in the result
     // and in the log.
     let wrong = format!("redis://default:wrong-pass-3141@127.0.0.1:{}/0", redis.port);
-    let output = poller(&emulator, &wrong, &dir.join("wrong"), task_id, 2).env("CAPMONSTER_LOG", "trace").output().unwrap();
+    let output =
+        poller(&emulator, &wrong, &dir.join("wrong"), task_id, 2).env("CAPMONSTER_LOG", "trace").output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let wrong_outcome = outcome(output);
     let notes = notes(&wrong_outcome).join(" / ");
@@ -421,7 +434,10 @@ fn tls_with_a_trusted_certificate() {
     let ca = ca.to_str().unwrap();
     let children: Vec<Child> = (0..3)
         .map(|host| {
-            poller(&emulator, &url, &dir.join(format!("host-{host}")), task_id, 50).env("SSL_CERT_FILE", ca).spawn().unwrap()
+            poller(&emulator, &url, &dir.join(format!("host-{host}")), task_id, 50)
+                .env("SSL_CERT_FILE", ca)
+                .spawn()
+                .unwrap()
         })
         .collect();
     let outcomes: Vec<Value> = children.into_iter().map(|c| outcome(c.wait_with_output().unwrap())).collect();

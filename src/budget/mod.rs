@@ -367,7 +367,8 @@ impl Budget {
     /// `CAPMONSTER_GUARD=off`, which answers nothing here): counted as any other.
     pub fn take_disowned(&self, key: KeyDigest, task_id: i64) -> Admission {
         #[cfg(feature = "redis")]
-        if let Some(admission) = self.redis.as_ref().and_then(|redis| redis.take_disowned(&self.notices, key, task_id)) {
+        if let Some(admission) = self.redis.as_ref().and_then(|redis| redis.take_disowned(&self.notices, key, task_id))
+        {
             return admission;
         }
         #[cfg(any(unix, windows))]

@@ -15,7 +15,7 @@
 //!   them nothing), and the first that succeeds says that Redis answers again.
 //!
 //! The URL's password is used to connect and nowhere else: messages and log lines name Redis
-//! by [`RedisStore::shown`] (scheme, host, port, database), and a Redis error's text is said
+//! by `RedisStore::shown` (scheme, host, port, database), and a Redis error's text is said
 //! with the password and user name blotted out.
 
 mod pool;
@@ -53,11 +53,11 @@ pub const STOP_FIELDS: usize = crate::budget::file::STOP_RECORDS;
 /// Most proxy stops kept (half, as in the file).
 pub const PROXY_FIELDS: usize = STOP_FIELDS / 2;
 
-/// Counts one getTaskResult of a task, atomically. KEYS[1] the task's hash (`s` the requests
-/// counted, `d` the service's final answer when it disowned the task), KEYS[2] the held stops'
-/// hash. ARGV[1] the mode: `poll` (answers 3 while any stop is kept, counting nothing), `known`
+/// Counts one getTaskResult of a task, atomically. `KEYS[1]` the task's hash (`s` the requests
+/// counted, `d` the service's final answer when it disowned the task), `KEYS[2]` the held stops'
+/// hash. `ARGV[1]` the mode: `poll` (answers 3 while any stop is kept, counting nothing), `known`
 /// (answers 4 for a task Redis does not hold, counting nothing), `insert`, or `force` (counts a
-/// disowned task too); ARGV[2] the limit; ARGV[3] the expiry in seconds. Answers {0, nth}
+/// disowned task too); `ARGV[2]` the limit; `ARGV[3]` the expiry in seconds. Answers {0, nth}
 /// granted, {1, sent} spent, {2, word} disowned.
 pub const COUNT: &str = r"
 local mode = ARGV[1]
@@ -81,9 +81,9 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return answer
 ";
 
-/// Registers a task createTask made (ARGV[1] `register`: known, nothing counted; a task held
-/// already is left as it is) or keeps the service's final answer about it (ARGV[1] `disown`,
-/// ARGV[2] the answer's word; a task not held yet is counted 1, as the file does). ARGV[3] the
+/// Registers a task createTask made (`ARGV[1]` `register`: known, nothing counted; a task held
+/// already is left as it is) or keeps the service's final answer about it (`ARGV[1]` `disown`,
+/// `ARGV[2]` the answer's word; a task not held yet is counted 1, as the file does). `ARGV[3]` the
 /// expiry in seconds.
 pub const TASK: &str = r"
 if ARGV[1] == 'register' then
@@ -115,6 +115,9 @@ pub(crate) struct RedisStore {
     epoch: Instant,
 }
 
+/// A stop's probe lease as Redis keeps it: the host and process id of the prober.
+type Lease = (u64, u32);
+
 /// What the first look of a getTaskResult found in Redis.
 pub(crate) enum Polled {
     Found(Admission),
@@ -136,8 +139,12 @@ impl RedisStore {
             ConnectionAddr::Unix(path) => format!("redis+unix://{}?db={}", path.display(), settings.db()),
             _ => format!("redis ({})", info.addr()),
         };
-        let secrets =
-            [settings.password(), settings.username()].into_iter().flatten().filter(|s| s.len() >= 3).map(str::to_owned).collect();
+        let secrets = [settings.password(), settings.username()]
+            .into_iter()
+            .flatten()
+            .filter(|s| s.len() >= 3)
+            .map(str::to_owned)
+            .collect();
         Ok(RedisStore {
             pool: Pool::new(client),
             shown,
@@ -252,13 +259,8 @@ impl RedisStore {
 
     fn task_op(&self, notices: &Notices, key: KeyDigest, task_id: i64, op: &str, word: u64) -> Option<()> {
         self.run(notices, |con| {
-            let _: i64 = self
-                .task
-                .key(self.task_key(key, task_id))
-                .arg(op)
-                .arg(word)
-                .arg(IDLE_EXPIRY.as_secs())
-                .invoke(con)?;
+            let _: i64 =
+                self.task.key(self.task_key(key, task_id)).arg(op).arg(word).arg(IDLE_EXPIRY.as_secs()).invoke(con)?;
             Ok(())
         })
     }
@@ -293,7 +295,12 @@ impl RedisStore {
     }
 
     /// The stop as kept (with the lease's host and pid, raw) and as a caller of this host sees it.
-    fn read_stop(&self, con: &mut Connection, scope: KeyDigest, stop: Stop) -> Result<Option<(StopState, (u64, u32))>, Failure> {
+    fn read_stop(
+        &self,
+        con: &mut Connection,
+        scope: KeyDigest,
+        stop: Stop,
+    ) -> Result<Option<(StopState, Lease)>, Failure> {
         let field = records::field(scope, stop);
         let (held, counting): (Option<String>, Option<String>) =
             ::redis::pipe().hget(&self.held, &field).hget(&self.counts, &field).query(con)?;
