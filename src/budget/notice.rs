@@ -43,6 +43,7 @@ pub(crate) fn no_longer_shared(why: &str) -> String {
 }
 
 /// The notice of an outage of the Redis store: the machine's file stands in until it answers.
+#[cfg(feature = "redis")]
 pub(crate) fn redis_unreachable(shown: &str, why: &str) -> String {
     format!(
         "the request budget and the account guard could not reach Redis at {shown} ({why}): they count in this machine's file until it answers again, so hosts meanwhile count apart"
@@ -50,6 +51,7 @@ pub(crate) fn redis_unreachable(shown: &str, why: &str) -> String {
 }
 
 /// The notice of the end of an outage of the Redis store.
+#[cfg(feature = "redis")]
 pub(crate) fn redis_back(shown: &str) -> String {
     format!("Redis at {shown} answers again: the request budget and the account guard count there again, shared by every host")
 }
