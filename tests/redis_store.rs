@@ -373,7 +373,8 @@ fn hosts_polling_through_an_outage_never_hang() {
     let dir = scratch("hosts-outage");
     let children: Vec<Child> = (0..4)
         .map(|host| {
-            poller(&emulator, &redis.url(), &dir.join(format!("host-{host}")), task_id, 25)
+            // 4 s of polls: the outage and the return fall well inside, even on a loaded machine.
+            poller(&emulator, &redis.url(), &dir.join(format!("host-{host}")), task_id, 40)
                 .env("CHILD_PAUSE_MS", "100")
                 .spawn()
                 .unwrap()

@@ -46,8 +46,11 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// changed at the latest when its cool-down (at most a ban's length) ends and a call probes;
 /// one nobody called about for that long is forgotten, as the file forgets a quiet one.
 pub const STOPS_EXPIRY: Duration = Duration::from_secs(2 * 10 * 60);
-/// Times a change of a stop is tried when other processes keep changing the stops meanwhile.
-pub const WATCH_ATTEMPTS: usize = 16;
+/// Times a change of a stop is tried when other processes keep changing the stops meanwhile
+/// (each after a pause of up to 0.1 ms times the attempts so far, at random, so that the
+/// processes of a storm that all heard the same answer do not keep colliding); then the change
+/// is made in the file. 8 stores changing one stop 25 times each at once lose none (tests).
+pub const WATCH_ATTEMPTS: usize = 32;
 /// Most stops the held stops' hash keeps, and the wrong-id counts' hash (the file's bound).
 pub const STOP_FIELDS: usize = crate::budget::file::STOP_RECORDS;
 /// Most proxy stops kept (half, as in the file).
@@ -325,7 +328,10 @@ impl RedisStore {
     ) -> Option<()> {
         self.run(notices, |con| {
             let field = records::field(scope, stop);
-            for _ in 0..WATCH_ATTEMPTS {
+            for attempt in 0..WATCH_ATTEMPTS {
+                if attempt > 0 {
+                    std::thread::sleep(jitter(attempt));
+                }
                 ::redis::cmd("WATCH").arg(&self.held).arg(&self.counts).exec(con)?;
                 let kept = self.read_stop(con, scope, stop)?;
                 let next = change(kept.as_ref().map(|(state, _)| state.clone()));
@@ -397,6 +403,16 @@ impl RedisStore {
     }
 }
 
+/// A pause of up to 0.1 ms times `attempt`, at random (the clock's nanoseconds and the thread:
+/// enough to part colliding processes, no generator needed).
+fn jitter(attempt: usize) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    Duration::from_micros(hasher.finish() % (100 * attempt as u64 + 1))
+}
+
 /// The count script's answer as an admission; `None` for "stops kept" and "not held".
 fn admission(kind: i64, value: i64) -> Option<Admission> {
     let value = u64::try_from(value).unwrap_or(0);
@@ -406,5 +422,120 @@ fn admission(kind: i64, value: i64) -> Option<Admission> {
         // A word no answer makes is not believed: the task counts as spent rather than sent.
         2 => Some(Disowned::from_word(value).map_or(Admission::Spent { sent: REQUESTS_PER_TASK }, Admission::Disowned)),
         _ => None,
+    }
+}
+
+/// Against a real `redis-server` (Debian's, as the integration tests use; started here on a
+/// free loopback port, with a directory of its own and nothing kept on disk).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    struct Server(Child, u16, std::path::PathBuf);
+
+    impl Server {
+        fn start(name: &str) -> Server {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dir = std::env::temp_dir().join(format!("capmonster-redis-unit-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (scripts/install-deps.sh rust installs it)");
+            let start = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Server(child, port, dir)
+        }
+
+        fn store(&self) -> RedisStore {
+            RedisStore::open(&format!("redis://127.0.0.1:{}/0", self.1)).unwrap()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.2);
+        }
+    }
+
+    /// Stores of their own (as processes on other hosts have) change one stop at once: no
+    /// change is lost under `WATCH`.
+    #[test]
+    fn concurrent_changes_of_a_stop_are_never_lost() {
+        let server = Server::start("watch");
+        let scope = KeyDigest::of("watch", "u");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let store = server.store();
+                std::thread::spawn(move || {
+                    let notices = Notices::default();
+                    for _ in 0..25 {
+                        let changed = store.update_stop(&notices, scope, Stop::Key, &mut |kept| {
+                            let mut state = kept.unwrap_or_else(|| StopState::start("ERROR_IP_BANNED", None, 1));
+                            state.renewals += 1;
+                            Some(state)
+                        });
+                        assert!(changed.is_some());
+                    }
+                    assert_eq!(notices.untold(&Default::default()), None, "no outage");
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|thread| thread.join().unwrap());
+        let store = server.store();
+        let notices = Notices::default();
+        assert_eq!(store.stop(&notices, scope, Stop::Key).unwrap().unwrap().renewals, 200);
+        assert_eq!(store.any_stop(&notices), Some(true));
+        store.update_stop(&notices, scope, Stop::Key, &mut |_| None).unwrap();
+        assert_eq!(store.any_stop(&notices), Some(false), "the last stop ended: the hash is gone");
+    }
+
+    #[test]
+    fn the_stops_are_bounded_and_a_lease_of_another_host_holds_until_its_time() {
+        let server = Server::start("bounds");
+        let (store, notices) = (server.store(), Notices::default());
+        let stop_at = |n: u64, now: u64| {
+            let scope = KeyDigest::of(&n.to_string(), "u");
+            store.update_stop(&notices, scope, Stop::Key, &mut |_| Some(StopState::start("E", None, now))).unwrap();
+            store.stop(&notices, scope, Stop::Key).unwrap().is_some()
+        };
+        assert!((0..STOP_FIELDS as u64).all(|n| stop_at(n, 0)));
+        assert!(!stop_at(10_000, 1), "full: a new stop is not kept");
+        let late = 10 * BAN_LENGTH.as_millis() as u64;
+        assert!(stop_at(10_001, late), "quiet stops made room");
+        let fields: usize = store.pool.with(|con| Ok(::redis::cmd("HLEN").arg(&store.held).query(con)?)).ok().unwrap();
+        assert_eq!(fields, 1, "every quiet stop was freed");
+
+        // A lease written by another host names its process as unknown here, and keeps its
+        // own host and process when a change leaves it.
+        let scope = KeyDigest::of("leased", "u");
+        let mut leased = StopState::start("E", None, 0);
+        (leased.probe_until_ms, leased.probe_pid) = (u64::MAX, 4242);
+        let line = records::encode(&leased, store.host ^ 1);
+        let field = records::field(scope, Stop::Key);
+        let () = store
+            .pool
+            .with(|con| Ok(::redis::cmd("HSET").arg(&store.held).arg(&field).arg(line).exec(con)?))
+            .ok()
+            .unwrap();
+        assert_eq!(store.stop(&notices, scope, Stop::Key).unwrap().unwrap().probe_pid, 0);
+        store
+            .update_stop(&notices, scope, Stop::Key, &mut |kept| kept.map(|state| StopState { renewals: 3, ..state }))
+            .unwrap();
+        let raw: String =
+            store.pool.with(|con| Ok(::redis::cmd("HGET").arg(&store.held).arg(&field).query(con)?)).ok().unwrap();
+        assert_eq!(
+            records::decode(&raw).map(|(state, host)| (state.probe_pid, state.renewals, host)),
+            Some((4242, 3, store.host ^ 1))
+        );
     }
 }
