@@ -426,8 +426,9 @@ fn admission(kind: i64, value: i64) -> Option<Admission> {
 }
 
 /// Against a real `redis-server` (Debian's, as the integration tests use; started here on a
-/// free loopback port, with a directory of its own and nothing kept on disk).
-#[cfg(test)]
+/// free loopback port, with a directory of its own and nothing kept on disk). Unix only: the
+/// Windows tests run under Wine, with no Redis.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::process::{Child, Command, Stdio};
