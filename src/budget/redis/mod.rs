@@ -118,6 +118,13 @@ pub(crate) struct RedisStore {
     epoch: Instant,
 }
 
+/// Names the Redis only as messages do: the client inside would show the password.
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("shown", &self.shown).field("up", &self.is_up()).finish_non_exhaustive()
+    }
+}
+
 /// A stop's probe lease as Redis keeps it: the host and process id of the prober.
 type Lease = (u64, u32);
 
@@ -422,6 +429,23 @@ fn admission(kind: i64, value: i64) -> Option<Admission> {
         // A word no answer makes is not believed: the task counts as spent rather than sent.
         2 => Some(Disowned::from_word(value).map_or(Admission::Spent { sent: REQUESTS_PER_TASK }, Admission::Disowned)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod secrets {
+    use super::*;
+
+    #[test]
+    fn the_password_is_in_no_name_debug_output_or_error_text() {
+        let store = RedisStore::open("rediss://farm-user:pass-word-42@redis.example:6380/3").unwrap();
+        assert_eq!(store.shown(), "rediss://redis.example:6380/3");
+        let debug = format!("{store:?}");
+        assert!(debug.contains("rediss://redis.example:6380/3") && !debug.contains("pass-word-42"), "{debug}");
+        let blotted = store.blot("WRONGPASS for farm-user with pass-word-42");
+        assert_eq!(blotted, "WRONGPASS for *** with ***");
+        let error = RedisStore::open("redis://:pass-word-42@[::1").unwrap_err();
+        assert!(!error.contains("pass-word-42"), "{error}");
     }
 }
 
