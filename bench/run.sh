@@ -220,10 +220,10 @@ if [ "$MODE" = redis ]; then
       taskset -p -c 0 "$NGINX_PID" >/dev/null
     done
     say "| $name | ${cells[1.us]} | ${cells[1.p99]} | ${cells[8.rate]} |"
+    [ "$store" != redis ] || key=$(redis-cli -p "$RPORT" --scan | head -n 1)
   done
-  keys=$(redis-cli -p "$RPORT" --scan | head -n 1)
   say ""
-  say "A key the library left in Redis: \`$keys\`"
+  say "A key the library left in Redis: \`$key\`"
   taskset -p -c "$ALL_CPUS" "$NGINX_PID" >/dev/null
   log "written to $R"
   exit 0
