@@ -9,7 +9,8 @@
 //!   (the file's idle rule).
 //! - A stop is changed under `WATCH` of the stops' hashes (`MULTI`/`EXEC`, tried again when
 //!   another process changed them meanwhile, at most [`WATCH_ATTEMPTS`] times).
-//! - When Redis fails or does not answer within [`TIMEOUT`], the call uses the machine's file
+//! - When Redis fails or does not answer within [`TIMEOUT`] (a connection: [`CONNECT_TIMEOUT`]),
+//!   the call uses the machine's file
 //!   (the budget's), and the budget says so once to each client; from then on one call a
 //!   [`RETRY_EVERY`] tries Redis again (the others go straight to the file, so an outage costs
 //!   them nothing), and the first that succeeds says that Redis answers again.
@@ -35,7 +36,7 @@ use crate::budget::notice::{self, Notices};
 use crate::log::{self, Level};
 use pool::{Failure, Pool};
 
-pub use pool::{MAX_CONNECTIONS, TIMEOUT};
+pub use pool::{CONNECT_TIMEOUT, MAX_CONNECTIONS, TIMEOUT};
 
 /// What every key of the library in Redis starts with: a Redis shared with other programs
 /// (or a later version of this layout, `v2`) is safe.
