@@ -5,6 +5,7 @@
 #   bench/run.sh             the comparison table (also written to bench/results.md)
 #   bench/run.sh --profile   callgrind, allocations and system calls per call (lib vs curl)
 #   bench/run.sh --log       the single call's cost with a log callback set and without
+#   bench/run.sh --redis     a call's cost with the budget in Redis, in the file, and libcurl's
 #
 # Environment: BENCH_CALLS (calls per run, default 20000), BENCH_REPS (runs per contender and
 # case, default 5; the median is reported), BENCH_PROFILE_CALLS (default 3000).
@@ -23,8 +24,9 @@ case "${1:-}" in
   "") ;;
   --profile) MODE=profile ;;
   --log) MODE=log ;;
-  -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--profile|--log]" >&2; exit 2 ;;
+  --redis) MODE=redis ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--profile|--log|--redis]" >&2; exit 2 ;;
 esac
 
 log() { echo "bench: $*" >&2; }
@@ -163,6 +165,67 @@ if [ "$MODE" = log ]; then
   done
   taskset -p -c "$ALL_CPUS" "$NGINX_PID" >/dev/null
   log "written to $L"
+  exit 0
+fi
+
+# ---- redis mode: a call's cost with the budget in Redis ---------------------------------------
+if [ "$MODE" = redis ]; then
+  need_deps rust   # redis-server and redis-cli
+  R=$OUT/redis-cost.txt
+  : >"$R"
+  say() { echo "$*" | tee -a "$R"; }
+  RPORT=""
+  for try in $(seq 1 20); do
+    RPORT=$(( 20000 + RANDOM % 40000 ))
+    mkdir -p "$TMP/redis"
+    taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/redis" \
+      --logfile "$TMP/redis/log" &
+    REDIS_PID=$!
+    for i in $(seq 1 50); do
+      redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break 2
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=""
+  done
+  [ -n "$REDIS_PID" ] || { log "redis-server did not start"; exit 1; }
+  at_exit kill "$REDIS_PID"
+  REDIS_URL="redis://127.0.0.1:$RPORT/0"
+  say "# cm_get_task_result on $URL (nginx): median of $REPS runs of $CALLS calls; one thread with client, nginx and"
+  say "# redis-server on CPU 0 (so the server's work counts in the call's time), 8 threads on all CPUs"
+  say ""
+  say "| budget | µs/call, 1 thread | p99 µs, 1 thread | calls/s, 8 threads |"
+  say "|---|---|---|---|"
+  taskset -p -c 0 "$NGINX_PID" >/dev/null
+  for store in file redis curl; do
+    bin=$OUT/bench_lib env=(CAPMONSTER_BUDGET=shared); name="libcapmonster, the machine's file (default)"
+    case $store in
+      redis) env=(CAPMONSTER_BUDGET="$REDIS_URL"); name="libcapmonster, Redis on loopback" ;;
+      curl) bin=$OUT/bench_curl; name="libcurl + cJSON (no budget)" ;;
+    esac
+    declare -A cells=()
+    for threads in 1 8; do
+      cpus=0; [ "$threads" = 1 ] || { cpus=$ALL_CPUS; taskset -p -c "$ALL_CPUS" "$NGINX_PID" >/dev/null; }
+      times=() p99s=() rates=()
+      for rep in $(seq 1 "$REPS"); do
+        fresh_budget; redis-cli -p "$RPORT" flushdb >/dev/null
+        line=$(env "${env[@]}" taskset -c "$cpus" "$bin" run "$URL" "$threads" "$CALLS" "$WARMUP") \
+          || { log "$store failed: $line"; exit 1; }
+        times+=("$(echo "$line" | field us_per_call)") p99s+=("$(echo "$line" | field p99_us)")
+        rates+=("$(echo "$line" | field calls_per_s)")
+      done
+      median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+      cells[$threads.us]=$(median "${times[@]}") cells[$threads.p99]=$(median "${p99s[@]}")
+      cells[$threads.rate]=$(median "${rates[@]}")
+      taskset -p -c 0 "$NGINX_PID" >/dev/null
+    done
+    say "| $name | ${cells[1.us]} | ${cells[1.p99]} | ${cells[8.rate]} |"
+    [ "$store" != redis ] || key=$(redis-cli -p "$RPORT" --scan | head -n 1)
+  done
+  say ""
+  say "A key the library left in Redis: \`$key\`"
+  taskset -p -c "$ALL_CPUS" "$NGINX_PID" >/dev/null
+  log "written to $R"
   exit 0
 fi
 

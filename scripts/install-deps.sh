@@ -75,6 +75,8 @@ deb gcc gcc "the C compiler ring's build script needs"
 deb nginx /usr/sbin/nginx "a real TLS server for tests/tls.rs"
 deb tinyproxy tinyproxy "a real HTTP CONNECT proxy for tests/proxies.rs"
 deb microsocks microsocks "a real SOCKS5 proxy for tests/proxies.rs"
+deb redis-server redis-server "a real Redis (with TLS) for tests/redis_store.rs: the budget and the guard shared by processes with different files"
+deb redis-tools redis-cli "redis-cli: tests/redis_store.rs lists the keys the library left in Redis"
 
 section c
 tool "$cargo_probe" "$rust_toolchain"
@@ -110,6 +112,8 @@ tool "$go_probe" "$go_toolchain"
 deb gcc gcc "the C poller"
 mono_basics "the C# poller"
 deb python3 python3 "asks the emulator for a task and its counters"
+deb redis-server redis-server "the pollers of 6 hosts share one Redis"
+deb redis-tools redis-cli "waits for Redis, reads the count it keeps"
 
 section vba
 deb python3 python3 "scripts/check-vba.py"

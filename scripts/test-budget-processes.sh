@@ -2,7 +2,9 @@
 # The request budget and the account guard across processes and languages, each with one budget
 # file all the processes share (the script's own):
 # - the budget: 2 C, 2 Go and 2 C# processes poll one emulator task 50 times each at once:
-#   exactly 120 requests may reach the service, 180 are refused;
+#   exactly 120 requests may reach the service, 180 are refused; then again with a budget file
+#   of its own for each process (standing for 6 hosts) and CAPMONSTER_BUDGET naming one Redis
+#   (Debian's redis-server, started here on a loopback port): 120 again, counted in Redis;
 # - the guard: 8 processes (3 C, 3 Go, 2 C#) start storms together (1,000 waits each, or 200
 #   calls from 4 threads) against an emulator that revokes their key, bans their address or
 #   has no money. At most max_connections + 1 requests a process reach it (max_connections
@@ -36,22 +38,51 @@ import json, urllib.request
 body = json.dumps({'type': 'ImageToTextTask', 'solveAfterMs': 3600000}).encode()
 print(json.load(urllib.request.urlopen(urllib.request.Request('$EMULATOR_URL/_emulator/task', body)))['taskId'])")
 
-pids=()
-for n in 1 2; do
-    "$build/poller-c" "$EMULATOR_URL" "$task" 50 >"$work/c$n" & pids+=($!)
-    "$build/poller-go" "$EMULATOR_URL" "$task" 50 >"$work/go$n" & pids+=($!)
-    LD_LIBRARY_PATH=target/release mono "$build/Poller.exe" "$EMULATOR_URL" "$task" 50 >"$work/cs$n" & pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
-cat "$work"/c1 "$work"/c2 "$work"/go1 "$work"/go2 "$work"/cs1 "$work"/cs2
-read -r sent exhausted < <(cat "$work"/c1 "$work"/c2 "$work"/go1 "$work"/go2 "$work"/cs1 "$work"/cs2 | sed -n 's/.* sent=\([0-9]*\) exhausted=\([0-9]*\)/\1 \2/p' |
-    awk '{ s += $1; e += $2 } END { print s, e }')
-served=$(python3 -c "
+# pollers TASK [REDIS_URL]: 2 C, 2 Go and 2 C# processes poll TASK 50 times each at once: with
+# REDIS_URL, each with a budget file of its own (a host of its own) and that Redis; checks that
+# exactly 120 polls reached the emulator.
+pollers() {
+    local task=$1 redis=${2:-} n lang pids=() pid sent exhausted served
+    for n in 1 2; do
+        for lang in c go cs; do
+            local env=()
+            [ -z "$redis" ] || env=(CAPMONSTER_BUDGET="$redis" CAPMONSTER_BUDGET_FILE="$work/host-$lang$n")
+            case $lang in
+                c) env "${env[@]}" "$build/poller-c" "$EMULATOR_URL" "$task" 50 >"$work/$lang$n" & pids+=($!) ;;
+                go) env "${env[@]}" "$build/poller-go" "$EMULATOR_URL" "$task" 50 >"$work/$lang$n" & pids+=($!) ;;
+                cs) env "${env[@]}" LD_LIBRARY_PATH=target/release mono "$build/Poller.exe" "$EMULATOR_URL" "$task" 50 \
+                    >"$work/$lang$n" & pids+=($!) ;;
+            esac
+        done
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    cat "$work"/c1 "$work"/c2 "$work"/go1 "$work"/go2 "$work"/cs1 "$work"/cs2
+    read -r sent exhausted < <(cat "$work"/c1 "$work"/c2 "$work"/go1 "$work"/go2 "$work"/cs1 "$work"/cs2 | sed -n 's/.* sent=\([0-9]*\) exhausted=\([0-9]*\)/\1 \2/p' |
+        awk '{ s += $1; e += $2 } END { print s, e }')
+    served=$(python3 -c "
 import json, urllib.request
 print(json.load(urllib.request.urlopen('$EMULATOR_URL/_emulator/stats'))['tasks'].get('$task', 0))")
-echo "6 processes (C, Go, C#) x 50 polls of task $task: $sent sent, $exhausted refused; the emulator served $served"
-[ "$sent" = 120 ] && [ "$exhausted" = 180 ] && [ "$served" = 120 ] || { echo "the budget was not shared" >&2; exit 1; }
+    echo "6 processes (C, Go, C#) x 50 polls of task $task${redis:+, each with a file of its own and one Redis}: $sent sent, $exhausted refused; the emulator served $served"
+    [ "$sent" = 120 ] && [ "$exhausted" = 180 ] && [ "$served" = 120 ] || { echo "the budget was not shared" >&2; exit 1; }
+}
+pollers "$task"
 echo "budget across processes and languages: passed"
+
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis" \
+    --logfile "$work/redis/log" &
+redis_pid=$!
+at_exit kill "$redis_pid"
+for _ in $(seq 1 200); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+task=$(python3 -c "
+import json, urllib.request
+body = json.dumps({'type': 'ImageToTextTask', 'solveAfterMs': 3600000}).encode()
+print(json.load(urllib.request.urlopen(urllib.request.Request('$EMULATOR_URL/_emulator/task', body)))['taskId'])")
+pollers "$task" "redis://127.0.0.1:$redis_port/0"
+[ "$(redis-cli -p "$redis_port" hget "$(redis-cli -p "$redis_port" --scan --pattern 'capmonster:v1:task:*')" s)" = 120 ] ||
+    { echo "the counts are not in Redis" >&2; exit 1; }
+echo "budget across hosts (one Redis) and languages: passed"
 
 # --- the account guard -------------------------------------------------------------------
 # Every answer of the emulator takes 200 ms, like a round trip to the service: the processes

@@ -21,7 +21,7 @@ SECTIONS=(
     "go|Go binding: gofmt, go vet, go test (also -race), examples/many|scripts/test-go.sh"
     "csharp|C# binding under Mono: the examples and the tests against the emulator|bindings/csharp/run-tests.sh"
     "python|Python binding: the wheel built, tagged manylinux, installed into a fresh venv, pytest against the emulator|scripts/test-python.sh"
-    "budget-processes|one budget file shared by C, Go and C# processes: the request budget, the account guard|scripts/test-budget-processes.sh"
+    "budget-processes|one budget file shared by C, Go and C# processes: the request budget, the account guard; one Redis shared by such processes with files of their own|scripts/test-budget-processes.sh"
     "vba|bindings/vba's Declares against the header, for 32- and 64-bit VBA|vba_declares"
     "official-sdk|the official Python SDK (capmonstercloudclient 4.3.1) solves every task family on the emulator|scripts/test-official-sdk.sh"
     "readme|the Markdown's relative links; the READMEs' and docs/' code blocks, built and run as a reader would|scripts/test-readme.sh"

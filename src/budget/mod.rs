@@ -17,7 +17,11 @@
 //!   Windows `%LOCALAPPDATA%\capmonster\budget-v4`);
 //! - `CAPMONSTER_BUDGET_FILE=/absolute/path`: that file instead;
 //! - `CAPMONSTER_BUDGET=process`: a table in this process only (`process.rs`; each process
-//!   counts alone).
+//!   counts alone);
+//! - `CAPMONSTER_BUDGET=redis://[user:password@]host:port/db` (or `rediss://` for TLS): in
+//!   Redis, shared by every process of every host that names it ([`mod@redis`], with the
+//!   `redis` cargo feature); the machine's file (as by default) stands in while Redis cannot
+//!   be reached.
 //!
 //! A file that cannot be trusted or used makes the process count alone, and says why: a call
 //! never fails because of the file. What the budget has to say (`notice.rs`: why it is not
@@ -43,6 +47,8 @@ pub mod guard;
 mod key;
 mod notice;
 mod process;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
@@ -72,6 +78,10 @@ pub struct Budget {
     /// Why the budget is not (or no longer) shared, or what was repaired: told once to each
     /// reader.
     notices: Notices,
+    /// Redis, when `CAPMONSTER_BUDGET` names it: asked first by every operation; the file
+    /// (else the process) answers while it cannot be reached.
+    #[cfg(feature = "redis")]
+    redis: Option<self::redis::RedisStore>,
 }
 
 /// The answer to [`Budget::take`]: whether the request may be sent (or the account guard's
@@ -126,10 +136,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Budget {
     /// The budget the two variables ask for (see the module docs).
     pub fn from_settings(kind: Option<String>, file: Option<std::ffi::OsString>) -> Budget {
-        let budget = Budget::default();
+        #[allow(unused_mut)]
+        let mut budget = Budget::default();
         match kind.as_deref() {
             Some("process") => return budget,
             None | Some("") | Some("shared") => {}
+            Some(url) if ["redis://", "rediss://", "redis+unix://"].iter().any(|scheme| url.starts_with(scheme)) => {
+                budget.use_redis(url)
+            }
             Some(other) => budget.notices.add(format!(
                 "CAPMONSTER_BUDGET={:?} is neither \"process\" nor \"shared\": the budget is shared",
                 crate::api::text::truncate(other, 64)
@@ -153,6 +167,42 @@ impl Budget {
             },
         };
         budget.open_shared(path, default_location)
+    }
+
+    /// Counts in the Redis `url` names (the file stays, for its outages); the notice of a URL
+    /// that cannot be used never repeats it (it may hold a password).
+    #[cfg(feature = "redis")]
+    fn use_redis(&mut self, url: &str) {
+        match self::redis::RedisStore::open(url) {
+            Ok(store) => self.redis = Some(store),
+            Err(why) => self.notices.add(format!(
+                "CAPMONSTER_BUDGET names Redis, but {why}: the request budget and the account guard are shared in this machine's file only"
+            )),
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn use_redis(&mut self, _url: &str) {
+        self.notices.add(
+            "CAPMONSTER_BUDGET names Redis, but this build of the library has no Redis store (its cargo feature redis is off): the request budget and the account guard are shared in this machine's file only".to_owned(),
+        );
+    }
+
+    /// How messages name the Redis the budget counts in (never its password), when it does.
+    pub fn redis(&self) -> Option<&str> {
+        #[cfg(feature = "redis")]
+        return self.redis.as_ref().map(|redis| redis.shown());
+        #[cfg(not(feature = "redis"))]
+        return None;
+    }
+
+    /// Whether the budget counts in Redis now (it names one, and the last operation there
+    /// succeeded).
+    pub fn in_redis(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.redis.as_ref().is_some_and(|redis| redis.is_up());
+        #[cfg(not(feature = "redis"))]
+        return false;
     }
 
     #[cfg(any(unix, windows))]
@@ -207,6 +257,55 @@ impl Budget {
     }
 
     fn admit(
+        &self,
+        key: KeyDigest,
+        task_id: i64,
+        guard: &mut dyn FnMut(Ask) -> Result<(), Error>,
+    ) -> Result<Admission, Error> {
+        // Each question is asked once, even when Redis fails between two and the file asks
+        // again: a probe's lease taken for the first answer is this call's.
+        let mut asked = [false; 2];
+        let guard = &mut |ask: Ask| {
+            if std::mem::replace(&mut asked[ask as usize], true) {
+                return Ok(());
+            }
+            guard(ask)
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            if let Some(admitted) = self.admit_in_redis(redis, key, task_id, guard) {
+                return admitted;
+            }
+        }
+        self.admit_here(key, task_id, guard)
+    }
+
+    /// [`admit`](Budget::admit) in Redis: `None` when it failed (the machine answers).
+    #[cfg(feature = "redis")]
+    fn admit_in_redis(
+        &self,
+        redis: &self::redis::RedisStore,
+        key: KeyDigest,
+        task_id: i64,
+        guard: &mut dyn FnMut(Ask) -> Result<(), Error>,
+    ) -> Option<Result<Admission, Error>> {
+        if let self::redis::Polled::Found(admission) = redis.poll(&self.notices, key, task_id)? {
+            return Some(Ok(admission));
+        }
+        if let Err(refused) = guard(Ask::StopsKept) {
+            return Some(Err(refused));
+        }
+        if let Some(admission) = redis.take_known(&self.notices, key, task_id)? {
+            return Some(Ok(admission));
+        }
+        if let Err(refused) = guard(Ask::UnknownTask) {
+            return Some(Err(refused));
+        }
+        redis.insert(&self.notices, key, task_id).map(Ok)
+    }
+
+    /// [`admit`](Budget::admit) on this machine: in the shared file, else in the process.
+    fn admit_here(
         &self,
         key: KeyDigest,
         task_id: i64,
@@ -267,6 +366,11 @@ impl Budget {
     /// Takes one request for a task the service disowned all the same (with
     /// `CAPMONSTER_GUARD=off`, which answers nothing here): counted as any other.
     pub fn take_disowned(&self, key: KeyDigest, task_id: i64) -> Admission {
+        #[cfg(feature = "redis")]
+        if let Some(admission) = self.redis.as_ref().and_then(|redis| redis.take_disowned(&self.notices, key, task_id))
+        {
+            return admission;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             match self.with_shared(shared, |file| file.take_disowned(key, task_id)) {
@@ -286,6 +390,10 @@ impl Budget {
     /// pause never holds it), with no request counted. Never fails: a file that fails now is
     /// given up as for a count, and the task is kept in the process.
     pub fn register(&self, key: KeyDigest, task_id: i64) {
+        #[cfg(feature = "redis")]
+        if self.redis.as_ref().and_then(|redis| redis.register(&self.notices, key, task_id)).is_some() {
+            return;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if self.with_shared(shared, |file| file.register(key, task_id)).is_some() {
@@ -298,6 +406,10 @@ impl Budget {
     /// The service disowned the task (`disowned.rs`): every later [`take`](Budget::take) for
     /// it answers [`Admission::Disowned`], in every process that shares the budget.
     pub fn disown(&self, key: KeyDigest, task_id: i64, disowned: Disowned) {
+        #[cfg(feature = "redis")]
+        if self.redis.as_ref().and_then(|redis| redis.disown(&self.notices, key, task_id, disowned)).is_some() {
+            return;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if self.with_shared(shared, |file| file.disown(key, task_id, disowned)).is_some() {
@@ -381,6 +493,10 @@ impl Budget {
 
     /// Requests counted so far for the task (0 when unknown or forgotten).
     pub fn sent(&self, key: KeyDigest, task_id: i64) -> u32 {
+        #[cfg(feature = "redis")]
+        if let Some(sent) = self.redis.as_ref().and_then(|redis| redis.sent(&self.notices, key, task_id)) {
+            return sent;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(sent) = self.with_shared(shared, |file| file.sent(key, task_id)) {
@@ -405,6 +521,10 @@ fn read(shared: &RwLock<Option<Shared>>) -> std::sync::RwLockReadGuard<'_, Optio
 /// else in the process (a file that fails is given up for the stops as for the counts).
 impl guard::Store for Budget {
     fn any(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(any) = self.redis.as_ref().and_then(|redis| redis.any_stop(&self.notices)) {
+            return any;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(any) = self.with_shared(shared, |file| file.any_stop()) {
@@ -415,6 +535,10 @@ impl guard::Store for Budget {
     }
 
     fn get(&self, key: KeyDigest, stop: guard::policy::Stop) -> Option<guard::policy::StopState> {
+        #[cfg(feature = "redis")]
+        if let Some(state) = self.redis.as_ref().and_then(|redis| redis.stop(&self.notices, key, stop)) {
+            return state;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if let Some(state) = self.with_shared(shared, |file| file.stop(key, stop)) {
@@ -430,6 +554,10 @@ impl guard::Store for Budget {
         stop: guard::policy::Stop,
         change: &mut dyn FnMut(Option<guard::policy::StopState>) -> Option<guard::policy::StopState>,
     ) {
+        #[cfg(feature = "redis")]
+        if self.redis.as_ref().and_then(|redis| redis.update_stop(&self.notices, key, stop, &mut *change)).is_some() {
+            return;
+        }
         #[cfg(any(unix, windows))]
         if let Some(shared) = &self.shared {
             if self.with_shared(shared, |file| file.update_stop(key, stop, &mut *change)).is_some() {
