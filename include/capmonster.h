@@ -273,6 +273,17 @@ const char *CM_CALL cm_api_error_kind(const char *api_error_code);
 // `cm_api_error_kind`. Static storage: never free it.
 const char *CM_CALL cm_api_error_glossary(uint32_t index);
 
+// Chooses where the request budget (and the account guard's stops) are kept, in place of the
+// CAPMONSTER_BUDGET variable: "shared" (the machine's file, the default), "process" (this
+// process alone), or `"redis://[user:password@]host:port/db"` / `"rediss://..."` (Redis, shared
+// by every host that names it; docs/redis.md). NULL goes back to the variable's choice. Call it
+// before the first cm_client_new of the process: the budget is made then, and a later call is
+// CM_ERR_INVALID_ARGUMENT and changes nothing. A value none of these is also
+// CM_ERR_INVALID_ARGUMENT; a Redis URL is checked, not reached (an unreachable Redis is said in
+// the first client's first result). A URL's password never appears in a message.
+// `out_result` may be NULL.
+cm_code CM_CALL cm_set_budget(const char *budget, cm_result **out_result);
+
 // Sends the library's log lines of `level` and above (CM_LOG_ERROR .. CM_LOG_TRACE) to
 // `callback`, with `user_data`; a NULL `callback` removes the one set (nothing is logged
 // then, also not what CAPMONSTER_LOG asked for). Process-wide; replaces the previous callback

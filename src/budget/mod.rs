@@ -8,7 +8,8 @@
 //! keyed by a digest of the client key and the endpoint
 //! ([`KeyDigest`](crate::budget::KeyDigest); the key itself is never kept) and the task id.
 //!
-//! Where the counts live is chosen once, when the first client is created:
+//! Where the counts live is chosen once, when the first client is created (from the
+//! environment, or from code before that: [`choose`](crate::budget::choose)):
 //! - by default, a file that every process of the user shares
 //!   ([`file`](crate::budget::file)), in a private directory
 //!   (`$XDG_RUNTIME_DIR/capmonster/budget-v4`, else
@@ -114,16 +115,79 @@ struct Shared {
 #[cfg(not(any(unix, windows)))]
 struct Shared;
 
-/// The budget shared by every client in the process; its kind is read from the environment
-/// the first time (the library calls this when the first client is created).
+/// Where the counts live, as chosen from code ([`choose`]) before the first client.
+struct Choice {
+    /// The budget was made: too late to choose.
+    made: bool,
+    /// A value of `CAPMONSTER_BUDGET`, taken in its place; `None`: the environment's.
+    kind: Option<String>,
+}
+
+static CHOICE: Mutex<Choice> = Mutex::new(Choice { made: false, kind: None });
+
+/// Chooses where the counts live, as `CAPMONSTER_BUDGET` would and in its place: `"shared"`
+/// (the machine's file), `"process"`, or a `redis://...` / `rediss://...` URL; `None` goes back to
+/// the environment's choice. Only before the first client is created, when the budget is made:
+/// later it is an error, and the budget stays as it is. A URL is checked here, not reached: an
+/// unreachable Redis is said in the first client's first report, as for the variable.
+pub fn choose(kind: Option<&str>) -> Result<(), Error> {
+    if let Some(kind) = kind {
+        check_kind(kind)?;
+    }
+    let mut choice = lock(&CHOICE);
+    if choice.made {
+        return Err(Error::invalid_argument(
+            "the request budget's store is chosen before the first client is created, and a client was already created: the budget stays as it is",
+        ));
+    }
+    choice.kind = kind.map(str::to_owned);
+    Ok(())
+}
+
+const REDIS_SCHEMES: [&str; 3] = ["redis://", "rediss://", "redis+unix://"];
+
+/// Whether `kind` is a value [`choose`] takes; a URL's text never goes into the message (it
+/// may hold a password).
+fn check_kind(kind: &str) -> Result<(), Error> {
+    match kind {
+        "shared" | "process" => Ok(()),
+        url if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) => check_redis_url(url),
+        other => Err(Error::invalid_argument(format!(
+            "budget {:?} is none of \"shared\", \"process\", redis://... or rediss://...",
+            crate::api::text::truncate(other, 64)
+        ))),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn check_redis_url(url: &str) -> Result<(), Error> {
+    self::redis::RedisStore::open(url).map(drop).map_err(|why| Error::invalid_argument(format!("budget: {why}")))
+}
+
+#[cfg(not(feature = "redis"))]
+fn check_redis_url(_url: &str) -> Result<(), Error> {
+    Err(Error::invalid_argument(
+        "budget: this build of the library has no Redis store (its cargo feature redis is off)",
+    ))
+}
+
+/// The budget shared by every client in the process; its kind is the one chosen from code
+/// ([`choose`]), else read from the environment, the first time (the library calls this when
+/// the first client is created).
 pub fn global() -> &'static Budget {
     static GLOBAL: LazyLock<Budget> = LazyLock::new(|| {
+        let chosen = {
+            let mut choice = lock(&CHOICE);
+            choice.made = true;
+            choice.kind.take()
+        };
         // The library's own unit tests count in the process: they never open the user's file
         // (the integration tests and the C, Go and C# tests each choose a file of their own).
         if cfg!(test) {
             return Budget::default();
         }
-        Budget::from_settings(std::env::var("CAPMONSTER_BUDGET").ok(), std::env::var_os("CAPMONSTER_BUDGET_FILE"))
+        let kind = chosen.or_else(|| std::env::var("CAPMONSTER_BUDGET").ok());
+        Budget::from_settings(kind, std::env::var_os("CAPMONSTER_BUDGET_FILE"))
     });
     &GLOBAL
 }
@@ -141,9 +205,7 @@ impl Budget {
         match kind.as_deref() {
             Some("process") => return budget,
             None | Some("") | Some("shared") => {}
-            Some(url) if ["redis://", "rediss://", "redis+unix://"].iter().any(|scheme| url.starts_with(scheme)) => {
-                budget.use_redis(url)
-            }
+            Some(url) if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) => budget.use_redis(url),
             Some(other) => budget.notices.add(format!(
                 "CAPMONSTER_BUDGET={:?} is neither \"process\" nor \"shared\": the budget is shared",
                 crate::api::text::truncate(other, 64)

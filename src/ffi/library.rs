@@ -1,12 +1,14 @@
-//! Library-wide functions: the version, the names of the return codes, and the service's
-//! error glossary.
+//! Library-wide functions: the version, the names of the return codes, the service's error
+//! glossary, and the choice of where the request budget counts.
 
 use std::ffi::{c_char, CStr};
 
 use crate::api::error::Code;
 use crate::api::glossary;
-use crate::ffi::arguments::text;
+use crate::ffi::arguments::{optional_text, text};
 use crate::ffi::boundary;
+use crate::ffi::call_result::CallResult;
+use crate::ffi::result::cm_result;
 
 pub use crate::api::codes::*;
 
@@ -60,6 +62,30 @@ pub extern "system" fn cm_api_error_glossary(index: u32) -> *const c_char {
     boundary::value(std::ptr::null(), || {
         Ok(glossary::GLOSSARY.get(index as usize).map_or(std::ptr::null(), |code| code.as_ptr()))
     })
+}
+
+/// Chooses where the request budget (and the account guard's stops) are kept, in place of the
+/// CAPMONSTER_BUDGET variable: "shared" (the machine's file, the default), "process" (this
+/// process alone), or `"redis://[user:password@]host:port/db"` / `"rediss://..."` (Redis, shared
+/// by every host that names it; docs/redis.md). NULL goes back to the variable's choice. Call it
+/// before the first cm_client_new of the process: the budget is made then, and a later call is
+/// CM_ERR_INVALID_ARGUMENT and changes nothing. A value none of these is also
+/// CM_ERR_INVALID_ARGUMENT; a Redis URL is checked, not reached (an unreachable Redis is said in
+/// the first client's first result). A URL's password never appears in a message.
+/// `out_result` may be NULL.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_set_budget(budget: *const c_char, out_result: *mut *mut cm_result) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let budget = optional_text(budget, "budget")?;
+            crate::budget::choose(budget)?;
+            Ok(CallResult::ok(if budget.is_some() { "budget chosen" } else { "budget left to CAPMONSTER_BUDGET" }))
+        })
+    }
 }
 
 pub(crate) fn code_name(code: i32) -> &'static CStr {

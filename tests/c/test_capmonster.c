@@ -646,6 +646,29 @@ static void test_log_callback_and_stats(void) {
     cm_client_free(client);
 }
 
+/* cm_set_budget before the first client: values checked, NULL keeps the environment's choice
+ * (use_own_budget's file), a Redis password never in a message. */
+static void test_budget_choice_before_clients(void) {
+    cm_result *result = NULL;
+    CHECK_CODE(cm_set_budget("nonsense", &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "\"nonsense\""));
+    cm_result_free(result);
+    CHECK_CODE(cm_set_budget("redis://user:pw-SECRET-42@[bad/0", &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(!contains(cm_result_message(result), "pw-SECRET-42"));
+    cm_result_free(result);
+    CHECK(cm_set_budget("process", NULL) == CM_OK);
+    CHECK_CODE(cm_set_budget(NULL, &result), CM_OK);
+    cm_result_free(result);
+}
+
+/* After the first client the budget is made: a choice is refused, and says why. */
+static void test_budget_choice_after_clients(void) {
+    cm_result *result = NULL;
+    CHECK_CODE(cm_set_budget("process", &result), CM_ERR_INVALID_ARGUMENT);
+    CHECK(contains(cm_result_message(result), "a client was already created"));
+    cm_result_free(result);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s EMULATOR_BASE_URL\n", argv[0]);
@@ -653,6 +676,7 @@ int main(int argc, char **argv) {
     }
     use_own_budget();
     base_url = argv[1];
+    test_budget_choice_before_clients();
     test_version_and_code_names();
     test_invalid_arguments();
     test_processing();
@@ -674,6 +698,7 @@ int main(int argc, char **argv) {
     test_threads_share_a_client();
     test_secret_key_stays_out_of_messages();
     test_log_callback_and_stats();
+    test_budget_choice_after_clients();
     printf("%d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }

@@ -118,3 +118,32 @@ def test_clients_refuse_to_be_pickled(emulator, key):
     with pytest.raises(TypeError, match="make one there"):
         pickle.dumps(a)
     a.close()
+
+
+_CHOOSE_BUDGET = """
+import capmonster
+try:
+    capmonster.set_budget("nonsense")
+    raise SystemExit("a bad value was taken")
+except capmonster.InvalidArgumentError as e:
+    assert '"nonsense"' in e.message, e.message
+capmonster.set_budget("process")
+with capmonster.Client("choose-budget") as client:
+    pass
+try:
+    capmonster.set_budget("shared")
+    raise SystemExit("a choice after the first client was taken")
+except capmonster.InvalidArgumentError as e:
+    assert "a client was already created" in e.message, e.message
+print("ok")
+"""
+
+
+def test_the_budget_is_chosen_before_the_first_client():
+    """set_budget: checked, taken before the first client, refused after it (in a process of
+    its own: this one has clients already)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _CHOOSE_BUDGET], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr

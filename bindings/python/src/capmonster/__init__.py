@@ -15,7 +15,7 @@ Every failed call raises a ``CapMonsterError``: one subclass per code of the lib
 """
 
 from ._async import AsyncClient
-from ._client import Cancel, Client, ClientClosedError, ClientForkedError, Task, TaskResult
+from ._client import Cancel, Client, ClientClosedError, ClientForkedError, Task, TaskResult, set_budget
 from ._codes import (
     APIError,
     BadResponseError,
@@ -55,6 +55,7 @@ __all__ = [
     "TaskResult",
     "TimedOutError",
     "log_to",
+    "set_budget",
     "stop_logging",
     "version",
 ]

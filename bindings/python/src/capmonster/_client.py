@@ -74,6 +74,20 @@ def _c_string(value: str, what: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
 
+def set_budget(budget: Optional[str]) -> None:
+    """Chooses where the request budget and the account guard's stops are kept, in place of
+    the ``CAPMONSTER_BUDGET`` variable (cm_set_budget): ``"shared"`` (the machine's file, the
+    default), ``"process"``, or a ``redis://`` / ``rediss://`` URL shared by every host that
+    names it; ``None`` goes back to the variable's choice. Only before the process's first
+    client: later it raises ``InvalidArgumentError`` and changes nothing.
+    """
+    if _native.cm_set_budget is None:
+        raise _native.missing("cm_set_budget")
+    value = None if budget is None else _c_string(budget, "budget")
+    r = c_void_p()
+    _check(_native.cm_set_budget(value, byref(r)), r)
+
+
 class _Token:
     """One cm_cancel, made for one call or wait and freed after it."""
 
