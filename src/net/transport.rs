@@ -38,7 +38,7 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 6] = [
+    pub(crate) const ALL: [Method; 6] = [
         Method::GetTaskResult,
         Method::CreateTask,
         Method::GetBalance,
@@ -48,7 +48,7 @@ impl Method {
     ];
 
     /// The method's place in [`Method::ALL`] (and in per-method tables).
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
