@@ -656,7 +656,10 @@ impl Client {
 
     /// The blocking link: the client's channel now, and its gate.
     pub(crate) fn blocking_link(&self) -> link::Blocking<'_> {
-        link::Blocking { channel: Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner)), gate: &self.gate }
+        link::Blocking {
+            channel: Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner)),
+            gate: &self.gate,
+        }
     }
 
     /// [`exchange`](Client::exchange) on any link.

@@ -3,8 +3,8 @@
 //! the blocking path. Used only by the waiters' engine when it runs on an event loop
 //! (`src/wait/events.rs`); single blocking calls keep ureq (`transport.rs`).
 //!
-//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore. Until the
-//! first answer says which protocol the server speaks, one request goes out at a time (so that
+//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore. Over TLS,
+//! until the first answer says which protocol the server speaks, one request goes out at a time (so that
 //! HTTP/2 starts on one connection, not on `max_connections` raced ones); then the permits are
 //! `max_connections` for HTTP/1.1 (a request in flight is a connection) or
 //! `max_connections` × [`STREAMS_PER_CONNECTION`] for HTTP/2 (hyper's pool shares one HTTP/2
@@ -36,6 +36,12 @@ use crate::net::trust::{self, Trust};
 /// The HTTP/2 streams counted per allowed connection once the server spoke HTTP/2: nginx's
 /// default `http2_max_concurrent_streams` is 128, most servers allow at least 100.
 pub const STREAMS_PER_CONNECTION: u32 = 100;
+
+/// The most connections being set up at once. A burst of thousands of connects overflows a
+/// server's listen queue (128 by default for many servers), and each dropped SYN costs a
+/// retransmit 1 s, then 3 s later; requests beyond this wait for a connect or for a pooled
+/// connection, whichever comes first.
+pub const MAX_CONNECTING: usize = 128;
 
 /// How long an idle pooled connection is kept (a waiter's interval is a few seconds).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -96,7 +102,11 @@ impl EventChannel {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(request_timeout));
-        let counted = Counted { inner: http, opened: Arc::clone(connections) };
+        let counted = Counted {
+            inner: http,
+            opened: Arc::clone(connections),
+            connecting: Arc::new(Semaphore::new(MAX_CONNECTING)),
+        };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
@@ -120,13 +130,15 @@ impl EventChannel {
             }
         }
         let urls: [Uri; Method::ALL.len()] = urls.try_into().ok()?;
+        // Without TLS there is no ALPN, so no HTTP/2: sized for HTTP/1.1 from the start.
+        let plain = base_url.as_str().starts_with("http://");
         Some(Ok(EventChannel {
             client,
             urls,
             request_timeout,
             max_connections,
-            permits: Arc::new(Semaphore::new(1)),
-            sized: AtomicBool::new(false),
+            permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
+            sized: AtomicBool::new(plain),
             multiplexed: AtomicBool::new(false),
             in_flight: Arc::clone(in_flight),
         }))
@@ -322,11 +334,13 @@ impl Drop for Watching<'_> {
     }
 }
 
-/// hyper's TCP connector, counting the connections it opens in the client's counter.
+/// hyper's TCP connector, counting the connections it opens in the client's counter, and
+/// setting up at most [`MAX_CONNECTING`] at once.
 #[derive(Clone)]
 pub(crate) struct Counted {
     inner: HttpConnector,
     opened: Arc<AtomicU64>,
+    connecting: Arc<Semaphore>,
 }
 
 type Connecting = Pin<
@@ -351,9 +365,12 @@ impl tower_service::Service<Uri> for Counted {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let opened = Arc::clone(&self.opened);
-        let connecting = self.inner.call(uri);
+        let permits = Arc::clone(&self.connecting);
+        let mut inner = self.inner.clone();
         Box::pin(async move {
-            let stream = connecting.await?;
+            // Never closed: the semaphore lives as long as this connector.
+            let _permit = permits.acquire_owned().await.ok();
+            let stream = inner.call(uri).await?;
             opened.fetch_add(1, Ordering::Relaxed);
             Ok(stream)
         })

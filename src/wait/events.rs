@@ -78,6 +78,7 @@ impl EventLoop {
 
     fn start(&mut self) -> Result<(), Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .thread_name("capmonster-events")
             .enable_io()
             .enable_time()
             // Host names are resolved on the blocking pool: one thread is enough (a new

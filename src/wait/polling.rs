@@ -25,8 +25,8 @@ use crate::api::schedule::Schedule;
 use crate::budget::guard::listen::StopListener;
 use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
-use crate::client::stats::Counters;
 use crate::client::link::{block_now, Link};
+use crate::client::stats::Counters;
 use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
 use crate::log::{self, Level};
 
