@@ -480,6 +480,8 @@ impl Shared {
     }
 
     /// Hands a due wait to the event loop; gives it back when it must go on the threads.
+    // The wait comes back by value: boxing it would cost every poll that falls back an allocation.
+    #[allow(clippy::result_large_err)]
     fn hand_to_event_loop(&self, id: u64, pending: Pending) -> Result<(), Pending> {
         let Some(shared) = self.this.upgrade() else { return Err(pending) };
         self.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&shared, id, pending)

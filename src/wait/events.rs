@@ -51,6 +51,8 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     /// Hands a due wait to the loop, started on first use; gives it back when the client's
     /// waits are not for the event loop (turned off, a proxy) or the loop could not start.
+    // The wait comes back by value: boxing it would cost every poll that falls back an allocation.
+    #[allow(clippy::result_large_err)]
     pub fn submit(&mut self, shared: &Arc<Shared>, id: u64, pending: Pending) -> Result<(), Pending> {
         let client = shared.client();
         let version = client.settings_version();
