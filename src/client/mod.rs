@@ -952,6 +952,15 @@ mod tests {
     }
 
     #[test]
+    fn the_event_loop_is_on_only_when_the_environment_says_events() {
+        assert!(event_loop_from_env(Some("events")));
+        assert!(event_loop_from_env(Some(" Events\n")));
+        for other in [None, Some(""), Some("threads"), Some("event"), Some("1")] {
+            assert!(!event_loop_from_env(other), "{other:?}");
+        }
+    }
+
+    #[test]
     fn keys_are_checked() {
         assert_eq!(Client::new("").unwrap_err().code, Code::InvalidArgument);
         assert!(Client::new(&"k".repeat(MAX_KEY_BYTES + 1)).unwrap_err().message.contains("client_key"));
