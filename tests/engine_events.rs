@@ -33,6 +33,14 @@ fn library_threads() -> usize {
     0
 }
 
+/// The tests of this binary run one at a time: one counts the process's library threads, which
+/// another test's engine would add to.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn emulator_with(answer_delay: Duration) -> Emulator {
     Emulator::start(Config { answer_delay, max_connections: 4096, ..Config::default() }).expect("the emulator starts")
 }
@@ -143,6 +151,7 @@ fn https_events_client(nginx: &Nginx, key: &str) -> Arc<Client> {
 /// requests each. The engine's threads (cap 64) took about 10 s for this.
 #[test]
 fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(150));
     let client = events_client(&emulator.url(), "events-2000");
     client.set_max_connections(2048).unwrap();
@@ -176,6 +185,9 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
     assert!(took < Duration::from_millis(2600), "{waits} waits took {took:?}; the schedule allows 1.3 s");
     assert!(peak <= 3, "{peak} library threads");
     assert_eq!(waiter.engine_threads(), 1, "one timer thread");
+    // The last waiter gone, the engine and its event loop are too (joined in the drop).
+    drop(waiter);
+    assert_eq!(library_threads(), 0);
     eprintln!("{waits} waits at 150 ms: {took:?}, {peak} library threads, {} connections", client.connections_opened());
 }
 
@@ -183,6 +195,7 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
 /// at a time (nginx's stream limit here: each stream takes an upstream connection of its own).
 #[test]
 fn http2_carries_many_streams_on_one_connection() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(200));
     let nginx = nginx_h2("h2", &emulator.url());
     let client = https_events_client(&nginx, "events-h2");
@@ -217,6 +230,7 @@ fn http2_carries_many_streams_on_one_connection() {
 /// complete on it, and no connection is opened again.
 #[test]
 fn a_cancelled_stream_leaves_its_connection_to_the_others() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(400));
     let nginx = nginx_h2("cancel", &emulator.url());
     let client = https_events_client(&nginx, "events-cancel");
@@ -258,6 +272,7 @@ fn a_cancelled_stream_leaves_its_connection_to_the_others() {
 /// a connection each): each poll fails with the code and message a blocking call gets.
 #[test]
 fn connections_closed_under_100_requests_fail_each_as_a_blocking_call() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(100));
     let client = events_client(&emulator.url(), "events-close");
     client.set_max_connections(128).unwrap();
@@ -296,6 +311,7 @@ fn connections_closed_under_100_requests_fail_each_as_a_blocking_call() {
 /// next poll within its budget, as on the threads.
 #[test]
 fn a_connection_reset_under_100_streams_fails_each_stream() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(1000));
     let mut nginx = nginx_h2("reset", &emulator.url());
     let client = https_events_client(&nginx, "events-reset");
@@ -332,6 +348,7 @@ fn a_connection_reset_under_100_streams_fails_each_stream() {
 /// waits go to the proxy, here one that is down, and say so; none goes around it.
 #[test]
 fn a_client_with_a_proxy_keeps_the_threads() {
+    let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::ZERO);
     let client = events_client(&emulator.url(), "events-proxy");
     let dead = format!("http://127.0.0.1:{}", free_port());
