@@ -14,7 +14,9 @@
 //!
 //! Threads: at most the client's `max_connections`. A worker is started only when no worker
 //! leads, none is idle and none is starting; when the cap is lowered, workers beyond it retire
-//! as soon as they are idle.
+//! as soon as they are idle. With the client's event loop on (`events.rs`), a due wait is
+//! handed to the loop instead of polled on the worker, which goes on leading: one worker is
+//! then all the engine keeps, and the others retire as idle ones do.
 //!
 //! A key stop: when the account guard stops this client's key (an answer heard by any client
 //! of the process), every sleeping wait is due at once; its poll is answered by the guard, with
@@ -23,7 +25,8 @@
 //! Lifetime: an [`Engine`] lives while any waiter of its client does; the last one's drop
 //! stops and joins the workers (retired ones included). Workers hold the client, so freeing
 //! the client first is safe.
-//! Lock order: engine, then a token's, an inbox's or the gate's lock; never the other way.
+//! Lock order: engine, then a token's, an inbox's or the gate's lock; never the other way. The
+//! event loop's lock (`Shared::events`) is taken without the engine's.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
