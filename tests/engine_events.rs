@@ -53,6 +53,15 @@ fn events_client(base_url: &str, key: &str) -> Arc<Client> {
     Arc::new(client)
 }
 
+/// Waits until `count` requests of `client` are in flight at once (5 s at most).
+fn until_in_flight(client: &Client, count: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.requests_in_flight() < count {
+        assert!(Instant::now() < deadline, "{} of {count} requests in flight", client.requests_in_flight());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn finished(waiter: &Waiter, within: Duration) -> Finished {
     match waiter.next(within) {
         Next::Finished(finished) => finished,
@@ -252,8 +261,7 @@ fn a_cancelled_stream_leaves_its_connection_to_the_others() {
         let token = (task == 7).then(|| Arc::clone(&cancel));
         waiter.add(70_000 + task, &schedule, token, task as u64).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(client.requests_in_flight(), 50);
+    until_in_flight(&client, 50);
     let triggered = Instant::now();
     cancel.trigger();
     let first = finished(&waiter, Duration::from_secs(5));
@@ -329,8 +337,7 @@ fn a_connection_reset_under_100_streams_fails_each_stream() {
         emulator.script_task(90_000 + task, vec![Step::ready(json!({}))]);
         waiter.add(90_000 + task, &schedule, None, task as u64).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(client.requests_in_flight(), 100);
+    until_in_flight(&client, 100);
     let killed = Instant::now();
     let _ = nginx.child.kill();
     let _ = nginx.child.wait();
