@@ -167,10 +167,10 @@ typedef struct {
     uint64_t waits_pending;
     // Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     uint64_t waits_finished;
-    // HTTP bytes sent: request heads and bodies, before TLS (TLS records and a proxy's
-    // CONNECT are not counted).
+    // Bytes the client's sockets sent: what the network carries (HTTP heads and bodies, and
+    // over TLS its records and handshakes; through a proxy, its CONNECT too).
     uint64_t bytes_sent;
-    // HTTP bytes received: answer heads and bodies, after TLS.
+    // Bytes the client's sockets received, counted the same way.
     uint64_t bytes_received;
     // Connections open now: opened and not yet closed by the server or the pool.
     uint64_t connections_open;

@@ -135,7 +135,7 @@ fn open_and_idle_connections_follow_the_pool() {
 }
 
 #[test]
-fn bytes_are_the_http_bytes_each_way() {
+fn bytes_are_what_the_sockets_carried_each_way() {
     use std::io::{Read, Write};
     // A one-answer HTTP server over a real socket, which counts what it reads.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -24,7 +24,7 @@ type Stats struct {
 	ConnectionsOpened, RequestsInFlight uint64
 	// Waits started and not finished; finished.
 	WaitsPending, WaitsFinished uint64
-	// HTTP bytes, heads and bodies, before TLS.
+	// Bytes the client's sockets sent and received (HTTP, and TLS records over TLS).
 	BytesSent, BytesReceived uint64
 	// Connections open now; of them, those carrying no request (open minus in flight).
 	ConnectionsOpen, ConnectionsIdle uint64

@@ -5,7 +5,7 @@
 //! `cm_result` carries.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,14 @@ use crate::budget::{self, Admission, Ask, Disowned, FinalAnswer, KeyDigest, Noti
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
 use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
-use crate::net::inflight;
 use crate::net::transport::{Channel, Method, Wire};
 use crate::net::trust::Trust;
 
+pub(crate) mod link;
 pub mod stats;
 
 use crate::log::{self, Level};
+use link::{block_now, Link};
 use stats::Counters;
 pub use stats::Stats;
 
@@ -148,6 +149,12 @@ pub struct Client {
     pub(crate) engine: Mutex<Weak<crate::wait::engine::Engine>>,
     /// What [`Client::stats`] reads; shared with the client's waits.
     pub(crate) counters: Arc<Counters>,
+    /// Whether the waiters' engine sends on an event loop (see `wait/events.rs`).
+    event_loop: AtomicBool,
+    /// Bumped by every settings change: the event loop rebuilds its channel when it moves.
+    settings_version: AtomicU64,
+    /// Requests in flight on the event loop (the gate counts the blocking ones).
+    events_in_flight: Arc<AtomicU32>,
 }
 
 impl fmt::Debug for Client {
@@ -191,6 +198,9 @@ impl Client {
             soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
             counters: Arc::default(),
+            event_loop: AtomicBool::new(event_loop_from_env(std::env::var("CAPMONSTER_ENGINE").ok().as_deref())),
+            settings_version: AtomicU64::new(0),
+            events_in_flight: Arc::default(),
         })
     }
 
@@ -253,13 +263,56 @@ impl Client {
         self.soft_id.store(soft_id, Ordering::Relaxed);
     }
 
+    /// `true`: the waiters' engine sends its requests on an event loop (HTTP/2 when the server
+    /// offers it) rather than one worker thread per request in flight. Off by default for now
+    /// (`CAPMONSTER_ENGINE=events` turns it on for every client); a client with a proxy keeps
+    /// the threads. Takes effect at the next poll of each wait.
+    pub fn set_event_loop(&self, on: bool) {
+        self.event_loop.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the waiters' engine sends on an event loop (see [`Client::set_event_loop`]).
+    pub fn event_loop(&self) -> bool {
+        self.event_loop.load(Ordering::Relaxed)
+    }
+
+    /// The settings' version: changes whenever a setting does.
+    pub(crate) fn settings_version(&self) -> u64 {
+        self.settings_version.load(Ordering::Acquire)
+    }
+
+    /// A channel of the event loop for the settings now; `None` when the engine keeps its
+    /// threads: the event loop is off, a proxy is in use (not supported on the event loop
+    /// yet), the client's channel is unusable (the blocking path reports why), or the trust
+    /// has no roots rustls can take here.
+    pub(crate) fn event_channel(&self) -> Option<Result<crate::net::events::EventChannel, Error>> {
+        if !self.event_loop() {
+            return None;
+        }
+        let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
+        match channel.as_ref() {
+            Ok(channel) if channel.proxy.is_none() => {}
+            _ => return None,
+        }
+        let settings = self.settings();
+        crate::net::events::EventChannel::new(
+            &settings.base_url,
+            &settings.user_agent_url,
+            settings.request_timeout,
+            &settings.trust,
+            &self.wire,
+            &self.events_in_flight,
+            settings.max_connections,
+        )
+    }
+
     pub fn max_connections(&self) -> u32 {
         self.gate.max()
     }
 
     /// Requests of this client in flight now.
     pub fn requests_in_flight(&self) -> u32 {
-        self.gate.in_use()
+        self.gate.in_use() + self.events_in_flight.load(Ordering::Relaxed)
     }
 
     /// getTaskResult requests counted so far for a task of this client's account and endpoint,
@@ -322,6 +375,19 @@ impl Client {
         stats: &mut CallStats,
         admit: &mut dyn FnMut(u32) -> Result<(), Error>,
     ) -> Result<TaskState, Error> {
+        block_now(self.poll_task_on(&self.blocking_link(), task_id, bounds, stats, admit))
+    }
+
+    /// [`poll_task`](Client::poll_task) on any link: the one copy of its rules, for the
+    /// blocking calls and the engine's event loop alike.
+    pub(crate) async fn poll_task_on<L: Link>(
+        &self,
+        link: &L,
+        task_id: i64,
+        bounds: Bounds<'_>,
+        stats: &mut CallStats,
+        admit: &mut dyn FnMut(u32) -> Result<(), Error>,
+    ) -> Result<TaskState, Error> {
         check_task_id(task_id)?;
         let body = format!(r#"{{"clientKey":{},"taskId":{}}}"#, self.key_json, task_id);
         let guard = guard::global();
@@ -373,7 +439,8 @@ impl Client {
         };
         let sent_before = stats.requests;
         let result = self
-            .exchange(Method::GetTaskResult, Some(task_id), &body, bounds, stats, &mut admit_within_budget)
+            .exchange_on(link, Method::GetTaskResult, Some(task_id), &body, bounds, stats, &mut admit_within_budget)
+            .await
             .and_then(|(status, answer)| answer::classify_task_result(status, &answer).map_err(|e| self.scrub(e)));
         let heard = if stats.requests == sent_before {
             self.refused(Method::GetTaskResult, Some(task_id), &result);
@@ -569,6 +636,7 @@ impl Client {
         self.gate.set_max(changed.max_connections);
         *settings = changed;
         *self.channel.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(channel);
+        self.settings_version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -583,8 +651,32 @@ impl Client {
         stats: &mut CallStats,
         admit: &mut dyn FnMut(u32) -> Result<(), Error>,
     ) -> Result<(u16, Vec<u8>), Error> {
-        let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
-        let channel = channel.as_ref().as_ref().map_err(Clone::clone)?;
+        block_now(self.exchange_on(&self.blocking_link(), method, task_id, body, bounds, stats, admit))
+    }
+
+    /// The blocking link: the client's channel now, and its gate.
+    pub(crate) fn blocking_link(&self) -> link::Blocking<'_> {
+        link::Blocking {
+            channel: Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner)),
+            gate: &self.gate,
+        }
+    }
+
+    /// [`exchange`](Client::exchange) on any link.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange_on<L: Link>(
+        &self,
+        link: &L,
+        method: Method,
+        task_id: Option<i64>,
+        body: &str,
+        bounds: Bounds<'_>,
+        stats: &mut CallStats,
+        admit: &mut dyn FnMut(u32) -> Result<(), Error>,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        if let Some(error) = link.unusable() {
+            return Err(error);
+        }
         let name = method.name();
         let mut retried = false;
         // Bounded: a second turn only for the one resend on a stale connection.
@@ -594,13 +686,13 @@ impl Client {
             }
             let started = Instant::now();
             let limit = match bounds.deadline {
-                Some(deadline) => channel.request_timeout.min(deadline.saturating_duration_since(started)),
-                None => channel.request_timeout,
+                Some(deadline) => link.request_timeout().min(deadline.saturating_duration_since(started)),
+                None => link.request_timeout(),
             };
             if limit.is_zero() {
                 return Err(Error::new(Code::Timeout, format!("no time was left to send the {name} request")));
             }
-            let permit = match self.gate.acquire(started + limit, bounds.cancels) {
+            let (permit, queued) = match link.permit(started + limit, bounds.cancels).await {
                 Ok(permit) => permit,
                 Err(Refused::Cancelled) => {
                     return Err(Error::new(
@@ -613,27 +705,33 @@ impl Client {
                         Code::Timeout,
                         format!(
                             "{name}: none of the client's {} connections became free within {} ms",
-                            self.gate.max(),
+                            link.max_in_flight(),
                             limit.as_millis()
                         ),
                     ))
                 }
             };
             // Only a queued permit costs time; the common case keeps the agent's own timeout.
-            let timeout = if permit.queued() { limit.saturating_sub(started.elapsed()) } else { limit };
+            let timeout = if queued { limit.saturating_sub(started.elapsed()) } else { limit };
             if timeout.is_zero() {
                 return Err(Error::new(Code::Timeout, format!("no time was left to send the {name} request")));
             }
             admit(stats.requests)?;
             stats.requests += 1;
             self.counters.sent(method);
-            let in_flight = inflight::enter(bounds.cancels);
             let sent_at = Instant::now();
-            let outcome = channel.attempt(method, body, timeout);
-            drop(in_flight);
+            let outcome = link.attempt(method, body, timeout, bounds.cancels).await;
             drop(permit);
             if log::enabled(Level::Debug) {
-                self.log_request(method, task_id, stats.requests, sent_at, &outcome, bounds.cancelled());
+                self.log_request(
+                    method,
+                    task_id,
+                    stats.requests,
+                    sent_at,
+                    link.opened_connection(),
+                    &outcome,
+                    bounds.cancelled(),
+                );
             }
             match outcome {
                 Ok((status, answer)) => {
@@ -656,10 +754,10 @@ impl Client {
                         continue;
                     }
                     let mut error = failure.error;
-                    if let (Code::Network, Some(proxy)) = (error.code, &channel.proxy) {
+                    if let (Code::Network, Some(proxy)) = (error.code, link.proxy()) {
                         error.message = format!("{} (through the proxy {})", error.message, proxy.redacted());
                     }
-                    let error = self.scrub_with(error, channel.proxy.as_ref());
+                    let error = self.scrub_with(error, link.proxy());
                     if error.code == Code::Network {
                         log::log(Level::Error, "network.failed", || format!("{name}: {}", error.message));
                     }
@@ -678,10 +776,16 @@ impl Client {
         task_id: Option<i64>,
         attempt: u32,
         sent_at: Instant,
+        opened: Option<bool>,
         outcome: &Result<(u16, Vec<u8>), crate::net::transport::AttemptFailure>,
         cancelled: bool,
     ) {
-        let connection = if crate::net::transport::last_attempt_opened_connection() { "new" } else { "reused" };
+        let connection = match opened {
+            Some(true) => "new",
+            Some(false) => "reused",
+            // The event loop's pool does not say; its connections are counted in the stats.
+            None => "pooled",
+        };
         let task = task_id.map(|id| format!(" task {id}")).unwrap_or_default();
         let took = sent_at.elapsed().as_micros() as f64 / 1000.0;
         let what = match outcome {
@@ -752,6 +856,12 @@ impl Client {
         }
         error
     }
+}
+
+/// `CAPMONSTER_ENGINE`: `events` puts the waiters' engine on an event loop; anything else
+/// (or nothing) keeps its threads.
+fn event_loop_from_env(value: Option<&str>) -> bool {
+    value.is_some_and(|value| value.trim().eq_ignore_ascii_case("events"))
 }
 
 /// Runs a call within the bounds its options give.
@@ -849,6 +959,15 @@ mod tests {
         let shown = format!("{client:?}");
         assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
         assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn the_event_loop_is_on_only_when_the_environment_says_events() {
+        assert!(event_loop_from_env(Some("events")));
+        assert!(event_loop_from_env(Some(" Events\n")));
+        for other in [None, Some(""), Some("threads"), Some("event"), Some("1")] {
+            assert!(!event_loop_from_env(other), "{other:?}");
+        }
     }
 
     #[test]

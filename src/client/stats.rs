@@ -54,10 +54,10 @@ pub struct Stats {
     pub waits_pending: u64,
     /// Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     pub waits_finished: u64,
-    /// HTTP bytes sent: request heads and bodies, as written before TLS (so TLS's own
-    /// records and handshakes, and a proxy's CONNECT, are not counted).
+    /// Bytes the client's sockets sent: what the network carries, HTTP requests whole (heads
+    /// and bodies), and over TLS its records and handshakes; through a proxy, its CONNECT too.
     pub bytes_sent: u64,
-    /// HTTP bytes received: answer heads and bodies, as read after TLS.
+    /// Bytes the client's sockets received, counted as [`bytes_sent`](Stats::bytes_sent).
     pub bytes_received: u64,
     /// Connections open now: opened and not yet closed by the server or the pool.
     pub connections_open: u64,

@@ -56,10 +56,10 @@ pub struct cm_client_stats {
     pub waits_pending: u64,
     /// Waits finished: ready, failed, timed out, cancelled, or dropped with their waiter.
     pub waits_finished: u64,
-    /// HTTP bytes sent: request heads and bodies, before TLS (TLS records and a proxy's
-    /// CONNECT are not counted).
+    /// Bytes the client's sockets sent: what the network carries (HTTP heads and bodies, and
+    /// over TLS its records and handshakes; through a proxy, its CONNECT too).
     pub bytes_sent: u64,
-    /// HTTP bytes received: answer heads and bodies, after TLS.
+    /// Bytes the client's sockets received, counted the same way.
     pub bytes_received: u64,
     /// Connections open now: opened and not yet closed by the server or the pool.
     pub connections_open: u64,

@@ -1,10 +1,13 @@
 //! Talking to the service: the endpoint and proxy rules, trust (which certificates), name
-//! resolution, the TCP transport, the cancels of the request in flight, the cap on a client's
-//! connections, and one HTTP exchange with its failures classified. Uses only [`crate::api`]
+//! resolution, the TCP transport, the counts of what connections carried (`wire.rs`), the cancels of the request in flight, the cap on a client's
+//! connections, and one HTTP exchange with its failures classified (blocking on ureq, or as a future on
+//! the event loop's hyper client: `events.rs`). Uses only [`crate::api`]
 //! and [`crate::cancel`].
 
 /// cbindgen:ignore
 pub mod endpoint;
+/// cbindgen:ignore
+pub(crate) mod events;
 /// cbindgen:ignore
 pub(crate) mod gate;
 /// cbindgen:ignore
@@ -17,3 +20,5 @@ pub(crate) mod tcp;
 pub(crate) mod transport;
 /// cbindgen:ignore
 pub mod trust;
+/// cbindgen:ignore
+pub(crate) mod wire;

@@ -26,14 +26,19 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Type};
+
+use crate::net::wire::Wire;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
 };
 use ureq::Timeout;
 
-/// Opens plain TCP connections unless an earlier link (a SOCKS proxy) already made one.
+/// Opens plain TCP connections unless an earlier link (a SOCKS proxy) already made one; its
+/// sockets count the bytes they carry in the client's [`Wire`].
 #[derive(Debug, Default)]
-pub(crate) struct LeanTcpConnector;
+pub(crate) struct LeanTcpConnector {
+    pub wire: Arc<Wire>,
+}
 
 impl<In: Transport> Connector<In> for LeanTcpConnector {
     type Out = Either<In, LeanTcp>;
@@ -45,7 +50,8 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
         let stream = connect_any(details)?;
         stream.stream.set_nodelay(details.config.no_delay())?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
-        Ok(Some(Either::B(LeanTcp { stream, buffers, read_since_probe: false })))
+        let wire = Arc::clone(&self.wire);
+        Ok(Some(Either::B(LeanTcp { stream, buffers, read_since_probe: false, wire })))
     }
 }
 
@@ -249,6 +255,7 @@ pub(crate) struct LeanTcp {
     /// Bytes were read since the last probe: the next probe is ureq's on the way back to the
     /// pool, a moment after the answer's last bytes (see the module docs).
     read_since_probe: bool,
+    wire: Arc<Wire>,
 }
 
 impl fmt::Debug for LeanTcp {
@@ -276,7 +283,10 @@ impl Transport for LeanTcp {
             let written = (&self.stream.stream).write(&self.buffers.output()[sent..amount]);
             match written {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    self.wire.count_sent(n);
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.wait(Ready::Write, deadline, timeout.reason)?
                 }
@@ -297,6 +307,7 @@ impl Transport for LeanTcp {
             match read {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
+                    self.wire.count_received(amount);
                     self.read_since_probe = amount > 0;
                     return Ok(amount > 0);
                 }

@@ -2,7 +2,6 @@
 //! failed exchange means: the code, the message, and whether it may be resent.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::net::inflight::Interruptible;
 use crate::net::resolve::CachingResolver;
 use crate::net::tcp::LeanTcpConnector;
 use crate::net::trust::{self, Trust};
+pub(crate) use crate::net::wire::Wire;
 
 /// The largest answer body read; a bigger one is `CM_ERR_BAD_RESPONSE` and is not read further.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -38,7 +38,7 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 6] = [
+    pub(crate) const ALL: [Method; 6] = [
         Method::GetTaskResult,
         Method::CreateTask,
         Method::GetBalance,
@@ -48,7 +48,7 @@ impl Method {
     ];
 
     /// The method's place in [`Method::ALL`] (and in per-method tables).
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 
@@ -136,7 +136,7 @@ impl Channel {
         let connector = Interruptible(
             ().chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
-                .chain(LeanTcpConnector)
+                .chain(LeanTcpConnector { wire: Arc::clone(wire) })
                 .chain(RustlsConnector::default())
                 .chain(observer),
         );
@@ -211,41 +211,8 @@ thread_local! {
     static OPENED_CONNECTION: Cell<bool> = const { Cell::new(false) };
 }
 
-/// What a client's connections carried, counted where the bytes pass: connections opened and
-/// closed, and the HTTP bytes (heads and bodies, before TLS) written and read. Relaxed atomics,
-/// shared by every channel the client builds.
-#[derive(Debug, Default)]
-pub(crate) struct Wire {
-    opened: AtomicU64,
-    closed: AtomicU64,
-    bytes_sent: AtomicU64,
-    bytes_received: AtomicU64,
-}
-
-impl Wire {
-    pub fn opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
-    }
-
-    /// Connections open now: opened and not yet closed (by the server, the pool, or a
-    /// setting's change that replaced the pool).
-    pub fn open(&self) -> u64 {
-        // Closed is read first: a connection closing meanwhile cannot make the count negative.
-        let closed = self.closed.load(Ordering::Relaxed);
-        self.opened().saturating_sub(closed)
-    }
-
-    pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent.load(Ordering::Relaxed)
-    }
-
-    pub fn bytes_received(&self) -> u64 {
-        self.bytes_received.load(Ordering::Relaxed)
-    }
-}
-
 /// The last link of the connector chain: counts new connections, marks them fresh, and
-/// wraps them in [`CoalescedWrites`], which counts their bytes and their close.
+/// wraps them in [`CoalescedWrites`], which counts their close.
 #[derive(Debug)]
 struct ConnectionObserver {
     wire: Arc<Wire>,
@@ -256,7 +223,7 @@ impl<In: Transport> Connector<In> for ConnectionObserver {
 
     fn connect(&self, _details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
         if chained.is_some() {
-            self.wire.opened.fetch_add(1, Ordering::Relaxed);
+            self.wire.count_opened();
             OPENED_CONNECTION.with(|opened| opened.set(true));
         }
         Ok(chained.map(|inner| {
@@ -272,8 +239,8 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// Holds back what ureq writes (the request head, then the body) until it waits for the
 /// answer, so a request leaves in one write and one TCP segment instead of two. The benchmark
 /// showed the split costing as much time per call as everything else together (bench/).
-/// Every connection of the pool is one of these, so it is also where the bytes and the close
-/// of each connection are counted ([`Wire`]).
+/// Every connection of the pool is one of these, so it is also where the close of each
+/// connection is counted ([`Wire`]; its bytes are counted by the socket, `tcp.rs`).
 #[derive(Debug)]
 struct CoalescedWrites {
     inner: Box<dyn Transport>,
@@ -286,7 +253,7 @@ impl Drop for CoalescedWrites {
     /// The pool drops a connection when it closes it: the server closed it, it idled out, the
     /// pool was full, or the pool itself went with a setting's change.
     fn drop(&mut self) {
-        self.wire.closed.fetch_add(1, Ordering::Relaxed);
+        self.wire.count_closed();
     }
 }
 
@@ -298,26 +265,10 @@ impl CoalescedWrites {
             let amount = output.len().min(self.pending.len() - sent);
             output[..amount].copy_from_slice(&self.pending[sent..sent + amount]);
             self.inner.transmit_output(amount, timeout)?;
-            self.wire.bytes_sent.fetch_add(amount as u64, Ordering::Relaxed);
             sent += amount;
         }
         self.pending.clear();
         Ok(())
-    }
-}
-
-impl CoalescedWrites {
-    /// Runs a read of the inner transport and counts what it added to the input buffer (ureq
-    /// consumes input only between reads, so the growth is what arrived).
-    fn count_input(
-        &mut self,
-        read: impl FnOnce(&mut Box<dyn Transport>) -> Result<bool, ureq::Error>,
-    ) -> Result<bool, ureq::Error> {
-        let before = self.inner.buffers().input().len();
-        let result = read(&mut self.inner);
-        let arrived = self.inner.buffers().input().len().saturating_sub(before);
-        self.wire.bytes_received.fetch_add(arrived as u64, Ordering::Relaxed);
-        result
     }
 }
 
@@ -328,9 +279,7 @@ impl Transport for CoalescedWrites {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         if self.pending.is_empty() && amount >= COALESCE_LIMIT {
-            self.inner.transmit_output(amount, timeout)?;
-            self.wire.bytes_sent.fetch_add(amount as u64, Ordering::Relaxed);
-            return Ok(());
+            return self.inner.transmit_output(amount, timeout);
         }
         self.pending.extend_from_slice(&self.inner.buffers().output()[..amount]);
         if self.pending.len() >= COALESCE_LIMIT {
@@ -341,12 +290,12 @@ impl Transport for CoalescedWrites {
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.count_input(|inner| inner.maybe_await_input(timeout))
+        self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.count_input(|inner| inner.await_input(timeout))
+        self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {

@@ -14,7 +14,9 @@
 //!
 //! Threads: at most the client's `max_connections`. A worker is started only when no worker
 //! leads, none is idle and none is starting; when the cap is lowered, workers beyond it retire
-//! as soon as they are idle.
+//! as soon as they are idle. With the client's event loop on (`events.rs`), a due wait is
+//! handed to the loop instead of polled on the worker, which goes on leading: one worker is
+//! then all the engine keeps, and the others retire as idle ones do.
 //!
 //! A key stop: when the account guard stops this client's key (an answer heard by any client
 //! of the process), every sleeping wait is due at once; its poll is answered by the guard, with
@@ -23,7 +25,8 @@
 //! Lifetime: an [`Engine`] lives while any waiter of its client does; the last one's drop
 //! stops and joins the workers (retired ones included). Workers hold the client, so freeing
 //! the client first is safe.
-//! Lock order: engine, then a token's, an inbox's or the gate's lock; never the other way.
+//! Lock order: engine, then a token's, an inbox's or the gate's lock; never the other way. The
+//! event loop's lock (`Shared::events`) is taken without the engine's.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -38,21 +41,22 @@ use crate::budget::guard::policy::Stop;
 use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
+use crate::wait::events::EventLoop;
 use crate::wait::inbox::{Finished, Inbox};
 use crate::wait::Polling;
 
 /// A wait in the engine's table.
-struct Pending {
-    polling: Polling,
+pub(crate) struct Pending {
+    pub polling: Polling,
     tag: u64,
-    inbox: Arc<Inbox>,
-    cancel: Option<Arc<Cancel>>,
+    pub inbox: Arc<Inbox>,
+    pub cancel: Option<Arc<Cancel>>,
     /// The registration with `cancel`, to forget when the wait ends.
     watch: Option<u64>,
 }
 
 impl Pending {
-    fn cancelled(&self) -> bool {
+    pub fn cancelled(&self) -> bool {
         self.inbox.stop.is_triggered() || self.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered())
     }
 
@@ -87,6 +91,9 @@ struct State {
     leader: bool,
     idle_followers: usize,
     stopping: bool,
+    /// Whether the last due wait went to the event loop: then one worker (the timer thread)
+    /// is all the engine needs.
+    on_event_loop: bool,
 }
 
 /// Tables this big are shrunk once they are three-quarters empty, after a burst of waits.
@@ -104,9 +111,12 @@ impl State {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     client: Arc<Client>,
     state: Mutex<State>,
+    /// The event loop, when the client's waits go there (see `events.rs`). Lock order:
+    /// the engine's lock is never held while this one is taken.
+    events: Mutex<EventLoop>,
     leader_wake: Condvar,
     follower_wake: Condvar,
     next_id: AtomicU64,
@@ -139,7 +149,9 @@ impl Engine {
                 leader: false,
                 idle_followers: 0,
                 stopping: false,
+                on_event_loop: false,
             }),
+            events: Mutex::new(EventLoop::default()),
             leader_wake: Condvar::new(),
             follower_wake: Condvar::new(),
             next_id: AtomicU64::new(1),
@@ -251,6 +263,11 @@ impl Drop for Engine {
             // A worker never panics outside catch_unwind; a join error has nothing to report.
             let _ = worker.join();
         }
+        // The event loop ends once its waits in flight have ended (their inboxes stopped them).
+        let event_loop = self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).stop();
+        if let Some(thread) = event_loop {
+            let _ = thread.join();
+        }
         // Waits left (none when every waiter shut down first) end with their inboxes.
         let left: Vec<Pending> = self.shared.lock().waits.drain().map(|(_, pending)| pending).collect();
         for pending in left {
@@ -296,6 +313,20 @@ impl StopListener for Shared {
 }
 
 impl Shared {
+    /// The client whose waits this engine drives.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The most worker threads wanted now: one while due waits go to the event loop.
+    fn worker_cap(&self, state: &State) -> usize {
+        if state.on_event_loop {
+            1
+        } else {
+            self.client.max_connections() as usize
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics under this lock; a poisoned table is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -324,7 +355,7 @@ impl Shared {
         }
         if state.idle_followers > 0 {
             self.follower_wake.notify_one();
-        } else if state.workers.len() < self.client.max_connections() as usize {
+        } else if state.workers.len() < self.worker_cap(state) {
             // Without a new worker the busy ones take the timers when they are done.
             let _ = self.spawn_worker(state);
         }
@@ -373,8 +404,21 @@ impl Shared {
             match state.timers.peek().map(|Reverse(timer)| *timer) {
                 Some((at, id)) if at <= now => {
                     state.timers.pop();
-                    let Some(pending) = state.waits.remove(&id) else { continue };
+                    let Some(mut pending) = state.waits.remove(&id) else { continue };
                     state.shrink_if_sparse();
+                    if self.client.event_loop() {
+                        // Handed to the event loop, this thread goes on leading.
+                        drop(state);
+                        let handed = self.hand_to_event_loop(id, pending);
+                        state = self.lock();
+                        state.on_event_loop = handed.is_ok();
+                        match handed {
+                            Ok(()) => continue,
+                            Err(back) => pending = back,
+                        }
+                    } else {
+                        state.on_event_loop = false;
+                    }
                     // Someone must watch the other timers while this one is busy.
                     if !state.timers.is_empty() {
                         self.find_leader(&mut state);
@@ -384,7 +428,7 @@ impl Shared {
                     state = self.lock();
                 }
                 next => {
-                    if state.workers.len() > self.client.max_connections() as usize {
+                    if state.workers.len() > self.worker_cap(&state) {
                         self.retire(&mut state);
                         return;
                     }
@@ -435,6 +479,26 @@ impl Shared {
                 },
             )
         };
+        self.after_poll(id, pending, outcome, told);
+    }
+
+    /// Hands a due wait to the event loop; gives it back when it must go on the threads.
+    // The wait comes back by value: boxing it would cost every poll that falls back an allocation.
+    #[allow(clippy::result_large_err)]
+    fn hand_to_event_loop(&self, id: u64, pending: Pending) -> Result<(), Pending> {
+        let Some(shared) = self.this.upgrade() else { return Err(pending) };
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&shared, id, pending)
+    }
+
+    /// After a poll (on a worker or on the event loop): the wait's outcome delivered, or its
+    /// next timer set. `told`: the guard's count of key stops before the poll.
+    pub(crate) fn after_poll(
+        &self,
+        id: u64,
+        mut pending: Pending,
+        outcome: Option<crate::client::Report<crate::api::answer::TaskState>>,
+        told: u64,
+    ) {
         match outcome {
             Some(report) => pending.finish(report),
             None => {

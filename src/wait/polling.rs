@@ -25,6 +25,7 @@ use crate::api::schedule::Schedule;
 use crate::budget::guard::listen::StopListener;
 use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
+use crate::client::link::{block_now, Link};
 use crate::client::stats::Counters;
 use crate::client::{check_task_id, Bounds, CallStats, Client, Report};
 use crate::log::{self, Level};
@@ -272,6 +273,16 @@ impl Polling {
     /// At [`wake_at`](Polling::wake_at): ends the wait at its deadline, or polls once within
     /// it. `Some` when the wait is over; `None` to be woken again.
     pub fn step(&mut self, client: &Client, cancels: &[&Arc<Cancel>]) -> Option<Report<TaskState>> {
+        block_now(self.step_on(client, &client.blocking_link(), cancels))
+    }
+
+    /// [`step`](Polling::step) on any link: the blocking one, or the engine's event loop.
+    pub async fn step_on<L: Link>(
+        &mut self,
+        client: &Client,
+        link: &L,
+        cancels: &[&Arc<Cancel>],
+    ) -> Option<Report<TaskState>> {
         let task_id = self.task_id;
         if Instant::now() >= self.deadline {
             let message = format!(
@@ -294,7 +305,7 @@ impl Polling {
             Ok(())
         };
         let bounds = Bounds { deadline: Some(self.deadline), cancels };
-        match client.poll_task(task_id, bounds, &mut self.stats, &mut admit) {
+        match client.poll_task_on(link, task_id, bounds, &mut self.stats, &mut admit).await {
             Ok(TaskState::Processing) => self.last = Last::Processing,
             Ok(ready @ TaskState::Ready(_)) => return Some(self.stats.report(Ok(ready))),
             Err(error) if error.code == Code::Cancelled => return Some(self.cancelled()),

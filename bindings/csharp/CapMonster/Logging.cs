@@ -142,9 +142,9 @@ namespace CapMonster
         public ulong WaitsPending { get; private set; }
         /// <summary>Waits finished.</summary>
         public ulong WaitsFinished { get; private set; }
-        /// <summary>HTTP bytes sent, heads and bodies, before TLS.</summary>
+        /// <summary>Bytes the client's sockets sent (HTTP, and TLS records over TLS).</summary>
         public ulong BytesSent { get; private set; }
-        /// <summary>HTTP bytes received, heads and bodies, after TLS.</summary>
+        /// <summary>Bytes the client's sockets received (HTTP, and TLS records over TLS).</summary>
         public ulong BytesReceived { get; private set; }
         /// <summary>Connections open now.</summary>
         public ulong ConnectionsOpen { get; private set; }

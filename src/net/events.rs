@@ -1,0 +1,436 @@
+//! The event loop's transport: one exchange with the service as a future, on hyper's client
+//! (HTTP/1.1 pool, HTTP/2 when TLS's ALPN offers it) over the same rustls and trusted roots as
+//! the blocking path. Used only by the waiters' engine when it runs on an event loop
+//! (`src/wait/events.rs`); single blocking calls keep ureq (`transport.rs`).
+//!
+//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore. Over TLS,
+//! until the first answer says which protocol the server speaks, one request goes out at a time (so that
+//! HTTP/2 starts on one connection, not on `max_connections` raced ones); then the permits are
+//! `max_connections` for HTTP/1.1 (a request in flight is a connection) or
+//! `max_connections` × [`STREAMS_PER_CONNECTION`] for HTTP/2 (hyper's pool shares one HTTP/2
+//! connection between all requests; the server's stream limit queues the rest inside h2).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::{Uri, Version};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::api::error::{Code, Error};
+use crate::cancel::{Cancel, Watcher};
+use crate::net::endpoint::BaseUrl;
+use crate::net::gate::Refused;
+use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES};
+use crate::net::trust::{self, Trust};
+use crate::net::wire::Wire;
+
+/// The HTTP/2 streams counted per allowed connection once the server spoke HTTP/2: nginx's
+/// default `http2_max_concurrent_streams` is 128, most servers allow at least 100.
+pub const STREAMS_PER_CONNECTION: u32 = 100;
+
+/// The most connections being set up at once. A burst of thousands of connects overflows a
+/// server's listen queue (128 by default for many servers), and each dropped SYN costs a
+/// retransmit 1 s, then 3 s later; requests beyond this wait for a connect or for a pooled
+/// connection, whichever comes first.
+pub const MAX_CONNECTING: usize = 128;
+
+/// How long an idle pooled connection is kept (a waiter's interval is a few seconds).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+type Connector = HttpsConnector<Counted>;
+
+/// What the engine's requests are sent with while the client's settings stay the same.
+pub(crate) struct EventChannel {
+    client: HyperClient<Connector, Full<Bytes>>,
+    urls: [Uri; Method::ALL.len()],
+    pub request_timeout: Duration,
+    max_connections: u32,
+    permits: Arc<Semaphore>,
+    /// Whether the first answer (or failure) set the permits for the protocol.
+    sized: AtomicBool,
+    multiplexed: AtomicBool,
+    /// The client's count of requests in flight on the event loop (for its stats).
+    in_flight: Arc<AtomicU32>,
+}
+
+/// A request's right to go out on the event loop; counted in flight until dropped.
+pub(crate) struct EventPermit {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<AtomicU32>,
+}
+
+impl Drop for EventPermit {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl EventChannel {
+    /// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which
+    /// only ureq carries): the engine then keeps its threads.
+    pub fn new(
+        base_url: &BaseUrl,
+        user_agent_url: &BaseUrl,
+        request_timeout: Duration,
+        trust: &Trust,
+        wire: &Arc<Wire>,
+        in_flight: &Arc<AtomicU32>,
+        max_connections: u32,
+    ) -> Option<Result<EventChannel, Error>> {
+        let ureq::tls::RootCerts::Specific(certs) = trust.roots() else { return None };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs.iter() {
+            // An unusable root is skipped, as ureq skips it.
+            let _ = roots.add(rustls::pki_types::CertificateDer::from(cert.der().to_vec()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
+            Err(error) => return Some(Err(Error::new(Code::Internal, format!("TLS setup failed: {error}")))),
+        };
+        let mut http = HttpConnector::new();
+        // The base URL's rules (https, or http to loopback) were checked when it was set.
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(request_timeout));
+        let counted =
+            Counted { inner: http, wire: Arc::clone(wire), connecting: Arc::new(Semaphore::new(MAX_CONNECTING)) };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(counted);
+        let client = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(max_connections as usize)
+            .build(connector);
+        let parse = |url: &str| url.parse::<Uri>().map_err(|e| Error::invalid_argument(format!("{url}: {e}")));
+        let mut urls = Vec::with_capacity(Method::ALL.len());
+        for method in Method::ALL {
+            let url = match method {
+                Method::GetUserAgent => user_agent_url.as_str().to_owned(),
+                _ => base_url.method_url(method.name()),
+            };
+            match parse(&url) {
+                Ok(uri) => urls.push(uri),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        let urls: [Uri; Method::ALL.len()] = urls.try_into().ok()?;
+        // Without TLS there is no ALPN, so no HTTP/2: sized for HTTP/1.1 from the start.
+        let plain = base_url.as_str().starts_with("http://");
+        Some(Ok(EventChannel {
+            client,
+            urls,
+            request_timeout,
+            max_connections,
+            permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
+            sized: AtomicBool::new(plain),
+            multiplexed: AtomicBool::new(false),
+            in_flight: Arc::clone(in_flight),
+        }))
+    }
+
+    /// The most requests in flight at once now (for messages).
+    pub fn max_in_flight(&self) -> u32 {
+        if self.multiplexed.load(Ordering::Relaxed) {
+            self.max_connections.saturating_mul(STREAMS_PER_CONNECTION)
+        } else {
+            self.max_connections
+        }
+    }
+
+    /// Waits for a permit until `deadline`, or until a token triggers. `bool`: it was queued.
+    pub async fn permit(&self, deadline: Instant, cancels: &[&Arc<Cancel>]) -> Result<(EventPermit, bool), Refused> {
+        let permits = Arc::clone(&self.permits);
+        let (permit, queued) = match permits.clone().try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => {
+                let acquire = permits.acquire_owned();
+                tokio::select! {
+                    permit = acquire => (permit.map_err(|_| Refused::Cancelled)?, true),
+                    _ = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Deadline),
+                    _ = cancelled(cancels) => return Err(Refused::Cancelled),
+                }
+            }
+        };
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Ok((EventPermit { _permit: permit, in_flight: Arc::clone(&self.in_flight) }, queued))
+    }
+
+    /// Learns the protocol from the first answer (or failure) and opens the permits for it.
+    fn size_for(&self, version: Option<Version>) {
+        let h2 = version == Some(Version::HTTP_2);
+        if h2 && !self.multiplexed.swap(true, Ordering::Relaxed) {
+            let more = self.max_in_flight() - if self.sized.load(Ordering::Relaxed) { self.max_connections } else { 1 };
+            self.sized.store(true, Ordering::Relaxed);
+            self.permits.add_permits(more as usize);
+        } else if !h2 && !self.sized.swap(true, Ordering::Relaxed) {
+            self.permits.add_permits(self.max_connections as usize - 1);
+        }
+    }
+
+    /// Sends `body` to `method` once and reads the answer within `timeout`, or until a token
+    /// triggers (the request future is dropped: on HTTP/2 its stream is reset, on HTTP/1.1 its
+    /// connection closed). The failures read as the blocking path's do.
+    pub async fn attempt(
+        &self,
+        method: Method,
+        body: &str,
+        timeout: Duration,
+        cancels: &[&Arc<Cancel>],
+    ) -> Result<(u16, Vec<u8>), AttemptFailure> {
+        let uri = self.urls[method.index()].clone();
+        let builder = hyper::Request::builder()
+            .uri(uri)
+            .header(hyper::header::USER_AGENT, concat!("libcapmonster/", env!("CARGO_PKG_VERSION")));
+        let request = if method == Method::GetUserAgent {
+            builder.method(hyper::Method::GET).header(hyper::header::ACCEPT, "text/plain").body(Full::default())
+        } else {
+            builder
+                .method(hyper::Method::POST)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+        };
+        let request = request.map_err(|error| AttemptFailure {
+            error: Error::new(Code::Internal, format!("{}: {error}", method.name())),
+            stale_connection: false,
+            http_status: None,
+        })?;
+        let exchange = async {
+            let response = match self.client.request(request).await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.size_for(None);
+                    return Err(AttemptFailure {
+                        error: Error::new(Code::Network, format!("{}: {}", method.name(), failure(&error, false))),
+                        stale_connection: false,
+                        http_status: None,
+                    });
+                }
+            };
+            self.size_for(Some(response.version()));
+            let status = response.status().as_u16();
+            match Limited::new(response.into_body(), MAX_BODY_BYTES as usize).collect().await {
+                Ok(collected) => Ok((status, collected.to_bytes().to_vec())),
+                Err(error) => {
+                    let (code, what) = if error.is::<http_body_util::LengthLimitError>() {
+                        (Code::BadResponse, format!("the answer is larger than the {MAX_BODY_BYTES}-byte limit"))
+                    } else {
+                        (Code::Network, failure(error.as_ref(), true))
+                    };
+                    Err(AttemptFailure {
+                        error: Error::new(code, format!("{}: {what}", method.name())),
+                        stale_connection: false,
+                        http_status: Some(status),
+                    })
+                }
+            }
+        };
+        tokio::select! {
+            outcome = tokio::time::timeout(timeout, exchange) => outcome.unwrap_or_else(|_| Err(AttemptFailure {
+                error: Error::new(Code::Timeout, format!("{}: timed out after {} ms", method.name(), timeout.as_millis())),
+                stale_connection: false,
+                http_status: None,
+            })),
+            _ = cancelled(cancels) => Err(AttemptFailure {
+                error: Error::new(Code::Cancelled, method.cancelled_in_flight()),
+                stale_connection: false,
+                http_status: None,
+            }),
+        }
+    }
+}
+
+/// One line for a failed exchange, in the blocking path's words: what closed, what was reset,
+/// which certificate was refused. `answer_started`: the status line had arrived.
+fn failure(error: &(dyn std::error::Error + 'static), answer_started: bool) -> String {
+    use std::io::ErrorKind;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    // Bounded by the error's chain of causes (a handful of links).
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return trust::tls_failure(tls);
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                return trust::tls_failure(tls);
+            }
+            return match io.kind() {
+                ErrorKind::UnexpectedEof if answer_started => {
+                    "the connection closed before the whole answer arrived".to_owned()
+                }
+                ErrorKind::UnexpectedEof => "the server closed the connection without answering".to_owned(),
+                ErrorKind::ConnectionRefused => "could not connect".to_owned(),
+                _ => format!("network error: {io}"),
+            };
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() {
+                return if answer_started {
+                    "the connection closed before the whole answer arrived".to_owned()
+                } else {
+                    "the server closed the connection without answering".to_owned()
+                };
+            }
+        }
+        source = cause.source();
+    }
+    format!("network error: {error}")
+}
+
+/// Ends when any of `cancels` triggers; never when there are none. Its registrations with the
+/// tokens end with it.
+pub(crate) async fn cancelled(cancels: &[&Arc<Cancel>]) {
+    if cancels.is_empty() {
+        return std::future::pending().await;
+    }
+    let bell = Arc::new(Bell(Notify::new()));
+    let mut watching = Watching { cancels, keys: Vec::with_capacity(cancels.len()) };
+    for cancel in cancels {
+        match cancel.watch(Arc::downgrade(&bell) as Weak<dyn Watcher>, 0) {
+            Some(key) => watching.keys.push(Some(key)),
+            None => return,
+        }
+    }
+    // `notify_one` keeps a wake given before this waits: none is lost.
+    bell.0.notified().await;
+}
+
+struct Bell(Notify);
+
+impl Watcher for Bell {
+    fn cancelled(&self, _token: u64) {
+        self.0.notify_one();
+    }
+}
+
+/// Forgets the registrations with the tokens when the future ends or is dropped.
+struct Watching<'a> {
+    cancels: &'a [&'a Arc<Cancel>],
+    keys: Vec<Option<u64>>,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        for (cancel, key) in self.cancels.iter().zip(&self.keys) {
+            if let Some(key) = key {
+                cancel.unwatch(*key);
+            }
+        }
+    }
+}
+
+/// hyper's TCP connector, counting the connections it opens and what they carry in the
+/// client's [`Wire`] (through [`Metered`]), and setting up at most [`MAX_CONNECTING`] at once.
+#[derive(Clone)]
+pub(crate) struct Counted {
+    inner: HttpConnector,
+    wire: Arc<Wire>,
+    connecting: Arc<Semaphore>,
+}
+
+type Connecting = Pin<
+    Box<dyn Future<Output = Result<TokioIo<Metered>, <HttpConnector as tower_service::Service<Uri>>::Error>> + Send>,
+>;
+
+impl tower_service::Service<Uri> for Counted {
+    type Response = TokioIo<Metered>;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let wire = Arc::clone(&self.wire);
+        let permits = Arc::clone(&self.connecting);
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            // Never closed: the semaphore lives as long as this connector.
+            let _permit = permits.acquire_owned().await.ok();
+            let stream = inner.call(uri).await?.into_inner();
+            wire.count_opened();
+            Ok(TokioIo::new(Metered { stream, wire }))
+        })
+    }
+}
+
+/// An event-loop connection's socket, counting the bytes it carries and its close (its drop,
+/// when hyper's pool lets the connection go) in the client's [`Wire`], as the blocking path's
+/// sockets do.
+pub(crate) struct Metered {
+    stream: TcpStream,
+    wire: Arc<Wire>,
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.wire.count_closed();
+    }
+}
+
+impl Connection for Metered {
+    fn connected(&self) -> Connected {
+        self.stream.connected()
+    }
+}
+
+impl AsyncRead for Metered {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.wire.count_received(buf.filled().len().saturating_sub(before));
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Metered {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, bytes);
+        if let Poll::Ready(Ok(written)) = polled {
+            self.wire.count_sent(written);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, buffers);
+        if let Poll::Ready(Ok(written)) = polled {
+            self.wire.count_sent(written);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

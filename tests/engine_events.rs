@@ -1,0 +1,379 @@
+//! The waiters' engine on its event loop (`Client::set_event_loop`), against real servers: the
+//! emulator answering after a round trip, and Debian's nginx in front of it speaking HTTP/2
+//! over TLS. Thousands of waits on schedule on a few library threads, many streams on one
+//! connection, a stream cancelled while the others on its connection complete, and a
+//! connection that dies under 100 streams failing each request as a blocking call fails. A
+//! test binary of its own: it counts the process's library threads by name.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capmonster::{Cancel, Client, Code, Finished, Next, Schedule, Waiter};
+use common::servers::{free_port, scratch_dir};
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::json;
+
+/// The library's threads now (the emulator's, also named `capmonster-emulator-*`, left out).
+#[cfg(target_os = "linux")]
+fn library_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("capmonster-") && !name.starts_with("capmonster-emu"))
+        .count()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn library_threads() -> usize {
+    0
+}
+
+/// The tests of this binary run one at a time: one counts the process's library threads, which
+/// another test's engine would add to.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn emulator_with(answer_delay: Duration) -> Emulator {
+    Emulator::start(Config { answer_delay, max_connections: 4096, ..Config::default() }).expect("the emulator starts")
+}
+
+fn events_client(base_url: &str, key: &str) -> Arc<Client> {
+    let client = Client::new(key).unwrap();
+    client.set_base_url(base_url).unwrap();
+    client.set_proxy(None).unwrap();
+    client.set_event_loop(true);
+    Arc::new(client)
+}
+
+/// Waits until `count` requests of `client` are in flight at once (5 s at most).
+fn until_in_flight(client: &Client, count: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.requests_in_flight() < count {
+        assert!(Instant::now() < deadline, "{} of {count} requests in flight", client.requests_in_flight());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn finished(waiter: &Waiter, within: Duration) -> Finished {
+    match waiter.next(within) {
+        Next::Finished(finished) => finished,
+        other => panic!("no wait finished within {within:?}: {other:?}"),
+    }
+}
+
+/// nginx terminating TLS with HTTP/2 (ALPN) in front of `upstream`, with room for every
+/// stream of the tests (each takes an upstream connection while in flight).
+struct Nginx {
+    child: Child,
+    port: u16,
+    ca_file: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_h2(name: &str, upstream: &str) -> Nginx {
+    let dir = scratch_dir(&format!("engine-{name}"));
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "libcapmonster engine test CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let issuer = Issuer::new(params, ca_key);
+    let server_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = server_params.signed_by(&server_key, &issuer).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let config = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+worker_rlimit_nofile 8192;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  http2_max_concurrent_streams 100;
+  server {{
+    listen 127.0.0.1:{port} ssl http2;
+    ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;
+    location / {{ proxy_pass {upstream}; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
+  }}
+}}
+"
+    );
+    let config_path = dir.join("nginx.conf");
+    std::fs::write(&config_path, config).unwrap();
+    let child = Command::new(program("nginx"))
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&config_path)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx { child, port, ca_file: dir.join("ca.pem") }
+}
+
+fn program(name: &str) -> PathBuf {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("{name} is needed by this test: scripts/install-deps.sh rust installs it"))
+}
+
+fn https_events_client(nginx: &Nginx, key: &str) -> Arc<Client> {
+    let client = events_client(&format!("https://127.0.0.1:{}", nginx.port), key);
+    client.set_ca_file(Some(nginx.ca_file.to_str().unwrap())).unwrap();
+    client
+}
+
+/// 2,000 waits at a 150 ms round trip: the schedule allows one poll at once and one a second
+/// later (answered 150 ms after each), 1.3 s. All are done within twice that (the first burst
+/// opens 2,000 connections to the emulator, which starts a thread for each; its second polls
+/// then go out on time, on the pooled connections), on at most three library threads, with two
+/// requests each. The engine's threads (cap 64) took about 10 s for this.
+#[test]
+fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(150));
+    let client = events_client(&emulator.url(), "events-2000");
+    client.set_max_connections(2048).unwrap();
+    let waits = 2000;
+    for task in 0..waits {
+        emulator.script_task(50_000 + task, vec![Step::processing(), Step::ready(json!({"text": "ok"}))]);
+    }
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(30),
+        max_requests: 10,
+    };
+    let waiter = Waiter::new(&client).unwrap();
+    let started = Instant::now();
+    for task in 0..waits {
+        waiter.add(50_000 + task, &schedule, None, task as u64).unwrap();
+    }
+    let mut peak = 0;
+    for n in 0..waits {
+        let done = finished(&waiter, Duration::from_secs(20));
+        assert!(done.report.result.is_ok(), "{:?}", done.report.result);
+        assert_eq!(done.report.requests, 2, "task {}", done.task_id);
+        // Read now and then: /proc/self/task also lists the emulator's 2,000 threads.
+        if n % 250 == 0 {
+            peak = peak.max(library_threads());
+        }
+    }
+    let took = started.elapsed();
+    // The schedule: 150 ms + 1 s + 150 ms = 1.3 s.
+    assert!(took < Duration::from_millis(2600), "{waits} waits took {took:?}; the schedule allows 1.3 s");
+    assert!(peak <= 3, "{peak} library threads");
+    assert_eq!(waiter.engine_threads(), 1, "one timer thread");
+    let stats = client.stats();
+    assert_eq!(stats.connections_opened, emulator.stats_json()["connections"].as_u64().unwrap(), "{stats:?}");
+    assert_eq!((stats.connections_open, stats.connections_idle), (stats.connections_opened, stats.connections_opened));
+    // 4,000 requests, each well over 100 bytes each way with its head.
+    assert!(stats.bytes_sent > 400_000 && stats.bytes_received > 400_000, "{stats:?}");
+    // The last waiter gone, the engine and its event loop are too (joined in the drop), and
+    // with them the loop's connections.
+    drop(waiter);
+    assert_eq!(library_threads(), 0);
+    let stats = client.stats();
+    assert_eq!((stats.connections_open, stats.connections_idle), (0, 0), "{stats:?}");
+    eprintln!("{waits} waits at 150 ms: {took:?}, {peak} library threads, {} connections", client.connections_opened());
+}
+
+/// Through nginx with HTTP/2: 500 waits due at once go out as streams of one connection, 100
+/// at a time (nginx's stream limit here: each stream takes an upstream connection of its own).
+#[test]
+fn http2_carries_many_streams_on_one_connection() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(200));
+    let nginx = nginx_h2("h2", &emulator.url());
+    let client = https_events_client(&nginx, "events-h2");
+    let waits = 500;
+    for task in 0..waits {
+        emulator.script_task(60_000 + task, vec![Step::ready(json!({"text": "ok"}))]);
+    }
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(30),
+        max_requests: 10,
+    };
+    let waiter = Waiter::new(&client).unwrap();
+    let started = Instant::now();
+    for task in 0..waits {
+        waiter.add(60_000 + task, &schedule, None, task as u64).unwrap();
+    }
+    for _ in 0..waits {
+        let done = finished(&waiter, Duration::from_secs(20));
+        assert!(done.report.result.is_ok(), "{:?}", done.report.result);
+        assert_eq!(done.report.requests, 1);
+    }
+    let took = started.elapsed();
+    // One request until the first answer names the protocol, then five rounds of 100 streams.
+    assert!(took < Duration::from_millis(1800), "500 streams took {took:?}");
+    assert_eq!(client.connections_opened(), 1, "every stream on one connection");
+    assert_eq!(client.stats().answers_ready, waits as u64);
+}
+
+/// A stream cancelled mid-request ends within milliseconds; the 49 others on its connection
+/// complete on it, and no connection is opened again.
+#[test]
+fn a_cancelled_stream_leaves_its_connection_to_the_others() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(400));
+    let nginx = nginx_h2("cancel", &emulator.url());
+    let client = https_events_client(&nginx, "events-cancel");
+    // Warm: the connection is up and known to be HTTP/2.
+    emulator.script_task(70_999, vec![Step::ready(json!({}))]);
+    let waiter = Waiter::new(&client).unwrap();
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(30),
+        max_requests: 10,
+    };
+    waiter.add(70_999, &schedule, None, 999).unwrap();
+    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
+
+    let cancel = Arc::new(Cancel::new());
+    for task in 0..50 {
+        emulator.script_task(70_000 + task, vec![Step::ready(json!({"text": "ok"}))]);
+        let token = (task == 7).then(|| Arc::clone(&cancel));
+        waiter.add(70_000 + task, &schedule, token, task as u64).unwrap();
+    }
+    until_in_flight(&client, 50);
+    let triggered = Instant::now();
+    cancel.trigger();
+    let first = finished(&waiter, Duration::from_secs(5));
+    let ended_in = triggered.elapsed();
+    assert_eq!(first.task_id, 70_007);
+    assert_eq!(first.report.result.unwrap_err().code, Code::Cancelled);
+    assert!(ended_in < Duration::from_millis(100), "the cancelled wait ended {ended_in:?} after its cancel");
+    for _ in 0..49 {
+        let done = finished(&waiter, Duration::from_secs(5));
+        assert!(done.report.result.is_ok(), "task {}: {:?}", done.task_id, done.report.result);
+    }
+    assert_eq!(client.connections_opened(), 1, "the reset stream left its connection up");
+}
+
+/// The server closes every connection without answering, under 100 requests at once (HTTP/1.1,
+/// a connection each): each poll fails with the code and message a blocking call gets.
+#[test]
+fn connections_closed_under_100_requests_fail_each_as_a_blocking_call() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(100));
+    let client = events_client(&emulator.url(), "events-close");
+    client.set_max_connections(128).unwrap();
+    emulator.script_task(80_999, vec![Step::close()]);
+    let blocking = client.get_task_result(80_999).result.unwrap_err();
+    assert_eq!(blocking.code, Code::Network);
+
+    // One request each, then the wait ends: its report carries the last failure.
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(30),
+        max_requests: 1,
+    };
+    let waiter = Waiter::new(&client).unwrap();
+    for task in 0..100 {
+        emulator.script_task(80_000 + task, vec![Step::close()]);
+        waiter.add(80_000 + task, &schedule, None, task as u64).unwrap();
+    }
+    for _ in 0..100 {
+        let done = finished(&waiter, Duration::from_secs(10));
+        let error = done.report.result.unwrap_err();
+        assert_eq!(done.report.requests, 1);
+        assert_eq!(error.code, Code::BudgetExhausted);
+        assert!(
+            error.message.ends_with(&format!("(last: {})", blocking.message)),
+            "{} vs {}",
+            error.message,
+            blocking.message
+        );
+    }
+    assert_eq!(client.stats().answers_network_error, 101);
+}
+
+/// nginx dies under 100 HTTP/2 streams: each fails at once as a network error, retried at its
+/// next poll within its budget, as on the threads.
+#[test]
+fn a_connection_reset_under_100_streams_fails_each_stream() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(1000));
+    let mut nginx = nginx_h2("reset", &emulator.url());
+    let client = https_events_client(&nginx, "events-reset");
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(30),
+        max_requests: 1,
+    };
+    let waiter = Waiter::new(&client).unwrap();
+    emulator.script_task(90_999, vec![Step::ready(json!({}))]);
+    waiter.add(90_999, &schedule, None, 999).unwrap();
+    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
+    for task in 0..100 {
+        emulator.script_task(90_000 + task, vec![Step::ready(json!({}))]);
+        waiter.add(90_000 + task, &schedule, None, task as u64).unwrap();
+    }
+    until_in_flight(&client, 100);
+    let killed = Instant::now();
+    let _ = nginx.child.kill();
+    let _ = nginx.child.wait();
+    for _ in 0..100 {
+        let done = finished(&waiter, Duration::from_secs(5));
+        let error = done.report.result.unwrap_err();
+        assert_eq!(error.code, Code::BudgetExhausted, "{}", error.message);
+        assert!(error.message.contains("(last: getTaskResult: "), "{}", error.message);
+    }
+    assert!(killed.elapsed() < Duration::from_millis(500), "the streams failed {:?} after the reset", killed.elapsed());
+    assert_eq!(client.stats().answers_network_error, 100);
+}
+
+/// A client with a proxy keeps the engine's threads (the event loop has no proxy yet): its
+/// waits go to the proxy, here one that is down, and say so; none goes around it.
+#[test]
+fn a_client_with_a_proxy_keeps_the_threads() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::ZERO);
+    let client = events_client(&emulator.url(), "events-proxy");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    client.set_proxy(Some(&dead)).unwrap();
+    emulator.script_task(95_000, vec![Step::ready(json!({}))]);
+    let schedule = Schedule { max_requests: 1, ..fast_schedule() };
+    let waiter = Waiter::new(&client).unwrap();
+    waiter.add(95_000, &schedule, None, 1).unwrap();
+    let error = finished(&waiter, Duration::from_secs(10)).report.result.unwrap_err();
+    assert_eq!(error.code, Code::BudgetExhausted);
+    assert!(error.message.contains("through the proxy"), "{}", error.message);
+    assert_eq!(emulator.task_requests(95_000), 0);
+}
