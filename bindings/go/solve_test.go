@@ -109,7 +109,8 @@ func TestSolveCreateTaskFailure(t *testing.T) {
 }
 
 // Sequential: it stalls createTask for every key. A cancelled context ends its solve in
-// flight within milliseconds; Close ends the others, created or not.
+// flight within milliseconds, a context's deadline at the deadline; Close ends the others,
+// created or not.
 func TestSolveCancelAndClose(t *testing.T) {
 	scriptMethod(t, "createTask", map[string]any{"fault": "stall", "ms": 10000})
 	client := newClient(t, capmonster.WithMaxConnections(2))
@@ -131,6 +132,18 @@ func TestSolveCancelAndClose(t *testing.T) {
 	e := wantKinds(t, err, "ErrCancelled")
 	if !errors.Is(err, context.Canceled) || e.TaskID != 0 {
 		t.Errorf("%+v", e)
+	}
+
+	// A deadline bounds the whole solve, the createTask in flight included.
+	deadline, cancelDeadline := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelDeadline()
+	start = time.Now()
+	_, err = client.Solve(deadline, quickImageTask(), "", fast())
+	if elapsed := time.Since(start); elapsed < 250*time.Millisecond || elapsed > 300*time.Millisecond+bound {
+		t.Errorf("the solve returned after %v, want about 300 ms", elapsed)
+	}
+	if e, ok := err.(*capmonster.Error); !ok || !errors.Is(err, context.DeadlineExceeded) || e.TaskID != 0 {
+		t.Errorf("past the deadline: %v", err)
 	}
 
 	// Four solves on two threads: two in flight, two not yet sent; Close ends all four.

@@ -145,7 +145,8 @@ func (c *Client) WaitResult(ctx context.Context, taskID int64, opts *WaitOptions
 // A failed createTask (the library refused the task, the service answered an error, the
 // network failed) returns an *Error with TaskID 0 and the library's code and message; a
 // failed wait, one with the task's id, as WaitResult. ctx reaches the createTask in flight as
-// well as the wait, as in WaitResult; a task the service created before the cancel is lost,
+// well as the wait, as in WaitResult, and its deadline bounds the whole solve (the error then
+// matches context.DeadlineExceeded); a task the service created before the cancel is lost,
 // and the library's message says so. Like CreateTask, the createTask is never retried.
 func (c *Client) Solve(ctx context.Context, task any, callbackURL string, opts *WaitOptions) (*TaskResult, error) {
 	text, err := taskText(task)
