@@ -130,3 +130,50 @@ func ExampleClient_WaitResult() {
 	fmt.Println(errors.Is(err, context.DeadlineExceeded), errors.Is(err, capmonster.ErrTimeout))
 	// Output: true true
 }
+
+// Solves at once, each a goroutine blocked on a channel while the library creates its task
+// and waits for it on the client's waiter. A createTask that fails is an *Error with task id 0.
+func ExampleClient_Solve() {
+	client, err := capmonster.NewClient(os.Getenv("CAPMONSTER_CLIENT_KEY"),
+		capmonster.WithBaseURL(os.Getenv("CAPMONSTER_BASE_URL")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	image := "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+	tasks := []map[string]any{
+		{"type": "ImageToTextTask", "body": image},
+		{"type": "NoSuchTaskType"},
+	}
+	outcomes := make([]string, len(tasks))
+	done := make(chan struct{})
+	for i, task := range tasks {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			// nil options: the task's own schedule (WaitOptionsForTask).
+			result, err := client.Solve(ctx, task, "", nil)
+			var e *capmonster.Error
+			switch {
+			case errors.As(err, &e) && e.TaskID == 0:
+				outcomes[i] = "not created: " + e.APICode
+			case err != nil:
+				outcomes[i] = err.Error()
+			default:
+				text, _ := result.SolutionString("text")
+				outcomes[i] = "text: " + text
+			}
+		}()
+	}
+	for range tasks {
+		<-done
+	}
+	for _, outcome := range outcomes {
+		fmt.Println(outcome)
+	}
+	// Output:
+	// text: answer
+	// not created: ERROR_TASK_NOT_SUPPORTED
+}

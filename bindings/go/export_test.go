@@ -19,3 +19,10 @@ var APISentinels = []error{
 	ErrProxyMissing, ErrProxyNotAuthorised, ErrProxyReadTimeout, ErrTaskNotSupported, ErrTaskAbsent,
 	ErrWrongUserAgent,
 }
+
+// PendingWaits counts the waits and solves of c added to its waiter and not yet out.
+func PendingWaits(c *Client) int {
+	c.s.waiter.mu.Lock()
+	defer c.s.waiter.mu.Unlock()
+	return len(c.s.waiter.waits)
+}

@@ -129,6 +129,59 @@ func (c *Client) WaitResult(ctx context.Context, taskID int64, opts *WaitOptions
 	if opts != nil {
 		o = *opts
 	}
+	return c.onWaiter(ctx, taskID, o, func(h *C.cm_client, options *C.cm_wait_options) (<-chan *result, error) {
+		return c.s.waiter.add(h, taskID, options)
+	})
+}
+
+// Solve creates a task and waits until it is ready, both in the library
+// (cm_waiter_add_solve): the createTask is sent on one of the library's threads (at most
+// WithMaxConnections of them), then the task is polled as WaitResult polls it, the timeout
+// counted from the creation. The calling goroutine blocks on a channel, never in C, so
+// thousands of concurrent solves cost goroutines, not OS threads. task and callbackURL are
+// as in CreateTask; opts nil means the task's own schedule (WaitOptionsForTask), or the
+// library's defaults for a task it cannot read (whose createTask it then refuses).
+//
+// A failed createTask (the library refused the task, the service answered an error, the
+// network failed) returns an *Error with TaskID 0 and the library's code and message; a
+// failed wait, one with the task's id, as WaitResult. ctx reaches the createTask in flight as
+// well as the wait, as in WaitResult, and its deadline bounds the whole solve (the error then
+// matches context.DeadlineExceeded); a task the service created before the cancel is lost,
+// and the library's message says so. Like CreateTask, the createTask is never retried.
+func (c *Client) Solve(ctx context.Context, task any, callbackURL string, opts *WaitOptions) (*TaskResult, error) {
+	text, err := taskText(task)
+	if err != nil {
+		return nil, err
+	}
+	var o WaitOptions
+	if opts != nil {
+		o = *opts
+	} else if o, err = waitOptionsForTaskText(text); err != nil {
+		// The library refuses such a task when its createTask is due, in its own words.
+		o = DefaultWaitOptions()
+	}
+	taskJSON, err := cString(text, "the task JSON")
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(taskJSON))
+	var callback *C.char
+	if callbackURL != "" {
+		if callback, err = cString(callbackURL, "the callback URL"); err != nil {
+			return nil, err
+		}
+		defer C.free(unsafe.Pointer(callback))
+	}
+	// The library copies both strings when it queues the solve: they are freed once added.
+	return c.onWaiter(ctx, 0, o, func(h *C.cm_client, options *C.cm_wait_options) (<-chan *result, error) {
+		return c.s.waiter.addSolve(h, taskJSON, callback, options)
+	})
+}
+
+// onWaiter runs one wait or solve (add) on the client's waiter with o, ctx's deadline and
+// cancellation, and returns its outcome; taskID (0 for a solve) labels the binding's errors.
+func (c *Client) onWaiter(ctx context.Context, taskID int64, o WaitOptions,
+	add func(h *C.cm_client, options *C.cm_wait_options) (<-chan *result, error)) (*TaskResult, error) {
 	options := o.toC()
 	if err := contextError(ctx, taskID); err != nil {
 		return nil, err
@@ -158,7 +211,7 @@ func (c *Client) WaitResult(ctx context.Context, taskID int64, opts *WaitOptions
 	if err != nil {
 		return nil, err
 	}
-	out, err := c.s.waiter.add(h, taskID, &options)
+	out, err := add(h, &options)
 	c.s.release()
 	if err != nil {
 		return nil, err

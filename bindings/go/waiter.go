@@ -22,7 +22,7 @@ import (
 // and the Go scheduler starts another for the others, so a crowd of them in C at once would
 // make a crowd of threads. A goroutine blocked on a Go mutex or a channel holds none.
 type waiterState struct {
-	addMu sync.Mutex // held around cm_waiter_add
+	addMu sync.Mutex // held around cm_waiter_add and cm_waiter_add_solve
 
 	mu      sync.Mutex
 	w       *C.cm_waiter  // made by the first wait; nil before and after Close
@@ -41,10 +41,31 @@ const shrinkAbove = 4096
 // anyway; the bound only keeps a lost wake-up from blocking Close for long.
 const nextTimeoutMS = 5000
 
+// addFunc adds one wait or solve to w with tag (cm_waiter_add_with_result or
+// cm_waiter_add_solve), writing to *r why it was refused.
+type addFunc func(w *C.cm_waiter, tag C.uint64_t, r **C.cm_result) C.cm_code
+
 // add adds a wait for taskID with options to the client's waiter (h, read-locked by the
 // caller), making the waiter and its dispatcher on the first call. It returns the channel
 // the wait's result will come on.
 func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_options) (<-chan *result, error) {
+	return ws.addWith(h, taskID, func(w *C.cm_waiter, tag C.uint64_t, r **C.cm_result) C.cm_code {
+		return C.cm_waiter_add_with_result(w, C.int64_t(taskID), options, tag, r)
+	})
+}
+
+// addSolve adds a solve of the task taskJSON (callback NULL for none) with options to the
+// client's waiter, as add does: the library creates the task on its threads, then waits for
+// it; its outcome, or the createTask's failure (task id 0), comes on the channel.
+func (ws *waiterState) addSolve(h *C.cm_client, taskJSON, callback *C.char, options *C.cm_wait_options) (<-chan *result, error) {
+	return ws.addWith(h, 0, func(w *C.cm_waiter, tag C.uint64_t, r **C.cm_result) C.cm_code {
+		return C.cm_waiter_add_solve(w, taskJSON, callback, options, tag, r)
+	})
+}
+
+// addWith runs addC under addMu with a fresh tag registered first; taskID (0 for a solve)
+// only labels the binding's own errors.
+func (ws *waiterState) addWith(h *C.cm_client, taskID int64, addC addFunc) (<-chan *result, error) {
 	ch := make(chan *result, 1)
 	ws.mu.Lock()
 	if ws.closing {
@@ -74,7 +95,7 @@ func (ws *waiterState) add(h *C.cm_client, taskID int64, options *C.cm_wait_opti
 
 	ws.addMu.Lock()
 	var r *C.cm_result // says why when the add is refused
-	code := Code(C.cm_waiter_add_with_result(w, C.int64_t(taskID), options, C.uint64_t(tag), &r))
+	code := Code(addC(w, C.uint64_t(tag), &r))
 	ws.addMu.Unlock()
 	defer C.cm_result_free(r)
 	if code == CodeOK {

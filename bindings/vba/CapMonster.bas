@@ -173,6 +173,7 @@ Public Declare PtrSafe Sub cm_result_free Lib "capmonster.dll" (ByVal r As LongP
 Public Declare PtrSafe Function cm_wait_result Lib "capmonster.dll" (ByVal client As LongPtr, ByVal taskId As LongLong, ByRef options As CmWaitOptions, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_add Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskId As LongLong, ByRef options As CmWaitOptions, ByVal tag As LongLong) As Long
 Public Declare PtrSafe Function cm_waiter_add_with_result Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskId As LongLong, ByRef options As CmWaitOptions, ByVal tag As LongLong, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_waiter_add_solve Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskJson As LongPtr, ByVal callbackUrl As LongPtr, ByRef options As CmWaitOptions, ByVal tag As LongLong, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_next Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal timeoutMs As Long, ByRef outTag As LongLong, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_pending Lib "capmonster.dll" (ByVal waiter As LongPtr) As LongLong
 Public Declare PtrSafe Function cm_get_task_result Lib "capmonster.dll" (ByVal client As LongPtr, ByVal taskId As LongLong, ByRef outResult As LongPtr) As Long
@@ -188,6 +189,7 @@ Public Declare PtrSafe Function cm_result_task_id Lib "capmonster.dll" (ByVal r 
 Public Declare PtrSafe Function cm_wait_result Lib "capmonster.dll" (ByVal client As LongPtr, ByVal taskId As Currency, ByRef options As CmWaitOptions, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_add Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskId As Currency, ByRef options As CmWaitOptions, ByVal tag As Currency) As Long
 Public Declare PtrSafe Function cm_waiter_add_with_result Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskId As Currency, ByRef options As CmWaitOptions, ByVal tag As Currency, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_waiter_add_solve Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal taskJson As LongPtr, ByVal callbackUrl As LongPtr, ByRef options As CmWaitOptions, ByVal tag As Currency, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_next Lib "capmonster.dll" (ByVal waiter As LongPtr, ByVal timeoutMs As Long, ByRef outTag As Currency, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_waiter_pending Lib "capmonster.dll" (ByVal waiter As LongPtr) As Currency
 Public Declare PtrSafe Function cm_get_task_result Lib "capmonster.dll" (ByVal client As LongPtr, ByVal taskId As Currency, ByRef outResult As LongPtr) As Long

@@ -196,6 +196,48 @@ namespace CapMonster
         }
 
         /// <summary>
+        /// Creates a task and waits until it is ready, both in the library
+        /// (<c>cm_waiter_add_solve</c>): the createTask is sent on one of the library's threads (at
+        /// most the client's connection cap), then the task is polled as by
+        /// <see cref="WaitResultAsync"/>, the timeout counted from the creation. No thread is held
+        /// meanwhile. Like <see cref="CreateTask(string, string, CancellationToken)"/>, the
+        /// createTask is never retried.
+        /// </summary>
+        /// <param name="taskJson">The API's <c>task</c> object as JSON, as for <see cref="CreateTask(string, string, CancellationToken)"/>.</param>
+        /// <param name="callbackUrl">A URL the service will POST the result to; null for none.</param>
+        /// <param name="options">How to poll; null: the task's own schedule (<see cref="WaitOptions.ForTask"/>), or the library's defaults for a task it cannot read. Read now.</param>
+        /// <param name="cancellationToken">Stops the solve wherever it is, the createTask in flight included (a task created meanwhile is lost; the library's message says so).</param>
+        /// <returns>
+        /// A task that ends with the ready result; faulted with <see cref="CapMonsterException"/>
+        /// (the library's code and message) when the library refused the options, the createTask
+        /// failed (<see cref="CapMonsterException.TaskId"/> 0: the library refused the task or the
+        /// URL, or the service or the network failed) or the wait failed (its task's id);
+        /// cancelled as a task of <see cref="WaitResultAsync"/> is.
+        /// </returns>
+        /// <exception cref="ArgumentException">A string holds a NUL character (thrown at once).</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed (thrown at once).</exception>
+        public Task<TaskResult> SolveAsync(string taskJson, string callbackUrl = null, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            byte[] json = Utf8.ToNative(taskJson, "taskJson");
+            byte[] callback = Utf8.ToNative(callbackUrl, "callbackUrl");
+            ThrowIfDisposed();
+            return _waits.AddSolve(json, callback, options ?? WaitOptions.ForTaskOrDefault(json), cancellationToken);
+        }
+
+        /// <summary>
+        /// <see cref="SolveAsync"/>, blocking the calling thread until it ends.
+        /// </summary>
+        /// <returns>The ready task.</returns>
+        /// <exception cref="ArgumentException">A string holds a NUL character.</exception>
+        /// <exception cref="CapMonsterException">The library refused the options, the createTask failed (<see cref="CapMonsterException.TaskId"/> 0), or the wait failed.</exception>
+        /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (carried by the exception), or the client was disposed meanwhile.</exception>
+        /// <exception cref="ObjectDisposedException">The client was disposed before the call.</exception>
+        public TaskResult Solve(string taskJson, string callbackUrl = null, WaitOptions options = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return SolveAsync(taskJson, callbackUrl, options, cancellationToken).GetAwaiter().GetResult();
+        }
+
+        /// <summary>
         /// Creates a task. Never retried: a duplicate would be a second paid task.
         /// </summary>
         /// <param name="taskJson">The API's <c>task</c> object as JSON, with its "type", e.g. <c>{"type":"ImageToTextTask","body":"&lt;base64&gt;"}</c>.</param>

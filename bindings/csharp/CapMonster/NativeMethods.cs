@@ -141,6 +141,9 @@ namespace CapMonster
         internal static extern int cm_waiter_add_with_result(WaiterHandle waiter, long taskId, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_waiter_add_solve(WaiterHandle waiter, [In] byte[] taskJson, [In] byte[] callbackUrl, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_waiter_next(WaiterHandle waiter, uint timeoutMs, out ulong tag, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]

@@ -65,7 +65,28 @@ namespace CapMonster
             }
         }
 
+        /// <summary>One native add (<c>cm_waiter_add_with_result</c> or <c>cm_waiter_add_solve</c>) with the wait's options and tag.</summary>
+        private delegate int NativeAdd(WaiterHandle waiter, ref NativeWaitOptions options, ulong tag, out ResultHandle result);
+
+        /// <summary>A wait for <paramref name="taskId"/>.</summary>
         internal Task<TaskResult> Add(long taskId, WaitOptions options, CancellationToken cancellationToken)
+        {
+            return Add((WaiterHandle waiter, ref NativeWaitOptions native, ulong tag, out ResultHandle result) =>
+                NativeMethods.cm_waiter_add_with_result(waiter, taskId, ref native, tag, out result), options, cancellationToken);
+        }
+
+        /// <summary>
+        /// A solve: the library creates the task (UTF-8, NUL-terminated <paramref name="taskJson"/>;
+        /// <paramref name="callbackUrl"/> null for none) on its threads, then waits for it. A failed
+        /// createTask ends the task with the library's CapMonsterException, task id 0.
+        /// </summary>
+        internal Task<TaskResult> AddSolve(byte[] taskJson, byte[] callbackUrl, WaitOptions options, CancellationToken cancellationToken)
+        {
+            return Add((WaiterHandle waiter, ref NativeWaitOptions native, ulong tag, out ResultHandle result) =>
+                NativeMethods.cm_waiter_add_solve(waiter, taskJson, callbackUrl, ref native, tag, out result), options, cancellationToken);
+        }
+
+        private Task<TaskResult> Add(NativeAdd add, WaitOptions options, CancellationToken cancellationToken)
         {
             // Nothing sent for a token already cancelled.
             if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<TaskResult>(cancellationToken);
@@ -108,7 +129,7 @@ namespace CapMonster
                     wait.Cancel.DangerousAddRef(ref cancelRef);
                     native.Cancel = wait.Cancel.DangerousGetHandle();
                 }
-                code = NativeMethods.cm_waiter_add_with_result(waiter, taskId, ref native, tag, out added);
+                code = add(waiter, ref native, tag, out added);
             }
             catch (ObjectDisposedException)
             {

@@ -79,6 +79,17 @@ namespace CapMonster
             return new WaitOptions(native);
         }
 
+        /// <summary>
+        /// <see cref="ForTask"/> for a task already encoded; the library's defaults for one it
+        /// refuses (a solve's createTask then refuses it, in the library's words).
+        /// </summary>
+        internal static WaitOptions ForTaskOrDefault(byte[] taskJson)
+        {
+            NativeWaitOptions native = new NativeWaitOptions();
+            int code = NativeMethods.cm_wait_options_for_task(ref native, taskJson);
+            return code == NativeMethods.CM_OK ? new WaitOptions(native) : new WaitOptions();
+        }
+
         /// <summary>Sleep before the first request.</summary>
         public TimeSpan FirstDelay { get; set; }
 

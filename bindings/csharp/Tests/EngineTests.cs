@@ -40,6 +40,9 @@ namespace CapMonster.Tests
                 ReportsReachTheService,
                 ReportsAreCancelledInFlight,
                 SoftIdIsSentWithCreateTask,
+                ManySolvesComeOutRight,
+                SolveCreateTaskFailureHasTaskIdZero,
+                SolvesAreCancelledAndDisposed,
             };
         }
 
@@ -541,6 +544,104 @@ namespace CapMonster.Tests
             Assert.Equal(dispatchersBefore, ThreadsNamedSoon(Dispatcher, dispatchersBefore), "the dispatcher ends with Dispose");
         }
     
+        // ---- solves (cm_waiter_add_solve) ----
+
+        private const string QuickImageTask = "{\"type\":\"ImageToTextTask\",\"body\":\"eA==\",\"emulatorSolveAfterMs\":100}";
+
+        private static WaitOptions Fast()
+        {
+            return new WaitOptions { FirstDelay = TimeSpan.Zero, Interval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromSeconds(30) };
+        }
+
+        private static void ManySolvesComeOutRight()
+        {
+            const int n = 300;
+            using (var client = NewClient("solves", 8))
+            {
+                var tasks = Enumerable.Range(0, n).Select(j => client.SolveAsync(QuickImageTask, null, Fast())).ToArray();
+                Assert.True(Task.WaitAll(tasks, 60000), "all solves ended");
+                Assert.True(tasks.All(t => t.Result.IsReady && t.Result.GetSolutionString("text") == "answer"), "all solved");
+                Assert.True(tasks.All(t => t.Result.TaskId > 0), "each with its task id");
+                Assert.Equal(n, tasks.Select(t => t.Result.TaskId).Distinct().Count(), "a task of its own each");
+                Assert.Equal(0L, client.Waits.Pending, "nothing left in the waiter");
+                // null options: ImageToTextTask's schedule (first poll 350 ms after the creation).
+                var watch = Stopwatch.StartNew();
+                TaskResult result = client.Solve(QuickImageTask);
+                Assert.True(result.IsReady && result.RequestCount == 1, "the blocking form, on the type's schedule");
+                Assert.True(watch.ElapsedMilliseconds >= 300, "the type's first delay: " + watch.ElapsedMilliseconds + " ms");
+            }
+        }
+
+        private static void SolveCreateTaskFailureHasTaskIdZero()
+        {
+            using (var client = NewClient("solve-failures"))
+            {
+                // The service refuses the type: its error, task id 0.
+                CapMonsterException e = Assert.Fails(CapMonsterErrorCode.Api,
+                    () => client.Solve("{\"type\":\"NoSuchTaskType\"}", null, Fast()), "an unsupported type");
+                Assert.Equal("ERROR_TASK_NOT_SUPPORTED", e.ApiErrorCode, "ApiErrorCode");
+                Assert.Equal(0L, e.TaskId, "TaskId of a failed createTask");
+                Assert.Equal(1, e.RequestCount, "RequestCount");
+                // The library refuses a task without a type when its createTask is due, in the
+                // words CreateTask gets.
+                const string untyped = "{\"body\":\"no type\"}";
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.Solve(untyped), "no type");
+                CapMonsterException direct = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.CreateTask(untyped), "CreateTask, no type");
+                Assert.Equal(direct.Message, e.Message, "the library's message");
+                Assert.Equal(0L, e.TaskId, "TaskId");
+                Assert.Equal(0, e.RequestCount, "nothing sent");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument,
+                    () => client.Solve(QuickImageTask, "ftp://example.com/callback", Fast()), "the callback URL");
+                Assert.Contains("callback_url", e.Message, "the message names the argument");
+                // Options are refused at once, naming the field; a null task too.
+                var bad = Fast();
+                bad.Interval = TimeSpan.Zero;
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.Solve(QuickImageTask, null, bad), "interval 0");
+                Assert.Contains("interval_ms", e.Message, "the message names the field");
+                e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => client.Solve(null, null, Fast()), "a null task");
+                Assert.Contains("task_json", e.Message, "the message names the argument");
+                Assert.Throws<ArgumentException>(() => client.SolveAsync("{\"type\":\"a\0\"}"), "a NUL character");
+                Assert.Equal(0L, client.Waits.Pending, "nothing left in the waiter");
+            }
+        }
+
+        private static void SolvesAreCancelledAndDisposed()
+        {
+            string stall = "{\"fault\":\"stall\",\"ms\":20000}";
+            Emulator.ScriptMethod("createTask", stall);
+            try
+            {
+                var client = NewClient("solve-cancel", 2);
+                using (var cts = new CancellationTokenSource())
+                {
+                    int before = Emulator.MethodCount("createTask");
+                    Task<TaskResult> task = client.SolveAsync(QuickImageTask, null, Fast(), cts.Token);
+                    Emulator.AwaitCount(() => Emulator.MethodCount("createTask"), before + 1, "the createTask");
+                    Thread.Sleep(50); // in flight, its answer stalled
+                    var watch = Stopwatch.StartNew();
+                    cts.Cancel();
+                    long ms = EndsWithin(task, CancelBoundMs, "solve in flight", watch);
+                    AssertCanceledWith(task, cts.Token, "solve in flight");
+                    Assert.Less(ms, CancelBoundMs, "ms from Cancel() to the task's end (createTask in flight)");
+                    var drained = Stopwatch.StartNew();
+                    while (client.Waits.Pending > 0 && drained.ElapsedMilliseconds < CancelBoundMs * 4) Thread.Sleep(1);
+                    Assert.Equal(0L, client.Waits.Pending, "the native solve came out of cm_waiter_next");
+                }
+                // Four solves on two threads: two in flight, two not sent; Dispose ends them all.
+                var tasks = Enumerable.Range(0, 4).Select(j => client.SolveAsync(QuickImageTask, null, Fast())).ToArray();
+                Thread.Sleep(300);
+                var disposing = Stopwatch.StartNew();
+                client.Dispose();
+                Assert.Less(disposing.ElapsedMilliseconds, 2000, "ms in Dispose");
+                Assert.Equal(0, tasks.Count(t => !t.IsCanceled), "solves not Canceled when Dispose returned");
+                Assert.Throws<ObjectDisposedException>(() => client.SolveAsync(QuickImageTask), "SolveAsync after Dispose");
+            }
+            finally
+            {
+                Emulator.ScriptMethod("createTask");
+            }
+        }
+
         // ---- reports and softId ----
 
         private static void ReportsReachTheService()
