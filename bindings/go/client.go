@@ -435,3 +435,20 @@ func cString(s, what string) (*C.char, error) {
 	}
 	return C.CString(s), nil
 }
+
+// SetBudget chooses where the request budget and the account guard's stops are kept, in place
+// of the CAPMONSTER_BUDGET variable (cm_set_budget): "shared" (the machine's file, the
+// default), "process", or a "redis://..." / "rediss://..." URL shared by every host that names
+// it; "" goes back to the variable's choice. Only before the process's first client: later it
+// returns the library's CodeInvalidArgument error and changes nothing.
+func SetBudget(budget string) error {
+	var cBudget *C.char
+	if budget != "" {
+		var err error
+		if cBudget, err = cString(budget, "budget"); err != nil {
+			return err
+		}
+		defer C.free(unsafe.Pointer(cBudget))
+	}
+	return call(func(r **C.cm_result) C.cm_code { return C.cm_set_budget(cBudget, r) })
+}

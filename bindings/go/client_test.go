@@ -420,3 +420,20 @@ func TestClientStringHidesTheKey(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+// SetBudget after the tests' first client: the library refuses, in its own words, and checks
+// the value first. (The choice before a first client is tested in C, Rust and Python, each in
+// a process of its own.)
+func TestSetBudgetAfterTheFirstClient(t *testing.T) {
+	newClient(t)
+	for budget, says := range map[string]string{
+		"process":  "a client was already created",
+		"nonsense": `"nonsense"`,
+	} {
+		err := capmonster.SetBudget(budget)
+		var e *capmonster.Error
+		if !errors.As(err, &e) || e.Code != capmonster.CodeInvalidArgument || !strings.Contains(e.Message, says) {
+			t.Errorf("SetBudget(%q): %v", budget, err)
+		}
+	}
+}

@@ -140,6 +140,7 @@ Public Declare PtrSafe Function cm_client_get_stats Lib "capmonster.dll" (ByVal 
 ' whose lines come from the library's threads), and remove it before the workbook closes.
 Public Declare PtrSafe Function cm_set_log_callback Lib "capmonster.dll" (ByVal level As Long, ByVal callback As LongPtr, ByVal userData As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_end_stops Lib "capmonster.dll" (ByVal client As LongPtr, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_set_budget Lib "capmonster.dll" (ByVal budget As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Sub cm_client_free Lib "capmonster.dll" (ByVal client As LongPtr)
 Public Declare PtrSafe Function cm_cancel_new Lib "capmonster.dll" (ByRef outCancel As LongPtr) As Long
 Public Declare PtrSafe Sub cm_cancel_trigger Lib "capmonster.dll" (ByVal cancel As LongPtr)

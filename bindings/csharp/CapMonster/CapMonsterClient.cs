@@ -115,6 +115,20 @@ namespace CapMonster
             _waits = new WaitEngine(handle);
         }
 
+        /// <summary>
+        /// Chooses where the request budget and the account guard's stops are kept, in place of
+        /// the <c>CAPMONSTER_BUDGET</c> variable (<c>cm_set_budget</c>): "shared" (the machine's
+        /// file, the default), "process", or a "redis://..." / "rediss://..." URL shared by every
+        /// host that names it; null goes back to the variable's choice. Only before the
+        /// process's first client: later the library refuses it and nothing changes.
+        /// </summary>
+        /// <exception cref="CapMonsterException">The library refused the value, or a client exists already (<see cref="CapMonsterErrorCode.InvalidArgument"/>).</exception>
+        public static void SetBudget(string budget)
+        {
+            ResultHandle result;
+            Check(NativeMethods.cm_set_budget(Utf8.ToNative(budget, "budget"), out result), result);
+        }
+
         /// <summary>The native library's version, e.g. "0.2.0".</summary>
         public static string NativeVersion
         {

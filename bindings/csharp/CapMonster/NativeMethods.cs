@@ -114,6 +114,9 @@ namespace CapMonster
         internal static extern int cm_set_log_callback(int level, LogCallback callback, IntPtr userData);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_set_budget([In] byte[] budget, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern void cm_client_free(IntPtr client);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]

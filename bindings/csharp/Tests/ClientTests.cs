@@ -24,6 +24,7 @@ namespace CapMonster.Tests
             return new Action[]
             {
                 NativeVersionIsReported,
+                SetBudgetAfterTheFirstClient,
                 WaitOptionsDefaults,
                 WaitOptionsForTaskType,
                 WaitOptionsForTask,
@@ -145,6 +146,21 @@ namespace CapMonster.Tests
         {
             Assert.True(Regex.IsMatch(CapMonsterClient.NativeVersion ?? "", "^\\d+\\.\\d+\\.\\d+$"),
                 "version looks like MAJOR.MINOR.PATCH: " + CapMonsterClient.NativeVersion);
+        }
+
+        /// <summary>After a first client the library refuses a budget choice in its own words,
+        /// and checks the value first (the choice before one is tested in C, Rust and Python,
+        /// each in a process of its own).</summary>
+        private static void SetBudgetAfterTheFirstClient()
+        {
+            using (NewClient("set-budget"))
+            {
+                var late = Assert.Throws<CapMonsterException>(() => CapMonsterClient.SetBudget("process"), "after a client");
+                Assert.Equal(CapMonsterErrorCode.InvalidArgument, late.Code, "code");
+                Assert.True(late.Message.Contains("a client was already created"), late.Message);
+                var bad = Assert.Throws<CapMonsterException>(() => CapMonsterClient.SetBudget("nonsense"), "bad value");
+                Assert.True(bad.Message.Contains("\"nonsense\""), bad.Message);
+            }
         }
 
         private static void WaitOptionsDefaults()
