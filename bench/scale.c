@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "scale"
+#include "bench_client.h"
 #include "capmonster.h"
 #include "bench_util.h"
 #include "emulator_http.h"
@@ -108,24 +110,6 @@ static void emu_task_counts(const char *stats, int64_t first, long n, uint32_t *
 
 static cm_client *g_client;
 
-static void must(cm_code code, cm_result *r, const char *what) {
-    if (code != CM_OK) {
-        fprintf(stderr, "scale: %s: %s: %s\n", what, cm_code_name(code), cm_result_message(r));
-        exit(2);
-    }
-    cm_result_free(r);
-}
-
-static void setup_client(unsigned max_connections) {
-    cm_result *r = NULL;
-    must(cm_client_new(KEY, &g_client, &r), r, "cm_client_new");
-    r = NULL;
-    must(cm_client_set_base_url(g_client, g_url, &r), r, "cm_client_set_base_url");
-    r = NULL;
-    must(cm_client_set_proxy(g_client, NULL, &r), r, "cm_client_set_proxy");
-    r = NULL;
-    must(cm_client_set_max_connections(g_client, max_connections, &r), r, "cm_client_set_max_connections");
-}
 
 /* ---- waiter / threads --------------------------------------------------------------------- */
 
@@ -180,7 +164,7 @@ static int run_scale(int threads_mode, long n, uint32_t first_ms, uint32_t inter
     g_n = n;
     g_interval_ms = interval_ms;
     g_sample_every_ms = threads_mode ? 50 : 5; /* /proc/self/task with 10,000 entries is slow to list */
-    setup_client(max_connections);
+    g_client = new_client(g_url, KEY, max_connections);
     pthread_t sampler_id;
     pthread_create(&sampler_id, NULL, sampler, NULL);
 
@@ -549,7 +533,7 @@ static void run_cancel_case(const cancel_case *k) {
 
 static int run_cancel(unsigned max_connections) {
     g_max_connections = max_connections;
-    setup_client(max_connections);
+    g_client = new_client(g_url, KEY, max_connections);
     long m = max_connections;
     const cancel_case cases[] = {
         {"waiter_inflight", 0, m, 0, 0, ROUNDS, 2},

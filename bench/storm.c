@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "storm"
+#include "bench_client.h"
 #include "capmonster.h"
 #include "emulator_http.h"
 
@@ -109,27 +111,6 @@ static void tally(cm_code code, const cm_result *r) {
     g_done++;
     if (now > g_last_end) g_last_end = now;
     pthread_mutex_unlock(&g_lock);
-}
-
-static void must(cm_code code, cm_result *r, const char *what) {
-    if (code != CM_OK) {
-        fprintf(stderr, "storm: %s: %s: %s\n", what, cm_code_name(code), r ? cm_result_message(r) : "");
-        exit(2);
-    }
-    cm_result_free(r);
-}
-
-static cm_client *new_client(const char *url, const char *key, unsigned max_connections) {
-    cm_client *client = NULL;
-    cm_result *r = NULL;
-    must(cm_client_new(key, &client, &r), r, "cm_client_new");
-    r = NULL;
-    must(cm_client_set_base_url(client, url, &r), r, "cm_client_set_base_url");
-    r = NULL;
-    must(cm_client_set_proxy(client, NULL, &r), r, "cm_client_set_proxy");
-    r = NULL;
-    must(cm_client_set_max_connections(client, max_connections, &r), r, "cm_client_set_max_connections");
-    return client;
 }
 
 /* Holds the calls until START_AT_MS (wall clock), then starts their clock. */

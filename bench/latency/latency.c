@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BENCH_NAME "latency"
+#include "../bench_client.h"
 #include "../bench_util.h"
 #include "../emulator_http.h"
 #include "../proc_status.h"
@@ -39,14 +41,6 @@ static int g_port;
 
 static char *emu(const char *method, const char *path, const char *body, int *status) {
     return emulator_request(g_port, method, path, body, status);
-}
-
-static void must(cm_code code, cm_result *r, const char *what) {
-    if (code != CM_OK) {
-        fprintf(stderr, "latency: %s: %s: %s\n", what, cm_code_name(code), cm_result_message(r));
-        exit(2);
-    }
-    cm_result_free(r);
 }
 
 typedef struct {
@@ -80,15 +74,8 @@ int main(int argc, char **argv) {
     unsigned max_connections = (unsigned)atol(argv[8]);
     if (n < 1 || g_port <= 0) return 2;
 
-    cm_client *client = NULL;
+    cm_client *client = new_client(url, KEY, max_connections);
     cm_result *r = NULL;
-    must(cm_client_new(KEY, &client, &r), r, "cm_client_new");
-    r = NULL;
-    must(cm_client_set_base_url(client, url, &r), r, "cm_client_set_base_url");
-    r = NULL;
-    must(cm_client_set_proxy(client, NULL, &r), r, "cm_client_set_proxy");
-    r = NULL;
-    must(cm_client_set_max_connections(client, max_connections, &r), r, "cm_client_set_max_connections");
     const char *ca = getenv("LATENCY_CA_FILE");
     if (ca && *ca) {
         r = NULL;

@@ -55,7 +55,42 @@ pub(crate) struct Pending {
     watch: Option<u64>,
 }
 
+/// A wait's cancels, as a request's bounds take them: its waiter's stop, and its own token if
+/// it has one.
+pub(crate) struct Cancels<'a> {
+    tokens: [&'a Arc<Cancel>; 2],
+    count: usize,
+}
+
+impl<'a> Cancels<'a> {
+    pub fn as_slice(&self) -> &[&'a Arc<Cancel>] {
+        &self.tokens[..self.count]
+    }
+}
+
+/// The outcome of a poll that panicked: the wait ends with it, and the thread or the event
+/// loop that ran it goes on.
+pub(crate) fn panicked(
+    panic: &(dyn std::any::Any + Send),
+) -> Option<crate::client::Report<crate::api::answer::TaskState>> {
+    let message = format!(
+        "internal error (a bug in libcapmonster, please report it): {}",
+        crate::api::error::panic_message(panic)
+    );
+    Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
+}
+
 impl Pending {
+    /// The wait's polling, to poll, and its cancels.
+    pub fn polling_and_cancels(&mut self) -> (&mut Polling, Cancels<'_>) {
+        let Pending { polling, inbox, cancel, .. } = self;
+        let cancels = match cancel {
+            Some(cancel) => Cancels { tokens: [&inbox.stop, cancel], count: 2 },
+            None => Cancels { tokens: [&inbox.stop, &inbox.stop], count: 1 },
+        };
+        (polling, cancels)
+    }
+
     pub fn cancelled(&self) -> bool {
         self.inbox.stop.is_triggered() || self.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered())
     }
@@ -457,27 +492,12 @@ impl Shared {
         let outcome = if pending.cancelled() {
             Some(pending.polling.cancelled())
         } else {
-            let Pending { polling, inbox, cancel, .. } = &mut pending;
-            let stop = &inbox.stop;
-            let both;
-            let cancels: &[&Arc<Cancel>] = match cancel {
-                Some(cancel) => {
-                    both = [stop, &*cancel];
-                    &both
-                }
-                None => std::slice::from_ref(&stop),
-            };
+            let (polling, cancels) = pending.polling_and_cancels();
+            let cancels = cancels.as_slice();
             let client = &self.client;
             // A panic must not kill the worker and lose the wait: it ends the wait instead.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| polling.step(client, cancels))).unwrap_or_else(
-                |panic| {
-                    let message = format!(
-                        "internal error (a bug in libcapmonster, please report it): {}",
-                        crate::api::error::panic_message(panic.as_ref())
-                    );
-                    Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
-                },
-            )
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| polling.step(client, cancels)))
+                .unwrap_or_else(|panic| panicked(panic.as_ref()))
         };
         self.after_poll(id, pending, outcome, told);
     }

@@ -25,10 +25,9 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::api::error::{Code, Error};
-use crate::cancel::Cancel;
 use crate::client::link::Events;
 use crate::net::events::EventChannel;
-use crate::wait::engine::{Pending, Shared};
+use crate::wait::engine::{panicked, Pending, Shared};
 
 /// A due wait handed to the loop, with the channel of the settings it is sent with.
 pub(crate) struct Job {
@@ -136,27 +135,13 @@ impl Job {
         let outcome = if pending.cancelled() {
             Some(pending.polling.cancelled())
         } else {
-            let Pending { polling, inbox, cancel, .. } = &mut pending;
-            let stop = &inbox.stop;
-            let both;
-            let cancels: &[&Arc<Cancel>] = match cancel {
-                Some(cancel) => {
-                    both = [stop, &*cancel];
-                    &both
-                }
-                None => std::slice::from_ref(&stop),
-            };
+            let (polling, cancels) = pending.polling_and_cancels();
+            let cancels = cancels.as_slice();
             let link = Events(&channel);
             // A panic must not kill the loop and lose the wait: it ends the wait instead.
             match (CatchUnwind(Box::pin(polling.step_on(shared.client(), &link, cancels)))).await {
                 Ok(outcome) => outcome,
-                Err(panic) => {
-                    let message = format!(
-                        "internal error (a bug in libcapmonster, please report it): {}",
-                        crate::api::error::panic_message(panic.as_ref())
-                    );
-                    Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
-                }
+                Err(panic) => panicked(panic.as_ref()),
             }
         };
         shared.after_poll(id, pending, outcome, told);
