@@ -32,7 +32,7 @@ use crate::api::error::{Code, Error};
 use crate::cancel::{Cancel, Watcher};
 use crate::net::endpoint::BaseUrl;
 use crate::net::gate::Refused;
-use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES};
+use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
 use crate::net::trust::{self, Trust};
 use crate::net::wire::Wire;
 
@@ -120,11 +120,7 @@ impl EventChannel {
         let parse = |url: &str| url.parse::<Uri>().map_err(|e| Error::invalid_argument(format!("{url}: {e}")));
         let mut urls = Vec::with_capacity(Method::ALL.len());
         for method in Method::ALL {
-            let url = match method {
-                Method::GetUserAgent => user_agent_url.as_str().to_owned(),
-                _ => base_url.method_url(method.name()),
-            };
-            match parse(&url) {
+            match parse(&method.url(base_url, user_agent_url)) {
                 Ok(uri) => urls.push(uri),
                 Err(error) => return Some(Err(error)),
             }
@@ -194,9 +190,7 @@ impl EventChannel {
         cancels: &[&Arc<Cancel>],
     ) -> Result<(u16, Vec<u8>), AttemptFailure> {
         let uri = self.urls[method.index()].clone();
-        let builder = hyper::Request::builder()
-            .uri(uri)
-            .header(hyper::header::USER_AGENT, concat!("libcapmonster/", env!("CARGO_PKG_VERSION")));
+        let builder = hyper::Request::builder().uri(uri).header(hyper::header::USER_AGENT, USER_AGENT);
         let request = if method == Method::GetUserAgent {
             builder.method(hyper::Method::GET).header(hyper::header::ACCEPT, "text/plain").body(Full::default())
         } else {

@@ -25,6 +25,9 @@ pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// The largest response head accepted.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// What every request says it is (`User-Agent`), on the blocking path and the event loop.
+pub const USER_AGENT: &str = concat!("libcapmonster/", env!("CARGO_PKG_VERSION"));
+
 /// The API methods this library calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Method {
@@ -50,6 +53,14 @@ impl Method {
     /// The method's place in [`Method::ALL`] (and in per-method tables).
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+
+    /// Where the method is sent: the API's URL of its name, or the getUserAgent page's own.
+    pub fn url(self, base_url: &BaseUrl, user_agent_url: &BaseUrl) -> String {
+        match self {
+            Method::GetUserAgent => user_agent_url.as_str().to_owned(),
+            _ => base_url.method_url(self.name()),
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -125,7 +136,7 @@ impl Channel {
             .max_idle_connections(max_connections as usize)
             .max_idle_connections_per_host(max_connections as usize)
             .max_response_header_size(MAX_HEADER_BYTES)
-            .user_agent(concat!("libcapmonster/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .timeout_global(Some(request_timeout))
             .proxy(ureq_proxy)
             .tls_config(TlsConfig::builder().root_certs(trust.roots()).build())
@@ -143,10 +154,7 @@ impl Channel {
         let agent = Agent::with_parts(config, connector, CachingResolver::default());
         Ok(Channel {
             agent,
-            urls: Method::ALL.map(|method| match method {
-                Method::GetUserAgent => user_agent_url.as_str().to_owned(),
-                _ => base_url.method_url(method.name()),
-            }),
+            urls: Method::ALL.map(|method| method.url(base_url, user_agent_url)),
             request_timeout,
             proxy,
         })
