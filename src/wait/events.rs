@@ -1,6 +1,6 @@
 //! The engine's event loop: when the client's event loop is on (`Client::set_event_loop`),
 //! a due wait is handed by the engine's one timer thread to this loop, which sends its poll as
-//! a future on hyper's client (`net/events.rs`) and puts the wait back in the engine's table.
+//! a future on hyper's client (`net/events/`) and puts the wait back in the engine's table.
 //! So requests in flight cost a future each (a few KiB), not a thread.
 //!
 //! Threads of one engine on the event loop: the timer thread (the engine's leader), the loop's

@@ -10,26 +10,26 @@
 //! `max_connections` × [`STREAMS_PER_CONNECTION`] for HTTP/2 (hyper's pool shares one HTTP/2
 //! connection between all requests; the server's stream limit queues the rest inside h2).
 
-use std::future::Future;
-use std::pin::Pin;
+mod cancelled;
+mod connector;
+mod socket;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Uri, Version};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub(crate) use cancelled::cancelled;
+use connector::Connector;
 
 use crate::api::error::{Code, Error};
-use crate::cancel::{Cancel, Watcher};
+use crate::cancel::Cancel;
 use crate::net::endpoint::BaseUrl;
 use crate::net::gate::Refused;
 use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
@@ -40,16 +40,8 @@ use crate::net::wire::Wire;
 /// default `http2_max_concurrent_streams` is 128, most servers allow at least 100.
 pub const STREAMS_PER_CONNECTION: u32 = 100;
 
-/// The most connections being set up at once. A burst of thousands of connects overflows a
-/// server's listen queue (128 by default for many servers), and each dropped SYN costs a
-/// retransmit 1 s, then 3 s later; requests beyond this wait for a connect or for a pooled
-/// connection, whichever comes first.
-pub const MAX_CONNECTING: usize = 128;
-
 /// How long an idle pooled connection is kept (a waiter's interval is a few seconds).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-type Connector = HttpsConnector<Counted>;
 
 /// What the engine's requests are sent with while the client's settings stay the same.
 pub(crate) struct EventChannel {
@@ -89,30 +81,10 @@ impl EventChannel {
         in_flight: &Arc<AtomicU32>,
         max_connections: u32,
     ) -> Option<Result<EventChannel, Error>> {
-        let ureq::tls::RootCerts::Specific(certs) = trust.roots() else { return None };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certs.iter() {
-            // An unusable root is skipped, as ureq skips it.
-            let _ = roots.add(rustls::pki_types::CertificateDer::from(cert.der().to_vec()));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
-            Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
-            Err(error) => return Some(Err(Error::new(Code::Internal, format!("TLS setup failed: {error}")))),
+        let connector = match connector::build(trust, request_timeout, wire)? {
+            Ok(connector) => connector,
+            Err(error) => return Some(Err(error)),
         };
-        let mut http = HttpConnector::new();
-        // The base URL's rules (https, or http to loopback) were checked when it was set.
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(request_timeout));
-        let counted =
-            Counted { inner: http, wire: Arc::clone(wire), connecting: Arc::new(Semaphore::new(MAX_CONNECTING)) };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(counted);
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(max_connections as usize)
@@ -284,147 +256,4 @@ fn failure(error: &(dyn std::error::Error + 'static), answer_started: bool) -> S
         source = cause.source();
     }
     format!("network error: {error}")
-}
-
-/// Ends when any of `cancels` triggers; never when there are none. Its registrations with the
-/// tokens end with it.
-pub(crate) async fn cancelled(cancels: &[&Arc<Cancel>]) {
-    if cancels.is_empty() {
-        return std::future::pending().await;
-    }
-    let bell = Arc::new(Bell(Notify::new()));
-    let mut watching = Watching { cancels, keys: Vec::with_capacity(cancels.len()) };
-    for cancel in cancels {
-        match cancel.watch(Arc::downgrade(&bell) as Weak<dyn Watcher>, 0) {
-            Some(key) => watching.keys.push(Some(key)),
-            None => return,
-        }
-    }
-    // `notify_one` keeps a wake given before this waits: none is lost.
-    bell.0.notified().await;
-}
-
-struct Bell(Notify);
-
-impl Watcher for Bell {
-    fn cancelled(&self, _token: u64) {
-        self.0.notify_one();
-    }
-}
-
-/// Forgets the registrations with the tokens when the future ends or is dropped.
-struct Watching<'a> {
-    cancels: &'a [&'a Arc<Cancel>],
-    keys: Vec<Option<u64>>,
-}
-
-impl Drop for Watching<'_> {
-    fn drop(&mut self) {
-        for (cancel, key) in self.cancels.iter().zip(&self.keys) {
-            if let Some(key) = key {
-                cancel.unwatch(*key);
-            }
-        }
-    }
-}
-
-/// hyper's TCP connector, counting the connections it opens and what they carry in the
-/// client's [`Wire`] (through [`Metered`]), and setting up at most [`MAX_CONNECTING`] at once.
-#[derive(Clone)]
-pub(crate) struct Counted {
-    inner: HttpConnector,
-    wire: Arc<Wire>,
-    connecting: Arc<Semaphore>,
-}
-
-type Connecting = Pin<
-    Box<dyn Future<Output = Result<TokioIo<Metered>, <HttpConnector as tower_service::Service<Uri>>::Error>> + Send>,
->;
-
-impl tower_service::Service<Uri> for Counted {
-    type Response = TokioIo<Metered>;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
-    type Future = Connecting;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let wire = Arc::clone(&self.wire);
-        let permits = Arc::clone(&self.connecting);
-        let mut inner = self.inner.clone();
-        Box::pin(async move {
-            // Never closed: the semaphore lives as long as this connector.
-            let _permit = permits.acquire_owned().await.ok();
-            let stream = inner.call(uri).await?.into_inner();
-            wire.count_opened();
-            Ok(TokioIo::new(Metered { stream, wire }))
-        })
-    }
-}
-
-/// An event-loop connection's socket, counting the bytes it carries and its close (its drop,
-/// when hyper's pool lets the connection go) in the client's [`Wire`], as the blocking path's
-/// sockets do.
-pub(crate) struct Metered {
-    stream: TcpStream,
-    wire: Arc<Wire>,
-}
-
-impl Drop for Metered {
-    fn drop(&mut self) {
-        self.wire.count_closed();
-    }
-}
-
-impl Connection for Metered {
-    fn connected(&self) -> Connected {
-        self.stream.connected()
-    }
-}
-
-impl AsyncRead for Metered {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            self.wire.count_received(buf.filled().len().saturating_sub(before));
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Metered {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write(cx, bytes);
-        if let Poll::Ready(Ok(written)) = polled {
-            self.wire.count_sent(written);
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buffers: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, buffers);
-        if let Poll::Ready(Ok(written)) = polled {
-            self.wire.count_sent(written);
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
