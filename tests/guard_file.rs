@@ -13,7 +13,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use capmonster::budget::file::FILE_BYTES;
@@ -136,11 +136,8 @@ fn assert_local(call: &Call, api: &str) {
 }
 
 /// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capmonster-guard-file-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new("capmonster-guard-file", name)
 }
 
 /// The guard's area of a budget file, read and written as plain bytes. Its place and geometry
@@ -232,7 +229,8 @@ fn garbage_over_the_stops_area_is_not_believed_and_is_repaired() {
     let revoked = "guard-file-revoked";
     let live = ["guard-file-live-1", "guard-file-live-2", "guard-file-live-3", "guard-file-live-4"];
     emulator.update_account(json!({"revokedKeys": [revoked]})).unwrap();
-    let path = scratch("garbage").join("budget");
+    let dir = scratch("garbage");
+    let path = dir.join("budget");
     let env = [("CAPMONSTER_BUDGET_FILE", path.as_path())];
     let call = |key: &str| call_in_a_new_process(&emulator, &env, &[], key);
 
@@ -296,7 +294,8 @@ fn a_stops_area_cut_short_behind_a_running_process_is_restored() {
     let emulator = emulator();
     let revoked = "guard-file-cut";
     emulator.update_account(json!({"revokedKeys": [revoked]})).unwrap();
-    let path = scratch("cut").join("budget");
+    let dir = scratch("cut");
+    let path = dir.join("budget");
     let env = [("CAPMONSTER_BUDGET_FILE", path.as_path())];
 
     // A process that keeps the file mapped sets the stop, and is answered by it.
@@ -374,5 +373,4 @@ fn every_process_falls_back_to_the_home_cache_when_the_temporary_directory_is_ta
             && notice.ends_with("this process counts alone"),
         "{notice}"
     );
-    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ fn redis_child() {
 struct Redis {
     child: Option<Child>,
     port: u16,
-    dir: PathBuf,
+    dir: ScratchDir,
     extra: Vec<String>,
     tls: bool,
 }
@@ -184,11 +184,8 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capmonster-redis-store-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new("capmonster-redis-store", name)
 }
 
 /// An emulator whose tasks stay processing for an hour.

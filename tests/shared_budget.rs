@@ -5,7 +5,7 @@
 mod common;
 
 use std::ffi::{CStr, CString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,11 +53,8 @@ fn child_poller() {
 }
 
 /// A fresh directory for one test's budget file.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capmonster-shared-budget-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new("capmonster-shared-budget", name)
 }
 
 /// An emulator whose tasks stay processing for an hour.
@@ -110,7 +107,8 @@ fn file_env(path: &Path) -> (&'static str, String) {
 fn eight_processes_polling_one_task_send_120_in_all() {
     let emulator = slow_emulator();
     let task_id = emulator.add_task("ImageToTextTask");
-    let path = scratch("eight").join("budget");
+    let dir = scratch("eight");
+    let path = dir.join("budget");
     let (name, value) = file_env(&path);
     let children = (0..8).map(|_| child(&emulator, task_id, 50, &[(name, &value)]).spawn().unwrap()).collect();
     let outcomes = run_all(children);
@@ -133,7 +131,8 @@ fn eight_processes_polling_one_task_send_120_in_all() {
 fn processes_one_after_another_send_120_in_all() {
     let emulator = slow_emulator();
     let task_id = emulator.add_task("ImageToTextTask");
-    let path = scratch("in-a-row").join("budget");
+    let dir = scratch("in-a-row");
+    let path = dir.join("budget");
     let (name, value) = file_env(&path);
     let mut totals = (0, 0);
     for _ in 0..130 {
@@ -178,7 +177,8 @@ fn a_process_budget_counts_alone() {
 fn a_killed_process_blocks_no_one_and_loses_at_most_its_request() {
     let emulator = slow_emulator();
     let task_id = emulator.add_task("ImageToTextTask");
-    let path = scratch("killed").join("budget");
+    let dir = scratch("killed");
+    let path = dir.join("budget");
     let (name, value) = file_env(&path);
     // Killed at a random point of a tight polling loop, some 40 requests in.
     let mut victim = child(&emulator, task_id, 100, &[(name, &value)]).spawn().unwrap();

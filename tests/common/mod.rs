@@ -4,11 +4,54 @@
 
 pub mod servers;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capmonster::{Client, Schedule};
 pub use capmonster_emulator::{Config, Emulator, Step};
 use serde_json::{json, Value};
+
+/// A fresh directory of one test under the system's temporary directory, removed with
+/// everything in it when the test ends (a test's budget files alone are megabytes, and test
+/// runs are many). Named by `prefix`, this process and `name`, so parallel runs never meet.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(prefix: &str, name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ScratchDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a file still open on Windows keeps its directory.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A fresh emulator on a free loopback port.
 pub fn emulator() -> Emulator {

@@ -7,9 +7,11 @@ wheel into a fresh virtual environment): never the source tree.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 import time
@@ -26,6 +28,8 @@ EMULATOR = os.environ.get("CAPMONSTER_EMULATOR", str(REPO / "target" / "release"
 # the run's file rather than make one of their own.
 if os.environ.get("CAPMONSTER_PYTHON_TEST_BUDGET") != os.environ.get("CAPMONSTER_BUDGET_FILE"):
     _budget_dir = tempfile.mkdtemp(prefix="capmonster-python-budget.")
+    # Removed by the process that made it, after its workers are gone: a budget file is megabytes.
+    atexit.register(shutil.rmtree, _budget_dir, ignore_errors=True)
     os.environ["CAPMONSTER_BUDGET_FILE"] = os.environ["CAPMONSTER_PYTHON_TEST_BUDGET"] = os.path.join(_budget_dir, "budget")
 os.environ.pop("CAPMONSTER_BUDGET", None)
 os.environ.pop("CAPMONSTER_GUARD", None)

@@ -233,11 +233,38 @@ mod testing {
     use crate::budget::file::BudgetFile;
     use crate::budget::key::KeyDigest;
 
-    pub fn scratch(name: &str) -> PathBuf {
+    /// A budget file's path in a fresh directory of the test's own, removed with what is in
+    /// it when the test ends (a budget file is megabytes; test runs are many).
+    pub fn scratch(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("capmonster-budget-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join("budget")
+        Scratch { file: dir.join("budget"), dir }
+    }
+
+    pub struct Scratch {
+        dir: PathBuf,
+        file: PathBuf,
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = PathBuf;
+
+        fn deref(&self) -> &PathBuf {
+            &self.file
+        }
+    }
+
+    impl AsRef<std::path::Path> for Scratch {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.file
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// The slot of a task, found through the file's own words.
