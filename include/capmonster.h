@@ -120,6 +120,9 @@ typedef void (CM_CALL *cm_log_callback)(void *user_data,
                                 const char *event,
                                 const char *message);
 
+// How a client's waiters send their requests: one of the CM_ENGINE_* values.
+typedef uint32_t cm_engine;
+
 // A client's counters since it was created (`cm_client_stats`). Set `size` to
 // `sizeof(cm_client_stats)` before the call: the library fills the members that fit, so a
 // program built with this header keeps working with later libraries, whose struct only grows
@@ -250,6 +253,14 @@ typedef struct {
 // Everything, also each request's count in the budget.
 #define CM_LOG_TRACE 5
 
+// Requests in flight are futures on one event loop (at most three library threads per client
+// with waiters, whatever the number of waits; HTTP/2 when the server offers it).
+#define CM_ENGINE_EVENT_LOOP 1
+
+// Each request in flight is sent by a worker thread that blocks until its answer, at most
+// max_connections of them.
+#define CM_ENGINE_THREADS 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -348,6 +359,13 @@ cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
 // every createTask from now on; 0 (the default) sends none. Every value is accepted.
 // `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_result **out_result);
+
+// Chooses how the client's waiters send their requests: `CM_ENGINE_EVENT_LOOP` or
+// `CM_ENGINE_THREADS` (a new client's is the environment's `CAPMONSTER_ENGINE`, `events` or
+// `threads`, else the library's default: docs/engine.md). The rules of a wait are the same on
+// both; single blocking calls always send on the calling thread. Takes effect at the next poll
+// of each wait. Any other value is refused (CM_ERR_INVALID_ARGUMENT). `out_result` may be NULL.
+cm_code CM_CALL cm_client_set_engine(cm_client *client, cm_engine engine, cm_result **out_result);
 
 // Ends the account guard's stops of this client's key and endpoint, in every process of the
 // user: call it once the user has fixed what the service refused (the key, the address

@@ -1,4 +1,4 @@
-//! The waiters' engine on its event loop (`Client::set_event_loop`), against real servers: the
+//! The waiters' engine on its event loop (`Client::set_engine(Engine::EventLoop)`), against real servers: the
 //! emulator answering after a round trip, and Debian's nginx in front of it speaking HTTP/2
 //! over TLS. Thousands of waits on schedule on a few library threads, many streams on one
 //! connection, a stream cancelled while the others on its connection complete, and a
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capmonster::{Cancel, Client, Code, Finished, Next, Schedule, Waiter};
+use capmonster::{Cancel, Client, Code, Engine, Finished, Next, Schedule, Waiter};
 use common::servers::{free_port, scratch_dir};
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -49,7 +49,7 @@ fn events_client(base_url: &str, key: &str) -> Arc<Client> {
     let client = Client::new(key).unwrap();
     client.set_base_url(base_url).unwrap();
     client.set_proxy(None).unwrap();
-    client.set_event_loop(true);
+    client.set_engine(Engine::EventLoop);
     Arc::new(client)
 }
 

@@ -49,6 +49,8 @@ type config struct {
 	maxConnections    C.uint32_t
 	softIDSet         bool
 	softID            C.uint32_t
+	engineSet         bool
+	engine            C.cm_engine
 }
 
 // WithBaseURL sends requests to baseURL instead of the official service
@@ -110,6 +112,26 @@ func WithMaxConnections(n int) Option {
 // to, with every createTask (cm_client_set_soft_id); 0 sends none, as without this option.
 func WithSoftID(softID uint32) Option {
 	return func(c *config) { c.softIDSet, c.softID = true, C.uint32_t(softID) }
+}
+
+// Engine is how a client's waits send their requests (cm_client_set_engine): the rules of a
+// wait are the same on both.
+type Engine uint32
+
+const (
+	// EngineEventLoop sends the requests in flight as futures on one event loop: at most three
+	// library threads per client, whatever the number of waits.
+	EngineEventLoop Engine = C.CM_ENGINE_EVENT_LOOP
+	// EngineThreads sends each request in flight from a worker thread that blocks until its
+	// answer, at most the client's max connections of them.
+	EngineThreads Engine = C.CM_ENGINE_THREADS
+)
+
+// WithEngine chooses how the client's waits send (cm_client_set_engine); without this
+// option the environment's CAPMONSTER_ENGINE, else the library's default. The library
+// refuses any other value with its own message.
+func WithEngine(engine Engine) Option {
+	return func(c *config) { c.engineSet, c.engine = true, C.cm_engine(engine) }
 }
 
 // Client is a client of the CapMonster Cloud API for one account key. It is safe for use by
@@ -255,6 +277,12 @@ func configure(h *C.cm_client, cfg *config) error {
 	if cfg.softIDSet {
 		id := cfg.softID
 		if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_soft_id(h, id, r) }); err != nil {
+			return err
+		}
+	}
+	if cfg.engineSet {
+		engine := cfg.engine
+		if err := call(func(r **C.cm_result) C.cm_code { return C.cm_client_set_engine(h, engine, r) }); err != nil {
 			return err
 		}
 	}

@@ -104,6 +104,26 @@ func TestBadBaseURLCarriesTheLibrarysMessage(t *testing.T) {
 	}
 }
 
+func TestWithEngine(t *testing.T) {
+	t.Parallel()
+	_, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL(emulatorURL), capmonster.WithEngine(7))
+	if e := wantKinds(t, err, "ErrInvalidArgument"); e.Message != "engine must be CM_ENGINE_EVENT_LOOP (1) or CM_ENGINE_THREADS (2), got 7" {
+		t.Errorf("message %q is not the library's", e.Message)
+	}
+	// Each engine waits a task to its solution.
+	for _, engine := range []capmonster.Engine{capmonster.EngineEventLoop, capmonster.EngineThreads} {
+		client := newClient(t, capmonster.WithEngine(engine))
+		id, err := client.CreateTask(context.Background(), imageTask(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := &capmonster.WaitOptions{Interval: 20 * time.Millisecond, Timeout: 30 * time.Second, MaxRequests: 120}
+		if res, err := client.WaitResult(context.Background(), id, opts); err != nil || !res.Ready {
+			t.Errorf("engine %d: %+v, %v", engine, res, err)
+		}
+	}
+}
+
 func TestWithMaxConnections(t *testing.T) {
 	t.Parallel()
 	_, err := capmonster.NewClient(newKey(t), capmonster.WithBaseURL(emulatorURL), capmonster.WithMaxConnections(0))

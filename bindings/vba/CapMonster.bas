@@ -32,6 +32,8 @@ Public Const CM_LOG_WARN As Long = 2
 Public Const CM_LOG_INFO As Long = 3
 Public Const CM_LOG_DEBUG As Long = 4
 Public Const CM_LOG_TRACE As Long = 5
+Public Const CM_ENGINE_EVENT_LOOP As Long = 1
+Public Const CM_ENGINE_THREADS As Long = 2
 
 ' cm_client_stats: set Size = LenB(stats) before cm_client_get_stats. The counters are
 ' uint64_t: LongLong on 64-bit, Currency on 32-bit (CmInt64Text shows one).
@@ -133,6 +135,7 @@ Public Declare PtrSafe Function cm_client_set_proxy Lib "capmonster.dll" (ByVal 
 Public Declare PtrSafe Function cm_client_set_ca_file Lib "capmonster.dll" (ByVal client As LongPtr, ByVal path As LongPtr, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_max_connections Lib "capmonster.dll" (ByVal client As LongPtr, ByVal maxConnections As Long, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_set_soft_id Lib "capmonster.dll" (ByVal client As LongPtr, ByVal softId As Long, ByRef outResult As LongPtr) As Long
+Public Declare PtrSafe Function cm_client_set_engine Lib "capmonster.dll" (ByVal client As LongPtr, ByVal engine As Long, ByRef outResult As LongPtr) As Long
 Public Declare PtrSafe Function cm_client_get_stats Lib "capmonster.dll" (ByVal client As LongPtr, ByRef stats As CmClientStats) As Long
 ' callback: AddressOf a Public Sub (ByVal userData As LongPtr, ByVal level As Long, ByVal eventName
 ' As LongPtr, ByVal message As LongPtr) in a standard module, or 0 to remove it. VBA code runs

@@ -198,7 +198,9 @@ impl Client {
             soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
             counters: Arc::default(),
-            event_loop: AtomicBool::new(event_loop_from_env(std::env::var("CAPMONSTER_ENGINE").ok().as_deref())),
+            event_loop: AtomicBool::new(
+                Engine::from_env(std::env::var("CAPMONSTER_ENGINE").ok().as_deref()) == Engine::EventLoop,
+            ),
             settings_version: AtomicU64::new(0),
             events_in_flight: Arc::default(),
         })
@@ -263,16 +265,24 @@ impl Client {
         self.soft_id.store(soft_id, Ordering::Relaxed);
     }
 
-    /// `true`: the waiters' engine sends its requests on an event loop (HTTP/2 when the server
-    /// offers it) rather than one worker thread per request in flight. Off by default for now
-    /// (`CAPMONSTER_ENGINE=events` turns it on for every client); a client with a proxy keeps
-    /// the threads. Takes effect at the next poll of each wait.
-    pub fn set_event_loop(&self, on: bool) {
-        self.event_loop.store(on, Ordering::Relaxed);
+    /// How the waiters' engine sends its requests (see [`Engine`]); a new client's is
+    /// `CAPMONSTER_ENGINE`'s, else [`Engine::DEFAULT`]. Takes effect at the next poll of each
+    /// wait. Single blocking calls are not affected: they always send on the calling thread.
+    pub fn set_engine(&self, engine: Engine) {
+        self.event_loop.store(engine == Engine::EventLoop, Ordering::Relaxed);
     }
 
-    /// Whether the waiters' engine sends on an event loop (see [`Client::set_event_loop`]).
-    pub fn event_loop(&self) -> bool {
+    /// How the waiters' engine sends its requests (see [`Client::set_engine`]).
+    pub fn engine(&self) -> Engine {
+        if self.event_loop() {
+            Engine::EventLoop
+        } else {
+            Engine::Threads
+        }
+    }
+
+    /// Whether the waiters' engine sends on an event loop.
+    pub(crate) fn event_loop(&self) -> bool {
         self.event_loop.load(Ordering::Relaxed)
     }
 
@@ -860,10 +870,44 @@ impl Client {
     }
 }
 
-/// `CAPMONSTER_ENGINE`: `events` puts the waiters' engine on an event loop; anything else
-/// (or nothing) keeps its threads.
-fn event_loop_from_env(value: Option<&str>) -> bool {
-    value.is_some_and(|value| value.trim().eq_ignore_ascii_case("events"))
+/// How a client's waiters send their requests (`cm_client_set_engine`). The rules of a wait
+/// (budget, guard, schedule, retries, cancels, counters, logs) are the same on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Requests in flight are futures on one event loop per engine (at most three library
+    /// threads, whatever the number of waits; HTTP/2 when the server offers it): see
+    /// docs/engine.md.
+    EventLoop,
+    /// Each request in flight is sent by a worker thread that blocks until its answer, at most
+    /// `max_connections` of them.
+    Threads,
+}
+
+impl Engine {
+    /// The engine of a client that names none.
+    pub const DEFAULT: Engine = Engine::Threads;
+
+    /// `CAPMONSTER_ENGINE`: `events` or `threads` (any case); anything else, or nothing, is
+    /// [`Engine::DEFAULT`].
+    fn from_env(value: Option<&str>) -> Engine {
+        match value.map(str::trim) {
+            Some(value) if value.eq_ignore_ascii_case("events") => Engine::EventLoop,
+            Some(value) if value.eq_ignore_ascii_case("threads") => Engine::Threads,
+            _ => Engine::DEFAULT,
+        }
+    }
+
+    /// The engine a number of the C API names (`CM_ENGINE_EVENT_LOOP` 1, `CM_ENGINE_THREADS`
+    /// 2), or why it names none.
+    pub fn from_number(number: u32) -> Result<Engine, Error> {
+        match number {
+            1 => Ok(Engine::EventLoop),
+            2 => Ok(Engine::Threads),
+            _ => Err(Error::invalid_argument(format!(
+                "engine must be CM_ENGINE_EVENT_LOOP (1) or CM_ENGINE_THREADS (2), got {number}"
+            ))),
+        }
+    }
 }
 
 /// Runs a call within the bounds its options give.
@@ -964,11 +1008,23 @@ mod tests {
     }
 
     #[test]
-    fn the_event_loop_is_on_only_when_the_environment_says_events() {
-        assert!(event_loop_from_env(Some("events")));
-        assert!(event_loop_from_env(Some(" Events\n")));
-        for other in [None, Some(""), Some("threads"), Some("event"), Some("1")] {
-            assert!(!event_loop_from_env(other), "{other:?}");
+    fn the_environment_names_an_engine_or_leaves_the_default() {
+        assert_eq!(Engine::from_env(Some("events")), Engine::EventLoop);
+        assert_eq!(Engine::from_env(Some(" Events\n")), Engine::EventLoop);
+        assert_eq!(Engine::from_env(Some("THREADS")), Engine::Threads);
+        for other in [None, Some(""), Some("event"), Some("1")] {
+            assert_eq!(Engine::from_env(other), Engine::DEFAULT, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_c_number_names_an_engine_or_is_refused_with_the_values_it_may_take() {
+        assert_eq!(Engine::from_number(1).unwrap(), Engine::EventLoop);
+        assert_eq!(Engine::from_number(2).unwrap(), Engine::Threads);
+        for wrong in [0, 3, u32::MAX] {
+            let error = Engine::from_number(wrong).unwrap_err();
+            assert_eq!(error.code, Code::InvalidArgument);
+            assert!(error.message.contains("CM_ENGINE_EVENT_LOOP (1)") && error.message.contains(&wrong.to_string()));
         }
     }
 

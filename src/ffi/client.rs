@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::{Client, Engine};
 use crate::ffi::arguments::{handle, optional_text, out, text};
 use crate::ffi::boundary;
 use crate::ffi::handle::{free_arc, into_arc, opaque};
@@ -200,6 +200,43 @@ pub unsafe extern "system" fn cm_client_set_soft_id(
         boundary::optional_result(out_result, 0, || {
             handle(client, "client")?.set_soft_id(soft_id);
             Ok(CallResult::ok(if soft_id == 0 { "no soft_id is sent" } else { "soft_id set" }))
+        })
+    }
+}
+
+/// How a client's waiters send their requests: one of the CM_ENGINE_* values.
+pub type cm_engine = u32;
+/// Requests in flight are futures on one event loop (at most three library threads per client
+/// with waiters, whatever the number of waits; HTTP/2 when the server offers it).
+pub const CM_ENGINE_EVENT_LOOP: cm_engine = 1;
+/// Each request in flight is sent by a worker thread that blocks until its answer, at most
+/// max_connections of them.
+pub const CM_ENGINE_THREADS: cm_engine = 2;
+
+/// Chooses how the client's waiters send their requests: `CM_ENGINE_EVENT_LOOP` or
+/// `CM_ENGINE_THREADS` (a new client's is the environment's `CAPMONSTER_ENGINE`, `events` or
+/// `threads`, else the library's default: docs/engine.md). The rules of a wait are the same on
+/// both; single blocking calls always send on the calling thread. Takes effect at the next poll
+/// of each wait. Any other value is refused (CM_ERR_INVALID_ARGUMENT). `out_result` may be NULL.
+///
+/// # Safety
+/// The rules at the top of include/capmonster.h, which every caller keeps.
+#[no_mangle]
+pub unsafe extern "system" fn cm_client_set_engine(
+    client: *mut cm_client,
+    engine: cm_engine,
+    out_result: *mut *mut cm_result,
+) -> cm_code {
+    // SAFETY: the caller keeps the header's rules for every pointer here.
+    unsafe {
+        boundary::optional_result(out_result, 0, || {
+            let client = handle(client, "client")?;
+            let engine = Engine::from_number(engine)?;
+            client.set_engine(engine);
+            Ok(CallResult::ok(match engine {
+                Engine::EventLoop => "the waiters send on an event loop",
+                Engine::Threads => "the waiters send on worker threads",
+            }))
         })
     }
 }

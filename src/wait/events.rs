@@ -1,4 +1,4 @@
-//! The engine's event loop: when the client's event loop is on (`Client::set_event_loop`),
+//! The engine's event loop: when the client's engine is the event loop (`Client::set_engine`),
 //! a due wait is handed by the engine's one timer thread to this loop, which sends its poll as
 //! a future on hyper's client (`net/events/`) and puts the wait back in the engine's table.
 //! So requests in flight cost a future each (a few KiB), not a thread.

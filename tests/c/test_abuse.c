@@ -171,6 +171,9 @@ static void test_nulls(void) {
                  "set_max_connections(NULL)");
     CHECK_SETTER(cm_client_set_soft_id, NULL, 8, r, CM_ERR_INVALID_ARGUMENT, "client", "set_soft_id(NULL)");
     CHECK_SETTER(cm_client_set_soft_id, client, UINT32_MAX, r, CM_OK, "soft_id", "set_soft_id(c, UINT32_MAX)");
+    CHECK_SETTER(cm_client_set_engine, NULL, CM_ENGINE_THREADS, r, CM_ERR_INVALID_ARGUMENT, "client", "set_engine(NULL)");
+    CHECK_SETTER(cm_client_set_engine, client, UINT32_MAX, r, CM_ERR_INVALID_ARGUMENT, "engine",
+                 "set_engine(c, UINT32_MAX)");
     CHECK_CODE(cm_cancel_new(NULL), CM_ERR_INVALID_ARGUMENT, "cancel_new(NULL)");
 
     /* Frees and triggers take NULL. */

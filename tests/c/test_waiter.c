@@ -369,6 +369,11 @@ static void test_setter_messages(void) {
 
     CHECK_MESSAGE(cm_client_set_max_connections(client, 0, &r), r, CM_ERR_INVALID_ARGUMENT, "max_connections");
     CHECK_CODE(cm_client_set_max_connections(client, 0, NULL), CM_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE(cm_client_set_engine(client, 0, &r), r, CM_ERR_INVALID_ARGUMENT, "CM_ENGINE_EVENT_LOOP (1)");
+    CHECK_MESSAGE(cm_client_set_engine(client, 3, &r), r, CM_ERR_INVALID_ARGUMENT, "got 3");
+    CHECK_MESSAGE(cm_client_set_engine(NULL, CM_ENGINE_THREADS, &r), r, CM_ERR_INVALID_ARGUMENT, "client");
+    CHECK_MESSAGE(cm_client_set_engine(client, CM_ENGINE_THREADS, &r), r, CM_OK, "worker threads");
+    CHECK_MESSAGE(cm_client_set_engine(client, CM_ENGINE_EVENT_LOOP, &r), r, CM_OK, "event loop");
     CHECK_MESSAGE(cm_client_set_max_connections(NULL, 4, &r), r, CM_ERR_INVALID_ARGUMENT, "client");
     CHECK_MESSAGE(cm_client_set_max_connections(client, 1, &r), r, CM_OK, "max_connections");
     CHECK_MESSAGE(cm_client_set_max_connections(client, UINT32_MAX, &r), r, CM_OK, "");
@@ -399,8 +404,11 @@ static void test_setter_messages(void) {
 #define MANY_MAX_CONNECTIONS 16
 #define TAG_BASE 0xC0FFEE0000000000ull
 
-static void test_many_waits(long waits) {
-    cm_client *client = emulator_client("c-waiter-many");
+/* `engine`: the library's threads stay within the thread engine's cap (+4), or within the event
+ * loop's three (its timer thread, the loop, a resolver, which an IP literal never needs). */
+static void test_many_waits(long waits, cm_engine engine) {
+    cm_client *client = emulator_client(engine == CM_ENGINE_THREADS ? "c-waiter-many" : "c-waiter-many-events");
+    long thread_bound = engine == CM_ENGINE_THREADS ? MANY_MAX_CONNECTIONS + 4 : 3;
     cm_waiter *waiter = NULL;
     cm_result *r = NULL;
     cm_wait_options options;
@@ -412,6 +420,7 @@ static void test_many_waits(long waits) {
 
     if (task_ids == NULL || seen == NULL) abort();
     CHECK_CODE(cm_client_set_max_connections(client, MANY_MAX_CONNECTIONS, NULL), CM_OK);
+    CHECK_CODE(cm_client_set_engine(client, engine, NULL), CM_OK);
     baseline_threads = threads_now();
     peak_threads = baseline_threads;
     start = now_ms();
@@ -473,13 +482,13 @@ static void test_many_waits(long waits) {
     /* Ready 300 ms after creation, polled from 250 ms on: at least one request each, never a
      * burst (a poll every 100 ms at most). */
     CHECK(requests >= (unsigned long long)waits && requests <= 4ull * (unsigned long long)waits + 100);
-    CHECK(peak_threads - baseline_threads <= MANY_MAX_CONNECTIONS + 4);
+    CHECK(peak_threads - baseline_threads <= thread_bound);
     cm_waiter_free(waiter);
     CHECK(settle(threads_now, baseline_threads, 5000) == baseline_threads);
-    printf("waiter: %ld waits (created in %.0f ms) came out in %.0f ms after the last add, %llu requests, "
-           "at most %ld library threads (cap %d + 4)\n",
-           waits, added_at - start, done_at - added_at, requests, peak_threads - baseline_threads,
-           MANY_MAX_CONNECTIONS);
+    printf("waiter, %s: %ld waits (created in %.0f ms) came out in %.0f ms after the last add, %llu requests, "
+           "at most %ld library threads (at most %ld)\n",
+           engine == CM_ENGINE_THREADS ? "threads" : "event loop", waits, added_at - start, done_at - added_at,
+           requests, peak_threads - baseline_threads, thread_bound);
     free(task_ids);
     free(seen);
     cm_client_free(client);
@@ -1604,7 +1613,8 @@ int main(int argc, char **argv) {
     test_cancels_racing_the_end_of_calls();
     test_call_timeouts();
     test_connection_cap();
-    test_many_waits(waits);
+    test_many_waits(waits, CM_ENGINE_THREADS);
+    test_many_waits(waits, CM_ENGINE_EVENT_LOOP);
     printf("%d checks, %d failed (%.1f s)\n", checks, failures, (now_ms() - start) / 1000.0);
     return failures == 0 ? 0 : 1;
 }

@@ -99,6 +99,10 @@ namespace CapMonster
                 {
                     Check(NativeMethods.cm_client_set_soft_id(handle, options.SoftId.Value, out result), result);
                 }
+                if (options.Engine.HasValue)
+                {
+                    Check(NativeMethods.cm_client_set_engine(handle, (uint)options.Engine.Value, out result), result);
+                }
             }
             catch
             {

@@ -74,5 +74,21 @@ namespace CapMonster
         /// 0 also sends none.
         /// </summary>
         public uint? SoftId { get; set; }
+
+        /// <summary>
+        /// How the client's waits send their requests (<c>cm_client_set_engine</c>). Null: the
+        /// environment's <c>CAPMONSTER_ENGINE</c>, else the library's default. The library judges
+        /// the value.
+        /// </summary>
+        public CapMonsterEngine? Engine { get; set; }
+    }
+
+    /// <summary>How a client's waits send their requests (the header's CM_ENGINE_*); the rules of a wait are the same on both.</summary>
+    public enum CapMonsterEngine
+    {
+        /// <summary>Requests in flight are futures on one event loop: at most three library threads per client, whatever the number of waits.</summary>
+        EventLoop = 1,
+        /// <summary>Each request in flight is sent by a worker thread that blocks until its answer, at most MaxConnections of them.</summary>
+        Threads = 2,
     }
 }

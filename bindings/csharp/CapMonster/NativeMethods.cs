@@ -101,6 +101,9 @@ namespace CapMonster
         internal static extern int cm_client_set_soft_id(ClientHandle client, uint softId, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
+        internal static extern int cm_client_set_engine(ClientHandle client, uint engine, out ResultHandle result);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Winapi)]
         internal static extern int cm_client_end_stops(ClientHandle client, out ResultHandle result);
 
         [DllImport(Library, CallingConvention = CallingConvention.Winapi)]

@@ -40,6 +40,7 @@ namespace CapMonster.Tests
                 ReportsReachTheService,
                 ReportsAreCancelledInFlight,
                 SoftIdIsSentWithCreateTask,
+                EachEngineWaitsAndAWrongOneIsRefused,
                 ManySolvesComeOutRight,
                 SolveCreateTaskFailureHasTaskIdZero,
                 SolvesAreCancelledAndDisposed,
@@ -712,6 +713,25 @@ namespace CapMonster.Tests
             Match m = Regex.Match(Emulator.Get("/_emulator/stats"), "\"lastSoftId\"\\s*:\\s*(null|\\d+)");
             Assert.True(m.Success, "the emulator's stats carry lastSoftId");
             return m.Groups[1].Value;
+        }
+
+        private static void EachEngineWaitsAndAWrongOneIsRefused()
+        {
+            const string task = "{\"type\":\"ImageToTextTask\",\"body\":\"eA==\"}";
+            var wait = new WaitOptions { FirstDelay = TimeSpan.Zero, Interval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromSeconds(30), MaxRequests = 120 };
+            foreach (var engine in new[] { CapMonsterEngine.EventLoop, CapMonsterEngine.Threads })
+            {
+                var options = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, Engine = engine };
+                using (var client = new CapMonsterClient("cs-engine-choice", options))
+                {
+                    long id = client.CreateTask(task);
+                    TaskResult r = client.WaitResultAsync(id, wait).Result;
+                    Assert.Equal(id, r.TaskId, engine + ": the task waited");
+                }
+            }
+            var wrong = new CapMonsterClientOptions { BaseUrl = Emulator.Url, UseProxy = false, Engine = (CapMonsterEngine)7 };
+            var e = Assert.Fails(CapMonsterErrorCode.InvalidArgument, () => new CapMonsterClient("cs-engine-choice", wrong), "engine 7");
+            Assert.Equal("engine must be CM_ENGINE_EVENT_LOOP (1) or CM_ENGINE_THREADS (2), got 7", e.Message, "the library's message");
         }
 
         private static void SoftIdIsSentWithCreateTask()

@@ -42,6 +42,18 @@ async def test_each_call(emulator, key):
 
 
 @pytest.mark.asyncio
+async def test_each_engine_waits_and_solves_and_a_wrong_one_is_refused(emulator, key):
+    for engine in (capmonster.Engine.EVENT_LOOP, capmonster.Engine.THREADS):
+        async with async_client(emulator, key, engine=engine) as c:
+            task_id = await c.create_task(IMAGE_TASK)
+            assert (await c.wait_result(task_id, **FAST)).solution == {"text": "answer"}, engine
+            assert (await c.solve(IMAGE_TASK)).solution["text"] == "answer", engine
+    with pytest.raises(capmonster.InvalidArgumentError) as e:
+        async_client(emulator, key, engine=7)
+    assert e.value.message == "engine must be CM_ENGINE_EVENT_LOOP (1) or CM_ENGINE_THREADS (2), got 7"
+
+
+@pytest.mark.asyncio
 async def test_cancelling_the_task_cancels_the_wait_within_milliseconds(emulator, key):
     task_id = emulator.task(solve_after_ms=60000)
     async with async_client(emulator, key) as c:

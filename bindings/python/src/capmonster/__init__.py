@@ -15,7 +15,7 @@ Every failed call raises a ``CapMonsterError``: one subclass per code of the lib
 """
 
 from ._async import AsyncClient
-from ._client import Cancel, Client, ClientClosedError, ClientForkedError, Task, TaskResult, set_budget
+from ._client import Cancel, Client, ClientClosedError, ClientForkedError, Engine, Task, TaskResult, set_budget
 from ._codes import (
     APIError,
     BadResponseError,
@@ -45,6 +45,7 @@ __all__ = [
     "Client",
     "ClientClosedError",
     "ClientForkedError",
+    "Engine",
     "HTTPStatusError",
     "InternalError",
     "InvalidArgumentError",

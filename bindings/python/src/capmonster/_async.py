@@ -277,6 +277,7 @@ class AsyncClient:
         ca_file: Optional[str] = None,
         max_connections: Optional[int] = None,
         soft_id: Optional[int] = None,
+        engine: Optional[int] = None,
         user_agent_url: Optional[str] = None,
         _waiter_thread: bool = False,
     ) -> None:
@@ -288,6 +289,7 @@ class AsyncClient:
             ca_file=ca_file,
             max_connections=max_connections,
             soft_id=soft_id,
+            engine=engine,
             user_agent_url=user_agent_url,
         )
         self._handle = self._client._handle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import enum
 import json
 import math
 import os
@@ -21,6 +22,18 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 Task = Union[Mapping[str, Any], str]
 """A task: the API's ``task`` object (with its ``"type"``) as a mapping, or as JSON text."""
+
+
+class Engine(enum.IntEnum):
+    """How a client's waits send their requests (the C API's ``CM_ENGINE_*``); the rules of a
+    wait are the same on both."""
+
+    EVENT_LOOP = 1
+    """Requests in flight are futures on one event loop: at most three library threads per
+    client, whatever the number of waits."""
+    THREADS = 2
+    """Each request in flight is sent by a worker thread that blocks until its answer, at most
+    ``max_connections`` of them."""
 
 
 class ClientClosedError(_codes.InvalidArgumentError):
@@ -308,6 +321,9 @@ class Client:
         max_connections: caps the connections held at once, calls and waits together
             (default: the library's, 64).
         soft_id: the software developer's id sent with every createTask.
+        engine: how the waits send their requests (``Engine.EVENT_LOOP`` or ``Engine.THREADS``;
+            default: the environment's ``CAPMONSTER_ENGINE``, else the library's); needs a
+            library with ``cm_client_set_engine``.
         user_agent_url: where ``get_user_agent`` reads the User-Agent (default: the service's
             page); needs a library with getUserAgent.
     """
@@ -322,6 +338,7 @@ class Client:
         ca_file: Optional[str] = None,
         max_connections: Optional[int] = None,
         soft_id: Optional[int] = None,
+        engine: Optional[int] = None,
         user_agent_url: Optional[str] = None,
     ) -> None:
         key = _c_string(client_key, "client_key")
@@ -351,6 +368,10 @@ class Client:
                 self._set(lib.cm_client_set_max_connections, p, _count(max_connections, "max_connections"))
             if soft_id is not None:
                 self._set(lib.cm_client_set_soft_id, p, _count(soft_id, "soft_id"))
+            if engine is not None:
+                if _native.cm_client_set_engine is None:
+                    raise _native.missing("cm_client_set_engine")
+                self._set(_native.cm_client_set_engine, p, _count(engine, "engine"))
             if user_agent_url is not None:
                 if _native.cm_client_set_user_agent_url is None:
                     raise _native.missing("cm_client_set_user_agent_url")

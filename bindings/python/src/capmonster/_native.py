@@ -193,6 +193,7 @@ LogCallback = _CALLBACK_TYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
 cm_client_get_stats = optional("cm_client_get_stats", c_int32, [c_void_p, POINTER(ClientStats)])
 cm_set_log_callback = optional("cm_set_log_callback", c_int32, [c_int32, LogCallback, c_void_p])
 cm_set_budget = optional("cm_set_budget", c_int32, [c_char_p, _R])
+cm_client_set_engine = optional("cm_client_set_engine", c_int32, [c_void_p, c_uint32, _R])
 
 def missing(function: str) -> CapMonsterError:
     """The error of a call that needs a function the loaded library lacks."""
