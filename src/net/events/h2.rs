@@ -176,10 +176,8 @@ impl Shared {
     fn take(self: &Arc<Shared>) -> Taken {
         let mut connections = self.lock();
         connections.retain(|connection| connection.usable());
-        let free = connections
-            .iter()
-            .find(|c| c.streams.load(Ordering::Relaxed) < c.limit.load(Ordering::Relaxed))
-            .cloned();
+        let free =
+            connections.iter().find(|c| c.streams.load(Ordering::Relaxed) < c.limit.load(Ordering::Relaxed)).cloned();
         // Every connection full and max_connections open: the least loaded one, where h2
         // queues the stream.
         let least = || connections.iter().min_by_key(|c| c.streams.load(Ordering::Relaxed)).cloned();
@@ -264,7 +262,11 @@ async fn connect(connector: &mut Connector, uri: Uri) -> Result<Stream, BoxError
 
 /// Drives an HTTP/2 connection until it closes or idles out, reading the server's stream limit
 /// as its SETTINGS arrive. The connection (and its socket) is dropped at the end.
-async fn drive(driven: http2::Connection<Stream, Body, TokioExecutor>, shared: Arc<Shared>, connection: Arc<Connection>) {
+async fn drive(
+    driven: http2::Connection<Stream, Body, TokioExecutor>,
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+) {
     let mut driven = Box::pin(driven);
     let serve = std::future::poll_fn(|cx: &mut Context<'_>| {
         let polled = driven.as_mut().poll(cx);

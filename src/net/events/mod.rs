@@ -27,8 +27,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub(crate) use cancelled::cancelled;
-use h2::{Handoff, Http2Pool, Taken, Unsent};
 use h2::STREAMS_PER_CONNECTION;
+use h2::{Handoff, Http2Pool, Taken, Unsent};
 
 use crate::api::error::{Code, Error};
 use crate::cancel::Cancel;
