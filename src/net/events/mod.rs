@@ -15,7 +15,7 @@ mod connector;
 mod h2;
 mod socket;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,8 @@ pub(crate) struct EventChannel {
     /// Whether the first answer (or failure) set the permits for the protocol.
     sized: AtomicBool,
     multiplexed: AtomicBool,
+    /// The permits the semaphore was given in all (it has no getter): what a resize starts from.
+    granted: AtomicUsize,
     /// The client's count of requests in flight on the event loop (for its stats).
     in_flight: Arc<AtomicU32>,
 }
@@ -115,6 +117,7 @@ impl EventChannel {
             permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
             sized: AtomicBool::new(plain),
             multiplexed: AtomicBool::new(false),
+            granted: AtomicUsize::new(if plain { max_connections as usize } else { 1 }),
             in_flight: Arc::clone(in_flight),
         }))
     }
@@ -152,16 +155,31 @@ impl EventChannel {
         Ok((EventPermit { _permit: permit, in_flight: Arc::clone(&self.in_flight) }, queued))
     }
 
-    /// Learns the protocol from the first answer (or failure) and opens the permits for it. On
-    /// HTTP/2 the first answer came after the server's SETTINGS, so its stream limit is known.
+    /// Learns the protocol from the first answer (or failure) and opens the permits for it; on
+    /// HTTP/2, follows the server's stream limit at every answer (it is read from the
+    /// connection as its SETTINGS are applied, which may be after the first answer).
     fn size_for(&self, version: Option<Version>) {
         let h2 = version == Some(Version::HTTP_2);
-        if h2 && !self.multiplexed.swap(true, Ordering::Relaxed) {
-            let more = self.max_in_flight() - if self.sized.load(Ordering::Relaxed) { self.max_connections } else { 1 };
-            self.sized.store(true, Ordering::Relaxed);
-            self.permits.add_permits(more as usize);
-        } else if !h2 && !self.sized.swap(true, Ordering::Relaxed) {
-            self.permits.add_permits(self.max_connections as usize - 1);
+        if h2 {
+            self.multiplexed.store(true, Ordering::Relaxed);
+        }
+        if !self.sized.swap(true, Ordering::Relaxed) || h2 {
+            self.resize();
+        }
+    }
+
+    /// Brings the permits to [`Self::max_in_flight`]: adds the missing ones, or forgets free
+    /// ones (those in use are forgotten at a later answer, when they are back).
+    fn resize(&self) {
+        let target = self.max_in_flight() as usize;
+        let granted = self.granted.load(Ordering::Relaxed);
+        if target > granted {
+            if self.granted.compare_exchange(granted, target, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                self.permits.add_permits(target - granted);
+            }
+        } else if target < granted {
+            let forgotten = self.permits.forget_permits(granted - target);
+            self.granted.fetch_sub(forgotten, Ordering::Relaxed);
         }
     }
 
