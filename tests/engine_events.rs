@@ -240,7 +240,7 @@ fn http2_carries_many_streams_on_one_connection() {
     }
     let took = started.elapsed();
     // One request until the first answer names the protocol, then the 99 others at once.
-    assert!(took < Duration::from_millis(1200), "100 streams took {took:?}");
+    assert!(took < Duration::from_millis(1500), "100 streams took {took:?}");
     assert_eq!(client.connections_opened(), 1, "every stream on one connection");
     assert_eq!(client.stats().answers_ready, waits as u64);
 }
