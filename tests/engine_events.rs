@@ -284,13 +284,15 @@ fn http2_opens_another_connection_when_every_one_is_full() {
         assert!(seen.insert(done.task_id), "task {} twice", done.task_id);
     }
     let took = started.elapsed();
+    let threads = library_threads();
+    assert!(threads <= 3, "{threads} library threads");
     let opened = client.connections_opened();
     let most = (waits as u64).div_ceil(32) + 1;
     assert!(opened > 1 && opened <= most, "{opened} connections for {waits} streams at 32 a connection");
     // On one connection: 32 rounds of 200 ms, 6.4 s.
     assert!(took < Duration::from_secs(3), "{waits} streams took {took:?}");
     assert_eq!(client.stats().answers_ready, waits as u64 + 1);
-    eprintln!("{waits} streams at 32 a connection: {took:?} on {opened} connections");
+    eprintln!("{waits} streams at 32 a connection: {took:?} on {opened} connections, {threads} library threads");
     // The last waiter gone, its event loop's connections are closed with it.
     drop(waiter);
     let stats = client.stats();
