@@ -70,7 +70,8 @@ fn finished(waiter: &Waiter, within: Duration) -> Finished {
 }
 
 /// nginx terminating TLS with HTTP/2 (ALPN) in front of `upstream`, with room for every
-/// stream of the tests (each takes an upstream connection while in flight).
+/// stream of the tests (each takes an upstream connection while in flight), allowing 100
+/// streams per connection.
 struct Nginx {
     child: Child,
     port: u16,
@@ -85,6 +86,13 @@ impl Drop for Nginx {
 }
 
 fn nginx_h2(name: &str, upstream: &str) -> Nginx {
+    nginx_tls(name, upstream, Some(100), 1_000_000)
+}
+
+/// nginx terminating TLS in front of `upstream`: with HTTP/2 allowing `streams` per connection,
+/// or (`None`) HTTP/1.1 only; a connection is closed (on HTTP/2 by GOAWAY) after
+/// `requests_per_connection`.
+fn nginx_tls(name: &str, upstream: &str, streams: Option<u32>, requests_per_connection: u32) -> Nginx {
     let dir = scratch_dir(&format!("engine-{name}"));
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, "libcapmonster engine test CA");
@@ -100,6 +108,10 @@ fn nginx_h2(name: &str, upstream: &str) -> Nginx {
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
     let port = free_port();
     let d = dir.display();
+    let (http2, streams) = match streams {
+        Some(streams) => (" http2", streams),
+        None => ("", 128),
+    };
     let config = format!(
         "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
 worker_rlimit_nofile 8192;
@@ -108,9 +120,10 @@ http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  http2_max_concurrent_streams 100;
+  http2_max_concurrent_streams {streams};
+  keepalive_requests {requests_per_connection};
   server {{
-    listen 127.0.0.1:{port} ssl http2;
+    listen 127.0.0.1:{port} ssl{http2};
     ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;
     location / {{ proxy_pass {upstream}; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}
   }}
@@ -208,39 +221,137 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
     eprintln!("{waits} waits at 150 ms: {took:?}, {peak} library threads, {} connections", client.connections_opened());
 }
 
-/// Through nginx with HTTP/2: 500 waits due at once go out as streams of one connection, 100
-/// at a time (nginx's stream limit here: each stream takes an upstream connection of its own).
+/// Through nginx with HTTP/2: 100 waits due at once (nginx's stream limit here) go out as
+/// streams of one connection.
 #[test]
 fn http2_carries_many_streams_on_one_connection() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(200));
     let nginx = nginx_h2("h2", &emulator.url());
     let client = https_events_client(&nginx, "events-h2");
-    let waits = 500;
-    for task in 0..waits {
-        emulator.script_task(60_000 + task, vec![Step::ready(json!({"text": "ok"}))]);
-    }
-    let schedule = Schedule {
-        first_delay: Duration::ZERO,
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(30),
-        max_requests: 10,
-    };
+    let waits = 100;
     let waiter = Waiter::new(&client).unwrap();
     let started = Instant::now();
-    for task in 0..waits {
-        waiter.add(60_000 + task, &schedule, None, task as u64).unwrap();
-    }
+    add_ready_waits(&emulator, &waiter, 60_000, waits);
     for _ in 0..waits {
         let done = finished(&waiter, Duration::from_secs(20));
         assert!(done.report.result.is_ok(), "{:?}", done.report.result);
         assert_eq!(done.report.requests, 1);
     }
     let took = started.elapsed();
-    // One request until the first answer names the protocol, then five rounds of 100 streams.
-    assert!(took < Duration::from_millis(1800), "500 streams took {took:?}");
+    // One request until the first answer names the protocol, then the 99 others at once.
+    assert!(took < Duration::from_millis(1500), "100 streams took {took:?}");
     assert_eq!(client.connections_opened(), 1, "every stream on one connection");
     assert_eq!(client.stats().answers_ready, waits as u64);
+}
+
+/// Scripts `count` tasks from `first` on, ready at the first poll, and adds their waits (all
+/// due at once).
+fn add_ready_waits(emulator: &Emulator, waiter: &Waiter, first: i64, count: i64) {
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(30),
+        max_requests: 10,
+    };
+    for task in first..first + count {
+        emulator.script_task(task, vec![Step::ready(json!({"text": "ok"}))]);
+        waiter.add(task, &schedule, None, task as u64).unwrap();
+    }
+}
+
+/// 1,000 waits due at once through nginx allowing 32 streams per connection: they go out on
+/// as many connections as the limit needs (32), not queued on one (32 rounds of the round
+/// trip), and every one is answered right.
+#[test]
+fn http2_opens_another_connection_when_every_one_is_full() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(200));
+    let nginx = nginx_tls("h2-pool", &emulator.url(), Some(32), 1_000_000);
+    let client = https_events_client(&nginx, "events-h2-pool");
+    let waiter = Waiter::new(&client).unwrap();
+    // Warm: the first answer says HTTP/2 and the server's limit.
+    add_ready_waits(&emulator, &waiter, 61_999, 1);
+    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
+    let waits = 1000;
+    let started = Instant::now();
+    add_ready_waits(&emulator, &waiter, 62_000, waits);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..waits {
+        let done = finished(&waiter, Duration::from_secs(20));
+        assert!(done.report.result.is_ok(), "task {}: {:?}", done.task_id, done.report.result);
+        assert_eq!(done.report.requests, 1);
+        assert!(seen.insert(done.task_id), "task {} twice", done.task_id);
+    }
+    let took = started.elapsed();
+    let threads = library_threads();
+    assert!(threads <= 3, "{threads} library threads");
+    let opened = client.connections_opened();
+    let most = (waits as u64).div_ceil(32) + 1;
+    assert!(opened > 1 && opened <= most, "{opened} connections for {waits} streams at 32 a connection");
+    // On one connection: 32 rounds of 200 ms, 6.4 s.
+    assert!(took < Duration::from_secs(3), "{waits} streams took {took:?}");
+    assert_eq!(client.stats().answers_ready, waits as u64 + 1);
+    eprintln!("{waits} streams at 32 a connection: {took:?} on {opened} connections, {threads} library threads");
+    // The last waiter gone, its event loop's connections are closed with it.
+    drop(waiter);
+    let stats = client.stats();
+    assert_eq!((stats.connections_open, stats.connections_opened), (0, opened), "{stats:?}");
+}
+
+/// nginx sends GOAWAY after 30 requests on a connection: the connection leaves the set, the
+/// streams it did not take fail as a single request fails and go out again at their next
+/// poll, on a new connection; every wait ends right.
+#[test]
+fn a_connection_gone_away_leaves_the_set() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(100));
+    let nginx = nginx_tls("goaway", &emulator.url(), Some(100), 30);
+    let client = https_events_client(&nginx, "events-goaway");
+    let waiter = Waiter::new(&client).unwrap();
+    let schedule = Schedule {
+        first_delay: Duration::ZERO,
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(30),
+        max_requests: 20,
+    };
+    let waits = 100;
+    for task in 64_000..64_000 + waits {
+        emulator.script_task(task, vec![Step::ready(json!({"text": "ok"}))]);
+        waiter.add(task, &schedule, None, task as u64).unwrap();
+    }
+    for _ in 0..waits {
+        let done = finished(&waiter, Duration::from_secs(20));
+        assert!(done.report.result.is_ok(), "task {}: {:?}", done.task_id, done.report.result);
+    }
+    let stats = client.stats();
+    // 100 answers at 30 a connection: at least 4 connections, each opened after the last went.
+    assert!(stats.connections_opened >= 4, "{stats:?}");
+    assert!(stats.connections_open < stats.connections_opened, "{stats:?}");
+    assert_eq!(stats.answers_ready, waits as u64);
+    eprintln!("GOAWAY every 30 requests: {stats:?}");
+}
+
+/// A TLS server that offers only HTTP/1.1: the connection opened to learn it carries the first
+/// request (it is not opened twice), and the waits go out on HTTP/1.1 connections.
+#[test]
+fn tls_without_http2_keeps_http1_connections() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(50));
+    let nginx = nginx_tls("h1", &emulator.url(), None, 1_000_000);
+    let client = https_events_client(&nginx, "events-h1");
+    let waiter = Waiter::new(&client).unwrap();
+    add_ready_waits(&emulator, &waiter, 63_999, 1);
+    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
+    assert_eq!(client.connections_opened(), 1, "the first connection was handed over, not opened twice");
+    add_ready_waits(&emulator, &waiter, 63_000, 20);
+    for _ in 0..20 {
+        let done = finished(&waiter, Duration::from_secs(10));
+        assert!(done.report.result.is_ok(), "task {}: {:?}", done.task_id, done.report.result);
+    }
+    // 20 requests in flight at once on HTTP/1.1: a connection each (one of them the first).
+    let opened = client.connections_opened();
+    assert!((2..=20).contains(&opened), "{opened} connections for 20 HTTP/1.1 requests");
 }
 
 /// A stream cancelled mid-request ends within milliseconds; the 49 others on its connection

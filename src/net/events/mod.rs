@@ -6,27 +6,29 @@
 //! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore. Over TLS,
 //! until the first answer says which protocol the server speaks, one request goes out at a time (so that
 //! HTTP/2 starts on one connection, not on `max_connections` raced ones); then the permits are
-//! `max_connections` for HTTP/1.1 (a request in flight is a connection) or
-//! `max_connections` × [`STREAMS_PER_CONNECTION`] for HTTP/2 (hyper's pool shares one HTTP/2
-//! connection between all requests; the server's stream limit queues the rest inside h2).
+//! `max_connections` for HTTP/1.1 (a request in flight is a connection, in hyper-util's pool)
+//! or `max_connections` × the streams the server allows per connection for HTTP/2 (`h2.rs`: a
+//! new connection when every open one is full, up to `max_connections`).
 
 mod cancelled;
 mod connector;
+mod h2;
 mod socket;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use hyper::{Uri, Version};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, Uri, Version};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub(crate) use cancelled::cancelled;
-use connector::Connector;
+use h2::STREAMS_PER_CONNECTION;
+use h2::{Handoff, Http2Pool, Taken, Unsent};
 
 use crate::api::error::{Code, Error};
 use crate::cancel::Cancel;
@@ -36,16 +38,17 @@ use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
 use crate::net::trust::{self, Trust};
 use crate::net::wire::Wire;
 
-/// The HTTP/2 streams counted per allowed connection once the server spoke HTTP/2: nginx's
-/// default `http2_max_concurrent_streams` is 128, most servers allow at least 100.
-pub const STREAMS_PER_CONNECTION: u32 = 100;
-
 /// How long an idle pooled connection is kept (a waiter's interval is a few seconds).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What the engine's requests are sent with while the client's settings stay the same.
 pub(crate) struct EventChannel {
-    client: HyperClient<Connector, Full<Bytes>>,
+    /// HTTP/1.1 (plain, or a TLS server without `h2`): hyper-util's pool.
+    client: HyperClient<Handoff, Full<Bytes>>,
+    /// HTTP/2: `None` without TLS (no ALPN).
+    http2: Option<Http2Pool>,
+    /// The TLS server chose HTTP/1.1: every request goes to `client`.
+    http1_over_tls: AtomicBool,
     urls: [Uri; Method::ALL.len()],
     pub request_timeout: Duration,
     max_connections: u32,
@@ -53,6 +56,8 @@ pub(crate) struct EventChannel {
     /// Whether the first answer (or failure) set the permits for the protocol.
     sized: AtomicBool,
     multiplexed: AtomicBool,
+    /// The permits the semaphore was given in all (it has no getter): what a resize starts from.
+    granted: AtomicUsize,
     /// The client's count of requests in flight on the event loop (for its stats).
     in_flight: Arc<AtomicU32>,
 }
@@ -85,10 +90,12 @@ impl EventChannel {
             Ok(connector) => connector,
             Err(error) => return Some(Err(error)),
         };
+        let handoff = Handoff::new(connector.clone());
+        let waiting = handoff.waiting();
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(max_connections as usize)
-            .build(connector);
+            .build(handoff);
         let parse = |url: &str| url.parse::<Uri>().map_err(|e| Error::invalid_argument(format!("{url}: {e}")));
         let mut urls = Vec::with_capacity(Method::ALL.len());
         for method in Method::ALL {
@@ -102,12 +109,15 @@ impl EventChannel {
         let plain = base_url.as_str().starts_with("http://");
         Some(Ok(EventChannel {
             client,
+            http2: (!plain).then(|| Http2Pool::new(connector, waiting, max_connections)),
+            http1_over_tls: AtomicBool::new(false),
             urls,
             request_timeout,
             max_connections,
             permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
             sized: AtomicBool::new(plain),
             multiplexed: AtomicBool::new(false),
+            granted: AtomicUsize::new(if plain { max_connections as usize } else { 1 }),
             in_flight: Arc::clone(in_flight),
         }))
     }
@@ -115,10 +125,16 @@ impl EventChannel {
     /// The most requests in flight at once now (for messages).
     pub fn max_in_flight(&self) -> u32 {
         if self.multiplexed.load(Ordering::Relaxed) {
-            self.max_connections.saturating_mul(STREAMS_PER_CONNECTION)
+            self.max_connections.saturating_mul(self.streams_per_connection())
         } else {
             self.max_connections
         }
+    }
+
+    /// The streams the HTTP/2 server allows per connection (capped), as last heard.
+    fn streams_per_connection(&self) -> u32 {
+        let allowed = self.http2.as_ref().map_or(STREAMS_PER_CONNECTION, Http2Pool::streams_allowed);
+        allowed as u32
     }
 
     /// Waits for a permit until `deadline`, or until a token triggers. `bool`: it was queued.
@@ -139,15 +155,51 @@ impl EventChannel {
         Ok((EventPermit { _permit: permit, in_flight: Arc::clone(&self.in_flight) }, queued))
     }
 
-    /// Learns the protocol from the first answer (or failure) and opens the permits for it.
+    /// Learns the protocol from the first answer (or failure) and opens the permits for it; on
+    /// HTTP/2, follows the server's stream limit at every answer (it is read from the
+    /// connection as its SETTINGS are applied, which may be after the first answer).
     fn size_for(&self, version: Option<Version>) {
         let h2 = version == Some(Version::HTTP_2);
-        if h2 && !self.multiplexed.swap(true, Ordering::Relaxed) {
-            let more = self.max_in_flight() - if self.sized.load(Ordering::Relaxed) { self.max_connections } else { 1 };
-            self.sized.store(true, Ordering::Relaxed);
-            self.permits.add_permits(more as usize);
-        } else if !h2 && !self.sized.swap(true, Ordering::Relaxed) {
-            self.permits.add_permits(self.max_connections as usize - 1);
+        if h2 {
+            self.multiplexed.store(true, Ordering::Relaxed);
+        }
+        if !self.sized.swap(true, Ordering::Relaxed) || h2 {
+            self.resize();
+        }
+    }
+
+    /// Brings the permits to [`Self::max_in_flight`]: adds the missing ones, or forgets free
+    /// ones (those in use are forgotten at a later answer, when they are back).
+    fn resize(&self) {
+        let target = self.max_in_flight() as usize;
+        let granted = self.granted.load(Ordering::Relaxed);
+        if target > granted {
+            if self.granted.compare_exchange(granted, target, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                self.permits.add_permits(target - granted);
+            }
+        } else if target < granted {
+            let forgotten = self.permits.forget_permits(granted - target);
+            self.granted.fetch_sub(forgotten, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends `request` on HTTP/2 when the server speaks it, else on hyper-util's HTTP/1.1 pool.
+    /// The [`Taken`] HTTP/2 stream must live until the answer's body is read.
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(Response<Incoming>, Option<Taken>), String> {
+        let mut request = request;
+        if let Some(http2) = self.http2.as_ref().filter(|_| !self.http1_over_tls.load(Ordering::Relaxed)) {
+            match http2.send(request).await {
+                Ok((response, taken)) => return Ok((response, Some(taken))),
+                Err(Unsent::Failed(message)) => return Err(message),
+                Err(Unsent::Http1(unsent)) => {
+                    self.http1_over_tls.store(true, Ordering::Relaxed);
+                    request = *unsent;
+                }
+            }
+        }
+        match self.client.request(request).await {
+            Ok(response) => Ok((response, None)),
+            Err(error) => Err(failure(&error, false)),
         }
     }
 
@@ -177,12 +229,12 @@ impl EventChannel {
             http_status: None,
         })?;
         let exchange = async {
-            let response = match self.client.request(request).await {
-                Ok(response) => response,
-                Err(error) => {
+            let (response, _stream) = match self.send(request).await {
+                Ok(sent) => sent,
+                Err(what) => {
                     self.size_for(None);
                     return Err(AttemptFailure {
-                        error: Error::new(Code::Network, format!("{}: {}", method.name(), failure(&error, false))),
+                        error: Error::new(Code::Network, format!("{}: {what}", method.name())),
                         stale_connection: false,
                         http_status: None,
                     });
