@@ -203,8 +203,9 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
         }
     }
     let took = started.elapsed();
-    // The schedule: 150 ms + 1 s + 150 ms = 1.3 s.
-    assert!(took < Duration::from_millis(2600), "{waits} waits took {took:?}; the schedule allows 1.3 s");
+    // The schedule: 150 ms + 1 s + 150 ms = 1.3 s; a thread per request in flight at the default
+    // cap of 64 needs about 9.4 s. The bound is generous (a loaded 2-core machine took 2.5 s).
+    assert!(took < Duration::from_secs(4), "{waits} waits took {took:?}; the schedule allows 1.3 s");
     assert!(peak <= 3, "{peak} library threads");
     assert_eq!(waiter.engine_threads(), 1, "one timer thread");
     let stats = client.stats();
