@@ -265,8 +265,9 @@ impl Client {
 
     /// `true`: the waiters' engine sends its requests on an event loop (HTTP/2 when the server
     /// offers it) rather than one worker thread per request in flight. Off by default for now
-    /// (`CAPMONSTER_ENGINE=events` turns it on for every client); a client with a proxy keeps
-    /// the threads. Takes effect at the next poll of each wait.
+    /// (`CAPMONSTER_ENGINE=events` turns it on for every client). The client's proxy is used on
+    /// the loop too (HTTP CONNECT, SOCKS5, SOCKS4); only an `https://` proxy (TLS to the proxy)
+    /// keeps the threads. Takes effect at the next poll of each wait.
     pub fn set_event_loop(&self, on: bool) {
         self.event_loop.store(on, Ordering::Relaxed);
     }
@@ -282,24 +283,27 @@ impl Client {
     }
 
     /// A channel of the event loop for the settings now; `None` when the engine keeps its
-    /// threads: the event loop is off, a proxy is in use (not supported on the event loop
-    /// yet), the client's channel is unusable (the blocking path reports why), or the trust
-    /// has no roots rustls can take here.
+    /// threads: the event loop is off, the client's channel is unusable (the blocking path
+    /// reports why), or the proxy is an `https://` one (TLS to the proxy, which only the
+    /// threads' ureq does).
     pub(crate) fn event_channel(&self) -> Option<Result<crate::net::events::EventChannel, Error>> {
         if !self.event_loop() {
             return None;
         }
         let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
-        match channel.as_ref() {
-            Ok(channel) if channel.proxy.is_none() => {}
-            _ => return None,
-        }
+        // The proxy the blocking channel chose (set, or from the environment); a malformed one
+        // in the environment is reported by the threads' path, as by every call.
+        let proxy = match channel.as_ref() {
+            Ok(channel) => channel.proxy.clone(),
+            Err(_) => return None,
+        };
         let settings = self.settings();
         crate::net::events::EventChannel::new(
             &settings.base_url,
             &settings.user_agent_url,
             settings.request_timeout,
             &settings.trust,
+            proxy,
             &self.wire,
             &self.events_in_flight,
             settings.max_connections,

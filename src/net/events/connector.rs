@@ -1,28 +1,64 @@
 //! How the event loop reaches the service: TLS (the same rustls and trusted roots as the
-//! blocking path, HTTP/2 offered by ALPN) over the counted TCP sockets of `socket.rs`.
+//! blocking path, HTTP/2 offered by ALPN) over the counted TCP sockets of `socket.rs`, directly
+//! or through the client's proxy: an HTTP CONNECT tunnel, or SOCKS5/SOCKS4 (hyper-util's
+//! handshakes). The proxy URL is read by ureq's rules, as the blocking path reads it, and its
+//! failures are worded as the blocking path words them (`transport.rs`).
 
-use std::sync::Arc;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::Engine as _;
+use hyper::Uri;
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tower_service::Service;
 
 use crate::api::error::{Code, Error};
-use crate::net::events::socket::Counted;
+use crate::net::endpoint::ProxyUrl;
+use crate::net::events::socket::{Counted, Metered};
+use crate::net::transport::USER_AGENT;
 use crate::net::trust::Trust;
 use crate::net::wire::Wire;
 
 /// The connector hyper's client opens its connections with.
-pub(crate) type Connector = HttpsConnector<Counted>;
+pub(crate) type Connector = HttpsConnector<Route>;
 
-/// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which only
-/// ureq carries): the engine then keeps its threads.
-pub(crate) fn build(trust: &Trust, request_timeout: Duration, wire: &Arc<Wire>) -> Option<Result<Connector, Error>> {
-    let ureq::tls::RootCerts::Specific(certs) = trust.roots() else { return None };
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `None` when this proxy needs what the event loop does not have (TLS to an `https://`
+/// proxy): the engine then keeps its threads.
+pub(crate) fn build(
+    trust: &Trust,
+    request_timeout: Duration,
+    wire: &Arc<Wire>,
+    proxy: Option<&ProxyUrl>,
+) -> Option<Result<Connector, Error>> {
+    let via = match proxy.map(Via::of).transpose() {
+        Ok(via) => via?,
+        Err(error) => return Some(Err(error)),
+    };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in certs.iter() {
-        // An unusable root is skipped, as ureq skips it.
-        let _ = roots.add(rustls::pki_types::CertificateDer::from(cert.der().to_vec()));
+    match trust.roots() {
+        ureq::tls::RootCerts::Specific(certs) => {
+            for cert in certs.iter() {
+                // An unusable root is skipped, as ureq skips it.
+                let _ = roots.add(rustls::pki_types::CertificateDer::from(cert.der().to_vec()));
+            }
+        }
+        // Mozilla's list, where the system has no roots: the same list ureq gives rustls.
+        ureq::tls::RootCerts::WebPki => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        // Not made by `Trust` (ureq's platform verifier is not built in).
+        _ => return None,
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
@@ -34,12 +70,348 @@ pub(crate) fn build(trust: &Trust, request_timeout: Duration, wire: &Arc<Wire>) 
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(request_timeout));
-    let counted = Counted::new(http, wire);
+    let route = Route { counted: Counted::new(http, wire), via: via.unwrap_or(Via::Direct) };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(counted);
+        .wrap_connector(route);
     Some(Ok(connector))
+}
+
+/// The counted sockets, to the service or to the proxy; TLS to the service goes over either.
+#[derive(Clone)]
+pub(crate) struct Route {
+    counted: Counted,
+    via: Via,
+}
+
+/// Where a connection goes first. Holds the proxy's credentials: no Debug, never shown.
+#[derive(Clone)]
+enum Via {
+    Direct,
+    /// An HTTP proxy, asked with CONNECT for a tunnel to the service.
+    Connect {
+        proxy: Uri,
+        /// `Basic ...`, when the proxy URL has credentials.
+        authorization: Option<String>,
+    },
+    /// A SOCKS5 proxy (`socks5://`: the service's host is resolved here, as ureq does;
+    /// `socks5h://`: by the proxy), with a username and password when the URL has them.
+    Socks5 {
+        proxy: Uri,
+        credentials: Option<(String, String)>,
+        resolve_here: bool,
+    },
+    /// A SOCKS4 proxy (`socks4://`: resolved here; `socks4a://`: by the proxy). No credentials
+    /// (SOCKS4 has none; ureq ignores them too).
+    Socks4 {
+        proxy: Uri,
+        resolve_here: bool,
+    },
+}
+
+impl Via {
+    /// The proxy as ureq reads it for the blocking path (scheme, default port, decoded
+    /// credentials, where names are resolved). `None`: the event loop cannot use it.
+    fn of(url: &ProxyUrl) -> Result<Option<Via>, Error> {
+        use ureq::ProxyProtocol;
+        let parsed = ureq::Proxy::new(url.as_str())
+            .map_err(|_| Error::invalid_argument("the proxy URL is not one this library can use"))?;
+        let proxy = format!("http://{}:{}", parsed.host(), parsed.port())
+            .parse::<Uri>()
+            .map_err(|_| Error::invalid_argument("the proxy URL is not one this library can use"))?;
+        let resolve_here = parsed.resolve_target();
+        Ok(Some(match parsed.protocol() {
+            ProxyProtocol::Http => {
+                let authorization = (parsed.username().is_some() || parsed.password().is_some()).then(|| {
+                    let pair = format!("{}:{}", parsed.username().unwrap_or(""), parsed.password().unwrap_or(""));
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+                });
+                Via::Connect { proxy, authorization }
+            }
+            ProxyProtocol::Socks5 | ProxyProtocol::Socks5h => {
+                let credentials =
+                    parsed.username().map(|user| (user.to_owned(), parsed.password().unwrap_or("").to_owned()));
+                Via::Socks5 { proxy, credentials, resolve_here }
+            }
+            ProxyProtocol::Socks4 | ProxyProtocol::Socks4A => Via::Socks4 { proxy, resolve_here },
+            // TLS to the proxy itself: the threads' ureq chain does it, the event loop not yet.
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// A proxy's failure, in the blocking path's words (the method's name is put before it).
+#[derive(Debug)]
+pub(crate) struct ProxyFailure(String);
+
+impl fmt::Display for ProxyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProxyFailure {}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Metered>, BoxError>> + Send>>;
+
+impl Service<Uri> for Route {
+    type Response = TokioIo<Metered>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.counted.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let mut counted = self.counted.clone();
+        match self.via.clone() {
+            Via::Direct => {
+                let connecting = counted.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Via::Connect { proxy, authorization } => {
+                let connecting = counted.call(proxy);
+                Box::pin(async move {
+                    let stream = connecting.await.map_err(|error| ProxyFailure(unreachable_proxy(&error)))?;
+                    let mut stream = stream.into_inner();
+                    tunnel(&mut stream, &dst, authorization.as_deref()).await.map_err(ProxyFailure)?;
+                    Ok(TokioIo::new(stream))
+                })
+            }
+            Via::Socks5 { proxy, credentials, resolve_here } => Box::pin(async move {
+                let target = socks_target(&dst, resolve_here).await.map_err(ProxyFailure)?;
+                let (to_proxy, unreachable) = ToProxy::new(counted);
+                let mut socks = SocksV5::new(proxy, to_proxy);
+                if let Some((user, password)) = credentials {
+                    socks = socks.with_auth(user, password);
+                }
+                let shaken = match poll_fn(|cx| socks.poll_ready(cx)).await {
+                    Ok(()) => socks.call(target).await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                shaken.map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
+            }),
+            Via::Socks4 { proxy, resolve_here } => Box::pin(async move {
+                let target = socks_target(&dst, resolve_here).await.map_err(ProxyFailure)?;
+                let (to_proxy, unreachable) = ToProxy::new(counted);
+                let mut socks = SocksV4::new(proxy, to_proxy);
+                let shaken = match poll_fn(|cx| socks.poll_ready(cx)).await {
+                    Ok(()) => socks.call(target).await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                shaken.map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
+            }),
+        }
+    }
+}
+
+/// The counted connector to a SOCKS proxy, keeping why the proxy could not be reached:
+/// hyper-util's SOCKS error says only that it could not (and has no source to ask).
+#[derive(Clone)]
+struct ToProxy {
+    counted: Counted,
+    unreachable: Arc<Mutex<Option<String>>>,
+}
+
+impl ToProxy {
+    fn new(counted: Counted) -> (ToProxy, Arc<Mutex<Option<String>>>) {
+        let unreachable = Arc::new(Mutex::new(None));
+        (ToProxy { counted, unreachable: Arc::clone(&unreachable) }, unreachable)
+    }
+}
+
+impl Service<Uri> for ToProxy {
+    type Response = TokioIo<Metered>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.counted.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, proxy: Uri) -> Self::Future {
+        let connecting = self.counted.call(proxy);
+        let unreachable = Arc::clone(&self.unreachable);
+        Box::pin(async move {
+            connecting.await.map_err(|error| {
+                let why = unreachable_proxy(&error);
+                *unreachable.lock().unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+                ProxyFailure(why).into()
+            })
+        })
+    }
+}
+
+/// Why the proxy could not be reached, as the blocking path says it ("network error: Connection
+/// refused (os error 111)").
+fn unreachable_proxy(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    // Bounded by the error's chain of causes (a handful of links).
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return format!("network error: {io}");
+        }
+        source = cause.source();
+    }
+    format!("network error: {error}")
+}
+
+/// The service's address for the SOCKS request, with its port always written (hyper-util
+/// takes a missing one as 443): resolved here to its first address (as ureq takes it) when the
+/// scheme says so, else the host name for the proxy to resolve.
+async fn socks_target(dst: &Uri, resolve_here: bool) -> Result<Uri, String> {
+    let host = dst.host().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let port = dst.port_u16().unwrap_or(if dst.scheme_str() == Some("http") { 80 } else { 443 });
+    let host = if resolve_here && bare.parse::<IpAddr>().is_err() {
+        let name = Name::from_str(bare).map_err(|_| "host not found".to_owned())?;
+        // getaddrinfo on tokio's blocking pool (one thread at most, see `wait/events.rs`).
+        let mut found = GaiResolver::new().call(name).await.map_err(|_| "host not found".to_owned())?;
+        match found.next().map(|address| address.ip()) {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(IpAddr::V4(ip)) => ip.to_string(),
+            None => return Err("host not found".to_owned()),
+        }
+    } else {
+        host.to_owned()
+    };
+    format!("http://{host}:{port}").parse::<Uri>().map_err(|_| "host not found".to_owned())
+}
+
+/// A SOCKS handshake's failure in the blocking path's words. hyper-util names its errors only
+/// by their Display (its error types are not exported): each of its reasons is mapped to
+/// ureq's for the same reply.
+fn socks_failure(shown: &str, unreachable: &Mutex<Option<String>>) -> String {
+    if let Some(why) = unreachable.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        return why;
+    }
+    let reason = shown.strip_prefix("SOCKS error: ").unwrap_or(shown);
+    let words = match reason {
+        // hyper-util's I/O failure inside the handshake is mostly the proxy closing on us.
+        "io error during SOCKS handshake" => return "the server closed the connection without answering".to_owned(),
+        "credentials not accepted" => "password authentication failed",
+        // The proxy accepted none of the offered methods (no credentials, or not those).
+        "server does not support user/pass authentication" => "no acceptable auth methods",
+        "server implements authentication incorrectly" => "unknown auth method",
+        "general server failure" => "general SOCKS server failure",
+        "connection not allowed" => "connection not allowed by ruleset",
+        "ttl expired" => "TTL expired",
+        "address type not supported" => "address kind not supported",
+        "server failed to execute command" => "request rejected or failed",
+        "IPV6 is not supported" => "SOCKS4 does not support IPv6",
+        other => other,
+    };
+    format!("network error: {words}")
+}
+
+/// The longest CONNECT answer head read (ureq's CONNECT reads into its 8 KiB input buffer).
+const MAX_CONNECT_ANSWER: usize = 8 * 1024;
+
+/// Asks the HTTP proxy on `stream` for a tunnel to `dst`, with ureq's request (host name, not a
+/// resolved address; its User-Agent; Basic credentials). hyper-util's `Tunnel` is not used: it
+/// keeps no status but 407, and the blocking path's message names the proxy's status (401 for
+/// wrong credentials, 407 for none, 403 or 5xx for a service it would not reach).
+async fn tunnel(stream: &mut Metered, dst: &Uri, authorization: Option<&str>) -> Result<(), String> {
+    let host = dst.host().unwrap_or("");
+    let port = dst.port_u16().unwrap_or(if dst.scheme_str() == Some("http") { 80 } else { 443 });
+    let mut request = format!(
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nProxy-Connection: Keep-Alive\r\n"
+    );
+    if let Some(authorization) = authorization {
+        request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+    }
+    request.push_str("\r\n");
+    write_all(stream, request.as_bytes()).await.map_err(|error| io_failure(&error))?;
+
+    let mut answer = vec![0; MAX_CONNECT_ANSWER];
+    let mut filled = 0;
+    // Bounded by MAX_CONNECT_ANSWER: each turn reads at least one byte or ends.
+    loop {
+        let read = read_some(stream, &mut answer[filled..]).await.map_err(|error| io_failure(&error))?;
+        if read == 0 {
+            return Err("the proxy refused: proxy server did not respond".to_owned());
+        }
+        filled += read;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut head = httparse::Response::new(&mut headers);
+        match head.parse(&answer[..filled]) {
+            Ok(httparse::Status::Complete(_)) => {
+                let status = head.code.unwrap_or(0);
+                return match status {
+                    200 => Ok(()),
+                    _ => Err(format!("the proxy refused: proxy server responded {status}/{status}")),
+                };
+            }
+            Ok(httparse::Status::Partial) if filled < answer.len() => {}
+            Ok(httparse::Status::Partial) => {
+                return Err("the proxy refused: the proxy's answer head is too large".to_owned())
+            }
+            Err(why) => return Err(format!("the proxy refused: its answer is not valid HTTP: {why}")),
+        }
+    }
+}
+
+/// An I/O failure in the blocking path's words (`transport.rs`).
+fn io_failure(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the server closed the connection without answering".to_owned(),
+        _ => format!("network error: {error}"),
+    }
+}
+
+async fn write_all(stream: &mut Metered, mut bytes: &[u8]) -> std::io::Result<()> {
+    // Bounded by the bytes: each turn writes at least one or fails.
+    while !bytes.is_empty() {
+        let written = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[written..];
+    }
+    Ok(())
+}
+
+async fn read_some(stream: &mut Metered, into: &mut [u8]) -> std::io::Result<usize> {
+    let mut buffer = ReadBuf::new(into);
+    poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buffer)).await?;
+    Ok(buffer.filled().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socks_reasons_read_as_ureqs() {
+        let none = Mutex::new(None);
+        assert_eq!(
+            socks_failure("SOCKS error: credentials not accepted", &none),
+            "network error: password authentication failed"
+        );
+        assert_eq!(socks_failure("SOCKS error: connection refused", &none), "network error: connection refused");
+        let refused = Mutex::new(Some("network error: Connection refused (os error 111)".to_owned()));
+        assert_eq!(
+            socks_failure("SOCKS error: failed to create underlying connection", &refused),
+            "network error: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn https_proxies_keep_the_threads() {
+        let proxy = ProxyUrl::parse("https://u:p@127.0.0.1:3128", "proxy_url").unwrap();
+        assert!(matches!(Via::of(&proxy), Ok(None)));
+        let socks = ProxyUrl::parse("socks5h://u:p%40ss@127.0.0.1", "proxy_url").unwrap();
+        match Via::of(&socks) {
+            Ok(Some(Via::Socks5 { proxy, credentials, resolve_here })) => {
+                assert_eq!(proxy, "http://127.0.0.1:1080/");
+                assert_eq!(credentials, Some(("u".to_owned(), "p@ss".to_owned())));
+                assert!(!resolve_here);
+            }
+            _ => panic!("socks5h is a SOCKS5 proxy that resolves names itself"),
+        }
+    }
 }

@@ -30,7 +30,7 @@ use connector::Connector;
 
 use crate::api::error::{Code, Error};
 use crate::cancel::Cancel;
-use crate::net::endpoint::BaseUrl;
+use crate::net::endpoint::{BaseUrl, ProxyUrl};
 use crate::net::gate::Refused;
 use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
 use crate::net::trust::{self, Trust};
@@ -48,6 +48,8 @@ pub(crate) struct EventChannel {
     client: HyperClient<Connector, Full<Bytes>>,
     urls: [Uri; Method::ALL.len()],
     pub request_timeout: Duration,
+    /// The proxy the connections go through, for messages (its credentials are scrubbed).
+    pub proxy: Option<ProxyUrl>,
     max_connections: u32,
     permits: Arc<Semaphore>,
     /// Whether the first answer (or failure) set the permits for the protocol.
@@ -70,18 +72,21 @@ impl Drop for EventPermit {
 }
 
 impl EventChannel {
-    /// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which
-    /// only ureq carries): the engine then keeps its threads.
+    /// `None` when the event loop cannot use the proxy (an `https://` one, see
+    /// `connector::build`): the engine then keeps its threads.
+    // The client's settings as they are; a struct for one call site would only move them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: &BaseUrl,
         user_agent_url: &BaseUrl,
         request_timeout: Duration,
         trust: &Trust,
+        proxy: Option<ProxyUrl>,
         wire: &Arc<Wire>,
         in_flight: &Arc<AtomicU32>,
         max_connections: u32,
     ) -> Option<Result<EventChannel, Error>> {
-        let connector = match connector::build(trust, request_timeout, wire)? {
+        let connector = match connector::build(trust, request_timeout, wire, proxy.as_ref())? {
             Ok(connector) => connector,
             Err(error) => return Some(Err(error)),
         };
@@ -104,6 +109,7 @@ impl EventChannel {
             client,
             urls,
             request_timeout,
+            proxy,
             max_connections,
             permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
             sized: AtomicBool::new(plain),
@@ -228,6 +234,9 @@ fn failure(error: &(dyn std::error::Error + 'static), answer_started: bool) -> S
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     // Bounded by the error's chain of causes (a handful of links).
     while let Some(cause) = source {
+        if let Some(proxy) = cause.downcast_ref::<connector::ProxyFailure>() {
+            return proxy.to_string();
+        }
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return trust::tls_failure(tls);
         }
