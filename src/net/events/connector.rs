@@ -43,9 +43,11 @@ pub(crate) fn build(
     wire: &Arc<Wire>,
     proxy: Option<&ProxyUrl>,
 ) -> Option<Result<Connector, Error>> {
-    let via = match proxy.map(Via::of).transpose() {
-        Ok(via) => via?,
-        Err(error) => return Some(Err(error)),
+    let via = match proxy.map(Via::of) {
+        None => Via::Direct,
+        Some(Ok(Some(via))) => via,
+        Some(Ok(None)) => return None,
+        Some(Err(error)) => return Some(Err(error)),
     };
     let mut roots = rustls::RootCertStore::empty();
     match trust.roots() {
@@ -70,7 +72,7 @@ pub(crate) fn build(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(request_timeout));
-    let route = Route { counted: Counted::new(http, wire), via: via.unwrap_or(Via::Direct) };
+    let route = Route { counted: Counted::new(http, wire), via };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
