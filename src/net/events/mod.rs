@@ -244,6 +244,12 @@ fn failure(error: &(dyn std::error::Error + 'static), answer_started: bool) -> S
             if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                 return trust::tls_failure(tls);
             }
+            // hyper-rustls wraps tokio-rustls' I/O error (which holds rustls') in another, and
+            // an I/O error's `source` skips what it wraps.
+            if let Some(inner) = io.get_ref().filter(|inner| inner.is::<std::io::Error>()) {
+                source = Some(inner);
+                continue;
+            }
             return match io.kind() {
                 ErrorKind::UnexpectedEof if answer_started => {
                     "the connection closed before the whole answer arrived".to_owned()
