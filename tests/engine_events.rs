@@ -358,39 +358,3 @@ fn a_connection_reset_under_100_streams_fails_each_stream() {
     assert!(killed.elapsed() < Duration::from_millis(500), "the streams failed {:?} after the reset", killed.elapsed());
     assert_eq!(client.stats().answers_network_error, 100);
 }
-
-/// A client with an `https://` proxy (TLS to the proxy, which only the threads' ureq does)
-/// keeps the engine's threads: its waits go to the proxy, here one that is down, and say so;
-/// none goes around it. (Other proxies are used on the event loop: tests/proxies.rs.)
-#[test]
-fn a_client_with_an_https_proxy_keeps_the_threads() {
-    let _serial = one_at_a_time();
-    let emulator = emulator_with(Duration::ZERO);
-    let client = events_client(&emulator.url(), "events-proxy");
-    let dead = format!("https://127.0.0.1:{}", free_port());
-    client.set_proxy(Some(&dead)).unwrap();
-    emulator.script_task(95_000, vec![Step::ready(json!({}))]);
-    // The threads' `request` lines say whether the connection was new or reused; the event
-    // loop's say "pooled" (the log sink is the process's: the tests here run one at a time).
-    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let into = Arc::clone(&lines);
-    capmonster::log::set_sink(
-        capmonster::log::Level::Debug,
-        Some(Arc::new(move |_, event: &str, message: &str| {
-            if event == "request" {
-                into.lock().unwrap().push(message.to_owned());
-            }
-        })),
-    );
-    let schedule = Schedule { max_requests: 1, ..fast_schedule() };
-    let waiter = Waiter::new(&client).unwrap();
-    waiter.add(95_000, &schedule, None, 1).unwrap();
-    let error = finished(&waiter, Duration::from_secs(10)).report.result.unwrap_err();
-    capmonster::log::set_sink(capmonster::log::Level::Debug, None);
-    assert_eq!(error.code, Code::BudgetExhausted);
-    assert!(error.message.contains("through the proxy"), "{}", error.message);
-    assert_eq!(emulator.task_requests(95_000), 0);
-    let lines = lines.lock().unwrap();
-    assert!(lines.iter().any(|line| line.contains("task 95000 attempt 1 on a ")), "{lines:?}");
-    assert!(!lines.iter().any(|line| line.contains("pooled")), "sent on the event loop: {lines:?}");
-}

@@ -266,8 +266,8 @@ impl Client {
     /// `true`: the waiters' engine sends its requests on an event loop (HTTP/2 when the server
     /// offers it) rather than one worker thread per request in flight. Off by default for now
     /// (`CAPMONSTER_ENGINE=events` turns it on for every client). The client's proxy is used on
-    /// the loop too (HTTP CONNECT, SOCKS5, SOCKS4); only an `https://` proxy (TLS to the proxy)
-    /// keeps the threads. Takes effect at the next poll of each wait.
+    /// the loop as on the threads (HTTP CONNECT, inside TLS for `https://`; SOCKS5, SOCKS4).
+    /// Takes effect at the next poll of each wait.
     pub fn set_event_loop(&self, on: bool) {
         self.event_loop.store(on, Ordering::Relaxed);
     }
@@ -283,9 +283,8 @@ impl Client {
     }
 
     /// A channel of the event loop for the settings now; `None` when the engine keeps its
-    /// threads: the event loop is off, the client's channel is unusable (the blocking path
-    /// reports why), or the proxy is an `https://` one (TLS to the proxy, which only the
-    /// threads' ureq does).
+    /// threads: the event loop is off, or the client's channel is unusable (the blocking path
+    /// reports why). The channel's proxy (set, or from the environment) is the loop's too.
     pub(crate) fn event_channel(&self) -> Option<Result<crate::net::events::EventChannel, Error>> {
         if !self.event_loop() {
             return None;

@@ -1,7 +1,7 @@
 //! How the event loop reaches the service: TLS (the same rustls and trusted roots as the
 //! blocking path, HTTP/2 offered by ALPN) over the counted TCP sockets of `socket.rs`, directly
-//! or through the client's proxy: an HTTP CONNECT tunnel, or SOCKS5/SOCKS4 (hyper-util's
-//! handshakes). The proxy URL is read by ureq's rules, as the blocking path reads it, and its
+//! or through the client's proxy: an HTTP CONNECT tunnel (inside TLS to an `https://` proxy),
+//! or SOCKS5/SOCKS4 (hyper-util's handshakes). The proxy URL is read by ureq's rules, as the blocking path reads it, and its
 //! failures are worded as the blocking path words them (`transport.rs`).
 
 use std::fmt;
@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hyper::Uri;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::client::legacy::connect::proxy::{SocksV4, SocksV5};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_service::Service;
@@ -27,7 +27,7 @@ use crate::api::error::{Code, Error};
 use crate::net::endpoint::ProxyUrl;
 use crate::net::events::socket::{Counted, Metered};
 use crate::net::transport::USER_AGENT;
-use crate::net::trust::Trust;
+use crate::net::trust::{self, Trust};
 use crate::net::wire::Wire;
 
 /// The connector hyper's client opens its connections with.
@@ -35,20 +35,14 @@ pub(crate) type Connector = HttpsConnector<Route>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// `None` when this proxy needs what the event loop does not have (TLS to an `https://`
-/// proxy): the engine then keeps its threads.
+/// `None` when the trust is one the event loop has no roots for (none that `Trust` makes
+/// today): the engine then keeps its threads.
 pub(crate) fn build(
     trust: &Trust,
     request_timeout: Duration,
     wire: &Arc<Wire>,
     proxy: Option<&ProxyUrl>,
 ) -> Option<Result<Connector, Error>> {
-    let via = match proxy.map(Via::of) {
-        None => Via::Direct,
-        Some(Ok(Some(via))) => via,
-        Some(Ok(None)) => return None,
-        Some(Err(error)) => return Some(Err(error)),
-    };
     let mut roots = rustls::RootCertStore::empty();
     match trust.roots() {
         ureq::tls::RootCerts::Specific(certs) => {
@@ -72,7 +66,22 @@ pub(crate) fn build(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(request_timeout));
-    let route = Route { counted: Counted::new(http, wire), via };
+    let counted = Counted::new(http, wire);
+    // TLS to an https:// proxy: the same roots (as ureq's one TLS configuration), no ALPN
+    // (CONNECT is HTTP/1.1).
+    let to_proxy = || {
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config.clone())
+            .https_only()
+            .enable_http1()
+            .wrap_connector(counted.clone())
+    };
+    let via = match proxy.map(|proxy| Via::of(proxy, to_proxy)) {
+        None => Via::Direct,
+        Some(Ok(via)) => via,
+        Some(Err(error)) => return Some(Err(error)),
+    };
+    let route = Route { counted, via };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
@@ -98,6 +107,8 @@ enum Via {
         proxy: Uri,
         /// `Basic ...`, when the proxy URL has credentials.
         authorization: Option<String>,
+        /// TLS to the proxy itself (`https://`), on the counted sockets.
+        tls: Option<HttpsConnector<Counted>>,
     },
     /// A SOCKS5 proxy (`socks5://`: the service's host is resolved here, as ureq does;
     /// `socks5h://`: by the proxy), with a username and password when the URL has them.
@@ -116,22 +127,23 @@ enum Via {
 
 impl Via {
     /// The proxy as ureq reads it for the blocking path (scheme, default port, decoded
-    /// credentials, where names are resolved). `None`: the event loop cannot use it.
-    fn of(url: &ProxyUrl) -> Result<Option<Via>, Error> {
+    /// credentials, where names are resolved). `to_proxy`: the TLS connector for an https://
+    /// proxy.
+    fn of(url: &ProxyUrl, to_proxy: impl FnOnce() -> HttpsConnector<Counted>) -> Result<Via, Error> {
         use ureq::ProxyProtocol;
-        let parsed = ureq::Proxy::new(url.as_str())
-            .map_err(|_| Error::invalid_argument("the proxy URL is not one this library can use"))?;
-        let proxy = format!("http://{}:{}", parsed.host(), parsed.port())
-            .parse::<Uri>()
-            .map_err(|_| Error::invalid_argument("the proxy URL is not one this library can use"))?;
+        let unusable = || Error::invalid_argument("the proxy URL is not one this library can use");
+        let parsed = ureq::Proxy::new(url.as_str()).map_err(|_| unusable())?;
+        let https = parsed.protocol() == ProxyProtocol::Https;
+        let scheme = if https { "https" } else { "http" };
+        let proxy = format!("{scheme}://{}:{}", parsed.host(), parsed.port()).parse::<Uri>().map_err(|_| unusable())?;
         let resolve_here = parsed.resolve_target();
-        Ok(Some(match parsed.protocol() {
-            ProxyProtocol::Http => {
+        Ok(match parsed.protocol() {
+            ProxyProtocol::Http | ProxyProtocol::Https => {
                 let authorization = (parsed.username().is_some() || parsed.password().is_some()).then(|| {
                     let pair = format!("{}:{}", parsed.username().unwrap_or(""), parsed.password().unwrap_or(""));
                     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
                 });
-                Via::Connect { proxy, authorization }
+                Via::Connect { proxy, authorization, tls: https.then(to_proxy) }
             }
             ProxyProtocol::Socks5 | ProxyProtocol::Socks5h => {
                 let credentials =
@@ -139,9 +151,79 @@ impl Via {
                 Via::Socks5 { proxy, credentials, resolve_here }
             }
             ProxyProtocol::Socks4 | ProxyProtocol::Socks4A => Via::Socks4 { proxy, resolve_here },
-            // TLS to the proxy itself: the threads' ureq chain does it, the event loop not yet.
-            _ => return Ok(None),
-        }))
+            // ureq's protocols are all above; a new one is refused as ureq's parser refuses.
+            _ => return Err(unusable()),
+        })
+    }
+}
+
+/// A connection's first hop: a counted socket (to the service, or to a plain proxy that tunnels
+/// to it), or TLS to an https:// proxy over one. TLS to the service runs over either.
+pub(crate) enum Hop {
+    Tcp(TokioIo<Metered>),
+    Tls(Box<MaybeHttpsStream<TokioIo<Metered>>>),
+}
+
+impl Connection for Hop {
+    fn connected(&self) -> Connected {
+        match self {
+            Hop::Tcp(stream) => stream.connected(),
+            Hop::Tls(stream) => stream.connected(),
+        }
+    }
+}
+
+impl hyper::rt::Read for Hop {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Hop::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Hop::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl hyper::rt::Write for Hop {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Hop::Tcp(stream) => Pin::new(stream).poll_write(cx, bytes),
+            Hop::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, bytes),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Hop::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, buffers),
+            Hop::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, buffers),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Hop::Tcp(stream) => stream.is_write_vectored(),
+            Hop::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Hop::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Hop::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Hop::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Hop::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -157,12 +239,12 @@ impl fmt::Display for ProxyFailure {
 
 impl std::error::Error for ProxyFailure {}
 
-type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Metered>, BoxError>> + Send>>;
+type Connecting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
 impl Service<Uri> for Route {
-    type Response = TokioIo<Metered>;
+    type Response = Hop;
     type Error = BoxError;
-    type Future = Connecting;
+    type Future = Connecting<Hop>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.counted.poll_ready(cx).map_err(Into::into)
@@ -173,15 +255,24 @@ impl Service<Uri> for Route {
         match self.via.clone() {
             Via::Direct => {
                 let connecting = counted.call(dst);
-                Box::pin(async move { connecting.await.map_err(Into::into) })
+                Box::pin(async move { Ok(Hop::Tcp(connecting.await?)) })
             }
-            Via::Connect { proxy, authorization } => {
+            Via::Connect { proxy, authorization, tls: None } => {
                 let connecting = counted.call(proxy);
                 Box::pin(async move {
                     let stream = connecting.await.map_err(|error| ProxyFailure(unreachable_proxy(&error)))?;
-                    let mut stream = stream.into_inner();
-                    tunnel(&mut stream, &dst, authorization.as_deref()).await.map_err(ProxyFailure)?;
-                    Ok(TokioIo::new(stream))
+                    let mut hop = TokioIo::new(Hop::Tcp(stream));
+                    tunnel(&mut hop, &dst, authorization.as_deref()).await.map_err(ProxyFailure)?;
+                    Ok(hop.into_inner())
+                })
+            }
+            Via::Connect { proxy, authorization, tls: Some(mut tls) } => {
+                let connecting = tls.call(proxy);
+                Box::pin(async move {
+                    let stream = connecting.await.map_err(|error| ProxyFailure(unreachable_proxy(error.as_ref())))?;
+                    let mut hop = TokioIo::new(Hop::Tls(Box::new(stream)));
+                    tunnel(&mut hop, &dst, authorization.as_deref()).await.map_err(ProxyFailure)?;
+                    Ok(hop.into_inner())
                 })
             }
             Via::Socks5 { proxy, credentials, resolve_here } => Box::pin(async move {
@@ -195,7 +286,7 @@ impl Service<Uri> for Route {
                     Ok(()) => socks.call(target).await.map_err(|error| error.to_string()),
                     Err(error) => Err(error.to_string()),
                 };
-                shaken.map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
+                shaken.map(Hop::Tcp).map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
             }),
             Via::Socks4 { proxy, resolve_here } => Box::pin(async move {
                 let target = socks_target(&dst, resolve_here).await.map_err(ProxyFailure)?;
@@ -205,7 +296,7 @@ impl Service<Uri> for Route {
                     Ok(()) => socks.call(target).await.map_err(|error| error.to_string()),
                     Err(error) => Err(error.to_string()),
                 };
-                shaken.map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
+                shaken.map(Hop::Tcp).map_err(|shown| ProxyFailure(socks_failure(&shown, &unreachable)).into())
             }),
         }
     }
@@ -229,7 +320,7 @@ impl ToProxy {
 impl Service<Uri> for ToProxy {
     type Response = TokioIo<Metered>;
     type Error = BoxError;
-    type Future = Connecting;
+    type Future = Connecting<TokioIo<Metered>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.counted.poll_ready(cx).map_err(Into::into)
@@ -249,13 +340,24 @@ impl Service<Uri> for ToProxy {
 }
 
 /// Why the proxy could not be reached, as the blocking path says it ("network error: Connection
-/// refused (os error 111)").
+/// refused (os error 111)", or the refused certificate of an https:// proxy).
 fn unreachable_proxy(error: &(dyn std::error::Error + 'static)) -> String {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     // Bounded by the error's chain of causes (a handful of links).
     while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return trust::tls_failure(tls);
+        }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return format!("network error: {io}");
+            // An I/O error's `source` skips what it wraps (hyper-rustls wraps tokio-rustls' I/O
+            // error, which holds rustls').
+            match io.get_ref() {
+                Some(inner) if inner.is::<std::io::Error>() || inner.is::<rustls::Error>() => {
+                    source = Some(inner);
+                    continue;
+                }
+                _ => return format!("network error: {io}"),
+            }
         }
         source = cause.source();
     }
@@ -317,7 +419,10 @@ const MAX_CONNECT_ANSWER: usize = 8 * 1024;
 /// resolved address; its User-Agent; Basic credentials). hyper-util's `Tunnel` is not used: it
 /// keeps no status but 407, and the blocking path's message names the proxy's status (401 for
 /// wrong credentials, 407 for none, 403 or 5xx for a service it would not reach).
-async fn tunnel(stream: &mut Metered, dst: &Uri, authorization: Option<&str>) -> Result<(), String> {
+async fn tunnel<S>(stream: &mut S, dst: &Uri, authorization: Option<&str>) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let host = dst.host().unwrap_or("");
     let port = dst.port_u16().unwrap_or(if dst.scheme_str() == Some("http") { 80 } else { 443 });
     let mut request = format!(
@@ -365,7 +470,7 @@ fn io_failure(error: &std::io::Error) -> String {
     }
 }
 
-async fn write_all(stream: &mut Metered, mut bytes: &[u8]) -> std::io::Result<()> {
+async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, mut bytes: &[u8]) -> std::io::Result<()> {
     // Bounded by the bytes: each turn writes at least one or fails.
     while !bytes.is_empty() {
         let written = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
@@ -377,7 +482,7 @@ async fn write_all(stream: &mut Metered, mut bytes: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
-async fn read_some(stream: &mut Metered, into: &mut [u8]) -> std::io::Result<usize> {
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, into: &mut [u8]) -> std::io::Result<usize> {
     let mut buffer = ReadBuf::new(into);
     poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut buffer)).await?;
     Ok(buffer.filled().len())
@@ -403,12 +508,33 @@ mod tests {
     }
 
     #[test]
-    fn https_proxies_keep_the_threads() {
-        let proxy = ProxyUrl::parse("https://u:p@127.0.0.1:3128", "proxy_url").unwrap();
-        assert!(matches!(Via::of(&proxy), Ok(None)));
+    fn proxies_are_read_as_ureq_reads_them() {
+        let wire = Arc::new(Wire::default());
+        let to_proxy = || {
+            let config =
+                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_only()
+                .enable_http1()
+                .wrap_connector(Counted::new(HttpConnector::new(), &wire))
+        };
+        let https = ProxyUrl::parse("https://u:p@127.0.0.1", "proxy_url").unwrap();
+        match Via::of(&https, to_proxy) {
+            Ok(Via::Connect { proxy, authorization, tls }) => {
+                assert_eq!(proxy, "https://127.0.0.1:443/");
+                assert_eq!(authorization.as_deref(), Some("Basic dTpw"));
+                assert!(tls.is_some());
+            }
+            _ => panic!("an https proxy is CONNECT inside TLS"),
+        }
         let socks = ProxyUrl::parse("socks5h://u:p%40ss@127.0.0.1", "proxy_url").unwrap();
-        match Via::of(&socks) {
-            Ok(Some(Via::Socks5 { proxy, credentials, resolve_here })) => {
+        match Via::of(&socks, to_proxy) {
+            Ok(Via::Socks5 { proxy, credentials, resolve_here }) => {
                 assert_eq!(proxy, "http://127.0.0.1:1080/");
                 assert_eq!(credentials, Some(("u".to_owned(), "p@ss".to_owned())));
                 assert!(!resolve_here);

@@ -72,8 +72,8 @@ impl Drop for EventPermit {
 }
 
 impl EventChannel {
-    /// `None` when the event loop cannot use the proxy (an `https://` one, see
-    /// `connector::build`): the engine then keeps its threads.
+    /// `None` when the trust has no roots the loop can give rustls (`connector::build`): the
+    /// engine then keeps its threads.
     // The client's settings as they are; a struct for one call site would only move them.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
