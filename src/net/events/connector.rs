@@ -508,6 +508,24 @@ mod tests {
     }
 
     #[test]
+    fn socks_targets_carry_their_port_and_resolve_where_the_scheme_says() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let target = |url: &str, resolve_here: bool| {
+            runtime.block_on(socks_target(&url.parse::<Uri>().unwrap(), resolve_here)).unwrap().to_string()
+        };
+        // socks5h: the proxy resolves the name; the port is always written (80 for http).
+        assert_eq!(target("https://localhost:8443/x", false), "http://localhost:8443/");
+        assert_eq!(target("http://127.0.0.1/", true), "http://127.0.0.1:80/");
+        assert_eq!(target("https://[::1]/", true), "http://[::1]:443/");
+        // socks5: resolved here, to an address.
+        let resolved = target("https://localhost:8443/", true);
+        assert!(
+            ["http://127.0.0.1:8443/", "http://[::1]:8443/"].contains(&resolved.as_str()),
+            "localhost resolved to {resolved}"
+        );
+    }
+
+    #[test]
     fn proxies_are_read_as_ureq_reads_them() {
         let wire = Arc::new(Wire::default());
         let to_proxy = || {
