@@ -1,8 +1,9 @@
 //! How the event loop reaches the service: TLS (the same rustls and trusted roots as the
 //! blocking path, HTTP/2 offered by ALPN) over the counted TCP sockets of `socket.rs`, directly
 //! or through the client's proxy: an HTTP CONNECT tunnel (inside TLS to an `https://` proxy),
-//! or SOCKS5/SOCKS4 (hyper-util's handshakes). The proxy URL is read by ureq's rules, as the blocking path reads it, and its
-//! failures are worded as the blocking path words them (`transport.rs`).
+//! or SOCKS5/SOCKS4 (hyper-util's handshakes). The proxy URL is read by ureq's rules, as the
+//! blocking path reads it, and its failures are worded as the blocking path words them
+//! (`transport.rs`).
 
 use std::fmt;
 use std::future::{poll_fn, Future};
