@@ -470,22 +470,3 @@ fn a_connection_reset_under_100_streams_fails_each_stream() {
     assert!(killed.elapsed() < Duration::from_millis(500), "the streams failed {:?} after the reset", killed.elapsed());
     assert_eq!(client.stats().answers_network_error, 100);
 }
-
-/// A client with a proxy keeps the engine's threads (the event loop has no proxy yet): its
-/// waits go to the proxy, here one that is down, and say so; none goes around it.
-#[test]
-fn a_client_with_a_proxy_keeps_the_threads() {
-    let _serial = one_at_a_time();
-    let emulator = emulator_with(Duration::ZERO);
-    let client = events_client(&emulator.url(), "events-proxy");
-    let dead = format!("http://127.0.0.1:{}", free_port());
-    client.set_proxy(Some(&dead)).unwrap();
-    emulator.script_task(95_000, vec![Step::ready(json!({}))]);
-    let schedule = Schedule { max_requests: 1, ..fast_schedule() };
-    let waiter = Waiter::new(&client).unwrap();
-    waiter.add(95_000, &schedule, None, 1).unwrap();
-    let error = finished(&waiter, Duration::from_secs(10)).report.result.unwrap_err();
-    assert_eq!(error.code, Code::BudgetExhausted);
-    assert!(error.message.contains("through the proxy"), "{}", error.message);
-    assert_eq!(emulator.task_requests(95_000), 0);
-}

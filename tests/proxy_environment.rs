@@ -3,9 +3,14 @@
 
 mod common;
 
-use capmonster::Code;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capmonster::log::{self, Level};
+use capmonster::{Code, Engine, Finished, Next, Schedule, Waiter};
 use common::servers;
 use common::*;
+use serde_json::json;
 
 fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -70,5 +75,54 @@ fn environment_proxies_follow_curl() {
     let proxy = servers::tinyproxy(&servers::scratch_dir("tinyproxy-env"), None);
     std::env::set_var("http_proxy", format!("127.0.0.1:{}", proxy.port));
     assert!(env_client(&emulator).get_balance().result.is_ok());
+
+    // The waiters' event loop takes the environment's proxy too: a wait goes through it, and
+    // with the proxy gone it fails naming it, as a blocking call does, with nothing sent
+    // around it.
+    // The event loop's `request` lines say "on a pooled connection" (the threads' "new" or
+    // "reused"): they tell where each request went out.
+    let pooled = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&pooled);
+    log::set_sink(
+        Level::Debug,
+        Some(Arc::new(move |_, event: &str, message: &str| {
+            if event == "request" && message.contains("on a pooled connection") {
+                into.lock().unwrap().push(message.to_owned());
+            }
+        })),
+    );
+    let client = Arc::new(env_client(&emulator));
+    client.set_engine(Engine::EventLoop);
+    emulator.script_task(7_001, vec![Step::processing(), Step::ready(json!({"text": "ok"}))]);
+    let waiter = Waiter::new(&client).unwrap();
+    waiter.add(7_001, &fast_schedule(), None, 1).unwrap();
+    let done = finished(&waiter);
+    assert!(done.report.result.is_ok(), "{:?}", done.report.result);
+    assert_eq!((done.report.requests, emulator.task_requests(7_001)), (2, 2));
+    drop(proxy);
+    emulator.script_task(7_002, vec![Step::ready(json!({}))]);
+    let blocking = client.get_task_result(7_002).result.unwrap_err();
+    assert!(blocking.message.contains("through the proxy"), "{}", blocking.message);
+    waiter.add(7_002, &Schedule { max_requests: 1, ..fast_schedule() }, None, 2).unwrap();
+    let error = finished(&waiter).report.result.unwrap_err();
+    assert!(
+        error.message.ends_with(&format!("(last: {})", blocking.message)),
+        "{} vs {}",
+        error.message,
+        blocking.message
+    );
+    assert_eq!(emulator.task_requests(7_002), 0);
+    let pooled = pooled.lock().unwrap();
+    for task in ["task 7001 attempt 1", "task 7001 attempt 2", "task 7002 attempt 1"] {
+        assert!(pooled.iter().any(|line| line.contains(task)), "{task} was not sent on the event loop: {pooled:?}");
+    }
+    log::set_sink(Level::Debug, None);
     std::env::remove_var("http_proxy");
+}
+
+fn finished(waiter: &Waiter) -> Finished {
+    match waiter.next(Duration::from_secs(10)) {
+        Next::Finished(finished) => finished,
+        other => panic!("no wait finished within 10 s: {other:?}"),
+    }
 }

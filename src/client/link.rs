@@ -109,8 +109,7 @@ impl Link for Events<'_> {
     }
 
     fn proxy(&self) -> Option<&ProxyUrl> {
-        // A client with a proxy keeps the engine's threads (see `wait/events.rs`).
-        None
+        self.0.proxy.as_ref()
     }
 
     fn max_in_flight(&self) -> u32 {

@@ -266,8 +266,9 @@ impl Client {
     }
 
     /// How the waiters' engine sends its requests (see [`Engine`]); a new client's is
-    /// `CAPMONSTER_ENGINE`'s, else [`Engine::DEFAULT`]. Takes effect at the next poll of each
-    /// wait. Single blocking calls are not affected: they always send on the calling thread.
+    /// `CAPMONSTER_ENGINE`'s, else [`Engine::DEFAULT`]. The client's proxy is used on the event
+    /// loop as on the threads. Takes effect at the next poll of each wait. Single blocking calls
+    /// are not affected: they always send on the calling thread.
     pub fn set_engine(&self, engine: Engine) {
         self.event_loop.store(engine == Engine::EventLoop, Ordering::Relaxed);
     }
@@ -292,24 +293,26 @@ impl Client {
     }
 
     /// A channel of the event loop for the settings now; `None` when the engine keeps its
-    /// threads: the event loop is off, a proxy is in use (not supported on the event loop
-    /// yet), the client's channel is unusable (the blocking path reports why), or the trust
-    /// has no roots rustls can take here.
+    /// threads: the event loop is off, or the client's channel is unusable (the blocking path
+    /// reports why). The channel's proxy (set, or from the environment) is the loop's too.
     pub(crate) fn event_channel(&self) -> Option<Result<crate::net::events::EventChannel, Error>> {
         if !self.event_loop() {
             return None;
         }
         let channel = Arc::clone(&self.channel.read().unwrap_or_else(PoisonError::into_inner));
-        match channel.as_ref() {
-            Ok(channel) if channel.proxy.is_none() => {}
-            _ => return None,
-        }
+        // The proxy the blocking channel chose (set, or from the environment); a malformed one
+        // in the environment is reported by the threads' path, as by every call.
+        let proxy = match channel.as_ref() {
+            Ok(channel) => channel.proxy.clone(),
+            Err(_) => return None,
+        };
         let settings = self.settings();
         crate::net::events::EventChannel::new(
             &settings.base_url,
             &settings.user_agent_url,
             settings.request_timeout,
             &settings.trust,
+            proxy,
             &self.wire,
             &self.events_in_flight,
             settings.max_connections,

@@ -12,9 +12,8 @@
 //! blocking call (budget and guard admission, classification, retries, back-off, counters,
 //! logs); cancels reach a request in flight through its tokens (its future is dropped, which
 //! resets its HTTP/2 stream or closes its HTTP/1.1 connection); the engine's drop joins the
-//! loop after the waits in flight end.
-//!
-//! Not on the event loop yet: a client with a proxy (its waits keep the engine's threads).
+//! loop after the waits in flight end. A client's proxy (HTTP CONNECT, inside TLS for
+//! `https://`; SOCKS5, SOCKS4) is used here as on the threads.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,7 +48,7 @@ pub(crate) struct EventLoop {
 
 impl EventLoop {
     /// Hands a due wait to the loop, started on first use; gives it back when the client's
-    /// waits are not for the event loop (turned off, a proxy) or the loop could not start.
+    /// waits are not for the event loop (turned off) or the loop could not start.
     // The wait comes back by value: boxing it would cost every poll that falls back an allocation.
     #[allow(clippy::result_large_err)]
     pub fn submit(&mut self, shared: &Arc<Shared>, id: u64, pending: Pending) -> Result<(), Pending> {

@@ -27,12 +27,12 @@ use hyper::client::conn::http2;
 use hyper::{Request, Response, Uri};
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::Connection as _;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::sync::OnceCell;
 use tower_service::Service;
 
 use super::connector::Connector;
-use super::socket::Metered;
+use super::connector::Hop;
 use super::{failure, IDLE_TIMEOUT};
 
 /// The streams a connection is given before its server says how many it allows (h2's own
@@ -46,8 +46,9 @@ pub const MAX_STREAMS_PER_CONNECTION: usize = 1000;
 /// How often an HTTP/2 connection checks whether it has been idle for [`IDLE_TIMEOUT`].
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
-/// A connection as the connector opens it: TLS (or plain TCP) over a counted socket.
-pub(crate) type Stream = MaybeHttpsStream<TokioIo<Metered>>;
+/// A connection as the connector opens it: TLS (or plain TCP) over a counted socket, directly
+/// or through the client's proxy.
+pub(crate) type Stream = MaybeHttpsStream<Hop>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = Full<Bytes>;
 

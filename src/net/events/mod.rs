@@ -32,7 +32,7 @@ use h2::{Handoff, Http2Pool, Taken, Unsent};
 
 use crate::api::error::{Code, Error};
 use crate::cancel::Cancel;
-use crate::net::endpoint::BaseUrl;
+use crate::net::endpoint::{BaseUrl, ProxyUrl};
 use crate::net::gate::Refused;
 use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
 use crate::net::trust::{self, Trust};
@@ -51,6 +51,8 @@ pub(crate) struct EventChannel {
     http1_over_tls: AtomicBool,
     urls: [Uri; Method::ALL.len()],
     pub request_timeout: Duration,
+    /// The proxy the connections go through, for messages (its credentials are scrubbed).
+    pub proxy: Option<ProxyUrl>,
     max_connections: u32,
     permits: Arc<Semaphore>,
     /// Whether the first answer (or failure) set the permits for the protocol.
@@ -75,18 +77,21 @@ impl Drop for EventPermit {
 }
 
 impl EventChannel {
-    /// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which
-    /// only ureq carries): the engine then keeps its threads.
+    /// `None` when the trust has no roots the loop can give rustls (`connector::build`): the
+    /// engine then keeps its threads.
+    // The client's settings as they are; a struct for one call site would only move them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: &BaseUrl,
         user_agent_url: &BaseUrl,
         request_timeout: Duration,
         trust: &Trust,
+        proxy: Option<ProxyUrl>,
         wire: &Arc<Wire>,
         in_flight: &Arc<AtomicU32>,
         max_connections: u32,
     ) -> Option<Result<EventChannel, Error>> {
-        let connector = match connector::build(trust, request_timeout, wire)? {
+        let connector = match connector::build(trust, request_timeout, wire, proxy.as_ref())? {
             Ok(connector) => connector,
             Err(error) => return Some(Err(error)),
         };
@@ -113,6 +118,7 @@ impl EventChannel {
             http1_over_tls: AtomicBool::new(false),
             urls,
             request_timeout,
+            proxy,
             max_connections,
             permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
             sized: AtomicBool::new(plain),
@@ -280,12 +286,21 @@ fn failure(error: &(dyn std::error::Error + 'static), answer_started: bool) -> S
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     // Bounded by the error's chain of causes (a handful of links).
     while let Some(cause) = source {
+        if let Some(proxy) = cause.downcast_ref::<connector::ProxyFailure>() {
+            return proxy.to_string();
+        }
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return trust::tls_failure(tls);
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                 return trust::tls_failure(tls);
+            }
+            // hyper-rustls wraps tokio-rustls' I/O error (which holds rustls') in another, and
+            // an I/O error's `source` skips what it wraps.
+            if let Some(inner) = io.get_ref().filter(|inner| inner.is::<std::io::Error>()) {
+                source = Some(inner);
+                continue;
             }
             return match io.kind() {
                 ErrorKind::UnexpectedEof if answer_started => {
