@@ -278,10 +278,26 @@ fn waiters_of_one_client_share_its_threads() {
 
 const IMAGE_TASK: &str = r#"{"type":"ImageToTextTask","body":"aW1hZ2U="}"#;
 
+/// A client whose waits and solves run on the event loop (`on_loop`) or on the threads.
+fn solving_client(emulator: &Emulator, key: &str, on_loop: bool) -> Arc<Client> {
+    let client = client(emulator, &format!("{key}-{}", if on_loop { "loop" } else { "threads" }));
+    client.set_event_loop(on_loop);
+    Arc::new(client)
+}
+
 #[test]
 fn solves_create_their_task_then_wait_and_come_out_once() {
+    solves_come_out_once(false);
+}
+
+#[test]
+fn solves_on_the_event_loop_create_their_task_then_wait_and_come_out_once() {
+    solves_come_out_once(true);
+}
+
+fn solves_come_out_once(on_loop: bool) {
     let emulator = Emulator::start(Config { solve_after: Duration::from_millis(300), ..Config::default() }).unwrap();
-    let client = shared_client(&emulator, "waiter-solves");
+    let client = solving_client(&emulator, "waiter-solves", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     const SOLVES: u64 = 500;
     for tag in 0..SOLVES {
@@ -304,8 +320,17 @@ fn solves_create_their_task_then_wait_and_come_out_once() {
 
 #[test]
 fn a_solve_whose_create_fails_comes_out_with_the_failure() {
+    a_failed_create_comes_out(false);
+}
+
+#[test]
+fn a_solve_on_the_event_loop_whose_create_fails_comes_out_with_the_failure() {
+    a_failed_create_comes_out(true);
+}
+
+fn a_failed_create_comes_out(on_loop: bool) {
     let emulator = Emulator::start(Config { balance: 0.0, ..Config::default() }).unwrap();
-    let client = shared_client(&emulator, "waiter-solve-fails");
+    let client = solving_client(&emulator, "waiter-solve-fails", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     waiter.add_solve(r#"{"body":"no type"}"#, None, &fast_schedule(), None, 1).unwrap();
     let refused = take(&waiter);
@@ -329,14 +354,25 @@ fn a_solve_whose_create_fails_comes_out_with_the_failure() {
 
 #[test]
 fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
+    cancel_and_shutdown_end_creates(false);
+}
+
+/// On the event loop the same: the cap of 2 holds the third createTask back (waiting for a
+/// permit rather than a thread), a cancel drops the request's future at once.
+#[test]
+fn cancel_and_shutdown_end_solves_in_their_create_on_the_event_loop_promptly() {
+    cancel_and_shutdown_end_creates(true);
+}
+
+fn cancel_and_shutdown_end_creates(on_loop: bool) {
     let emulator = emulator();
     emulator.script_method("createTask", vec![Step::stall(20_000)]);
-    let client = shared_client(&emulator, "waiter-solve-cancel");
+    let client = solving_client(&emulator, "waiter-solve-cancel", on_loop);
     client.set_max_connections(2).unwrap();
     let waiter = Waiter::new(&client).unwrap();
     let cancel = Arc::new(Cancel::new());
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), Some(Arc::clone(&cancel)), 1).unwrap();
-    // Two more: one in flight on the second thread, one queued behind the cap of 2.
+    // Two more: one in flight on the second connection, one queued behind the cap of 2.
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 2).unwrap();
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 3).unwrap();
     let start = Instant::now();
@@ -352,7 +388,7 @@ fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
     assert_eq!(finished.report.result.unwrap_err().code, Code::Cancelled);
     assert!(triggered.elapsed() < Duration::from_secs(1), "{:?}", triggered.elapsed());
     assert_eq!(cancel.watching(), 0, "the token forgets what it watched");
-    // Tag 3 took the freed thread; now both are in flight, stalled.
+    // Tag 3 took the freed connection; now both are in flight, stalled.
     while emulator.method_requests("createTask") < 3 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -376,5 +412,5 @@ fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
     let error = waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 5).unwrap_err();
     assert_eq!(error.code, Code::Cancelled);
     assert_eq!(waiter.pending(), 0);
-    drop(waiter); // joins the create threads: quick, nothing is in flight
+    drop(waiter); // joins the create threads (or the loop): quick, nothing is in flight
 }
