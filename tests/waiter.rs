@@ -137,8 +137,8 @@ fn shutdown_cancels_sleeping_and_in_flight_waits_promptly() {
     shutdown_cancels_waits(false);
 }
 
-/// On the event loop, a wait asleep between its polls sleeps on the loop's timer, not in the
-/// engine's table: shutdown reaches it there as promptly.
+/// With the event loop on: the request in flight is a future on the loop, dropped at once; a
+/// wait asleep after a poll there is back in the engine's table.
 #[test]
 fn shutdown_cancels_sleeping_and_in_flight_waits_on_the_event_loop_promptly() {
     shutdown_cancels_waits(true);
@@ -151,8 +151,8 @@ fn shutdown_cancels_waits(on_loop: bool) {
     let client = solving_client(&emulator, "waiter-shutdown", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     waiter.add(61, &fast_schedule(), None, 1).unwrap();
-    // On the loop: polled once, then asleep there for 30 s. (Not on the threads, where it
-    // would leave a pooled connection for the check of the interrupted one below.)
+    // On the loop: polled once, then asleep for 30 s. (Not on the threads, where it would
+    // leave a pooled connection of the blocking path for the check of the interrupted one.)
     if on_loop {
         let slow = Schedule { interval: Duration::from_secs(30), ..fast_schedule() };
         waiter.add(62, &slow, None, 101).unwrap();
@@ -445,8 +445,8 @@ fn cancel_and_shutdown_end_creates(on_loop: bool) {
     drop(waiter); // joins the create threads (or the loop): quick, nothing is in flight
 }
 
-/// A stop of the client's key (heard by a blocking call) ends at once the waits asleep on the
-/// event loop between their polls, each answered by the guard without a request.
+/// A stop of the client's key (heard by a blocking call) ends at once the waits of a client
+/// on the event loop asleep between their polls, each answered by the guard without a request.
 #[test]
 fn a_key_stop_ends_the_waits_asleep_on_the_event_loop_at_once() {
     let emulator = Emulator::start(Config { solve_after: Duration::from_secs(600), ..Config::default() }).unwrap();
@@ -480,8 +480,8 @@ fn a_key_stop_ends_the_waits_asleep_on_the_event_loop_at_once() {
     client.end_stops();
 }
 
-/// A wait living on the event loop follows the client's settings at its next poll: a changed
-/// setting gives it the loop's new channel, the loop turned off sends it back to the threads.
+/// A wait polled on the event loop follows the client's settings at its next poll: a changed
+/// setting gives it the loop's new channel, the loop turned off sends it to the threads.
 #[test]
 fn a_wait_on_the_event_loop_follows_the_settings_at_its_next_poll() {
     let emulator = emulator();

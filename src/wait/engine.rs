@@ -152,19 +152,9 @@ impl State {
     }
 }
 
-/// A wait asleep on the event loop between its polls (see `events.rs`): its bell rings for its
-/// cancel, its waiter's shutdown, a stop of its key and the engine's end.
-struct Sleeper {
-    inbox: Arc<Inbox>,
-    bell: Arc<tokio::sync::Notify>,
-}
-
 pub(crate) struct Shared {
     client: Arc<Client>,
     state: Mutex<State>,
-    /// The waits that live on the event loop, by id: at most the engine's waits. A leaf lock:
-    /// nothing else is taken under it.
-    sleepers: Mutex<HashMap<u64, Sleeper>>,
     /// The event loop, when the client's waits go there (see `events.rs`). Lock order:
     /// the engine's lock is never held while this one is taken.
     events: Mutex<EventLoop>,
@@ -202,7 +192,6 @@ impl Engine {
                 stopping: false,
                 on_event_loop: false,
             }),
-            sleepers: Mutex::new(HashMap::new()),
             events: Mutex::new(EventLoop::default()),
             leader_wake: Condvar::new(),
             follower_wake: Condvar::new(),
@@ -271,8 +260,6 @@ impl Engine {
         for pending in ended {
             pending.finish_cancelled();
         }
-        // Those on the event loop end there (the inbox's stop has triggered).
-        self.shared.ring_sleepers(|sleeper| Arc::ptr_eq(&sleeper.inbox, inbox));
     }
 
     /// Wakes the idle workers, so that those beyond a lowered cap retire.
@@ -303,9 +290,7 @@ impl Drop for Engine {
             // A worker never panics outside catch_unwind; a join error has nothing to report.
             let _ = worker.join();
         }
-        // The event loop ends once its waits have ended: in flight, their inboxes stopped them;
-        // asleep there, their bells tell them the engine stops.
-        self.shared.ring_sleepers(|_| true);
+        // The event loop ends once its waits in flight have ended (their inboxes stopped them).
         let event_loop = self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).stop();
         if let Some(thread) = event_loop {
             let _ = thread.join();
@@ -322,9 +307,8 @@ impl Drop for Engine {
 impl Watcher for Shared {
     fn cancelled(&self, id: u64) {
         let pending = self.lock().waits.remove(&id);
-        match pending {
-            Some(pending) => pending.finish_cancelled(),
-            None => self.ring_sleepers_where(id),
+        if let Some(pending) = pending {
+            pending.finish_cancelled();
         }
     }
 }
@@ -337,7 +321,6 @@ impl StopListener for Shared {
         if self.client.digest() != key {
             return;
         }
-        self.ring_sleepers(|_| true);
         let mut state = self.lock();
         if state.waits.is_empty() || state.stopping {
             return;
@@ -413,59 +396,6 @@ impl Shared {
     /// The client whose waits this engine drives.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// The event loop's channel for the client's settings now, with their version.
-    pub(crate) fn events_channel(&self) -> Option<(u64, Arc<crate::net::events::EventChannel>)> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).channel(&self.client)
-    }
-
-    /// Whether the engine is ending (its last waiter was dropped).
-    pub(crate) fn stopping(&self) -> bool {
-        self.lock().stopping
-    }
-
-    /// A wait of the table now lives on the event loop between its polls: its bell, rung by
-    /// what would have ended or woken it in the table.
-    pub(crate) fn sleep_on_loop(&self, id: u64, inbox: &Arc<Inbox>) -> Arc<tokio::sync::Notify> {
-        let bell = Arc::new(tokio::sync::Notify::new());
-        let sleeper = Sleeper { inbox: Arc::clone(inbox), bell: Arc::clone(&bell) };
-        self.sleepers.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sleeper);
-        bell
-    }
-
-    /// The wait left the event loop (ended, or back to the table).
-    pub(crate) fn woke_on_loop(&self, id: u64) {
-        let mut sleepers = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner);
-        sleepers.remove(&id);
-        if sleepers.capacity() > SHRINK_ABOVE && sleepers.len() < sleepers.capacity() / 4 {
-            let keep = sleepers.len() * 2;
-            sleepers.shrink_to(keep);
-        }
-    }
-
-    /// Rings the bells of the waits on the event loop that `which` picks. A bell rung while
-    /// its wait is in a poll keeps the ring for the wait's next sleep (`Notify::notify_one`).
-    fn ring_sleepers(&self, which: impl Fn(&Sleeper) -> bool) {
-        let sleepers = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner);
-        for sleeper in sleepers.values().filter(|sleeper| which(sleeper)) {
-            sleeper.bell.notify_one();
-        }
-    }
-
-    fn ring_sleepers_where(&self, id: u64) {
-        if let Some(sleeper) = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
-            sleeper.bell.notify_one();
-        }
-    }
-
-    /// A stop of this key told while a poll was out (`told`: the guard's count before it): the
-    /// next poll is due at once. (The store is read only when some key stop was told meanwhile.)
-    pub(crate) fn heard_stop_meanwhile(&self, pending: &mut Pending, told: u64) {
-        let guard = crate::budget::guard::global();
-        if crate::budget::guard::stops_told() != told && guard.stop(self.client.digest(), Stop::Key).is_some() {
-            pending.polling.poll_now(Instant::now());
-        }
     }
 
     /// The most worker threads wanted now: one while due waits go to the event loop.
@@ -649,8 +579,12 @@ impl Shared {
                     pending.finish_cancelled();
                     return;
                 }
-                // A stop of this key told while this poll was out (it missed the table).
-                self.heard_stop_meanwhile(&mut pending, told);
+                // A stop of this key told while this poll was out (it missed the table): due at
+                // once. (The store is read only when some key stop was told meanwhile.)
+                let guard = crate::budget::guard::global();
+                if crate::budget::guard::stops_told() != told && guard.stop(self.client.digest(), Stop::Key).is_some() {
+                    pending.polling.poll_now(Instant::now());
+                }
                 let wake_at = pending.polling.wake_at();
                 state.waits.insert(id, pending);
                 self.schedule(&mut state, id, wake_at);

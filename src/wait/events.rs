@@ -25,7 +25,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -66,32 +65,28 @@ impl EventLoop {
     // The work comes back by value: boxing it would cost every poll that falls back an allocation.
     #[allow(clippy::result_large_err)]
     pub fn submit(&mut self, shared: &Arc<Shared>, work: Work) -> Result<(), Work> {
-        let Some((_, channel)) = self.channel(shared.client()) else { return Err(work) };
+        let client = shared.client();
+        let version = client.settings_version();
+        let channel = match &self.channel {
+            Some((built, channel)) if *built == version => Arc::clone(channel),
+            _ => match client.event_channel() {
+                Some(Ok(channel)) => {
+                    let channel = Arc::new(channel);
+                    self.channel = Some((version, Arc::clone(&channel)));
+                    channel
+                }
+                // The blocking path reports what is wrong, as it does today.
+                Some(Err(_)) | None => {
+                    self.channel = None;
+                    return Err(work);
+                }
+            },
+        };
         if self.jobs.is_none() && self.start().is_err() {
             return Err(work);
         }
         let Some(jobs) = &self.jobs else { return Err(work) };
         jobs.send(Job { shared: Arc::clone(shared), work, channel }).map_err(|failed| failed.0.work)
-    }
-
-    /// The channel for the client's settings now, with their version; `None` when its calls
-    /// are not for the event loop (the blocking path reports what is wrong, as it does today).
-    pub fn channel(&mut self, client: &crate::client::Client) -> Option<(u64, Arc<EventChannel>)> {
-        let version = client.settings_version();
-        match &self.channel {
-            Some((built, channel)) if *built == version => Some((version, Arc::clone(channel))),
-            _ => match client.event_channel() {
-                Some(Ok(channel)) => {
-                    let channel = Arc::new(channel);
-                    self.channel = Some((version, Arc::clone(&channel)));
-                    Some((version, channel))
-                }
-                Some(Err(_)) | None => {
-                    self.channel = None;
-                    None
-                }
-            },
-        }
     }
 
     fn start(&mut self) -> Result<(), Error> {
@@ -148,79 +143,28 @@ impl Job {
     async fn run(self) {
         let Job { shared, work, channel } = self;
         match work {
-            Work::Poll { id, pending } => keep(&shared, id, pending, channel).await,
+            Work::Poll { id, pending } => poll(&shared, id, pending, &channel).await,
             Work::Solve { solve, inbox } => create(&shared, solve, &inbox, &channel).await,
         }
     }
 }
 
-/// How far ahead a wait's next poll may be for it to sleep on the loop rather than in the
-/// engine's table: the waits that poll often (where a hand-over per poll costs the most) stay
-/// on the loop, and its memory is bounded by the polls of the next second, not by the waits.
-const HOLD: Duration = Duration::from_secs(1);
-
-/// A due wait handed to the loop: polled, and between polls asleep on the loop's timer while
-/// its next poll is within [`HOLD`], until it ends; back to the engine's table (and to its
-/// timer thread) otherwise, or when the client's waits leave the loop (turned off, a proxy
-/// set). So a wait that polls often needs no hand-over from the timer thread, nor a task of
-/// its own, for each poll.
-async fn keep(shared: &Shared, id: u64, mut pending: Pending, mut channel: Arc<EventChannel>) {
-    let client = shared.client();
-    let mut version = client.settings_version();
-    // Registered before the first look at the wait's tokens: a trigger after it rings.
-    let bell = shared.sleep_on_loop(id, &pending.inbox);
-    // Bounded: each turn polls once (the wait ends by its deadline or max_requests at most).
-    loop {
-        let told = crate::budget::guard::stops_told();
-        let outcome = if pending.cancelled() || shared.stopping() {
-            Some(pending.polling.cancelled())
-        } else {
-            poll(shared, &mut pending, &channel).await
-        };
-        // Back to the table (about 300 bytes, against this task's 1.5 KiB) when its next
-        // poll is not soon: the loop holds only the waits it polls within `HOLD`.
-        let wake_at = pending.polling.wake_at();
-        if outcome.is_some() || !client.event_loop() || wake_at > Instant::now() + HOLD {
-            shared.woke_on_loop(id);
-            shared.after_poll(id, pending, outcome, told);
-            return;
+/// One poll of the wait on the loop, then its outcome delivered or its next timer set.
+async fn poll(shared: &Shared, id: u64, mut pending: Pending, channel: &EventChannel) {
+    let told = crate::budget::guard::stops_told();
+    let outcome = if pending.cancelled() {
+        Some(pending.polling.cancelled())
+    } else {
+        let (polling, cancels) = pending.polling_and_cancels();
+        let cancels = cancels.as_slice();
+        let link = Events(channel);
+        // A panic must not kill the loop and lose the wait: it ends the wait instead.
+        match (CatchUnwind(Box::pin(polling.step_on(shared.client(), &link, cancels)))).await {
+            Ok(outcome) => outcome,
+            Err(panic) => panicked(panic.as_ref()),
         }
-        shared.heard_stop_meanwhile(&mut pending, told);
-        let wake_at = pending.polling.wake_at();
-        tokio::select! {
-            biased;
-            () = bell.notified() => {}
-            () = tokio::time::sleep_until(wake_at.into()) => {}
-        }
-        if client.settings_version() != version {
-            let now = shared.events_channel();
-            match now {
-                Some((built, rebuilt)) => (version, channel) = (built, rebuilt),
-                None => {
-                    shared.woke_on_loop(id);
-                    shared.after_poll(id, pending, None, told);
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// One poll of a wait on the loop: `Some` when the wait is over.
-async fn poll(
-    shared: &Shared,
-    pending: &mut Pending,
-    channel: &EventChannel,
-) -> Option<crate::client::Report<crate::api::answer::TaskState>> {
-    let (polling, cancels) = pending.polling_and_cancels();
-    let cancels = cancels.as_slice();
-    let link = Events(channel);
-    // A panic must not kill the loop and lose the wait: it ends the wait instead. Boxed: a
-    // wait asleep on the loop keeps only a small future, not a request's.
-    match (CatchUnwind(Box::pin(polling.step_on(shared.client(), &link, cancels)))).await {
-        Ok(outcome) => outcome,
-        Err(panic) => panicked(panic.as_ref()),
-    }
+    };
+    shared.after_poll(id, pending, outcome, told);
 }
 
 /// A solve's createTask on the loop (the client's rules, as a blocking createTask runs them),
