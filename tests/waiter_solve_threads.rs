@@ -74,6 +74,11 @@ fn a_thousand_solves_on_the_event_loop_take_three_library_threads() {
     assert!(peak.len() <= 3, "{} library threads: {peak:?}", peak.len());
     assert!(!peak.iter().any(|name| name == "capmonster-create"), "{peak:?}");
     drop(waiter);
-    assert!(library_threads().is_empty(), "{:?}", library_threads());
+    // Joined; a joined thread may still be listed for a moment while the kernel ends it.
+    let dropped = Instant::now();
+    while !library_threads().is_empty() {
+        assert!(dropped.elapsed() < Duration::from_secs(2), "{:?}", library_threads());
+        std::thread::sleep(Duration::from_millis(5));
+    }
     eprintln!("{SOLVES} solves on the loop: {:?}, {} polls, peak threads {peak:?}", started.elapsed(), requests);
 }
