@@ -237,8 +237,11 @@ impl Engine {
         match self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&self.shared, work) {
             Ok(()) => Ok(()),
             Err(Work::Solve { solve, .. }) => Err(solve),
-            // Not what was handed in: nothing to give back.
-            Err(Work::Poll { .. }) => Ok(()),
+            // `submit` gives back what it was handed; were it a wait, it would go to the table.
+            Err(Work::Poll { id, pending }) => {
+                self.shared.after_poll(id, pending, None, crate::budget::guard::stops_told());
+                Ok(())
+            }
         }
     }
 
@@ -555,8 +558,11 @@ impl Shared {
         match self.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&shared, Work::Poll { id, pending }) {
             Ok(()) => Ok(()),
             Err(Work::Poll { pending, .. }) => Err(pending),
-            // Not what was handed in: nothing to give back.
-            Err(Work::Solve { .. }) => Ok(()),
+            // `submit` gives back what it was handed; were it a solve, it would end here.
+            Err(Work::Solve { solve, inbox }) => {
+                solve.failed(&inbox, Error::new(Code::Internal, "the solve could not be handed to the event loop"));
+                Ok(())
+            }
         }
     }
 

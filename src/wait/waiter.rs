@@ -156,7 +156,11 @@ impl Solve {
 
     /// Ends a solve cancelled before its createTask was sent.
     pub fn not_sent(self, inbox: &Inbox) {
-        let error = Error::new(Code::Cancelled, "the solve was cancelled before its createTask was sent");
+        self.failed(inbox, Error::new(Code::Cancelled, "the solve was cancelled before its createTask was sent"));
+    }
+
+    /// Ends a solve with `error`, no request sent.
+    pub fn failed(self, inbox: &Inbox, error: Error) {
         let report = Report { result: Err(error), requests: 0, http_status: None, notice: None };
         inbox.deliver(Finished { tag: self.tag, task_id: 0, report });
     }
