@@ -20,8 +20,10 @@
 //!
 //! Not on the event loop yet: a client with a proxy (its waits and solves keep their threads).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -120,23 +122,46 @@ impl EventLoop {
 }
 
 /// The loop's thread: runs each job as a task until the engine stops sending, then until the
-/// tasks in flight end. Tasks are reaped as they end, so the set holds the waits in flight.
+/// tasks in flight end. The tasks are detached (a `JoinSet` entry per poll cost a few percent
+/// of the loop's CPU); a count of them, kept by each task's guard even if it panics, says when
+/// the last one ended.
 fn run(runtime: tokio::runtime::Runtime, mut jobs: UnboundedReceiver<Job>) {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let mut running = tokio::task::JoinSet::new();
+        let running = Rc::new(Running { count: Cell::new(0), ended: tokio::sync::Notify::new() });
         // Bounded by the engine's life: ends when the engine drops its sender.
-        loop {
-            tokio::select! {
-                job = jobs.recv() => match job {
-                    Some(job) => { running.spawn_local(job.run()); }
-                    None => break,
-                },
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-            }
+        while let Some(job) = jobs.recv().await {
+            running.count.set(running.count.get() + 1);
+            let guard = InFlight(Rc::clone(&running));
+            tokio::task::spawn_local(async move {
+                let _guard = guard;
+                job.run().await;
+            });
         }
-        while running.join_next().await.is_some() {}
+        // `notify_one` keeps a wake given before this waits: none is lost.
+        while running.count.get() > 0 {
+            running.ended.notified().await;
+        }
     });
+}
+
+/// The loop's jobs in flight.
+struct Running {
+    count: Cell<usize>,
+    ended: tokio::sync::Notify,
+}
+
+/// Counts a job in flight until its task ends (or unwinds).
+struct InFlight(Rc<Running>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let count = self.0.count.get() - 1;
+        self.0.count.set(count);
+        if count == 0 {
+            self.0.ended.notify_one();
+        }
+    }
 }
 
 impl Job {
