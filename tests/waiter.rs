@@ -7,12 +7,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capmonster::{Cancel, Client, Code, Next, Schedule, TaskState, Waiter};
+use capmonster::{Cancel, Client, Code, Engine, Next, Schedule, TaskState, Waiter};
 use common::*;
 use serde_json::json;
 
 fn shared_client(emulator: &Emulator, key: &str) -> Arc<Client> {
     Arc::new(client(emulator, key))
+}
+
+/// A client whose waits and solves run on the event loop (`on_loop`) or on the threads.
+fn solving_client(emulator: &Emulator, key: &str, on_loop: bool) -> Arc<Client> {
+    let client = client(emulator, &format!("{key}-{}", if on_loop { "loop" } else { "threads" }));
+    client.set_engine(if on_loop { Engine::EventLoop } else { Engine::Threads });
+    Arc::new(client)
 }
 
 /// Takes one finished wait within 10 s, or fails the test.
@@ -127,21 +134,42 @@ fn several_takers_each_get_distinct_waits() {
 
 #[test]
 fn shutdown_cancels_sleeping_and_in_flight_waits_promptly() {
+    shutdown_cancels_waits(false);
+}
+
+/// With the event loop on: the request in flight is a future on the loop, dropped at once; a
+/// wait asleep after a poll there is back in the engine's table.
+#[test]
+fn shutdown_cancels_sleeping_and_in_flight_waits_on_the_event_loop_promptly() {
+    shutdown_cancels_waits(true);
+}
+
+fn shutdown_cancels_waits(on_loop: bool) {
     let emulator = emulator();
     emulator.script_task(61, vec![Step::stall(20_000)]);
-    let client = shared_client(&emulator, "waiter-shutdown");
+    emulator.script_task(62, vec![Step::processing()]);
+    let client = solving_client(&emulator, "waiter-shutdown", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     waiter.add(61, &fast_schedule(), None, 1).unwrap();
+    // On the loop: polled once, then asleep for 30 s. (Not on the threads, where it would
+    // leave a pooled connection of the blocking path for the check of the interrupted one.)
+    if on_loop {
+        let slow = Schedule { interval: Duration::from_secs(30), ..fast_schedule() };
+        waiter.add(62, &slow, None, 101).unwrap();
+    }
     let sleepy =
         Schedule { first_delay: Duration::from_secs(60), timeout: Duration::from_secs(120), ..fast_schedule() };
     for tag in 2..=100 {
         waiter.add(1000 + tag as i64, &sleepy, None, tag).unwrap();
     }
-    // Wait until the stalled request is in flight.
+    // Wait until the stalled request is in flight and the other wait asleep after its poll.
     let start = Instant::now();
-    while emulator.task_requests(61) == 0 && start.elapsed() < Duration::from_secs(10) {
+    while (emulator.task_requests(61) == 0 || (on_loop && emulator.task_requests(62) == 0))
+        && start.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
+    std::thread::sleep(Duration::from_millis(50));
     let connections = emulator.connections();
     let shut = Instant::now();
     waiter.shutdown();
@@ -158,7 +186,7 @@ fn shutdown_cancels_sleeping_and_in_flight_waits_promptly() {
         }
     }
     let took = shut.elapsed();
-    assert_eq!(tags.len(), 100);
+    assert_eq!(tags.len(), if on_loop { 101 } else { 100 });
     assert!(took < Duration::from_secs(2), "shutdown took {took:?} with a request stalled for 20 s");
     assert_eq!(waiter.add(70, &fast_schedule(), None, 0).unwrap_err().code, Code::Cancelled);
     assert!(matches!(waiter.next(Duration::ZERO), Next::ShutDown));
@@ -169,11 +197,20 @@ fn shutdown_cancels_sleeping_and_in_flight_waits_promptly() {
 
 #[test]
 fn a_wait_cancel_ends_it_asleep_or_in_flight_and_spares_the_others() {
+    a_wait_cancel_ends_it(false);
+}
+
+#[test]
+fn a_wait_cancel_ends_it_asleep_or_in_flight_on_the_event_loop_and_spares_the_others() {
+    a_wait_cancel_ends_it(true);
+}
+
+fn a_wait_cancel_ends_it(on_loop: bool) {
     let emulator = emulator();
     emulator.script_task(81, vec![Step::stall(20_000)]);
     emulator.script_task(82, vec![Step::processing()]);
     emulator.script_task(83, vec![Step::processing(), Step::ready(json!({"text": "kept"}))]);
-    let client = shared_client(&emulator, "waiter-cancel");
+    let client = solving_client(&emulator, "waiter-cancel", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     let in_flight = Arc::new(Cancel::new());
     let asleep = Arc::new(Cancel::new());
@@ -280,8 +317,17 @@ const IMAGE_TASK: &str = r#"{"type":"ImageToTextTask","body":"aW1hZ2U="}"#;
 
 #[test]
 fn solves_create_their_task_then_wait_and_come_out_once() {
+    solves_come_out_once(false);
+}
+
+#[test]
+fn solves_on_the_event_loop_create_their_task_then_wait_and_come_out_once() {
+    solves_come_out_once(true);
+}
+
+fn solves_come_out_once(on_loop: bool) {
     let emulator = Emulator::start(Config { solve_after: Duration::from_millis(300), ..Config::default() }).unwrap();
-    let client = shared_client(&emulator, "waiter-solves");
+    let client = solving_client(&emulator, "waiter-solves", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     const SOLVES: u64 = 500;
     for tag in 0..SOLVES {
@@ -304,8 +350,17 @@ fn solves_create_their_task_then_wait_and_come_out_once() {
 
 #[test]
 fn a_solve_whose_create_fails_comes_out_with_the_failure() {
+    a_failed_create_comes_out(false);
+}
+
+#[test]
+fn a_solve_on_the_event_loop_whose_create_fails_comes_out_with_the_failure() {
+    a_failed_create_comes_out(true);
+}
+
+fn a_failed_create_comes_out(on_loop: bool) {
     let emulator = Emulator::start(Config { balance: 0.0, ..Config::default() }).unwrap();
-    let client = shared_client(&emulator, "waiter-solve-fails");
+    let client = solving_client(&emulator, "waiter-solve-fails", on_loop);
     let waiter = Waiter::new(&client).unwrap();
     waiter.add_solve(r#"{"body":"no type"}"#, None, &fast_schedule(), None, 1).unwrap();
     let refused = take(&waiter);
@@ -329,14 +384,25 @@ fn a_solve_whose_create_fails_comes_out_with_the_failure() {
 
 #[test]
 fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
+    cancel_and_shutdown_end_creates(false);
+}
+
+/// On the event loop the same: the cap of 2 holds the third createTask back (waiting for a
+/// permit rather than a thread), a cancel drops the request's future at once.
+#[test]
+fn cancel_and_shutdown_end_solves_in_their_create_on_the_event_loop_promptly() {
+    cancel_and_shutdown_end_creates(true);
+}
+
+fn cancel_and_shutdown_end_creates(on_loop: bool) {
     let emulator = emulator();
     emulator.script_method("createTask", vec![Step::stall(20_000)]);
-    let client = shared_client(&emulator, "waiter-solve-cancel");
+    let client = solving_client(&emulator, "waiter-solve-cancel", on_loop);
     client.set_max_connections(2).unwrap();
     let waiter = Waiter::new(&client).unwrap();
     let cancel = Arc::new(Cancel::new());
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), Some(Arc::clone(&cancel)), 1).unwrap();
-    // Two more: one in flight on the second thread, one queued behind the cap of 2.
+    // Two more: one in flight on the second connection, one queued behind the cap of 2.
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 2).unwrap();
     waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 3).unwrap();
     let start = Instant::now();
@@ -352,7 +418,7 @@ fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
     assert_eq!(finished.report.result.unwrap_err().code, Code::Cancelled);
     assert!(triggered.elapsed() < Duration::from_secs(1), "{:?}", triggered.elapsed());
     assert_eq!(cancel.watching(), 0, "the token forgets what it watched");
-    // Tag 3 took the freed thread; now both are in flight, stalled.
+    // Tag 3 took the freed connection; now both are in flight, stalled.
     while emulator.method_requests("createTask") < 3 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -376,5 +442,67 @@ fn cancel_and_shutdown_end_solves_in_their_create_promptly() {
     let error = waiter.add_solve(IMAGE_TASK, None, &fast_schedule(), None, 5).unwrap_err();
     assert_eq!(error.code, Code::Cancelled);
     assert_eq!(waiter.pending(), 0);
-    drop(waiter); // joins the create threads: quick, nothing is in flight
+    drop(waiter); // joins the create threads (or the loop): quick, nothing is in flight
+}
+
+/// A stop of the client's key (heard by a blocking call) ends at once the waits of a client
+/// on the event loop asleep between their polls, each answered by the guard without a request.
+#[test]
+fn a_key_stop_ends_the_waits_asleep_on_the_event_loop_at_once() {
+    let emulator = Emulator::start(Config { solve_after: Duration::from_secs(600), ..Config::default() }).unwrap();
+    let key = "waiter-key-stop-loop";
+    let client = Arc::new(client(&emulator, key));
+    client.set_engine(Engine::EventLoop);
+    let waiter = Waiter::new(&client).unwrap();
+    let schedule = Schedule { interval: Duration::from_secs(30), timeout: Duration::from_secs(60), ..fast_schedule() };
+    const WAITS: u64 = 50;
+    for tag in 0..WAITS {
+        waiter.add(emulator.add_task("ImageToTextTask"), &schedule, None, tag).unwrap();
+    }
+    let start = Instant::now();
+    while emulator.method_requests("getTaskResult") < WAITS as u32 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the first polls did not all go out");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    emulator.update_account(json!({"revokedKeys": [key]})).unwrap();
+    let heard = client.get_task_result(emulator.add_task("ImageToTextTask"));
+    assert_eq!(heard.result.unwrap_err().api_code(), Some("ERROR_KEY_DOES_NOT_EXIST"));
+    let heard_at = Instant::now();
+    let sent = emulator.method_requests("getTaskResult");
+    for _ in 0..WAITS {
+        let finished = take(&waiter);
+        let error = finished.report.result.unwrap_err();
+        assert_eq!(error.api_code(), Some("ERROR_KEY_DOES_NOT_EXIST"), "{error}");
+    }
+    assert!(heard_at.elapsed() < Duration::from_secs(2), "{:?}", heard_at.elapsed());
+    assert_eq!(emulator.method_requests("getTaskResult"), sent, "answered by the guard, not sent");
+    client.end_stops();
+}
+
+/// A wait polled on the event loop follows the client's settings at its next poll: a changed
+/// setting gives it the loop's new channel, the loop turned off sends it to the threads.
+#[test]
+fn a_wait_on_the_event_loop_follows_the_settings_at_its_next_poll() {
+    let emulator = emulator();
+    let steps = vec![Step::processing(), Step::processing(), Step::processing(), Step::ready(json!({"text": "moved"}))];
+    emulator.script_task(91, steps);
+    let client = solving_client(&emulator, "waiter-loop-settings", true);
+    let waiter = Waiter::new(&client).unwrap();
+    let schedule = Schedule { interval: Duration::from_millis(300), ..fast_schedule() };
+    waiter.add(91, &schedule, None, 1).unwrap();
+    let until_polled = |count: u32| {
+        let start = Instant::now();
+        while emulator.task_requests(91) < count {
+            assert!(start.elapsed() < Duration::from_secs(10), "{} polls of {count}", emulator.task_requests(91));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    until_polled(1);
+    client.set_request_timeout(Duration::from_secs(5)).unwrap();
+    until_polled(2);
+    client.set_engine(Engine::Threads);
+    let finished = take(&waiter);
+    assert_eq!(solution(&finished), r#"{"text":"moved"}"#);
+    assert_eq!(finished.report.requests, 4);
 }

@@ -6,6 +6,7 @@
 #   bench/python/run.sh                 1,000 solves each, then 10,000 and 100,000 waits
 #   PY_BENCH_SOLVES="1000 10000" PY_BENCH_WAITS="10000" bench/python/run.sh
 #   PY_BENCH_OFFICIAL="1000 10000" ...   the official client at 10,000 too (minutes, 10,000 threads)
+#   CAPMONSTER_ENGINE=events bench/python/run.sh   the library's engine on its event loop
 #
 # Solves: N at once on one event loop, each createTask then polling on the official
 # ImageToText schedule (both clients use the same one: 350 ms, then every 200 ms, 10 s in all);
@@ -91,7 +92,7 @@ echo "| client | n | right (failures) | wall | CPU (per solve) | CPU per request
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "CPU seconds by thread (loop: the event loop's; capmonster-wait: the library's waits; capmonster-crea(te): its solves' createTask; python: Python's other threads, the sampler's 20 ms reads among them; threads that ended, such as the official client's timers, not counted):"
+echo "CPU seconds by thread (loop: the event loop's; capmonster-wait: the library's waits (with CAPMONSTER_ENGINE=events, its timer thread); capmonster-even(ts): the library's event loop; capmonster-crea(te): its solves' createTask off that loop; python: Python's other threads, the sampler's 20 ms reads among them; threads that ended, such as the official client's timers, not counted):"
 echo
 printf '%s\n' "${threads[@]}"
 echo

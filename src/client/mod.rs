@@ -503,31 +503,49 @@ impl Client {
         balance: Option<fn(&T) -> f64>,
         send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        let pass = self.guard_admit(method, proxy, stats)?;
+        let sent_before = stats.requests;
+        let result = send(stats);
+        self.guard_learn(method, &pass, sent_before, stats, balance, &result);
+        result
+    }
+
+    /// The first half of [`guarded_with_proxy`](Client::guarded_with_proxy): the guard's
+    /// admission, or its answer given here (counted and logged).
+    fn guard_admit(&self, method: Method, proxy: Option<&str>, stats: &mut CallStats) -> Result<guard::Pass, Error> {
         // Before the guard may answer: a call it holds back says it too.
         if let Some(notice) = budget::global().untold(&self.budget_notices) {
             join_notice(&mut stats.notice, notice);
         }
-        let guard = guard::global();
-        let key = self.digest();
-        let pass = guard.admit(key, method, proxy, guard::now_ms()).inspect_err(|error| {
+        guard::global().admit(self.digest(), method, proxy, guard::now_ms()).inspect_err(|error| {
             stats::bump(&self.counters.guard_refusals);
             log::log(Level::Warn, "guard.refused", || format!("{} answered here: {}", method.name(), error.message));
-        })?;
-        let sent_before = stats.requests;
-        let result = send(stats);
+        })
+    }
+
+    /// The second half: what the service answered (if a request went out after `sent_before`)
+    /// counted, logged, and told to the guard, which starts, renews or ends the key's stops.
+    fn guard_learn<T>(
+        &self,
+        method: Method,
+        pass: &guard::Pass,
+        sent_before: u32,
+        stats: &CallStats,
+        balance: Option<fn(&T) -> f64>,
+        result: &Result<T, Error>,
+    ) {
         let heard = if stats.requests == sent_before {
             Heard::Nothing
         } else {
-            let class = self.counters.answered(&result, false);
-            self.log_answer(method, None, class, &result);
-            let money = match (&result, balance) {
+            let class = self.counters.answered(result, false);
+            self.log_answer(method, None, class, result);
+            let money = match (result, balance) {
                 (Ok(value), Some(read)) => read(value) > 0.0,
                 _ => false,
             };
-            Heard::from_result(&result, money)
+            Heard::from_result(result, money)
         };
-        guard.learn(key, &pass, heard, guard::now_ms());
-        result
+        guard::global().learn(self.digest(), pass, heard, guard::now_ms());
     }
 
     /// Creates a task. `task_json` is the `task` object (with its `type`); nothing is sent
@@ -541,33 +559,49 @@ impl Client {
     pub fn create_task_with(&self, task_json: &str, callback_url: Option<&str>, options: &CallOptions) -> Report<i64> {
         let mut stats = CallStats::default();
         let result = with_bounds(options, |bounds| {
-            let (task, proxy) = check_task_json(task_json)?;
-            let callback = match callback_url {
-                Some(url) => {
-                    endpoint::check_callback_url(url)?;
-                    let url = serde_json::to_string(url).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
-                    format!(r#","callbackUrl":{url}"#)
-                }
-                None => String::new(),
-            };
-            let soft_id = match self.soft_id.load(Ordering::Relaxed) {
-                0 => String::new(),
-                id => format!(r#","softId":{id}"#),
-            };
-            let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
-            let created = self.guarded_with_proxy(Method::CreateTask, proxy.as_deref(), &mut stats, None, |stats| {
-                let (status, answer) =
-                    self.exchange(Method::CreateTask, None, &body, bounds, stats, &mut |_| Ok(()))?;
-                answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e))
-            });
-            if let Ok(task_id) = created {
-                // Known to the budget from now on: the wrong-id pause never holds it. Never
-                // fails (the budget falls back to the process).
-                budget::global().register(self.digest(), task_id);
-            }
-            created
+            block_now(self.create_task_on(&self.blocking_link(), task_json, callback_url, bounds, &mut stats))
         });
         stats.report(result)
+    }
+
+    /// [`create_task_with`](Client::create_task_with) on any link: the one copy of its rules,
+    /// for the blocking call and a waiter's solve on the event loop alike.
+    pub(crate) async fn create_task_on<L: Link>(
+        &self,
+        link: &L,
+        task_json: &str,
+        callback_url: Option<&str>,
+        bounds: Bounds<'_>,
+        stats: &mut CallStats,
+    ) -> Result<i64, Error> {
+        let (task, proxy) = check_task_json(task_json)?;
+        let callback = match callback_url {
+            Some(url) => {
+                endpoint::check_callback_url(url)?;
+                let url = serde_json::to_string(url).map_err(|e| Error::new(Code::Internal, e.to_string()))?;
+                format!(r#","callbackUrl":{url}"#)
+            }
+            None => String::new(),
+        };
+        let soft_id = match self.soft_id.load(Ordering::Relaxed) {
+            0 => String::new(),
+            id => format!(r#","softId":{id}"#),
+        };
+        let body = format!(r#"{{"clientKey":{},"task":{}{}{}}}"#, self.key_json, task, callback, soft_id);
+        let method = Method::CreateTask;
+        let pass = self.guard_admit(method, proxy.as_deref(), stats)?;
+        let sent_before = stats.requests;
+        let created = self
+            .exchange_on(link, method, None, &body, bounds, stats, &mut |_| Ok(()))
+            .await
+            .and_then(|(status, answer)| answer::classify_create_task(status, &answer).map_err(|e| self.scrub(e)));
+        self.guard_learn(method, &pass, sent_before, stats, None, &created);
+        if let Ok(task_id) = created {
+            // Known to the budget from now on: the wrong-id pause never holds it. Never
+            // fails (the budget falls back to the process).
+            budget::global().register(self.digest(), task_id);
+        }
+        created
     }
 
     /// The account's balance in US dollars.

@@ -41,8 +41,9 @@ use crate::budget::guard::policy::Stop;
 use crate::budget::KeyDigest;
 use crate::cancel::{Cancel, Watcher};
 use crate::client::Client;
-use crate::wait::events::EventLoop;
+use crate::wait::events::{EventLoop, Work};
 use crate::wait::inbox::{Finished, Inbox};
+use crate::wait::waiter::Solve;
 use crate::wait::Polling;
 
 /// A wait in the engine's table.
@@ -73,11 +74,16 @@ impl<'a> Cancels<'a> {
 pub(crate) fn panicked(
     panic: &(dyn std::any::Any + Send),
 ) -> Option<crate::client::Report<crate::api::answer::TaskState>> {
+    Some(crate::client::CallStats::default().report(Err(panic_error(panic))))
+}
+
+/// The error a call that panicked ends with.
+pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
     let message = format!(
         "internal error (a bug in libcapmonster, please report it): {}",
         crate::api::error::panic_message(panic)
     );
-    Some(crate::client::CallStats::default().report(Err(Error::new(Code::Internal, message))))
+    Error::new(Code::Internal, message)
 }
 
 impl Pending {
@@ -203,6 +209,11 @@ impl Engine {
         &self.shared.client
     }
 
+    /// What the engine's waits are added to, from a thread or from the event loop.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Queues a wait; never blocks on the network. The wait reports to `inbox`.
     pub fn add(
         &self,
@@ -211,43 +222,27 @@ impl Engine {
         tag: u64,
         cancel: Option<Arc<Cancel>>,
     ) -> Result<(), Error> {
-        let shared = &self.shared;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut pending = Pending { polling, tag, inbox: Arc::clone(inbox), cancel, watch: None };
-        if let Some(cancel) = &pending.cancel {
-            match cancel.watch(shared.this.clone() as Weak<dyn Watcher>, id) {
-                Some(key) => pending.watch = Some(key),
-                None => {
-                    pending.finish_cancelled();
-                    return Ok(());
-                }
+        self.shared.add(inbox, polling, tag, cancel)
+    }
+
+    /// Hands a solve to the client's event loop for its createTask; gives it back when the
+    /// client's calls are not for the loop (off, a proxy) or the loop could not start.
+    // The solve comes back by value, as a poll that falls back does.
+    #[allow(clippy::result_large_err)]
+    pub fn submit_solve(&self, inbox: &Arc<Inbox>, solve: Solve) -> Result<(), Solve> {
+        if !self.shared.client.event_loop() {
+            return Err(solve);
+        }
+        let work = Work::Solve { solve, inbox: Arc::clone(inbox) };
+        match self.shared.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&self.shared, work) {
+            Ok(()) => Ok(()),
+            Err(Work::Solve { solve, .. }) => Err(solve),
+            // `submit` gives back what it was handed; were it a wait, it would go to the table.
+            Err(Work::Poll { id, pending }) => {
+                self.shared.after_poll(id, pending, None, crate::budget::guard::stops_told());
+                Ok(())
             }
         }
-        // Added while its key is stopped (after the stop woke the waits asleep): due now too.
-        if crate::budget::guard::key_stopped_here(shared.client.digest()) {
-            pending.polling.poll_now(Instant::now());
-        }
-        let mut state = shared.lock();
-        if state.workers.is_empty() {
-            if let Err(error) = shared.spawn_worker(&mut state) {
-                drop(state);
-                if let (Some(cancel), Some(key)) = (&pending.cancel, pending.watch) {
-                    cancel.unwatch(key);
-                }
-                return Err(error);
-            }
-        }
-        // A trigger between the watch and now found no wait to end: look again.
-        if pending.cancelled() {
-            drop(state);
-            pending.finish_cancelled();
-            return Ok(());
-        }
-        let wake_at = pending.polling.wake_at();
-        state.waits.insert(id, pending);
-        shared.schedule(&mut state, id, wake_at);
-        shared.find_leader(&mut state);
-        Ok(())
     }
 
     /// Ends every sleeping wait of `inbox` as cancelled (its waits in flight are stopped by
@@ -348,6 +343,59 @@ impl StopListener for Shared {
 }
 
 impl Shared {
+    /// [`Engine::add`]; also called by the event loop for a solve whose task it created.
+    pub(crate) fn add(
+        &self,
+        inbox: &Arc<Inbox>,
+        polling: Polling,
+        tag: u64,
+        cancel: Option<Arc<Cancel>>,
+    ) -> Result<(), Error> {
+        let shared = self;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending { polling, tag, inbox: Arc::clone(inbox), cancel, watch: None };
+        if let Some(cancel) = &pending.cancel {
+            match cancel.watch(shared.this.clone() as Weak<dyn Watcher>, id) {
+                Some(key) => pending.watch = Some(key),
+                None => {
+                    pending.finish_cancelled();
+                    return Ok(());
+                }
+            }
+        }
+        // Added while its key is stopped (after the stop woke the waits asleep): due now too.
+        if crate::budget::guard::key_stopped_here(shared.client.digest()) {
+            pending.polling.poll_now(Instant::now());
+        }
+        let mut state = shared.lock();
+        // A solve created on the event loop after the engine began to stop: it ends here.
+        if state.stopping {
+            drop(state);
+            pending.finish_cancelled();
+            return Ok(());
+        }
+        if state.workers.is_empty() {
+            if let Err(error) = shared.spawn_worker(&mut state) {
+                drop(state);
+                if let (Some(cancel), Some(key)) = (&pending.cancel, pending.watch) {
+                    cancel.unwatch(key);
+                }
+                return Err(error);
+            }
+        }
+        // A trigger between the watch and now found no wait to end: look again.
+        if pending.cancelled() {
+            drop(state);
+            pending.finish_cancelled();
+            return Ok(());
+        }
+        let wake_at = pending.polling.wake_at();
+        state.waits.insert(id, pending);
+        shared.schedule(&mut state, id, wake_at);
+        shared.find_leader(&mut state);
+        Ok(())
+    }
+
     /// The client whose waits this engine drives.
     pub fn client(&self) -> &Client {
         &self.client
@@ -507,7 +555,15 @@ impl Shared {
     #[allow(clippy::result_large_err)]
     fn hand_to_event_loop(&self, id: u64, pending: Pending) -> Result<(), Pending> {
         let Some(shared) = self.this.upgrade() else { return Err(pending) };
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&shared, id, pending)
+        match self.events.lock().unwrap_or_else(PoisonError::into_inner).submit(&shared, Work::Poll { id, pending }) {
+            Ok(()) => Ok(()),
+            Err(Work::Poll { pending, .. }) => Err(pending),
+            // `submit` gives back what it was handed; were it a solve, it would end here.
+            Err(Work::Solve { solve, inbox }) => {
+                solve.failed(&inbox, Error::new(Code::Internal, "the solve could not be handed to the event loop"));
+                Ok(())
+            }
+        }
     }
 
     /// After a poll (on a worker or on the event loop): the wait's outcome delivered, or its

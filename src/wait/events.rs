@@ -14,9 +14,15 @@
 //! resets its HTTP/2 stream or closes its HTTP/1.1 connection); the engine's drop joins the
 //! loop after the waits in flight end. A client's proxy (HTTP CONNECT, inside TLS for
 //! `https://`; SOCKS5, SOCKS4) is used here as on the threads.
+//!
+//! A waiter's solve (`Waiter::add_solve`) sends its createTask here too, as a future of the
+//! client's createTask rules on the same link, then hands the created task's wait to the
+//! engine; its cancel and the waiter's shutdown reach it in flight as they reach a poll.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -25,14 +31,22 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::api::error::{Code, Error};
 use crate::client::link::Events;
+use crate::client::{Bounds, CallStats};
 use crate::net::events::EventChannel;
-use crate::wait::engine::{panicked, Pending, Shared};
+use crate::wait::engine::{panic_error, panicked, Pending, Shared};
+use crate::wait::inbox::Inbox;
+use crate::wait::waiter::Solve;
 
-/// A due wait handed to the loop, with the channel of the settings it is sent with.
+/// What the loop is handed: a due wait, or a solve whose task is to be created.
+pub(crate) enum Work {
+    Poll { id: u64, pending: Pending },
+    Solve { solve: Solve, inbox: Arc<Inbox> },
+}
+
+/// Work handed to the loop, with the channel of the settings it is sent with.
 pub(crate) struct Job {
     shared: Arc<Shared>,
-    id: u64,
-    pending: Pending,
+    work: Work,
     channel: Arc<EventChannel>,
 }
 
@@ -47,11 +61,11 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
-    /// Hands a due wait to the loop, started on first use; gives it back when the client's
-    /// waits are not for the event loop (turned off) or the loop could not start.
-    // The wait comes back by value: boxing it would cost every poll that falls back an allocation.
+    /// Hands work to the loop, started on first use; gives it back when the client's waits
+    /// are not for the event loop (turned off) or the loop could not start.
+    // The work comes back by value: boxing it would cost every poll that falls back an allocation.
     #[allow(clippy::result_large_err)]
-    pub fn submit(&mut self, shared: &Arc<Shared>, id: u64, pending: Pending) -> Result<(), Pending> {
+    pub fn submit(&mut self, shared: &Arc<Shared>, work: Work) -> Result<(), Work> {
         let client = shared.client();
         let version = client.settings_version();
         let channel = match &self.channel {
@@ -65,15 +79,15 @@ impl EventLoop {
                 // The blocking path reports what is wrong, as it does today.
                 Some(Err(_)) | None => {
                     self.channel = None;
-                    return Err(pending);
+                    return Err(work);
                 }
             },
         };
         if self.jobs.is_none() && self.start().is_err() {
-            return Err(pending);
+            return Err(work);
         }
-        let Some(jobs) = &self.jobs else { return Err(pending) };
-        jobs.send(Job { shared: Arc::clone(shared), id, pending, channel }).map_err(|failed| failed.0.pending)
+        let Some(jobs) = &self.jobs else { return Err(work) };
+        jobs.send(Job { shared: Arc::clone(shared), work, channel }).map_err(|failed| failed.0.work)
     }
 
     fn start(&mut self) -> Result<(), Error> {
@@ -107,44 +121,94 @@ impl EventLoop {
 }
 
 /// The loop's thread: runs each job as a task until the engine stops sending, then until the
-/// tasks in flight end. Tasks are reaped as they end, so the set holds the waits in flight.
+/// tasks in flight end. The tasks are detached (a `JoinSet` entry per poll cost a few percent
+/// of the loop's CPU); a count of them, kept by each task's guard even if it panics, says when
+/// the last one ended.
 fn run(runtime: tokio::runtime::Runtime, mut jobs: UnboundedReceiver<Job>) {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let mut running = tokio::task::JoinSet::new();
+        let running = Rc::new(Running { count: Cell::new(0), ended: tokio::sync::Notify::new() });
         // Bounded by the engine's life: ends when the engine drops its sender.
-        loop {
-            tokio::select! {
-                job = jobs.recv() => match job {
-                    Some(job) => { running.spawn_local(job.run()); }
-                    None => break,
-                },
-                Some(_) = running.join_next(), if !running.is_empty() => {}
-            }
+        while let Some(job) = jobs.recv().await {
+            running.count.set(running.count.get() + 1);
+            let guard = InFlight(Rc::clone(&running));
+            tokio::task::spawn_local(async move {
+                let _guard = guard;
+                job.run().await;
+            });
         }
-        while running.join_next().await.is_some() {}
+        // `notify_one` keeps a wake given before this waits: none is lost.
+        while running.count.get() > 0 {
+            running.ended.notified().await;
+        }
     });
 }
 
-impl Job {
-    /// One poll of the wait on the loop, then its outcome delivered or its next timer set.
-    async fn run(self) {
-        let Job { shared, id, mut pending, channel } = self;
-        let told = crate::budget::guard::stops_told();
-        let outcome = if pending.cancelled() {
-            Some(pending.polling.cancelled())
-        } else {
-            let (polling, cancels) = pending.polling_and_cancels();
-            let cancels = cancels.as_slice();
-            let link = Events(&channel);
-            // A panic must not kill the loop and lose the wait: it ends the wait instead.
-            match (CatchUnwind(Box::pin(polling.step_on(shared.client(), &link, cancels)))).await {
-                Ok(outcome) => outcome,
-                Err(panic) => panicked(panic.as_ref()),
-            }
-        };
-        shared.after_poll(id, pending, outcome, told);
+/// The loop's jobs in flight.
+struct Running {
+    count: Cell<usize>,
+    ended: tokio::sync::Notify,
+}
+
+/// Counts a job in flight until its task ends (or unwinds).
+struct InFlight(Rc<Running>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let count = self.0.count.get() - 1;
+        self.0.count.set(count);
+        if count == 0 {
+            self.0.ended.notify_one();
+        }
     }
+}
+
+impl Job {
+    async fn run(self) {
+        let Job { shared, work, channel } = self;
+        match work {
+            Work::Poll { id, pending } => poll(&shared, id, pending, &channel).await,
+            Work::Solve { solve, inbox } => create(&shared, solve, &inbox, &channel).await,
+        }
+    }
+}
+
+/// One poll of the wait on the loop, then its outcome delivered or its next timer set.
+async fn poll(shared: &Shared, id: u64, mut pending: Pending, channel: &EventChannel) {
+    let told = crate::budget::guard::stops_told();
+    let outcome = if pending.cancelled() {
+        Some(pending.polling.cancelled())
+    } else {
+        let (polling, cancels) = pending.polling_and_cancels();
+        let cancels = cancels.as_slice();
+        let link = Events(channel);
+        // A panic must not kill the loop and lose the wait: it ends the wait instead.
+        match (CatchUnwind(Box::pin(polling.step_on(shared.client(), &link, cancels)))).await {
+            Ok(outcome) => outcome,
+            Err(panic) => panicked(panic.as_ref()),
+        }
+    };
+    shared.after_poll(id, pending, outcome, told);
+}
+
+/// A solve's createTask on the loop (the client's rules, as a blocking createTask runs them),
+/// then its wait handed to the engine, or its failure to the inbox.
+async fn create(shared: &Shared, solve: Solve, inbox: &Arc<Inbox>, channel: &EventChannel) {
+    if solve.cancelled(inbox) {
+        solve.not_sent(inbox);
+        return;
+    }
+    let tokens = [&inbox.stop, solve.cancel.as_ref().unwrap_or(&inbox.stop)];
+    let cancels = &tokens[..if solve.cancel.is_some() { 2 } else { 1 }];
+    let mut stats = CallStats::default();
+    let bounds = Bounds { deadline: None, cancels };
+    let link = Events(channel);
+    let sent =
+        shared.client().create_task_on(&link, &solve.task_json, solve.callback_url.as_deref(), bounds, &mut stats);
+    // A panic must not kill the loop and lose the solve: it ends the solve instead.
+    let result = CatchUnwind(Box::pin(sent)).await.unwrap_or_else(|panic| Err(panic_error(panic.as_ref())));
+    let report = stats.report(result);
+    solve.created(shared, inbox, report);
 }
 
 /// A future whose panic is caught and returned, as `catch_unwind` does for a closure.

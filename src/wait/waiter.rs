@@ -6,15 +6,16 @@
 //! to exactly one caller, from any number of threads. On Linux an eventfd is readable exactly
 //! while a finished wait is queued, so a C program can put the waiter in its poll/epoll loop.
 //!
-//! `add_solve` queues a whole solve: the createTask is sent by a thread of the waiter's own
-//! (so that an event loop never needs a thread of its own for it), then the task's wait joins
-//! the engine like any other; the solve comes out of `next` once, with the wait's outcome or
-//! the createTask's failure.
+//! `add_solve` queues a whole solve: the createTask is sent, then the task's wait joins the
+//! engine like any other; the solve comes out of `next` once, with the wait's outcome or the
+//! createTask's failure. With the client's event loop on (`events.rs`) the createTask is a
+//! future on that loop, like the polls; otherwise a thread of the waiter's own sends it (so
+//! that a program's event loop never needs a thread of its own for it).
 //!
 //! Bounds: a pending wait costs about 300 bytes; a solve waiting for its createTask holds its
-//! task JSON; the queue holds only finished waits not yet taken. The createTask threads are at
-//! most the client's `max_connections` (a call beyond that would only wait for a connection),
-//! started as solves arrive and ended by shutdown. `shutdown` (and drop) cancels every wait and
+//! task JSON; the queue holds only finished waits not yet taken. The createTask threads (off
+//! the event loop) are at most the client's `max_connections` (a call beyond that would only
+//! wait for a connection), started as solves arrive and ended by shutdown. `shutdown` (and drop) cancels every wait and
 //! solve; each still comes out of `next`.
 
 use std::collections::VecDeque;
@@ -27,7 +28,7 @@ use crate::api::error::{Code, Error};
 use crate::api::schedule::Schedule;
 use crate::cancel::{Cancel, Watcher};
 use crate::client::{CallOptions, Client, Report};
-use crate::wait::engine::Engine;
+use crate::wait::engine::{Engine, Shared};
 use crate::wait::inbox::Inbox;
 pub use crate::wait::inbox::{Finished, Next};
 use crate::wait::{check_schedule, Polling};
@@ -75,7 +76,11 @@ impl Waiter {
             cancel,
             tag,
         };
-        let added = self.creates.add(solve);
+        // On the event loop when the client's calls go there; else on the waiter's threads.
+        let added = match self.engine.submit_solve(&self.inbox, solve) {
+            Ok(()) => Ok(()),
+            Err(solve) => self.creates.add(solve),
+        };
         if added.is_err() {
             self.inbox.expect_one_less();
         }
@@ -135,12 +140,53 @@ impl Drop for Waiter {
 }
 
 /// A solve of `add_solve` waiting for its createTask.
-struct Solve {
-    task_json: String,
-    callback_url: Option<String>,
+pub(crate) struct Solve {
+    pub task_json: String,
+    pub callback_url: Option<String>,
     schedule: Schedule,
-    cancel: Option<Arc<Cancel>>,
+    pub cancel: Option<Arc<Cancel>>,
     tag: u64,
+}
+
+impl Solve {
+    /// Whether its cancel or its waiter's shutdown came before its createTask was sent.
+    pub fn cancelled(&self, inbox: &Inbox) -> bool {
+        inbox.stop.is_triggered() || self.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered())
+    }
+
+    /// Ends a solve cancelled before its createTask was sent.
+    pub fn not_sent(self, inbox: &Inbox) {
+        self.failed(inbox, Error::new(Code::Cancelled, "the solve was cancelled before its createTask was sent"));
+    }
+
+    /// Ends a solve with `error`, no request sent.
+    pub fn failed(self, inbox: &Inbox, error: Error) {
+        let report = Report { result: Err(error), requests: 0, http_status: None, notice: None };
+        inbox.deliver(Finished { tag: self.tag, task_id: 0, report });
+    }
+
+    /// After its createTask (on a thread or on the event loop): the task's wait handed to the
+    /// engine, or the failure delivered.
+    pub fn created(self, engine: &Shared, inbox: &Arc<Inbox>, created: Report<i64>) {
+        let Report { result, requests, http_status, mut notice } = created;
+        let (task_id, error) = match result {
+            Ok(task_id) => {
+                // Told once per client: it goes with the solve's outcome, whichever report
+                // that is.
+                if let Some(notice) = notice.take() {
+                    inbox.note(self.tag, notice);
+                }
+                let polling = Polling::start(engine.client(), task_id, &self.schedule, Instant::now());
+                match polling.and_then(|polling| engine.add(inbox, polling, self.tag, self.cancel)) {
+                    Ok(()) => return,
+                    Err(error) => (task_id, error),
+                }
+            }
+            Err(error) => (0, error),
+        };
+        let report: Report<TaskState> = Report { result: Err(error), requests, http_status, notice };
+        inbox.deliver(Finished { tag: self.tag, task_id, report });
+    }
 }
 
 #[derive(Default)]
@@ -224,11 +270,8 @@ impl Creates {
     /// inbox).
     fn create(&self, solve: Solve) {
         let stop = &self.inbox.stop;
-        let cancelled = || stop.is_triggered() || solve.cancel.as_ref().is_some_and(|cancel| cancel.is_triggered());
-        if cancelled() {
-            let error = Error::new(Code::Cancelled, "the solve was cancelled before its createTask was sent");
-            let report = Report { result: Err(error), requests: 0, http_status: None, notice: None };
-            self.inbox.deliver(Finished { tag: solve.tag, task_id: 0, report });
+        if solve.cancelled(&self.inbox) {
+            solve.not_sent(&self.inbox);
             return;
         }
         // One token for the call that either the solve's cancel or the waiter's shutdown
@@ -247,24 +290,7 @@ impl Creates {
         for (source, key) in watches {
             source.unwatch(key);
         }
-        let Report { result, requests, http_status, mut notice } = created;
-        let (task_id, error) = match result {
-            Ok(task_id) => {
-                // Told once per client: it goes with the solve's outcome, whichever report
-                // that is.
-                if let Some(notice) = notice.take() {
-                    self.inbox.note(solve.tag, notice);
-                }
-                let polling = Polling::start(&self.client, task_id, &solve.schedule, Instant::now());
-                match polling.and_then(|polling| self.engine.add(&self.inbox, polling, solve.tag, solve.cancel)) {
-                    Ok(()) => return,
-                    Err(error) => (task_id, error),
-                }
-            }
-            Err(error) => (0, error),
-        };
-        let report: Report<TaskState> = Report { result: Err(error), requests, http_status, notice };
-        self.inbox.deliver(Finished { tag: solve.tag, task_id, report });
+        solve.created(self.engine.shared(), &self.inbox, created);
     }
 
     /// Refuses new solves; the threads end once the queued ones are out (cancelled: the
