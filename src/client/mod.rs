@@ -153,7 +153,7 @@ pub struct Client {
     event_loop: AtomicBool,
     /// Bumped by every settings change: the event loop rebuilds its channel when it moves.
     settings_version: AtomicU64,
-    /// Requests in flight on the event loop (the gate counts the blocking ones).
+    /// HTTP/2 streams in flight on the event loop (the gate counts every other request).
     events_in_flight: Arc<AtomicU32>,
 }
 
@@ -302,6 +302,7 @@ impl Client {
             &settings.trust,
             &self.wire,
             &self.events_in_flight,
+            &self.gate,
             settings.max_connections,
         )
     }
