@@ -8,16 +8,32 @@
 //! while it queues).
 //!
 //! Blocking callers queue on a condition variable; the event loop's requests queue as futures
-//! ([`Gate::acquire_async`]), their wakers in a queue beside it, oldest first. A permit given
-//! back wakes one of each kind when there is one: the one that does not get it queues again
-//! (its place kept), and the uncontended path makes no system call and allocates nothing.
+//! ([`Gate::acquire_async`]), their wakers in a queue beside it, oldest first. The uncontended
+//! path makes no system call and allocates nothing. A permit given back while others queue is
+//! handed to a queuer (no newcomer can take it in between), of the same path when it has
+//! one: its connection has just gone idle in that path's pool, where the next request of the
+//! path finds it, whereas the other path would have to close a connection and open one. But
+//! while both paths queue, a path holding half the permits or more hands its permits to the
+//! other: so neither starves, and both busy, they settle at half the cap each, each on its
+//! own connections, with none closed and reopened for the other.
+//!
+//! The gate also counts the connections open, of both paths: each holds a [`ConnSlot`] from
+//! before it connects until it closes, at most `max` at once. ureq's pool and the event loop's
+//! (hyper's) are two pools, so a path that must open a connection at the cap makes room: it
+//! asks an idle connection ([`Shed`]) to close, the other path's first. One that holds a
+//! request permit and finds none to reuse can always find one in time, since requests in flight
+//! are at most `max` too: if every connection is open and its request has none, one connection
+//! carries no request. The event loop's first connection takes the place of an idle one of the
+//! blocking pool, if there is one, so that a waiter starting on a client that made a blocking
+//! call does not double its sockets.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cancel::{Cancel, Watcher};
 
@@ -36,9 +52,70 @@ struct Slots {
     /// most once; its own permits bound them).
     wakers: VecDeque<(u64, Waker)>,
     next_ticket: u64,
+    /// Permits handed to a path's queuers and not yet taken, by [`Side`] (counted in `used`).
+    handed: [u32; 2],
+    /// Of `used`, each path's ([`Side`]), handed ones included.
+    used_by: [u32; 2],
+    /// Connections open (or connecting), both paths.
+    open: u32,
+    /// Of them, the event loop's.
+    open_events: u32,
+    /// Connections that may be asked to close: both paths' open ones, and blocking ones shed
+    /// but not yet dropped by ureq's pool. Pruned of closed ones at each insert, so at most
+    /// `max` plus ureq's idle pool.
+    connections: Vec<Weak<dyn Shed>>,
+    /// Connects waiting for a slot on the event loop (at most its `MAX_CONNECTING`); all are
+    /// woken when a connection closes or goes idle.
+    slot_wakers: Vec<Waker>,
+}
+
+/// Whom a permit given back wakes.
+enum Wake {
+    Nobody,
+    Blocking,
+    Future(Waker),
 }
 
 impl Slots {
+    /// A permit given back by a request of `side`: handed to a queuer (see the module docs),
+    /// or free.
+    fn give_back(&mut self, side: Side) -> Wake {
+        self.used_by[side as usize] -= 1;
+        let blocking = self.queued > self.handed[Side::Blocking as usize];
+        let events = !self.wakers.is_empty();
+        let to = match (blocking, events) {
+            (false, false) => {
+                self.used -= 1;
+                return Wake::Nobody;
+            }
+            (true, false) => Side::Blocking,
+            (false, true) => Side::Events,
+            (true, true) if self.used_by[side as usize] >= self.max.div_ceil(2) => side.other(),
+            (true, true) => side,
+        };
+        self.used_by[to as usize] += 1;
+        self.handed[to as usize] += 1;
+        match to {
+            Side::Blocking => Wake::Blocking,
+            Side::Events => match self.wakers.pop_front() {
+                Some((_, waker)) => Wake::Future(waker),
+                None => Wake::Nobody,
+            },
+        }
+    }
+
+    /// A queuer of `side` left without the permit handed to its path: the permits handed
+    /// beyond the path's queuers go back.
+    fn surplus(&mut self, side: Side, waiting: u32) -> Vec<Wake> {
+        let mut wakes = Vec::new();
+        // Bounded by the handed permits, each given back once.
+        while self.handed[side as usize] > waiting {
+            self.handed[side as usize] -= 1;
+            wakes.push(self.give_back(side));
+        }
+        wakes
+    }
+
     /// Where `ticket` is (or would be) in the queue of wakers.
     fn find(&self, ticket: u64) -> Result<usize, usize> {
         self.wakers.binary_search_by_key(&ticket, |(queued, _)| *queued)
@@ -49,7 +126,89 @@ impl Slots {
 pub(crate) struct Gate {
     slots: Mutex<Slots>,
     freed: Condvar,
+    /// Where blocking connects wait for a connection slot.
+    closed: Condvar,
+    /// Connects waiting for a slot now (both paths), read without the lock by a connection
+    /// going idle, so that the blocking path's calls pay no lock for it.
+    slot_waiters: AtomicU32,
 }
+
+/// Which path a request or connection is on (which pool its connection is in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Blocking = 0,
+    Events = 1,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Blocking => Side::Events,
+            Side::Events => Side::Blocking,
+        }
+    }
+}
+
+/// A connection the gate may ask to close, so that another opens within the cap.
+pub(crate) trait Shed: Send + Sync {
+    fn side(&self) -> Side;
+    /// Closes the connection if it carries no request now (the event loop's: as soon as its
+    /// loop sees the ask), and says whether it will; `false` when it is busy or already closing.
+    fn shed(&self) -> bool;
+}
+
+/// A connection's place under the cap, from before it connects until it closes.
+pub(crate) struct ConnSlot {
+    gate: Arc<Gate>,
+    side: Side,
+    released: AtomicBool,
+}
+
+impl ConnSlot {
+    /// Lists the connection as one the gate may ask to close.
+    pub fn register(&self, connection: Weak<dyn Shed>) {
+        let mut slots = self.gate.lock();
+        slots.connections.retain(|known| known.strong_count() > 0);
+        slots.connections.push(connection);
+    }
+
+    /// Gives the place back (once): the connection is closed, or its socket is.
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers = {
+            let mut slots = self.gate.lock();
+            slots.open -= 1;
+            if self.side == Side::Events {
+                slots.open_events -= 1;
+            }
+            std::mem::take(&mut slots.slot_wakers)
+        };
+        self.gate.closed.notify_one();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// The connection carries no request any more: connects waiting at the cap look again for
+    /// one to close. Cheap when none waits (one atomic load).
+    pub fn idle_now(&self) {
+        if self.gate.slot_waiters.load(Ordering::Relaxed) > 0 {
+            let wakers = std::mem::take(&mut self.gate.lock().slot_wakers);
+            self.gate.closed.notify_all();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// How often a connect waiting at the cap asks again for a connection to close (a busy one
+/// asked in vain may be idle by then; an idle one going idle wakes it sooner).
+const ASK_AGAIN: Duration = Duration::from_millis(100);
 
 /// Why no permit was granted.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,7 +232,7 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(Side::Blocking);
     }
 }
 
@@ -84,7 +243,7 @@ pub(crate) struct OwnedPermit {
 
 impl Drop for OwnedPermit {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(Side::Events);
     }
 }
 
@@ -103,8 +262,14 @@ impl Future for Acquire<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OwnedPermit> {
         let gate = self.gate;
         let mut slots = gate.lock();
-        if slots.used < slots.max {
-            slots.used += 1;
+        let handed = self.ticket.is_some() && slots.handed[Side::Events as usize] > 0;
+        if handed || slots.used < slots.max {
+            if handed {
+                slots.handed[Side::Events as usize] -= 1;
+            } else {
+                slots.used += 1;
+                slots.used_by[Side::Events as usize] += 1;
+            }
             if let Some(Ok(place)) = self.ticket.map(|ticket| slots.find(ticket)) {
                 slots.wakers.remove(place);
             }
@@ -132,20 +297,41 @@ impl Future for Acquire<'_> {
 impl Drop for Acquire<'_> {
     fn drop(&mut self) {
         let Some(ticket) = self.ticket.filter(|_| !self.done) else { return };
-        let passed_on = {
+        let wakes = {
             let mut slots = self.gate.lock();
             match slots.find(ticket) {
                 Ok(place) => {
                     slots.wakers.remove(place);
-                    None
+                    Vec::new()
                 }
-                // Woken for a permit it will not take: the next in line gets the wake-up.
-                Err(_) if slots.used < slots.max => slots.wakers.pop_front().map(|(_, waker)| waker),
-                Err(_) => None,
+                // Woken for a permit it will not take: the permit goes on.
+                Err(_) if slots.handed[Side::Events as usize] > 0 => slots.surplus(Side::Events, 0),
+                Err(_) => Vec::new(),
             }
         };
-        if let Some(waker) = passed_on {
-            waker.wake();
+        self.gate.wake(wakes);
+    }
+}
+
+/// What a blocking connect waiting for a slot is stopped by: registered as its shutdown
+/// handle (which the attempt's cancels and ureq's own shutdown reach), it wakes the wait.
+pub(crate) struct SlotWait {
+    gate: Weak<Gate>,
+    stopped: AtomicBool,
+}
+
+impl SlotWait {
+    pub fn new(gate: &Arc<Gate>) -> SlotWait {
+        SlotWait { gate: Arc::downgrade(gate), stopped: AtomicBool::new(false) }
+    }
+
+    /// Stops the wait at once.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(gate) = self.gate.upgrade() {
+            // The lock orders this with a waiter between its check and its wait.
+            let _slots = gate.lock();
+            gate.closed.notify_all();
         }
     }
 }
@@ -160,22 +346,142 @@ impl Watcher for Gate {
 
 impl Gate {
     pub fn new(max: u32) -> Arc<Gate> {
-        let slots = Slots { max: max.max(1), used: 0, queued: 0, wakers: VecDeque::new(), next_ticket: 0 };
-        Arc::new(Gate { slots: Mutex::new(slots), freed: Condvar::new() })
+        let slots = Slots {
+            max: max.max(1),
+            used: 0,
+            queued: 0,
+            wakers: VecDeque::new(),
+            next_ticket: 0,
+            handed: [0; 2],
+            used_by: [0; 2],
+            open: 0,
+            open_events: 0,
+            connections: Vec::new(),
+            slot_wakers: Vec::new(),
+        };
+        Arc::new(Gate { slots: Mutex::new(slots), freed: Condvar::new(), closed: Condvar::new(), slot_waiters: 0.into() })
     }
 
-    /// Gives a permit back: wakes one blocking queuer and one queued future, if any.
-    fn release(&self) {
-        let (anyone_queued, waker) = {
-            let mut slots = self.lock();
-            slots.used -= 1;
-            (slots.queued > 0, slots.wakers.pop_front().map(|(_, waker)| waker))
-        };
-        if anyone_queued {
-            self.freed.notify_one();
+    /// A connection slot if one is free now. The event loop's first one takes the place of
+    /// an idle blocking connection when there is one (see the module docs).
+    fn try_open(self: &Arc<Self>, side: Side) -> Option<ConnSlot> {
+        let mut slots = self.lock();
+        let first_on_loop = side == Side::Events && slots.open_events == 0 && slots.open > 0;
+        if slots.open >= slots.max || first_on_loop {
+            drop(slots);
+            if !self.shed_one(side) && !first_on_loop {
+                return None;
+            }
+            slots = self.lock();
+            if slots.open >= slots.max {
+                return None;
+            }
         }
-        if let Some(waker) = waker {
-            waker.wake();
+        slots.open += 1;
+        if side == Side::Events {
+            slots.open_events += 1;
+        }
+        Some(ConnSlot { gate: Arc::clone(self), side, released: AtomicBool::new(false) })
+    }
+
+    /// Asks one idle connection to close, the other path's first; whether one will.
+    fn shed_one(&self, side: Side) -> bool {
+        // Upgraded under the lock, asked outside it (a blocking one gives its slot back at once).
+        let known: Vec<Arc<dyn Shed>> = self.lock().connections.iter().filter_map(Weak::upgrade).collect();
+        let (other, own): (Vec<_>, Vec<_>) = known.into_iter().partition(|connection| connection.side() != side);
+        other.iter().chain(own.iter()).any(|connection| connection.shed())
+    }
+
+    /// A connection slot for a blocking connect if one is free now (or made free at once).
+    pub fn try_open_blocking(self: &Arc<Self>) -> Option<ConnSlot> {
+        self.try_open(Side::Blocking)
+    }
+
+    /// A connection slot for a blocking connect, waiting until `deadline` (`None`: none) or
+    /// until `stopped` says the attempt was cancelled (its [`SlotWait`] wakes the wait).
+    pub fn open_blocking(self: &Arc<Self>, deadline: Option<Instant>, stopped: &SlotWait) -> Result<ConnSlot, Refused> {
+        if let Some(slot) = self.try_open(Side::Blocking) {
+            return Ok(slot);
+        }
+        self.slot_waiters.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.wait_for_slot(deadline, stopped);
+        self.slot_waiters.fetch_sub(1, Ordering::Relaxed);
+        outcome
+    }
+
+    fn wait_for_slot(self: &Arc<Self>, deadline: Option<Instant>, stopped: &SlotWait) -> Result<ConnSlot, Refused> {
+        // Bounded by the deadline (or the cancel): each turn waits at most ASK_AGAIN.
+        loop {
+            if stopped.stopped.load(Ordering::Acquire) {
+                return Err(Refused::Cancelled);
+            }
+            if let Some(slot) = self.try_open(Side::Blocking) {
+                return Ok(slot);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(deadline) if now >= deadline => return Err(Refused::Deadline),
+                Some(deadline) => (deadline - now).min(ASK_AGAIN),
+                None => ASK_AGAIN,
+            };
+            let slots = self.lock();
+            if slots.open < slots.max || stopped.stopped.load(Ordering::Acquire) {
+                continue;
+            }
+            drop(self.closed.wait_timeout(slots, wait).unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+
+    /// A connection slot for the event loop's connect, waiting until `deadline`.
+    pub async fn open_async(self: &Arc<Self>, deadline: Instant) -> Result<ConnSlot, Refused> {
+        if let Some(slot) = self.try_open(Side::Events) {
+            return Ok(slot);
+        }
+        self.slot_waiters.fetch_add(1, Ordering::Relaxed);
+        /// Counts the connect out of the waiters however the wait ends (a dropped future too).
+        struct Waiting<'a>(&'a AtomicU32);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _waiting = Waiting(&self.slot_waiters);
+        // Bounded by the deadline: each turn waits at most ASK_AGAIN.
+        loop {
+            if let Some(slot) = self.try_open(Side::Events) {
+                return Ok(slot);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Refused::Deadline);
+            }
+            let closed = std::future::poll_fn(|cx| {
+                let mut slots = self.lock();
+                if slots.open < slots.max {
+                    return Poll::Ready(());
+                }
+                if !slots.slot_wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                    slots.slot_wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            });
+            let _ = tokio::time::timeout((deadline - now).min(ASK_AGAIN), closed).await;
+        }
+    }
+
+    /// Gives a permit of `side` back: to a queuer if any (see the module docs).
+    fn release(&self, side: Side) {
+        let wake = self.lock().give_back(side);
+        self.wake([wake]);
+    }
+
+    fn wake(&self, wakes: impl IntoIterator<Item = Wake>) {
+        for wake in wakes {
+            match wake {
+                Wake::Nobody => {}
+                Wake::Blocking => self.freed.notify_one(),
+                Wake::Future(waker) => waker.wake(),
+            }
         }
     }
 
@@ -203,6 +509,7 @@ impl Gate {
         let mut slots = self.lock();
         (slots.used < slots.max).then(|| {
             slots.used += 1;
+            slots.used_by[Side::Events as usize] += 1;
             OwnedPermit { gate: Arc::clone(self) }
         })
     }
@@ -224,6 +531,7 @@ impl Gate {
         let mut slots = self.lock();
         if slots.used < slots.max {
             slots.used += 1;
+            slots.used_by[Side::Blocking as usize] += 1;
             return Ok(Permit { gate: self, queued: false });
         }
         drop(slots);
@@ -241,17 +549,30 @@ impl Gate {
 
     fn queue(&self, deadline: Instant, cancels: &[&Arc<Cancel>]) -> Result<Permit<'_>, Refused> {
         let mut slots = self.lock();
+        // A queuer leaving without its permit gives back any handed to it.
+        let leave = |mut slots: MutexGuard<'_, Slots>, refused: Refused| {
+            let waiting = slots.queued;
+            let wakes = slots.surplus(Side::Blocking, waiting);
+            drop(slots);
+            self.wake(wakes);
+            Err(refused)
+        };
         loop {
             if cancels.iter().any(|cancel| cancel.is_triggered()) {
-                return Err(Refused::Cancelled);
+                return leave(slots, Refused::Cancelled);
+            }
+            if slots.handed[Side::Blocking as usize] > 0 {
+                slots.handed[Side::Blocking as usize] -= 1;
+                return Ok(Permit { gate: self, queued: true });
             }
             if slots.used < slots.max {
                 slots.used += 1;
+                slots.used_by[Side::Blocking as usize] += 1;
                 return Ok(Permit { gate: self, queued: true });
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Refused::Deadline);
+                return leave(slots, Refused::Deadline);
             }
             slots.queued += 1;
             slots = match self.freed.wait_timeout(slots, deadline - now) {

@@ -9,6 +9,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::api::error::{Code, Error};
 use crate::net::events::socket::Counted;
+use crate::net::gate::Gate;
 use crate::net::trust::Trust;
 use crate::net::wire::Wire;
 
@@ -17,7 +18,12 @@ pub(crate) type Connector = HttpsConnector<Counted>;
 
 /// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which only
 /// ureq carries): the engine then keeps its threads.
-pub(crate) fn build(trust: &Trust, request_timeout: Duration, wire: &Arc<Wire>) -> Option<Result<Connector, Error>> {
+pub(crate) fn build(
+    trust: &Trust,
+    request_timeout: Duration,
+    wire: &Arc<Wire>,
+    gate: &Arc<Gate>,
+) -> Option<Result<Connector, Error>> {
     let ureq::tls::RootCerts::Specific(certs) = trust.roots() else { return None };
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs.iter() {
@@ -34,7 +40,7 @@ pub(crate) fn build(trust: &Trust, request_timeout: Duration, wire: &Arc<Wire>) 
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(request_timeout));
-    let counted = Counted::new(http, wire);
+    let counted = Counted::new(http, wire, gate, request_timeout);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()

@@ -91,7 +91,7 @@ impl EventChannel {
         gate: &Arc<Gate>,
         max_connections: u32,
     ) -> Option<Result<EventChannel, Error>> {
-        let connector = match connector::build(trust, request_timeout, wire)? {
+        let connector = match connector::build(trust, request_timeout, wire, gate)? {
             Ok(connector) => connector,
             Err(error) => return Some(Err(error)),
         };
@@ -199,13 +199,16 @@ impl EventChannel {
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
         };
-        let request = request.map_err(|error| AttemptFailure {
+        let mut request = request.map_err(|error| AttemptFailure {
             error: Error::new(Code::Internal, format!("{}: {error}", method.name())),
             stale_connection: false,
             http_status: None,
         })?;
+        // Marks the connection busy while the request is on it, for the gate (`socket.rs`).
+        let capture = hyper_util::client::legacy::connect::capture_connection(&mut request);
         let exchange = async {
-            let response = match self.client.request(request).await {
+            let (response, _busy) = socket::while_busy(&capture, self.client.request(request)).await;
+            let response = match response {
                 Ok(response) => response,
                 Err(error) => {
                     self.size_for(None);
