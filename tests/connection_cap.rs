@@ -134,25 +134,27 @@ fn blocking_calls_and_a_waiter_on_the_event_loop_share_eight_connections() {
     }
     let waiter = Waiter::new(&client).unwrap();
     let peak = AtomicU32::new(0);
-    let ((), peak_sockets) = watching_sockets(&emulator, || std::thread::scope(|scope| {
-        for task in 0..waits {
-            waiter.add(21_000 + task, &quick_schedule(), None, task as u64).unwrap();
-        }
-        for _ in 0..200 {
-            scope.spawn(|| {
-                for _ in 0..3 {
-                    assert_eq!(client.get_balance().result.unwrap(), 1.5);
-                    peak.fetch_max(client.requests_in_flight(), Ordering::Relaxed);
-                }
-            });
-        }
-        let waits_done = scope.spawn(|| all_ready(&waiter, waits as usize));
-        while !waits_done.is_finished() {
-            peak.fetch_max(client.requests_in_flight(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        waits_done.join().unwrap();
-    }));
+    let ((), peak_sockets) = watching_sockets(&emulator, || {
+        std::thread::scope(|scope| {
+            for task in 0..waits {
+                waiter.add(21_000 + task, &quick_schedule(), None, task as u64).unwrap();
+            }
+            for _ in 0..200 {
+                scope.spawn(|| {
+                    for _ in 0..3 {
+                        assert_eq!(client.get_balance().result.unwrap(), 1.5);
+                        peak.fetch_max(client.requests_in_flight(), Ordering::Relaxed);
+                    }
+                });
+            }
+            let waits_done = scope.spawn(|| all_ready(&waiter, waits as usize));
+            while !waits_done.is_finished() {
+                peak.fetch_max(client.requests_in_flight(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            waits_done.join().unwrap();
+        })
+    });
     assert_eq!(emulator.method_requests("getBalance"), 600);
     assert!(peak.load(Ordering::Relaxed) <= 8, "{} requests in flight", peak.load(Ordering::Relaxed));
     eprintln!(

@@ -359,7 +359,12 @@ impl Gate {
             connections: Vec::new(),
             slot_wakers: Vec::new(),
         };
-        Arc::new(Gate { slots: Mutex::new(slots), freed: Condvar::new(), closed: Condvar::new(), slot_waiters: 0.into() })
+        Arc::new(Gate {
+            slots: Mutex::new(slots),
+            freed: Condvar::new(),
+            closed: Condvar::new(),
+            slot_waiters: 0.into(),
+        })
     }
 
     /// A connection slot if one is free now. The event loop's first one takes the place of

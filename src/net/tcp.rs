@@ -27,8 +27,8 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::mem::ManuallyDrop;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -63,7 +63,9 @@ impl<In: Transport> Connector<In> for LeanTcpConnector {
         let _ = stream.slot.set(slot);
         let _ = stream.wire.set(Arc::clone(&self.wire));
         OWN_SOCKET.with(|own| own.set(true));
-        stream.slot.get().map(|slot| slot.register(Arc::downgrade(&stream) as Weak<dyn Shed>));
+        if let Some(slot) = stream.slot.get() {
+            slot.register(Arc::downgrade(&stream) as Weak<dyn Shed>);
+        }
         stream.stream.set_nodelay(details.config.no_delay())?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         let wire = Arc::clone(&self.wire);

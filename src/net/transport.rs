@@ -114,6 +114,7 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: &BaseUrl,
         user_agent_url: &BaseUrl,

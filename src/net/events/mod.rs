@@ -81,6 +81,7 @@ impl Drop for EventPermit {
 impl EventChannel {
     /// `None` when the trust has no roots to give rustls here (Mozilla's bundled list, which
     /// only ureq carries): the engine then keeps its threads.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: &BaseUrl,
         user_agent_url: &BaseUrl,

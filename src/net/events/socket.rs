@@ -91,8 +91,15 @@ impl tower_service::Service<Uri> for Counted {
             let _permit = permits.acquire_owned().await.ok();
             let stream = inner.call(uri).await?.into_inner();
             wire.count_opened();
-            let track =
-                Arc::new(Track { busy: 0.into(), used: false.into(), shed: false.into(), reader: Mutex::new(None), opened: Instant::now(), settle: request_timeout, slot });
+            let track = Arc::new(Track {
+                busy: 0.into(),
+                used: false.into(),
+                shed: false.into(),
+                reader: Mutex::new(None),
+                opened: Instant::now(),
+                settle: request_timeout,
+                slot,
+            });
             track.slot.register(Arc::downgrade(&track) as Weak<dyn Shed>);
             Ok(TokioIo::new(Metered { stream: std::mem::ManuallyDrop::new(stream), wire, track }))
         })
