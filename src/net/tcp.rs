@@ -391,7 +391,9 @@ pub(crate) struct LeanTcp {
 
 impl fmt::Debug for LeanTcp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeanTcp").field("peer", &self.stream.stream.peer_addr().ok()).finish()
+        // A shed socket's descriptor is closed: not asked.
+        let peer = (self.stream.state.load(Ordering::Acquire) != SHED).then(|| self.stream.stream.peer_addr().ok());
+        f.debug_struct("LeanTcp").field("peer", &peer.flatten()).finish()
     }
 }
 
