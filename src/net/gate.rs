@@ -745,4 +745,100 @@ mod tests {
             assert_eq!(gate.in_use(), 3);
         });
     }
+
+    #[test]
+    fn both_paths_queuing_settle_at_half_the_permits_each() {
+        let gate = Gate::new(4);
+        let mut slots = gate.lock();
+        // Blocking calls hold all 4 permits; 3 blocking callers and 3 futures queue.
+        (slots.used, slots.used_by, slots.queued) = (4, [4, 0], 3);
+        for ticket in 1..=3 {
+            slots.wakers.push_back((ticket, Waker::noop().clone()));
+        }
+        let mut handed_to = Vec::new();
+        for _ in 0..4 {
+            // Each released permit of a blocking call; a handed one is taken at once.
+            let wake = slots.give_back(Side::Blocking);
+            handed_to.push(match wake {
+                Wake::Blocking => {
+                    slots.handed[0] -= 1;
+                    slots.queued -= 1;
+                    Side::Blocking
+                }
+                Wake::Future(_) => {
+                    slots.handed[1] -= 1;
+                    Side::Events
+                }
+                Wake::Nobody => panic!("a permit went free with queuers"),
+            });
+        }
+        // Blocking held half or more until it had given 2 up; then it keeps its own.
+        assert_eq!(handed_to, [Side::Events, Side::Events, Side::Blocking, Side::Blocking]);
+        assert_eq!((slots.used, slots.used_by), (4, [2, 2]));
+        // An events permit given back with a future queued goes to that future: its path
+        // holds less than half.
+        assert!(matches!(slots.give_back(Side::Events), Wake::Future(_)));
+        assert_eq!(slots.used_by, [2, 2]);
+    }
+
+    /// A connection of the test's own: idle or not, it gives its slot back when shed.
+    struct Fake {
+        side: Side,
+        idle: bool,
+        slot: Mutex<Option<ConnSlot>>,
+    }
+
+    impl Shed for Fake {
+        fn side(&self) -> Side {
+            self.side
+        }
+
+        fn shed(&self) -> bool {
+            self.idle && self.slot.lock().unwrap().take().is_some()
+        }
+    }
+
+    fn fake(gate: &Arc<Gate>, side: Side, idle: bool) -> Arc<Fake> {
+        let slot = match side {
+            Side::Blocking => gate.try_open_blocking().unwrap(),
+            Side::Events => event_loop().block_on(gate.open_async(Instant::now())).unwrap(),
+        };
+        let connection = Arc::new(Fake { side, idle, slot: Mutex::new(None) });
+        slot.register(Arc::downgrade(&connection) as Weak<dyn Shed>);
+        *connection.slot.lock().unwrap() = Some(slot);
+        connection
+    }
+
+    #[test]
+    fn a_connect_at_the_cap_closes_an_idle_connection_of_the_other_path_first() {
+        let gate = Gate::new(2);
+        let busy_blocking = fake(&gate, Side::Blocking, false);
+        let idle_events = fake(&gate, Side::Events, true);
+        let _own = gate.try_open_blocking().expect("the idle connection of the loop made room");
+        assert!(idle_events.slot.lock().unwrap().is_none(), "it was closed");
+        assert!(busy_blocking.slot.lock().unwrap().is_some(), "a busy one is never closed");
+        // Nothing idle now: a connect waits, within its deadline and until its cancel.
+        let wait = SlotWait::new(&gate);
+        let start = Instant::now();
+        assert_eq!(gate.open_blocking(Some(start + Duration::from_millis(50)), &wait).err(), Some(Refused::Deadline));
+        assert!(start.elapsed() >= Duration::from_millis(45));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                wait.stop();
+            });
+            let start = Instant::now();
+            assert_eq!(gate.open_blocking(None, &wait).err(), Some(Refused::Cancelled));
+            assert!(start.elapsed() < Duration::from_secs(5));
+        });
+        // The event loop's first connection takes the place of an idle blocking one, even
+        // below the cap.
+        let gate = Gate::new(4);
+        let idle_blocking = fake(&gate, Side::Blocking, true);
+        let first = event_loop().block_on(gate.open_async(Instant::now())).unwrap();
+        assert!(idle_blocking.slot.lock().unwrap().is_none());
+        assert_eq!(gate.lock().open, 1);
+        drop(first);
+        assert_eq!(gate.lock().open, 0);
+    }
 }
