@@ -172,6 +172,11 @@ impl ConnSlot {
         slots.connections.push(connection);
     }
 
+    /// Whether the place was given back (the connection is closed).
+    pub fn released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
+    }
+
     /// Gives the place back (once): the connection is closed, or its socket is.
     pub fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {

@@ -147,7 +147,10 @@ impl Shed for Track {
 
     fn shed(&self) -> bool {
         let set_up = self.used.load(Ordering::Acquire) || self.opened.elapsed() >= self.settle;
-        if !set_up || self.busy.load(Ordering::Acquire) > 0 || self.shed.swap(true, Ordering::AcqRel) {
+        // Closed already (the handle outlives the connection in requests' captures): no room
+        // to make here.
+        let gone = self.slot.released();
+        if gone || !set_up || self.busy.load(Ordering::Acquire) > 0 || self.shed.swap(true, Ordering::AcqRel) {
             return false;
         }
         self.wake_reader();
