@@ -76,15 +76,20 @@ fn port_of(emulator: &Emulator) -> u16 {
 }
 
 /// Runs `body` while sampling the client's sockets to `emulator` every millisecond: its
-/// outcome and the most seen at once (0 where they cannot be counted).
+/// outcome and the most seen at once (0 where they cannot be counted). The kernel writes
+/// `/proc/net/tcp` a piece at a time, not at one instant, so one read may list a socket just
+/// closed beside the one that took its place: a count holds only if the next read sees it
+/// too (a connection over the cap would stay for its request's time, many reads).
 fn watching_sockets<R>(emulator: &Emulator, body: impl FnOnce() -> R) -> (R, usize) {
     let port = port_of(emulator);
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
-            let mut peak = 0;
+            let (mut peak, mut last) = (0, 0);
             while !done.load(Ordering::Relaxed) {
-                peak = peak.max(client_sockets(port).unwrap_or(0));
+                let now = client_sockets(port).unwrap_or(0);
+                peak = peak.max(now.min(last));
+                last = now;
                 std::thread::sleep(Duration::from_millis(1));
             }
             peak
