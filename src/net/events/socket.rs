@@ -179,7 +179,9 @@ struct Handle(Arc<Track>);
 
 /// Runs `request` (hyper's client sending one request), marking the connection it is given
 /// busy from the poll that took it from the pool (see the module docs); the mark is returned
-/// with the answer, for the caller to hold until the answer's body is read.
+/// with the answer, for the caller to hold until the answer's body is read. A request hyper
+/// sends again on another connection (the first closed before it was written) moves its mark
+/// there, in the poll that took the other one.
 pub(crate) async fn while_busy<F: Future>(
     capture: &hyper_util::client::legacy::connect::CaptureConnection,
     request: F,
@@ -188,13 +190,14 @@ pub(crate) async fn while_busy<F: Future>(
     let mut mark: Option<Busy> = None;
     let output = std::future::poll_fn(|cx| {
         let polled = request.as_mut().poll(cx);
-        if mark.is_none() {
-            if let Some(connected) = capture.connection_metadata().as_ref() {
-                let mut extras = hyper::http::Extensions::new();
-                connected.get_extras(&mut extras);
-                if let Some(Handle(track)) = extras.remove::<Handle>() {
+        if let Some(connected) = capture.connection_metadata().as_ref() {
+            let mut extras = hyper::http::Extensions::new();
+            connected.get_extras(&mut extras);
+            if let Some(Handle(track)) = extras.remove::<Handle>() {
+                if !mark.as_ref().is_some_and(|marked| Arc::ptr_eq(&marked.0, &track)) {
                     track.busy.fetch_add(1, Ordering::AcqRel);
                     track.used.store(true, Ordering::Release);
+                    // The earlier connection's mark, if any, goes.
                     mark = Some(Busy(track));
                 }
             }
