@@ -246,6 +246,35 @@ fn http2_carries_many_streams_on_one_connection() {
     assert_eq!(client.stats().answers_ready, waits as u64);
 }
 
+/// One connection for the whole client (cap 1): 100 streams on its HTTP/2 connection while a
+/// thread makes blocking calls. The blocking calls take turns with the streams for the one slot
+/// (closing the idle HTTP/2 connection to open theirs, and back), and no HTTP/2 connection is
+/// ever closed with a stream on it: every wait and call is answered, none fails on the network.
+#[test]
+fn the_one_cap_never_closes_an_http2_connection_with_streams_on_it() {
+    let _serial = one_at_a_time();
+    let emulator = emulator_with(Duration::from_millis(100));
+    let nginx = nginx_h2("h2-cap", &emulator.url());
+    let client = https_events_client(&nginx, "events-h2-cap");
+    client.set_max_connections(1).unwrap();
+    let waiter = Waiter::new(&client).unwrap();
+    let calls = std::thread::scope(|scope| {
+        let caller = scope.spawn(|| (0..20).filter(|_| client.get_balance().result.is_ok()).count());
+        for round in 0..5 {
+            add_ready_waits(&emulator, &waiter, 61_000 + round * 20, 20);
+            for _ in 0..20 {
+                let done = finished(&waiter, Duration::from_secs(30));
+                assert!(done.report.result.is_ok(), "{:?}", done.report.result);
+            }
+        }
+        caller.join().unwrap()
+    });
+    assert_eq!(calls, 20, "every blocking call answered");
+    let stats = client.stats();
+    // Each answer counted as ready (the balances too), none a network failure.
+    assert_eq!((stats.answers_ready, stats.answers_network_error), (120, 0), "{stats:?}");
+}
+
 /// Scripts `count` tasks from `first` on, ready at the first poll, and adds their waits (all
 /// due at once).
 fn add_ready_waits(emulator: &Emulator, waiter: &Waiter, first: i64, count: i64) {

@@ -454,4 +454,41 @@ mod event_loop {
             assert!(sent_on_the_loop(400_000), "{proxy}: the wait was sent on the event loop");
         }
     }
+
+    /// One cap through a SOCKS proxy: blocking calls (on ureq's SOCKS connections) and waits on
+    /// the loop share 2 connections. Each path makes room by shedding the other's idle
+    /// connection, so neither waits for the request timeout (5 s here): all is answered well
+    /// within it.
+    #[test]
+    fn blocking_calls_and_waits_share_the_cap_through_a_socks_proxy() {
+        let socks = microsocks(None);
+        let emulator = emulator();
+        let client = events_client(&emulator, "proxy-loop-cap", &format!("socks5://127.0.0.1:{}", socks.port));
+        client.set_max_connections(2).unwrap();
+        client.set_request_timeout(Duration::from_secs(5)).unwrap();
+        let schedule = Schedule {
+            first_delay: Duration::ZERO,
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(20),
+            max_requests: 10,
+        };
+        let started = Instant::now();
+        let waiter = Waiter::new(&client).unwrap();
+        let balances = std::thread::scope(|scope| {
+            let callers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..10).filter(|_| client.get_balance().result.is_ok()).count()))
+                .collect();
+            for task in 500_000..500_020 {
+                emulator.script_task(task, vec![Step::processing(), Step::ready(json!({"text": "ok"}))]);
+                waiter.add(task, &schedule, None, task as u64).unwrap();
+            }
+            for _ in 0..20 {
+                let done = finished(&waiter, Duration::from_secs(20));
+                assert!(done.report.result.is_ok(), "{:?}", done.report.result);
+            }
+            callers.into_iter().map(|caller| caller.join().unwrap()).sum::<usize>()
+        });
+        assert_eq!(balances, 40, "every blocking call answered");
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
 }

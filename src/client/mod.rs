@@ -153,7 +153,7 @@ pub struct Client {
     event_loop: AtomicBool,
     /// Bumped by every settings change: the event loop rebuilds its channel when it moves.
     settings_version: AtomicU64,
-    /// Requests in flight on the event loop (the gate counts the blocking ones).
+    /// HTTP/2 streams in flight on the event loop (the gate counts every other request).
     events_in_flight: Arc<AtomicU32>,
 }
 
@@ -185,7 +185,7 @@ impl Client {
         let _ = budget::global();
         let wire = Arc::new(Wire::default());
         let gate = Gate::new(settings.max_connections);
-        let channel = build_channel(&settings, &wire);
+        let channel = build_channel(&settings, &wire, &gate);
         Ok(Client {
             key_json: serde_json::to_string(client_key).map_err(|e| Error::new(Code::Internal, e.to_string()))?,
             key: client_key.to_owned(),
@@ -315,6 +315,7 @@ impl Client {
             proxy,
             &self.wire,
             &self.events_in_flight,
+            &self.gate,
             settings.max_connections,
         )
     }
@@ -676,7 +677,7 @@ impl Client {
         let mut settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = settings.clone();
         change(&mut changed);
-        let channel = build_channel(&changed, &self.wire);
+        let channel = build_channel(&changed, &self.wire, &self.gate);
         if let (Err(error), ProxyChoice::Set(_)) = (&channel, &changed.proxy) {
             return Err(error.clone());
         }
@@ -1010,7 +1011,7 @@ fn check_task_json(task_json: &str) -> Result<(&str, Option<String>), Error> {
 
 /// The channel for `settings`: the proxy chosen (the caller's, or the environment's by curl's
 /// rules), then a new agent and a pool of at most `max_connections` idle connections.
-fn build_channel(settings: &Settings, wire: &Arc<Wire>) -> Result<Channel, Error> {
+fn build_channel(settings: &Settings, wire: &Arc<Wire>, gate: &Arc<Gate>) -> Result<Channel, Error> {
     let (proxy, source) = match &settings.proxy {
         ProxyChoice::Set(proxy) => (proxy.clone(), "proxy_url"),
         ProxyChoice::Environment => {
@@ -1022,7 +1023,7 @@ fn build_channel(settings: &Settings, wire: &Arc<Wire>) -> Result<Channel, Error
     };
     let max = settings.max_connections;
     let (base_url, user_agent_url) = (&settings.base_url, &settings.user_agent_url);
-    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, wire, max).map_err(
+    Channel::new(base_url, user_agent_url, settings.request_timeout, proxy, &settings.trust, wire, gate, max).map_err(
         |mut error| {
             if error.code == Code::InvalidArgument && !source.is_empty() {
                 error.message = format!("{source}: {}", error.message);

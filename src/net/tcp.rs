@@ -14,19 +14,28 @@
 //! Each socket is registered for shutdown (ureq's `register_shutdown`, which `inflight` also
 //! hears) before it connects, so a cancel shuts it down and the poll below returns at once.
 //!
+//! Each socket holds a connection slot of the client's gate (`gate.rs`) from before it connects
+//! until it closes, and may be shed: the gate closes an idle one (in ureq's pool, carrying no
+//! request) when the event loop must open a connection at the cap. Its state says which it
+//! is: busy from its connect and from the probe that takes it out of the pool, idle from the
+//! probe that puts it back, shed once the gate closed it; a shed socket answers the next
+//! probe "closed", without a system call, and ureq drops it.
+//!
 //! Windows: the wait is `select` (see [`poll_one`] for why not `WSAPoll`), in slices of
 //! [`WINDOWS_SLICE_MS`] that check the socket's shut-down flag, since Windows does not promise
 //! that a `shutdown` from another thread wakes a wait on the socket.
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Type};
 
+use crate::net::gate::{ConnSlot, Gate, Refused, Shed, Side, SlotWait};
 use crate::net::wire::Wire;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
@@ -34,24 +43,159 @@ use ureq::unversioned::transport::{
 use ureq::Timeout;
 
 /// Opens plain TCP connections unless an earlier link (a SOCKS proxy) already made one; its
-/// sockets count the bytes they carry in the client's [`Wire`].
-#[derive(Debug, Default)]
+/// sockets count the bytes they carry in the client's [`Wire`] and hold a slot of its gate.
+#[derive(Debug)]
 pub(crate) struct LeanTcpConnector {
     pub wire: Arc<Wire>,
+    pub gate: Arc<Gate>,
 }
 
 impl<In: Transport> Connector<In> for LeanTcpConnector {
-    type Out = Either<In, LeanTcp>;
+    type Out = Either<Slotted<In>, LeanTcp>;
 
     fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> Result<Option<Self::Out>, ureq::Error> {
+        OWN_SOCKET.with(|own| own.set(false));
         if let Some(chained) = chained {
-            return Ok(Some(Either::A(chained)));
+            // ureq's SOCKS connector made it (before this link could wait for room): it holds a
+            // slot all the same, so that the cap counts it.
+            let slot = open_slot(&self.gate, details)?;
+            return Ok(Some(Either::A(Slotted::new(chained, slot))));
         }
+        let slot = open_slot(&self.gate, details)?;
         let stream = connect_any(details)?;
+        let _ = stream.slot.set(slot);
+        let _ = stream.wire.set(Arc::clone(&self.wire));
+        OWN_SOCKET.with(|own| own.set(true));
+        if let Some(slot) = stream.slot.get() {
+            slot.register(Arc::downgrade(&stream) as Weak<dyn Shed>);
+        }
         stream.stream.set_nodelay(details.config.no_delay())?;
         let buffers = LazyBuffers::new(details.config.input_buffer_size(), details.config.output_buffer_size());
         let wire = Arc::clone(&self.wire);
         Ok(Some(Either::B(LeanTcp { stream, buffers, read_since_probe: false, wire })))
+    }
+}
+
+/// A connection an earlier link of the chain made (a SOCKS proxy's), with its slot of the gate.
+/// Like the library's own sockets it is idle while it lies in ureq's pool (ureq's probes say
+/// when it goes back and when it is taken out), and the gate may shed it then: its slot is
+/// given back at once and ureq's next probe finds it closed, so ureq drops (closes) it. Its
+/// socket is not the library's to close from another thread, so until that probe it stays open,
+/// unused: the only way the client's sockets exceed the cap, by such connections, for a while.
+pub(crate) struct Slotted<In> {
+    inner: In,
+    mark: Arc<SlottedMark>,
+}
+
+/// What the gate knows of a [`Slotted`] connection.
+struct SlottedMark {
+    /// `BUSY`, `IDLE` or `SHED`, as a [`Socket`]'s.
+    state: AtomicU8,
+    slot: ConnSlot,
+}
+
+impl<In: Transport> Slotted<In> {
+    fn new(inner: In, slot: ConnSlot) -> Slotted<In> {
+        let mark = Arc::new(SlottedMark { state: AtomicU8::new(BUSY), slot });
+        mark.slot.register(Arc::downgrade(&mark) as Weak<dyn Shed>);
+        Slotted { inner, mark }
+    }
+}
+
+impl Shed for SlottedMark {
+    fn side(&self) -> Side {
+        Side::Blocking
+    }
+
+    fn shed(&self) -> bool {
+        if self.state.compare_exchange(IDLE, SHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        self.slot.release();
+        true
+    }
+}
+
+impl<In: fmt::Debug> fmt::Debug for Slotted<In> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slotted").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl<In: Transport> Transport for Slotted<In> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.await_input(timeout)
+    }
+
+    /// As [`LeanTcp`]'s: ureq asks when the connection goes back to its pool (idle from then)
+    /// and when it takes it out (busy from then, unless the gate shed it meanwhile).
+    fn is_open(&mut self) -> bool {
+        let state = &self.mark.state;
+        let returning = match state.load(Ordering::Acquire) {
+            BUSY => true,
+            IDLE => match state.compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => false,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        let open = self.inner.is_open();
+        if open && returning {
+            state.store(IDLE, Ordering::Release);
+            self.mark.slot.idle_now();
+        }
+        open
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+thread_local! {
+    /// Whether the connection this thread's connector chain is making now is on a socket of
+    /// this transport, which counts its own close in the [`Wire`] (when the gate closes it,
+    /// not when ureq's pool drops it later). Set by every run of the chain, so never stale.
+    static OWN_SOCKET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the connection the chain just made is on a socket that counts its own close.
+pub(crate) fn counts_own_close() -> bool {
+    OWN_SOCKET.with(std::cell::Cell::get)
+}
+
+/// A connection slot of the client's gate, waiting for one (within the connect's timeout, and
+/// until the attempt is cancelled) when the cap's connections are all open.
+fn open_slot(gate: &Arc<Gate>, details: &ConnectionDetails) -> Result<ConnSlot, ureq::Error> {
+    let timeout = details.timeout;
+    let deadline = deadline(timeout)?;
+    if let Some(slot) = gate.try_open_blocking() {
+        return Ok(slot);
+    }
+    // Registered as a shutdown handle, so that the attempt's cancels reach the wait.
+    let wait = Arc::new(SlotWait::new(gate));
+    (details.register_shutdown)(Arc::downgrade(&wait) as Weak<dyn ShutdownHandle>)?;
+    gate.open_blocking(deadline, &wait).map_err(|refused| match refused {
+        Refused::Deadline => ureq::Error::Timeout(timeout.reason),
+        Refused::Cancelled => crate::net::inflight::cancelled_error(),
+    })
+}
+
+impl ShutdownHandle for SlotWait {
+    fn shutdown(&self) {
+        self.stop();
     }
 }
 
@@ -104,9 +248,16 @@ fn connect_one(
     let socket =
         socket2::Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(address)?;
     socket.set_nonblocking(true).map_err(address)?;
-    let stream = Arc::new(Socket { stream: TcpStream::from(socket), shut: AtomicBool::new(false) });
+    let stream = Arc::new(Socket {
+        stream: ManuallyDrop::new(TcpStream::from(socket)),
+        shut: AtomicBool::new(false),
+        state: AtomicU8::new(BUSY),
+        closed: Mutex::new(false),
+        slot: std::sync::OnceLock::new(),
+        wire: std::sync::OnceLock::new(),
+    });
     (details.register_shutdown)(Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>).map_err(Failed::Attempt)?;
-    match SockRef::from(&stream.stream).connect(&(*addr).into()) {
+    match SockRef::from(&*stream.stream).connect(&(*addr).into()) {
         Ok(()) => return Ok(stream),
         Err(error) if connect_in_progress(&error) => {}
         Err(error) => return Err(address(error)),
@@ -129,17 +280,88 @@ fn connect_in_progress(error: &io::Error) -> bool {
 
 /// A socket and whether it was shut down (the handle registered with ureq and `inflight`).
 pub(crate) struct Socket {
-    stream: TcpStream,
+    /// Closed early when the gate sheds the socket (`closed` then says so), else on drop.
+    stream: ManuallyDrop<TcpStream>,
     /// Set by `shutdown`: the Windows wait checks it between slices.
     shut: AtomicBool,
+    /// [`BUSY`], [`IDLE`] or [`SHED`] (see the module docs).
+    state: AtomicU8,
+    /// Whether the gate closed the socket: a shutdown must not touch its descriptor then
+    /// (the number may belong to another file by now).
+    closed: Mutex<bool>,
+    /// Its place under the client's cap, set once it connected.
+    slot: std::sync::OnceLock<ConnSlot>,
+    /// Where its close is counted, set once it connected.
+    wire: std::sync::OnceLock<Arc<Wire>>,
 }
+
+/// Carrying a request (or connecting): only its attempt's thread touches the socket.
+const BUSY: u8 = 0;
+/// In ureq's pool: the gate may shed it.
+const IDLE: u8 = 1;
+/// Closed by the gate; its descriptor is gone.
+const SHED: u8 = 2;
 
 impl ShutdownHandle for Socket {
     fn shutdown(&self) {
         self.shut.store(true, Ordering::Release);
-        // An error means the socket is already closed or shut down (as in ureq's own handle).
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*closed {
+            // An error means the socket is already closed or shut down (as in ureq's own handle).
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
     }
+}
+
+impl Shed for Socket {
+    fn side(&self) -> Side {
+        Side::Blocking
+    }
+
+    fn shed(&self) -> bool {
+        if self.state.compare_exchange(IDLE, SHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        // Idle in the pool: no thread uses the descriptor, and the next probe will not.
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        *closed = true;
+        close_now(&self.stream);
+        drop(closed);
+        if let Some(wire) = self.wire.get() {
+            wire.count_closed();
+        }
+        if let Some(slot) = self.slot.get() {
+            slot.release();
+        }
+        true
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if !*self.closed.get_mut().unwrap_or_else(PoisonError::into_inner) {
+            // SAFETY: dropped once, here; never closed before (`closed` says so).
+            unsafe { ManuallyDrop::drop(&mut self.stream) };
+            if let Some(wire) = self.wire.get() {
+                wire.count_closed();
+            }
+        }
+    }
+}
+
+/// Closes a socket's descriptor now; the `TcpStream` must not be dropped after.
+#[cfg(unix)]
+fn close_now(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is this socket's own, closed once (the caller marks it closed).
+    unsafe { libc::close(stream.as_raw_fd()) };
+}
+
+#[cfg(windows)]
+fn close_now(stream: &TcpStream) {
+    use std::os::windows::io::AsRawSocket;
+    // SAFETY: the socket is this stream's own, closed once (the caller marks it closed).
+    unsafe { windows_sys::Win32::Networking::WinSock::closesocket(stream.as_raw_socket() as _) };
 }
 
 /// What a wait waits for.
@@ -260,7 +482,9 @@ pub(crate) struct LeanTcp {
 
 impl fmt::Debug for LeanTcp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeanTcp").field("peer", &self.stream.stream.peer_addr().ok()).finish()
+        // A shed socket's descriptor is closed: not asked.
+        let peer = (self.stream.state.load(Ordering::Acquire) != SHED).then(|| self.stream.stream.peer_addr().ok());
+        f.debug_struct("LeanTcp").field("peer", &peer.flatten()).finish()
     }
 }
 
@@ -280,7 +504,7 @@ impl Transport for LeanTcp {
         let deadline = deadline(timeout)?;
         let mut sent = 0;
         while sent < amount {
-            let written = (&self.stream.stream).write(&self.buffers.output()[sent..amount]);
+            let written = (&*self.stream.stream).write(&self.buffers.output()[sent..amount]);
             match written {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => {
@@ -303,7 +527,7 @@ impl Transport for LeanTcp {
         loop {
             // Wait first: ureq asks for input after sending, when the answer is not there yet.
             self.wait(Ready::Read, deadline, timeout.reason)?;
-            let read = (&self.stream.stream).read(self.buffers.input_append_buf());
+            let read = (&*self.stream.stream).read(self.buffers.input_append_buf());
             match read {
                 Ok(amount) => {
                     self.buffers.input_appended(amount);
@@ -317,13 +541,31 @@ impl Transport for LeanTcp {
         }
     }
 
-    /// Open means: no end of stream, no error and no unasked-for bytes waiting.
+    /// Open means: no end of stream, no error and no unasked-for bytes waiting. ureq asks when
+    /// the connection goes back to its pool (it is idle from then) and when it takes it out
+    /// (busy from then, unless the gate shed it meanwhile).
     fn is_open(&mut self) -> bool {
-        if std::mem::take(&mut self.read_since_probe) {
-            return true;
+        let socket = &self.stream;
+        let returning = match socket.state.load(Ordering::Acquire) {
+            BUSY => true,
+            // Taken out of the pool, unless the gate is shedding it right now.
+            IDLE => match socket.state.compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => false,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+        let open = std::mem::take(&mut self.read_since_probe) || {
+            // One recv(MSG_PEEK): the socket is non-blocking, so "would block" means alive and idle.
+            let mut byte = [0u8; 1];
+            matches!(socket.stream.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+        };
+        if open && returning {
+            socket.state.store(IDLE, Ordering::Release);
+            if let Some(slot) = socket.slot.get() {
+                slot.idle_now();
+            }
         }
-        // One recv(MSG_PEEK): the socket is non-blocking, so "would block" means alive and idle.
-        let mut byte = [0u8; 1];
-        matches!(self.stream.stream.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+        open
     }
 }

@@ -14,6 +14,7 @@ use ureq::{Agent, Proxy};
 
 use crate::api::error::{Code, Error};
 use crate::net::endpoint::{BaseUrl, ProxyUrl};
+use crate::net::gate::Gate;
 use crate::net::inflight::Interruptible;
 use crate::net::resolve::CachingResolver;
 use crate::net::tcp::LeanTcpConnector;
@@ -113,6 +114,7 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         base_url: &BaseUrl,
         user_agent_url: &BaseUrl,
@@ -120,6 +122,7 @@ impl Channel {
         proxy: Option<ProxyUrl>,
         trust: &Trust,
         wire: &Arc<Wire>,
+        gate: &Arc<Gate>,
         max_connections: u32,
     ) -> Result<Channel, Error> {
         let ureq_proxy = proxy
@@ -147,7 +150,7 @@ impl Channel {
         let connector = Interruptible(
             ().chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
-                .chain(LeanTcpConnector { wire: Arc::clone(wire) })
+                .chain(LeanTcpConnector { wire: Arc::clone(wire), gate: Arc::clone(gate) })
                 .chain(RustlsConnector::default())
                 .chain(observer),
         );
@@ -236,6 +239,8 @@ impl<In: Transport> Connector<In> for ConnectionObserver {
         }
         Ok(chained.map(|inner| {
             let wire = Arc::clone(&self.wire);
+            // A socket of `tcp.rs` counts its own close; a proxy's (SOCKS) is counted here.
+            let wire = (!crate::net::tcp::counts_own_close()).then_some(wire);
             Box::new(CoalescedWrites { inner: Box::new(inner), pending: Vec::new(), wire }) as Box<dyn Transport>
         }))
     }
@@ -247,21 +252,26 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 /// Holds back what ureq writes (the request head, then the body) until it waits for the
 /// answer, so a request leaves in one write and one TCP segment instead of two. The benchmark
 /// showed the split costing as much time per call as everything else together (bench/).
-/// Every connection of the pool is one of these, so it is also where the close of each
-/// connection is counted ([`Wire`]; its bytes are counted by the socket, `tcp.rs`).
+/// Every connection of the pool is one of these, so it is also where the close of a
+/// connection on a proxy's socket is counted ([`Wire`]); the sockets of `tcp.rs` count their
+/// own close (which may come before ureq's pool drops them: the gate may close an idle one),
+/// and the bytes.
 #[derive(Debug)]
 struct CoalescedWrites {
     inner: Box<dyn Transport>,
     /// Bytes written by ureq and not sent yet (at most COALESCE_LIMIT).
     pending: Vec<u8>,
-    wire: Arc<Wire>,
+    /// Where the close is counted, when the socket does not count it.
+    wire: Option<Arc<Wire>>,
 }
 
 impl Drop for CoalescedWrites {
     /// The pool drops a connection when it closes it: the server closed it, it idled out, the
     /// pool was full, or the pool itself went with a setting's change.
     fn drop(&mut self) {
-        self.wire.count_closed();
+        if let Some(wire) = &self.wire {
+            wire.count_closed();
+        }
     }
 }
 

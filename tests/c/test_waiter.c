@@ -1474,6 +1474,22 @@ struct cap_run {
     long peak_threads;
 };
 
+/* Whether the waiters' engine runs on the event loop in this process: the library's rule for
+ * CAPMONSTER_ENGINE ("events" in any case, with white space around it). */
+static int engine_is_events(void) {
+    const char *value = getenv("CAPMONSTER_ENGINE"), *word = "events";
+    size_t length, i;
+    if (value == NULL) return 0;
+    while (*value != '\0' && strchr(" \t\r\n", *value) != NULL) value++;
+    length = strlen(value);
+    while (length > 0 && strchr(" \t\r\n", value[length - 1]) != NULL) length--;
+    if (length != strlen(word)) return 0;
+    for (i = 0; i < length; i++) {
+        if (value[i] != word[i] && value[i] != word[i] - 'a' + 'A') return 0;
+    }
+    return 1;
+}
+
 static void *cap_caller(void *arg) {
     struct cap_run *run = arg;
     int i;
@@ -1564,7 +1580,13 @@ static void test_connection_cap(void) {
     CHECK(run->ok == CAP_THREADS * CAP_CALLS_EACH);
     CHECK(run->wrong == 0);
     if (run->wrong > 0) fprintf(stderr, "first unexpected outcome: %s\n", run->first_wrong);
-    CHECK(opened >= 1 && opened <= CAP);
+    /* The threads engine sends on the blocking calls' one pool: it never opens more than CAP.
+     * On the event loop (CAPMONSTER_ENGINE=events) the waits have a pool of their own, and a
+     * connection moves between the two pools as the load moves (the gate closes an idle one
+     * of one pool to open one in the other), so more are opened over time; the cap holds at
+     * any moment (the socket count below), and both paths busy keep half the cap each, so the
+     * moves are a few, not one per request. */
+    CHECK(opened >= 1 && opened <= (engine_is_events() ? 3 * CAP : CAP));
     CHECK(waits_ok == CAP_WAITS);
     CHECK(run->peak_sockets - baseline_sockets <= CAP);
     /* The callers, the socket watcher, and at most CAP + 4 of the library's. */

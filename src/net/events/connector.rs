@@ -27,6 +27,7 @@ use tower_service::Service;
 use crate::api::error::{Code, Error};
 use crate::net::endpoint::ProxyUrl;
 use crate::net::events::socket::{Counted, Metered};
+use crate::net::gate::Gate;
 use crate::net::transport::USER_AGENT;
 use crate::net::trust::{self, Trust};
 use crate::net::wire::Wire;
@@ -43,6 +44,7 @@ pub(crate) fn build(
     request_timeout: Duration,
     wire: &Arc<Wire>,
     proxy: Option<&ProxyUrl>,
+    gate: &Arc<Gate>,
 ) -> Option<Result<Connector, Error>> {
     let mut roots = rustls::RootCertStore::empty();
     match trust.roots() {
@@ -67,7 +69,7 @@ pub(crate) fn build(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(request_timeout));
-    let counted = Counted::new(http, wire);
+    let counted = Counted::new(http, wire, gate, request_timeout);
     // TLS to an https:// proxy: the same roots (as ureq's one TLS configuration), no ALPN
     // (CONNECT is HTTP/1.1).
     let to_proxy = || {
@@ -261,7 +263,7 @@ impl Service<Uri> for Route {
             Via::Connect { proxy, authorization, tls: None } => {
                 let connecting = counted.call(proxy);
                 Box::pin(async move {
-                    let stream = connecting.await.map_err(|error| ProxyFailure(unreachable_proxy(&error)))?;
+                    let stream = connecting.await.map_err(|error| ProxyFailure(unreachable_proxy(error.as_ref())))?;
                     let mut hop = TokioIo::new(Hop::Tcp(stream));
                     tunnel(&mut hop, &dst, authorization.as_deref()).await.map_err(ProxyFailure)?;
                     Ok(hop.into_inner())
@@ -332,7 +334,7 @@ impl Service<Uri> for ToProxy {
         let unreachable = Arc::clone(&self.unreachable);
         Box::pin(async move {
             connecting.await.map_err(|error| {
-                let why = unreachable_proxy(&error);
+                let why = unreachable_proxy(error.as_ref());
                 *unreachable.lock().unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
                 ProxyFailure(why).into()
             })
@@ -540,7 +542,12 @@ mod tests {
                 .with_tls_config(config)
                 .https_only()
                 .enable_http1()
-                .wrap_connector(Counted::new(HttpConnector::new(), &wire))
+                .wrap_connector(Counted::new(
+                    HttpConnector::new(),
+                    &wire,
+                    &crate::net::gate::Gate::new(1),
+                    Duration::from_secs(1),
+                ))
         };
         let https = ProxyUrl::parse("https://u:p@127.0.0.1", "proxy_url").unwrap();
         match Via::of(&https, to_proxy) {

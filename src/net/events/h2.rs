@@ -26,13 +26,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http2;
 use hyper::{Request, Response, Uri};
 use hyper_rustls::MaybeHttpsStream;
-use hyper_util::client::legacy::connect::Connection as _;
+use hyper_util::client::legacy::connect::{Connected, Connection as _};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::OnceCell;
 use tower_service::Service;
 
 use super::connector::Connector;
 use super::connector::Hop;
+use super::socket::{mark_busy, Busy};
 use super::{failure, IDLE_TIMEOUT};
 
 /// The streams a connection is given before its server says how many it allows (h2's own
@@ -82,6 +83,9 @@ struct Connection {
     gone: AtomicBool,
     /// When its last stream ended, in ms since the set's epoch.
     idle_since_ms: AtomicU64,
+    /// Its socket as the connector described it: each stream marks it busy through it, so
+    /// that the client's gate never closes it to make room while a stream is on it.
+    socket: std::sync::OnceLock<Connected>,
 }
 
 enum Opened {
@@ -104,6 +108,8 @@ pub(crate) enum Unsent {
 pub(crate) struct Taken {
     connection: Arc<Connection>,
     shared: Arc<Shared>,
+    /// The stream's mark on the connection's socket (`socket.rs`), once the connection is open.
+    _busy: Option<Busy>,
 }
 
 impl Drop for Taken {
@@ -141,10 +147,14 @@ impl Http2Pool {
         // one, as hyper's pool resends it.
         let mut resent = false;
         loop {
-            let taken = self.shared.take();
+            let mut taken = self.shared.take();
             let opened = taken.connection.opened.get_or_init(|| self.shared.open(uri.clone(), &taken.connection)).await;
             let mut sender = match opened {
-                Opened::Http2(sender) => sender.clone(),
+                Opened::Http2(sender) => {
+                    // In the poll that picked the connection: no close to make room comes between.
+                    taken._busy = taken.connection.socket.get().and_then(mark_busy);
+                    sender.clone()
+                }
                 Opened::Http1 => return Err(Unsent::Http1(Box::new(request))),
                 Opened::Failed(message) => return Err(Unsent::Failed(message.clone())),
             };
@@ -192,13 +202,14 @@ impl Shared {
                     limit: AtomicUsize::new(self.streams_allowed.load(Ordering::Relaxed)),
                     gone: AtomicBool::new(false),
                     idle_since_ms: AtomicU64::new(self.now_ms()),
+                    socket: std::sync::OnceLock::new(),
                 });
                 connections.push(Arc::clone(&connection));
                 connection
             }
         };
         connection.streams.fetch_add(1, Ordering::Relaxed);
-        Taken { connection, shared: Arc::clone(self) }
+        Taken { connection, shared: Arc::clone(self), _busy: None }
     }
 
     /// Opens a connection: TLS with ALPN; if the server chose `h2`, hyper's HTTP/2 handshake and
@@ -209,7 +220,8 @@ impl Shared {
             Ok(stream) => stream,
             Err(error) => return Opened::Failed(failure(error.as_ref(), false)),
         };
-        if !stream.connected().is_negotiated_h2() {
+        let connected = stream.connected();
+        if !connected.is_negotiated_h2() {
             // One at most waits; another is closed (dropped).
             let mut handoff = self.handoff.lock().unwrap_or_else(PoisonError::into_inner);
             if handoff.is_none() {
@@ -223,6 +235,7 @@ impl Shared {
             Ok(handshake) => handshake,
             Err(error) => return Opened::Failed(failure(&error, false)),
         };
+        let _ = connection.socket.set(connected);
         tokio::spawn(drive(driven, Arc::clone(self), Arc::clone(connection)));
         Opened::Http2(sender)
     }

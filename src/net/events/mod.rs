@@ -3,7 +3,9 @@
 //! the blocking path. Used only by the waiters' engine when it runs on an event loop
 //! (`src/wait/events.rs`); single blocking calls keep ureq (`transport.rs`).
 //!
-//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore. Over TLS,
+//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore, and while
+//! they speak HTTP/1.1 one of the client's gate too (`net/gate.rs`), shared with its blocking
+//! calls, so that both paths together keep to `max_connections` requests in flight. Over TLS,
 //! until the first answer says which protocol the server speaks, one request goes out at a time (so that
 //! HTTP/2 starts on one connection, not on `max_connections` raced ones); then the permits are
 //! `max_connections` for HTTP/1.1 (a request in flight is a connection, in hyper-util's pool)
@@ -33,7 +35,7 @@ use h2::{Handoff, Http2Pool, Taken, Unsent};
 use crate::api::error::{Code, Error};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{BaseUrl, ProxyUrl};
-use crate::net::gate::Refused;
+use crate::net::gate::{Gate, OwnedPermit, Refused};
 use crate::net::transport::{AttemptFailure, Method, MAX_BODY_BYTES, USER_AGENT};
 use crate::net::trust::{self, Trust};
 use crate::net::wire::Wire;
@@ -60,19 +62,26 @@ pub(crate) struct EventChannel {
     multiplexed: AtomicBool,
     /// The permits the semaphore was given in all (it has no getter): what a resize starts from.
     granted: AtomicUsize,
-    /// The client's count of requests in flight on the event loop (for its stats).
+    /// The client's count of requests in flight on the event loop without a gate permit
+    /// (HTTP/2 streams; the gate counts the others), for its stats.
     in_flight: Arc<AtomicU32>,
+    /// The client's gate: an HTTP/1.1 request holds one of its permits, as a blocking one does.
+    gate: Arc<Gate>,
 }
 
 /// A request's right to go out on the event loop; counted in flight until dropped.
 pub(crate) struct EventPermit {
     _permit: OwnedSemaphorePermit,
+    /// The gate's permit of an HTTP/1.1 request (`None` for an HTTP/2 stream).
+    gate: Option<OwnedPermit>,
     in_flight: Arc<AtomicU32>,
 }
 
 impl Drop for EventPermit {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.gate.is_none() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -89,9 +98,10 @@ impl EventChannel {
         proxy: Option<ProxyUrl>,
         wire: &Arc<Wire>,
         in_flight: &Arc<AtomicU32>,
+        gate: &Arc<Gate>,
         max_connections: u32,
     ) -> Option<Result<EventChannel, Error>> {
-        let connector = match connector::build(trust, request_timeout, wire, proxy.as_ref())? {
+        let connector = match connector::build(trust, request_timeout, wire, proxy.as_ref(), gate)? {
             Ok(connector) => connector,
             Err(error) => return Some(Err(error)),
         };
@@ -125,6 +135,7 @@ impl EventChannel {
             multiplexed: AtomicBool::new(false),
             granted: AtomicUsize::new(if plain { max_connections as usize } else { 1 }),
             in_flight: Arc::clone(in_flight),
+            gate: Arc::clone(gate),
         }))
     }
 
@@ -146,7 +157,7 @@ impl EventChannel {
     /// Waits for a permit until `deadline`, or until a token triggers. `bool`: it was queued.
     pub async fn permit(&self, deadline: Instant, cancels: &[&Arc<Cancel>]) -> Result<(EventPermit, bool), Refused> {
         let permits = Arc::clone(&self.permits);
-        let (permit, queued) = match permits.clone().try_acquire_owned() {
+        let (permit, mut queued) = match permits.clone().try_acquire_owned() {
             Ok(permit) => (permit, false),
             Err(_) => {
                 let acquire = permits.acquire_owned();
@@ -157,8 +168,25 @@ impl EventChannel {
                 }
             }
         };
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok((EventPermit { _permit: permit, in_flight: Arc::clone(&self.in_flight) }, queued))
+        // HTTP/1.1 (or not known yet): a request in flight is a connection, counted in the
+        // client's one cap with its blocking calls.
+        let gate = if self.multiplexed.load(Ordering::Relaxed) {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            Some(match self.gate.try_acquire_owned() {
+                Some(permit) => permit,
+                None => {
+                    queued = true;
+                    tokio::select! {
+                        permit = self.gate.acquire_async() => permit,
+                        _ = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Deadline),
+                        _ = cancelled(cancels) => return Err(Refused::Cancelled),
+                    }
+                }
+            })
+        };
+        Ok((EventPermit { _permit: permit, gate, in_flight: Arc::clone(&self.in_flight) }, queued))
     }
 
     /// Learns the protocol from the first answer (or failure) and opens the permits for it; on
@@ -229,13 +257,16 @@ impl EventChannel {
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
         };
-        let request = request.map_err(|error| AttemptFailure {
+        let mut request = request.map_err(|error| AttemptFailure {
             error: Error::new(Code::Internal, format!("{}: {error}", method.name())),
             stale_connection: false,
             http_status: None,
         })?;
+        // Marks the connection busy while the request is on it, for the gate (`socket.rs`).
+        let capture = hyper_util::client::legacy::connect::capture_connection(&mut request);
         let exchange = async {
-            let (response, _stream) = match self.send(request).await {
+            let (sent, _busy) = socket::while_busy(&capture, self.send(request)).await;
+            let (response, _stream) = match sent {
                 Ok(sent) => sent,
                 Err(what) => {
                     self.size_for(None);

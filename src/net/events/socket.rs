@@ -2,11 +2,23 @@
 //! the bytes it carries and its close are counted in the client's [`Wire`], as the blocking
 //! path's sockets are (`net/tcp.rs`), and so that at most [`MAX_CONNECTING`] are being set up
 //! at once.
+//!
+//! Each connection holds a slot of the client's gate (`net/gate.rs`) from before it connects
+//! until it closes, so that both paths together keep to the cap, and may be shed: when the
+//! other path must open a connection at the cap, the gate asks an idle one to close. Idle is
+//! known from the requests: each marks its connection busy ([`while_busy`]) in the same poll
+//! of the loop that took it from hyper's pool, before the connection's task can write it, and
+//! until the request ends; the connection's own task, on the same loop thread, closes it (an
+//! end of stream read while idle) only when no request marks it. A connection never used yet
+//! (being set up, or pooled by a connect that lost its race) is not shed until the request
+//! timeout has passed since it opened.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -15,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::net::gate::{ConnSlot, Gate, Shed, Side};
 use crate::net::wire::Wire;
 
 /// The most connections being set up at once. A burst of thousands of connects overflows a
@@ -30,37 +43,65 @@ pub(crate) struct Counted {
     inner: HttpConnector,
     wire: Arc<Wire>,
     connecting: Arc<Semaphore>,
+    gate: Arc<Gate>,
+    /// How long a connect may wait for a slot, and how long a connection never used is left
+    /// alone (its setup is bounded by the request that started it).
+    request_timeout: Duration,
 }
 
 impl Counted {
-    pub fn new(inner: HttpConnector, wire: &Arc<Wire>) -> Counted {
-        Counted { inner, wire: Arc::clone(wire), connecting: Arc::new(Semaphore::new(MAX_CONNECTING)) }
+    pub fn new(inner: HttpConnector, wire: &Arc<Wire>, gate: &Arc<Gate>, request_timeout: Duration) -> Counted {
+        Counted {
+            inner,
+            wire: Arc::clone(wire),
+            connecting: Arc::new(Semaphore::new(MAX_CONNECTING)),
+            gate: Arc::clone(gate),
+            request_timeout,
+        }
     }
 }
 
-type Connecting = Pin<
-    Box<dyn Future<Output = Result<TokioIo<Metered>, <HttpConnector as tower_service::Service<Uri>>::Error>> + Send>,
->;
+/// What a connect fails with.
+type ConnectError = Box<dyn std::error::Error + Send + Sync>;
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<Metered>, ConnectError>> + Send>>;
 
 impl tower_service::Service<Uri> for Counted {
     type Response = TokioIo<Metered>;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Error = ConnectError;
     type Future = Connecting;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let wire = Arc::clone(&self.wire);
         let permits = Arc::clone(&self.connecting);
         let mut inner = self.inner.clone();
+        let (gate, request_timeout) = (Arc::clone(&self.gate), self.request_timeout);
         Box::pin(async move {
+            let slot = gate.open_async(Instant::now() + request_timeout).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no connection closed within the request timeout to make room under the connection cap",
+                )
+            })?;
             // Never closed: the semaphore lives as long as this connector.
             let _permit = permits.acquire_owned().await.ok();
             let stream = inner.call(uri).await?.into_inner();
             wire.count_opened();
-            Ok(TokioIo::new(Metered { stream, wire }))
+            let track = Arc::new(Track {
+                busy: 0.into(),
+                used: false.into(),
+                shed: false.into(),
+                reader: Mutex::new(None),
+                opened: Instant::now(),
+                settle: request_timeout,
+                slot,
+            });
+            track.slot.register(Arc::downgrade(&track) as Weak<dyn Shed>);
+            Ok(TokioIo::new(Metered { stream: std::mem::ManuallyDrop::new(stream), wire, track }))
         })
     }
 }
@@ -69,28 +110,151 @@ impl tower_service::Service<Uri> for Counted {
 /// when hyper's pool lets the connection go) in the client's [`Wire`], as the blocking path's
 /// sockets do.
 pub(crate) struct Metered {
-    stream: TcpStream,
+    /// Closed in the drop before the slot is given back.
+    stream: std::mem::ManuallyDrop<TcpStream>,
     wire: Arc<Wire>,
+    track: Arc<Track>,
+}
+
+/// What the gate and the requests know of an event-loop connection.
+pub(crate) struct Track {
+    /// Requests that took the connection from the pool and have not ended.
+    busy: AtomicU32,
+    /// A request took it once: it is set up.
+    used: AtomicBool,
+    /// The gate asked it to close: it does when no request marks it.
+    shed: AtomicBool,
+    /// The connection task's last read that waited, woken by an ask to close.
+    reader: Mutex<Option<Waker>>,
+    opened: Instant,
+    settle: Duration,
+    slot: ConnSlot,
+}
+
+impl Track {
+    fn wake_reader(&self) {
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+}
+
+impl Shed for Track {
+    fn side(&self) -> Side {
+        Side::Events
+    }
+
+    fn shed(&self) -> bool {
+        let set_up = self.used.load(Ordering::Acquire) || self.opened.elapsed() >= self.settle;
+        // Closed already (the handle outlives the connection in requests' captures): no room
+        // to make here.
+        let gone = self.slot.released();
+        if gone || !set_up || self.busy.load(Ordering::Acquire) > 0 || self.shed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.wake_reader();
+        true
+    }
+}
+
+/// A request's mark on the connection it was given: busy until dropped.
+pub(crate) struct Busy(Arc<Track>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if self.0.shed.load(Ordering::Acquire) {
+                self.0.wake_reader();
+            } else {
+                self.0.slot.idle_now();
+            }
+        }
+    }
+}
+
+/// A mark on the connection `connected` describes, busy until dropped, for requests that do not
+/// go through hyper-util's pool: an HTTP/2 stream of `h2.rs`'s own connections, taken in the
+/// same poll of the loop that picked its connection. `None`: not a connection of `Counted`.
+pub(crate) fn mark_busy(connected: &Connected) -> Option<Busy> {
+    let mut extras = hyper::http::Extensions::new();
+    connected.get_extras(&mut extras);
+    let Handle(track) = extras.remove::<Handle>()?;
+    track.busy.fetch_add(1, Ordering::AcqRel);
+    track.used.store(true, Ordering::Release);
+    Some(Busy(track))
+}
+
+/// The handle a connection gives the requests it carries (hyper's connection "extras").
+#[derive(Clone)]
+struct Handle(Arc<Track>);
+
+/// Runs `request` (hyper's client sending one request), marking the connection it is given
+/// busy from the poll that took it from the pool (see the module docs); the mark is returned
+/// with the answer, for the caller to hold until the answer's body is read. A request hyper
+/// sends again on another connection (the first closed before it was written) moves its mark
+/// there, in the poll that took the other one.
+pub(crate) async fn while_busy<F: Future>(
+    capture: &hyper_util::client::legacy::connect::CaptureConnection,
+    request: F,
+) -> (F::Output, Option<Busy>) {
+    let mut request = std::pin::pin!(request);
+    let mut mark: Option<Busy> = None;
+    let output = std::future::poll_fn(|cx| {
+        let polled = request.as_mut().poll(cx);
+        if let Some(connected) = capture.connection_metadata().as_ref() {
+            let mut extras = hyper::http::Extensions::new();
+            connected.get_extras(&mut extras);
+            if let Some(Handle(track)) = extras.remove::<Handle>() {
+                if !mark.as_ref().is_some_and(|marked| Arc::ptr_eq(&marked.0, &track)) {
+                    track.busy.fetch_add(1, Ordering::AcqRel);
+                    track.used.store(true, Ordering::Release);
+                    // The earlier connection's mark, if any, goes.
+                    mark = Some(Busy(track));
+                }
+            }
+        }
+        polled
+    })
+    .await;
+    (output, mark)
 }
 
 impl Drop for Metered {
     fn drop(&mut self) {
+        // SAFETY: dropped once, here, and not used after.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.stream) };
         self.wire.count_closed();
+        // After the close: the connection that takes the place never overlaps this one.
+        self.track.slot.release();
     }
 }
 
 impl Connection for Metered {
     fn connected(&self) -> Connected {
-        self.stream.connected()
+        self.stream.connected().extra(Handle(Arc::clone(&self.track)))
     }
 }
 
 impl AsyncRead for Metered {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let track = &self.track;
+        if track.shed.load(Ordering::Acquire) && track.busy.load(Ordering::Acquire) == 0 {
+            // Asked to close and idle: an end of stream, which closes it (on this loop's thread,
+            // so no request can take it from the pool in between).
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            self.wire.count_received(buf.filled().len().saturating_sub(before));
+        let polled = Pin::new(&mut *self.stream).poll_read(cx, buf);
+        match polled {
+            Poll::Ready(Ok(())) => self.wire.count_received(buf.filled().len().saturating_sub(before)),
+            Poll::Pending => {
+                let mut reader = self.track.reader.lock().unwrap_or_else(PoisonError::into_inner);
+                if !reader.as_ref().is_some_and(|known| known.will_wake(cx.waker())) {
+                    *reader = Some(cx.waker().clone());
+                }
+            }
+            Poll::Ready(Err(_)) => {}
         }
         polled
     }
@@ -98,7 +262,7 @@ impl AsyncRead for Metered {
 
 impl AsyncWrite for Metered {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write(cx, bytes);
+        let polled = Pin::new(&mut *self.stream).poll_write(cx, bytes);
         if let Poll::Ready(Ok(written)) = polled {
             self.wire.count_sent(written);
         }
@@ -110,7 +274,7 @@ impl AsyncWrite for Metered {
         cx: &mut Context<'_>,
         buffers: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, buffers);
+        let polled = Pin::new(&mut *self.stream).poll_write_vectored(cx, buffers);
         if let Poll::Ready(Ok(written)) = polled {
             self.wire.count_sent(written);
         }
@@ -122,10 +286,10 @@ impl AsyncWrite for Metered {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        Pin::new(&mut *self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        Pin::new(&mut *self.stream).poll_shutdown(cx)
     }
 }
