@@ -177,7 +177,9 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
     let emulator = emulator_with(Duration::from_millis(150));
     let client = events_client(&emulator.url(), "events-2000");
     client.set_max_connections(2048).unwrap();
-    let waits = 2000;
+    // Fewer under Wine (scripts/test-windows.sh): its server walks every socket's poll on each
+    // socket event (docs/engine.md, Windows).
+    let waits: i64 = std::env::var("CAPMONSTER_TEST_WAITS_AT_150_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     for task in 0..waits {
         emulator.script_task(50_000 + task, vec![Step::processing(), Step::ready(json!({"text": "ok"}))]);
     }
@@ -211,8 +213,9 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
     let stats = client.stats();
     assert_eq!(stats.connections_opened, emulator.stats_json()["connections"].as_u64().unwrap(), "{stats:?}");
     assert_eq!((stats.connections_open, stats.connections_idle), (stats.connections_opened, stats.connections_opened));
-    // 4,000 requests, each well over 100 bytes each way with its head.
-    assert!(stats.bytes_sent > 400_000 && stats.bytes_received > 400_000, "{stats:?}");
+    // Two requests a wait, each well over 100 bytes each way with its head.
+    let least = waits as u64 * 2 * 100;
+    assert!(stats.bytes_sent > least && stats.bytes_received > least, "{stats:?}");
     // The last waiter gone, the engine and its event loop are too (joined in the drop), and
     // with them the loop's connections.
     drop(waiter);
