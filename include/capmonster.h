@@ -347,10 +347,12 @@ cm_code CM_CALL cm_client_set_proxy(cm_client *client, const char *proxy_url, cm
 // CM_ERR_INVALID_ARGUMENT. `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_ca_file(cm_client *client, const char *path, cm_result **out_result);
 
-// Caps the connections the client holds at once, blocking calls and waiters together
-// (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
-// and its cancel stops that wait. A waiter runs at most this many threads. `out_result` may
-// be NULL.
+// Caps the connections the client holds at once, and its HTTP/1.1 requests in flight,
+// blocking calls and waiters together (at least 1). Without a cap of the program's, the
+// engine's (cm_client_set_engine): 64 on CM_ENGINE_THREADS (a waiter runs at most this many
+// threads); on CM_ENGINE_EVENT_LOOP a quarter of the process's open-files limit, from 64 to
+// 1,024 (1,024 on Windows). A call beyond the cap waits for a connection within its deadline,
+// and its cancel stops that wait. `out_result` may be NULL.
 cm_code CM_CALL cm_client_set_max_connections(cm_client *client,
                                       uint32_t max_connections,
                                       cm_result **out_result);
@@ -362,10 +364,13 @@ cm_code CM_CALL cm_client_set_soft_id(cm_client *client, uint32_t soft_id, cm_re
 
 // Chooses how the client's waiters send their requests: `CM_ENGINE_EVENT_LOOP` or
 // `CM_ENGINE_THREADS` (a new client's is the environment's `CAPMONSTER_ENGINE`, `events` or
-// `threads`, else the library's default: docs/engine.md). The rules of a wait are the same on
+// `threads`, else the library's default: the event loop, the threads on Windows). A cap of
+// connections the program did not set follows the engine's default (cm_client_set_max_connections). The rules of a wait are the same on
 // both; single blocking calls always send on the calling thread. Takes effect at the next poll
 // of each wait. Any other value is refused (CM_ERR_INVALID_ARGUMENT). `out_result` may be NULL.
-cm_code CM_CALL cm_client_set_engine(cm_client *client, cm_engine engine, cm_result **out_result);
+cm_code CM_CALL cm_client_set_engine(cm_client *client,
+                             cm_engine engine,
+                             cm_result **out_result);
 
 // Ends the account guard's stops of this client's key and endpoint, in every process of the
 // user: call it once the user has fixed what the service refused (the key, the address

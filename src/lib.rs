@@ -43,5 +43,4 @@ pub use api::error::{ApiError, Code, Error};
 pub use api::schedule::Schedule;
 pub use cancel::Cancel;
 pub use client::{CallOptions, Client, Engine, Incorrect, Report, Stats};
-pub use net::gate::DEFAULT_MAX_CONNECTIONS;
 pub use wait::waiter::{Finished, Next, Waiter};

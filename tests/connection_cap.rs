@@ -304,6 +304,6 @@ fn setters_say_what_they_refuse() {
         assert!(error.message.contains(says), "{says}: {}", error.message);
     }
     // Refused values leave the client as it was.
-    assert_eq!(client.max_connections(), capmonster::DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(client.max_connections(), client.engine().default_max_connections());
     assert!(client.get_balance().result.is_ok());
 }

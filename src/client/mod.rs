@@ -17,7 +17,7 @@ use crate::budget::guard::{self, Heard};
 use crate::budget::{self, Admission, Ask, Disowned, FinalAnswer, KeyDigest, NoticesTold};
 use crate::cancel::Cancel;
 use crate::net::endpoint::{self, BaseUrl, ProxyUrl};
-use crate::net::gate::{Gate, Refused, DEFAULT_MAX_CONNECTIONS};
+use crate::net::gate::{Gate, Refused};
 use crate::net::transport::{Channel, Method, Wire};
 use crate::net::trust::Trust;
 
@@ -127,6 +127,8 @@ struct Settings {
     trust: Trust,
     /// The cap of the gate, and the size of the pool.
     max_connections: u32,
+    /// Whether the program chose `max_connections`; if not, it follows the engine's default.
+    max_connections_chosen: bool,
 }
 
 /// A client of the CapMonster Cloud API. `Send + Sync`: share it between threads freely.
@@ -173,13 +175,15 @@ impl Client {
         if client_key.len() > MAX_KEY_BYTES {
             return Err(Error::invalid_argument(format!("client_key is longer than {MAX_KEY_BYTES} bytes")));
         }
+        let engine = Engine::from_env(std::env::var("CAPMONSTER_ENGINE").ok().as_deref());
         let settings = Settings {
             base_url: BaseUrl::official(),
             user_agent_url: BaseUrl::official_user_agent(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             proxy: ProxyChoice::Environment,
             trust: Trust::System,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: engine.default_max_connections(),
+            max_connections_chosen: false,
         };
         // The budget's kind (shared file or this process) is fixed by the first client.
         let _ = budget::global();
@@ -198,9 +202,7 @@ impl Client {
             soft_id: AtomicU32::new(0),
             engine: Mutex::new(Weak::new()),
             counters: Arc::default(),
-            event_loop: AtomicBool::new(
-                Engine::from_env(std::env::var("CAPMONSTER_ENGINE").ok().as_deref()) == Engine::EventLoop,
-            ),
+            event_loop: AtomicBool::new(engine == Engine::EventLoop),
             settings_version: AtomicU64::new(0),
             events_in_flight: Arc::default(),
         })
@@ -244,19 +246,28 @@ impl Client {
         self.update(|settings| settings.trust = trust)
     }
 
-    /// Caps the connections this client holds at once (default 64, at least 1). Calls beyond
-    /// the cap wait their turn, within their deadline.
+    /// Caps the connections this client holds at once, and (HTTP/1.1) its requests in flight,
+    /// blocking calls and waiters together (at least 1; by default the engine's:
+    /// [`Engine::default_max_connections`]). Calls beyond the cap wait their turn, within their
+    /// deadline.
     pub fn set_max_connections(&self, max_connections: u32) -> Result<(), Error> {
         if max_connections == 0 {
             return Err(Error::invalid_argument("max_connections must be at least 1"));
         }
-        self.update(|settings| settings.max_connections = max_connections)?;
+        self.update(|settings| {
+            settings.max_connections = max_connections;
+            settings.max_connections_chosen = true;
+        })?;
+        self.cap_changed();
+        Ok(())
+    }
+
+    fn cap_changed(&self) {
         // Workers of the waiters beyond a lowered cap retire once they are idle.
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner).upgrade();
         if let Some(engine) = engine {
             engine.cap_changed();
         }
-        Ok(())
     }
 
     /// The software developer's id (the service pays that developer a commission), sent with
@@ -269,8 +280,18 @@ impl Client {
     /// `CAPMONSTER_ENGINE`'s, else [`Engine::DEFAULT`]. The client's proxy is used on the event
     /// loop as on the threads. Takes effect at the next poll of each wait. Single blocking calls
     /// are not affected: they always send on the calling thread.
+    /// A cap the program did not choose follows the engine's default.
     pub fn set_engine(&self, engine: Engine) {
         self.event_loop.store(engine == Engine::EventLoop, Ordering::Relaxed);
+        let default = engine.default_max_connections();
+        let follows = {
+            let settings = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+            !settings.max_connections_chosen && settings.max_connections != default
+        };
+        // Only the cap changes, with the proxy that built the channel before: it cannot fail.
+        if follows && self.update(|settings| settings.max_connections = default).is_ok() {
+            self.cap_changed();
+        }
     }
 
     /// How the waiters' engine sends its requests (see [`Client::set_engine`]).
@@ -922,8 +943,27 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The engine of a client that names none.
-    pub const DEFAULT: Engine = Engine::Threads;
+    /// The engine of a client that names none: the event loop; on Windows the threads, until
+    /// the event loop is measured on Windows itself (under Wine its sockets' readiness costs
+    /// far more than it would: docs/engine.md).
+    pub const DEFAULT: Engine = if cfg!(windows) { Engine::Threads } else { Engine::EventLoop };
+
+    /// The cap of connections of a client that chose none (`cm_client_set_max_connections`):
+    /// - threads: 64, since each request in flight is a thread;
+    /// - event loop: a quarter of the process's open-files limit (its soft `RLIMIT_NOFILE`),
+    ///   at least 64 and at most 1,024; on Windows, where sockets have no such limit, 1,024.
+    ///
+    /// At internet latency the requests in flight a client needs are its polls a second × the
+    /// round trip (10,000 waits polled every 2 s at 150 ms: 750), and on the event loop a request
+    /// in flight costs a socket, not a thread. A quarter of the limit leaves the rest to the
+    /// program: 256 under the common limit of 1,024; 1,024 where the limit is raised (Go raises
+    /// it to the hard limit at start). On HTTP/2 each connection carries many streams.
+    pub fn default_max_connections(self) -> u32 {
+        match self {
+            Engine::Threads => THREADS_MAX_CONNECTIONS,
+            Engine::EventLoop => event_loop_max_connections(open_files_limit()),
+        }
+    }
 
     /// `CAPMONSTER_ENGINE`: `events` or `threads` (any case); anything else, or nothing, is
     /// [`Engine::DEFAULT`].
@@ -946,6 +986,30 @@ impl Engine {
             ))),
         }
     }
+}
+
+/// The threads engine's default cap: a request in flight is a thread there.
+const THREADS_MAX_CONNECTIONS: u32 = 64;
+
+/// The event loop's default cap under an open-files limit of `limit` (see
+/// [`Engine::default_max_connections`]).
+fn event_loop_max_connections(limit: u64) -> u32 {
+    (limit / 4).clamp(u64::from(THREADS_MAX_CONNECTIONS), 1024) as u32
+}
+
+/// The process's soft limit of open files; `u64::MAX` when there is none to read.
+fn open_files_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+            // rlim_t is 64 bits on Linux and macOS, not on every Unix.
+            #[allow(clippy::unnecessary_cast)]
+            return limit.rlim_cur as u64;
+        }
+    }
+    u64::MAX
 }
 
 /// Runs a call within the bounds its options give.
@@ -1053,6 +1117,29 @@ mod tests {
         for other in [None, Some(""), Some("event"), Some("1")] {
             assert_eq!(Engine::from_env(other), Engine::DEFAULT, "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_event_loops_default_cap_is_a_quarter_of_the_open_files_limit_within_64_and_1024() {
+        assert_eq!(event_loop_max_connections(1024), 256);
+        assert_eq!(event_loop_max_connections(100), 64);
+        assert_eq!(event_loop_max_connections(65_536), 1024);
+        assert_eq!(event_loop_max_connections(u64::MAX), 1024);
+        assert_eq!(Engine::Threads.default_max_connections(), 64);
+    }
+
+    #[test]
+    fn a_cap_not_chosen_follows_the_engine_and_a_chosen_one_stays() {
+        let client = Client::new("cap-follows-the-engine").unwrap();
+        client.set_engine(Engine::Threads);
+        assert_eq!(client.max_connections(), 64);
+        client.set_engine(Engine::EventLoop);
+        assert_eq!(client.max_connections(), Engine::EventLoop.default_max_connections());
+        client.set_max_connections(10).unwrap();
+        client.set_engine(Engine::Threads);
+        assert_eq!(client.max_connections(), 10);
+        client.set_engine(Engine::EventLoop);
+        assert_eq!(client.max_connections(), 10);
     }
 
     #[test]

@@ -161,10 +161,12 @@ pub unsafe extern "system" fn cm_client_set_ca_file(
     }
 }
 
-/// Caps the connections the client holds at once, blocking calls and waiters together
-/// (default 64, at least 1). A call beyond the cap waits for a connection within its deadline,
-/// and its cancel stops that wait. A waiter runs at most this many threads. `out_result` may
-/// be NULL.
+/// Caps the connections the client holds at once, and its HTTP/1.1 requests in flight,
+/// blocking calls and waiters together (at least 1). Without a cap of the program's, the
+/// engine's (cm_client_set_engine): 64 on CM_ENGINE_THREADS (a waiter runs at most this many
+/// threads); on CM_ENGINE_EVENT_LOOP a quarter of the process's open-files limit, from 64 to
+/// 1,024 (1,024 on Windows). A call beyond the cap waits for a connection within its deadline,
+/// and its cancel stops that wait. `out_result` may be NULL.
 ///
 /// # Safety
 /// The rules at the top of include/capmonster.h, which every caller keeps.
@@ -215,7 +217,8 @@ pub const CM_ENGINE_THREADS: cm_engine = 2;
 
 /// Chooses how the client's waiters send their requests: `CM_ENGINE_EVENT_LOOP` or
 /// `CM_ENGINE_THREADS` (a new client's is the environment's `CAPMONSTER_ENGINE`, `events` or
-/// `threads`, else the library's default: docs/engine.md). The rules of a wait are the same on
+/// `threads`, else the library's default: the event loop, the threads on Windows). A cap of
+/// connections the program did not set follows the engine's default (cm_client_set_max_connections). The rules of a wait are the same on
 /// both; single blocking calls always send on the calling thread. Takes effect at the next poll
 /// of each wait. Any other value is refused (CM_ERR_INVALID_ARGUMENT). `out_result` may be NULL.
 ///

@@ -37,9 +37,6 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{Cancel, Watcher};
 
-/// The default cap of a client's connections.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 64;
-
 #[derive(Debug)]
 struct Slots {
     max: u32,
