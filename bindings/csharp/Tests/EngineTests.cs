@@ -269,7 +269,7 @@ namespace CapMonster.Tests
                 Assert.Equal(0, wrong, "waits without the right solution (" + firstWrong + ")");
                 Assert.Equal(0, dispatchThreads.Sum(), "continuations that ran on the dispatcher");
                 Assert.Equal(0L, client.Waits.Pending, "nothing left in the engine's table");
-                // The library's threads (at most the connection cap, 64 by default) + the
+                // The library's threads (three on the event loop, at most the cap on threads) + the
                 // dispatcher + the thread pool: far below a thread per wait.
                 Assert.Less(peak - before, 120, "threads added at the peak");
             }

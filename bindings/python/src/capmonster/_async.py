@@ -29,9 +29,10 @@ from ._native import lib
 
 T = TypeVar("T")
 
-# The library's default of cm_client_set_max_connections, which bounds the pool of threads for
-# single calls when max_connections is not given: more threads could only wait for a connection.
-_DEFAULT_MAX_CONNECTIONS = 64
+# The most threads of the pool for single calls (createTask, getBalance, ...) when
+# max_connections is not given: each blocks in one call, and a program's concurrent single calls
+# are few beside its waits (which take no thread of the pool).
+_SINGLE_CALL_THREADS = 64
 
 # Finished waits taken per readable event of the waiter's descriptor, so that a burst of
 # thousands of outcomes does not hold the event loop: the descriptor stays readable and the
@@ -293,7 +294,7 @@ class AsyncClient:
             user_agent_url=user_agent_url,
         )
         self._handle = self._client._handle
-        workers = max_connections if max_connections and max_connections > 0 else _DEFAULT_MAX_CONNECTIONS
+        workers = max_connections if max_connections and max_connections > 0 else _SINGLE_CALL_THREADS
         self._state = _AsyncState(self._handle, workers, _waiter_thread)
         self._executor = self._state.executor
 
