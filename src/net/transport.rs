@@ -148,7 +148,8 @@ impl Channel {
         // ureq's default chain, with the lean TCP transport in place of ureq's own.
         // Interruptible: every connection is claimed by the attempt using it, for its cancels.
         let connector = Interruptible(
-            ().chain(SocksConnector::default())
+            ().chain(Opening)
+                .chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
                 .chain(LeanTcpConnector { wire: Arc::clone(wire), gate: Arc::clone(gate) })
                 .chain(RustlsConnector::default())
@@ -220,6 +221,21 @@ thread_local! {
     /// whether a request went out on a pooled connection, but it opens new ones on the
     /// calling thread, through the connector chain.
     static OPENED_CONNECTION: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The first link of the connector chain: the attempt is opening a connection (ureq runs the
+/// chain only when its pool has none to give), so its log line says "new" even when the
+/// connect fails.
+#[derive(Debug)]
+struct Opening;
+
+impl Connector<()> for Opening {
+    type Out = ();
+
+    fn connect(&self, _details: &ConnectionDetails, _chained: Option<()>) -> Result<Option<()>, ureq::Error> {
+        OPENED_CONNECTION.with(|opened| opened.set(true));
+        Ok(None)
+    }
 }
 
 /// The last link of the connector chain: counts new connections, marks them fresh, and
