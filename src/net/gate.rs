@@ -394,9 +394,8 @@ impl Gate {
     /// Asks one idle connection to close, the other path's first; whether one will. The event
     /// loop never closes its own: hyper's pool starts a connect while it waits for a pooled
     /// connection to come back, and takes whichever comes first, so an idle connection of the
-    /// loop is the one its request is about to get (closing it failed requests and churned
-    /// connections: 345 network failures and 4,174 connections for 10,000 waits at a cap of
-    /// 1,024). Its connect waits for a slot instead, and is dropped when the pool wins.
+    /// loop is the one its request is about to get back; closing it would only churn. Its
+    /// connect waits for a slot instead, and is dropped when the pool wins.
     fn shed_one(&self, side: Side) -> bool {
         // Upgraded under the lock, asked outside it (a blocking one gives its slot back at once).
         let known: Vec<Arc<dyn Shed>> = self.lock().connections.iter().filter_map(Weak::upgrade).collect();
