@@ -332,7 +332,8 @@ fn a_key_stop_ends_every_pending_wait_of_the_process_at_once() {
 
     let heard_at = Instant::now();
     let heard = client.get_task_result(tasks[WAITS + 1]);
-    assert_eq!((heard.result.unwrap_err().api_code(), heard.requests), (Some("ERROR_KEY_DOES_NOT_EXIST"), 1));
+    let error = heard.result.unwrap_err();
+    assert_eq!((error.api_code(), heard.requests), (Some("ERROR_KEY_DOES_NOT_EXIST"), 1), "{error:?}");
     let sent = emulator.method_requests("getTaskResult");
     let local = |report: &capmonster::Report<capmonster::TaskState>| {
         let error = report.result.as_ref().unwrap_err();

@@ -141,6 +141,21 @@ fn proxy_and_tls_failures_are_errors_without_the_password() {
     assert_clean(&lines, &["wrong-pass-456", "alice:", "log-proxy-SECRET-key", "log-tls-SECRET-key"]);
 }
 
+/// A connect that fails (nothing listens) is logged as a request on a new connection: there
+/// was no pooled one to reuse.
+#[test]
+fn a_failed_connect_is_logged_as_on_a_new_connection() {
+    let (_turn, lines) = catch_lines(Level::Debug);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = capmonster::Client::new("log-connect-refused").unwrap();
+    client.set_base_url(&format!("http://127.0.0.1:{closed}")).unwrap();
+    client.set_proxy(None).unwrap();
+    assert_eq!(client.get_balance().result.unwrap_err().code, Code::Network);
+    let lines = lines.lock().unwrap();
+    let request = lines.iter().find(|(_, event, _)| event == "request").expect("a request line");
+    assert!(request.2.contains("getBalance attempt 1 on a new connection"), "{request:?}");
+}
+
 #[test]
 fn a_panicking_sink_is_caught_and_counted() {
     let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
