@@ -1568,7 +1568,7 @@ static void test_connection_cap(cm_engine engine) {
     CHECK(run->wrong == 0);
     if (run->wrong > 0) fprintf(stderr, "first unexpected outcome: %s\n", run->first_wrong);
     /* The threads engine sends on the blocking calls' one pool: it never opens more than CAP.
-     * On the event loop (CAPMONSTER_ENGINE=events) the waits have a pool of their own, and a
+     * On the event loop the waits have a pool of their own, and a
      * connection moves between the two pools as the load moves (the gate closes an idle one
      * of one pool to open one in the other), so more are opened over time; the cap holds at
      * any moment (the socket count below), and both paths busy keep half the cap each, so the
