@@ -95,7 +95,7 @@ print("\n".join(sorted(names)))
 import re, sys
 header = open("include/capmonster.h").read()
 # Argument sizes on i686: pointers and 32-bit values take 4 bytes, 64-bit values 8.
-sizes = {"int32_t": 4, "uint32_t": 4, "cm_code": 4, "cm_log_level": 4, "size_t": 4, "int64_t": 8, "uint64_t": 8, "double": 8,
+sizes = {"int32_t": 4, "uint32_t": 4, "cm_code": 4, "cm_log_level": 4, "cm_engine": 4, "size_t": 4, "int64_t": 8, "uint64_t": 8, "double": 8,
          "cm_log_callback": 4}  # cm_log_callback: a function pointer
 errors, expected = [], {}
 for match in re.finditer(r"CM_CALL (cm_[a-z0-9_]+)\(([^)]*)\);", header):
