@@ -228,6 +228,7 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
 /// Through nginx with HTTP/2: 100 waits due at once (nginx's stream limit here) go out as
 /// streams of one connection.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn http2_carries_many_streams_on_one_connection() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(200));
@@ -254,6 +255,7 @@ fn http2_carries_many_streams_on_one_connection() {
 /// (closing the idle HTTP/2 connection to open theirs, and back), and no HTTP/2 connection is
 /// ever closed with a stream on it: every wait and call is answered, none fails on the network.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn the_one_cap_never_closes_an_http2_connection_with_streams_on_it() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(100));
@@ -297,6 +299,7 @@ fn add_ready_waits(emulator: &Emulator, waiter: &Waiter, first: i64, count: i64)
 /// as many connections as the limit needs (32), not queued on one (32 rounds of the round
 /// trip), and every one is answered right.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn http2_opens_another_connection_when_every_one_is_full() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(200));
@@ -336,6 +339,7 @@ fn http2_opens_another_connection_when_every_one_is_full() {
 /// streams it did not take fail as a single request fails and go out again at their next
 /// poll, on a new connection; every wait ends right.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn a_connection_gone_away_leaves_the_set() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(100));
@@ -368,6 +372,7 @@ fn a_connection_gone_away_leaves_the_set() {
 /// A TLS server that offers only HTTP/1.1: the connection opened to learn it carries the first
 /// request (it is not opened twice), and the waits go out on HTTP/1.1 connections.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn tls_without_http2_keeps_http1_connections() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(50));
@@ -390,6 +395,7 @@ fn tls_without_http2_keeps_http1_connections() {
 /// A stream cancelled mid-request ends within milliseconds; the 49 others on its connection
 /// complete on it, and no connection is opened again.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn a_cancelled_stream_leaves_its_connection_to_the_others() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(400));
@@ -470,6 +476,7 @@ fn connections_closed_under_100_requests_fail_each_as_a_blocking_call() {
 /// nginx dies under 100 HTTP/2 streams: each fails at once as a network error, retried at its
 /// next poll within its budget, as on the threads.
 #[test]
+#[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn a_connection_reset_under_100_streams_fails_each_stream() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::from_millis(1000));
