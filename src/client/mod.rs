@@ -951,7 +951,8 @@ impl Engine {
     /// The cap of connections of a client that chose none (`cm_client_set_max_connections`):
     /// - threads: 64, since each request in flight is a thread;
     /// - event loop: a quarter of the process's open-files limit (its soft `RLIMIT_NOFILE`),
-    ///   at least 64 and at most 1,024; on Windows, where sockets have no such limit, 1,024.
+    ///   at least 64 and at most 1,024; on Windows 64, as on the threads, until the loop is
+    ///   measured there.
     ///
     /// At internet latency the requests in flight a client needs are its polls a second × the
     /// round trip (10,000 waits polled every 2 s at 150 ms: 750), and on the event loop a request
@@ -961,6 +962,9 @@ impl Engine {
     pub fn default_max_connections(self) -> u32 {
         match self {
             Engine::Threads => THREADS_MAX_CONNECTIONS,
+            // Windows: the loop is not the default there and not measured on Windows itself;
+            // under Wine its sockets' readiness grows costly with their number (docs/engine.md).
+            Engine::EventLoop if cfg!(windows) => THREADS_MAX_CONNECTIONS,
             Engine::EventLoop => event_loop_max_connections(open_files_limit()),
         }
     }
