@@ -505,6 +505,7 @@ impl Client {
     /// Sends a call through the account guard: answered here, with the service's own error,
     /// while a stop of this key holds `method`; else `send` runs, and what the service answered
     /// starts, renews or ends the key's stops. `balance` reads a getBalance answer's amount.
+    /// (createTask, whose task may name a proxy, calls the two halves itself.)
     fn guarded<T>(
         &self,
         method: Method,
@@ -512,28 +513,16 @@ impl Client {
         balance: Option<fn(&T) -> f64>,
         send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.guarded_with_proxy(method, None, stats, balance, send)
-    }
-
-    /// [`guarded`](Client::guarded) for a createTask whose task names a proxy (`address:port`):
-    /// that proxy's stop holds it too, and `ERROR_PROXY_BANNED` starts one.
-    fn guarded_with_proxy<T>(
-        &self,
-        method: Method,
-        proxy: Option<&str>,
-        stats: &mut CallStats,
-        balance: Option<fn(&T) -> f64>,
-        send: impl FnOnce(&mut CallStats) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let pass = self.guard_admit(method, proxy, stats)?;
+        let pass = self.guard_admit(method, None, stats)?;
         let sent_before = stats.requests;
         let result = send(stats);
         self.guard_learn(method, &pass, sent_before, stats, balance, &result);
         result
     }
 
-    /// The first half of [`guarded_with_proxy`](Client::guarded_with_proxy): the guard's
-    /// admission, or its answer given here (counted and logged).
+    /// The first half of [`guarded`](Client::guarded): the guard's admission (a createTask's
+    /// `proxy`, `address:port`, is held by that proxy's stop too), or its answer given here
+    /// (counted and logged).
     fn guard_admit(&self, method: Method, proxy: Option<&str>, stats: &mut CallStats) -> Result<guard::Pass, Error> {
         // Before the guard may answer: a call it holds back says it too.
         if let Some(notice) = budget::global().untold(&self.budget_notices) {
