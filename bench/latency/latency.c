@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
 
     cm_waiter *w = NULL;
     if (cm_waiter_new(client, &w) != CM_OK) return 2;
-    double add0 = mono_ms();
+    double add0 = mono_ms(), add0_wall = wall_ms();
     for (long j = 0; j < n; j++) {
         cm_wait_options o;
         cm_wait_options_init(&o);
@@ -152,9 +152,11 @@ int main(int argc, char **argv) {
     long hwm = status_kib("VmHWM:");
 
     long ok = 0, req_sum = 0, nlate = 0, first_fail = -1;
+    double last_ready_wall = 0; /* the last task to turn ready: READY_MS after the last first poll */
     for (long j = 0; j < n; j++) {
         wait_rec *rec = &recs[j];
         req_sum += rec->requests;
+        if (rec->ready_wall > last_ready_wall) last_ready_wall = rec->ready_wall;
         if (rec->code == CM_OK && rec->ready) {
             ok++;
             if (rec->ready_wall > 0) late[nlate++] = rec->ret_wall - rec->ready_wall;
@@ -171,11 +173,12 @@ int main(int argc, char **argv) {
     printf("LATENCY contender=lib max_connections=%u n=%ld interval_ms=%u spread_ms=%u ready_ms=%u delay_ms=%u "
            "add_ms=%.1f all_done_s=%.2f ok=%ld hang=%d req_per_wait=%.3f req_schedule=%ld emu_requests=%lld "
            "late_n=%ld late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f threads_peak=%d hwm_kib=%ld "
-           "emu_connections=%lld emu_peak_connections=%lld\n",
+           "emu_connections=%lld emu_peak_connections=%lld first_polls_ms=%.0f\n",
            max_connections, n, interval_ms, spread_ms, ready_ms, delay_ms, add_ms, all_done_s, ok, hang,
            (double)req_sum / (double)n, schedule_polls(interval_ms, ready_ms, delay_ms),
            json_int(stats, "getTaskResult"), nlate, p.p50, p.p99, p.max, atomic_load(&g_peak_threads) - OWN_THREADS,
-           hwm, json_int(stats, "connections"), json_int(stats, "peakConnections"));
+           hwm, json_int(stats, "connections"), json_int(stats, "peakConnections"),
+           last_ready_wall > 0 ? last_ready_wall - ready_ms - add0_wall : -1.0);
     fflush(stdout);
     free(stats);
     cm_waiter_free(w);

@@ -127,7 +127,10 @@ impl Link for Events<'_> {
         timeout: Duration,
         cancels: &[&Arc<Cancel>],
     ) -> Result<(u16, Vec<u8>), AttemptFailure> {
-        self.0.attempt(method, body, timeout, cancels).await
+        // Boxed: the exchange's future (hyper's request, the answer's body, the timeout) is
+        // most of a poll's; inline, it would size the future of every wait queued for a permit
+        // too, for the whole wait. Boxed, only the requests in flight hold it.
+        Box::pin(self.0.attempt(method, body, timeout, cancels)).await
     }
 
     fn opened_connection(&self) -> Option<bool> {

@@ -57,14 +57,16 @@ struct Slots {
     open: u32,
     /// Of them, the event loop's.
     open_events: u32,
-    /// Connections that may be asked to close: both paths' open ones, and blocking ones shed
-    /// but not yet dropped by ureq's pool. Pruned of closed ones at each insert, so at most
-    /// `max` plus ureq's idle pool.
-    connections: Vec<Weak<dyn Shed>>,
-    /// Connects waiting for a slot on the event loop (at most its `MAX_CONNECTING`); all are
-    /// woken when a connection closes or goes idle.
-    slot_wakers: Vec<Waker>,
+    /// Connections that may be asked to close, by [`Side`]: both paths' open ones, and
+    /// blocking ones shed but not yet dropped by ureq's pool. Kept apart so that the event
+    /// loop, which closes only blocking ones, never walks its own thousands. A list is pruned
+    /// of closed ones when it reaches twice the cap (plus [`PRUNE_SLACK`]), so each insert
+    /// costs O(1) amortized and a list holds at most 2 x `max` + [`PRUNE_SLACK`] entries.
+    connections: [Vec<Weak<dyn Shed>>; 2],
 }
+
+/// Entries a list of connections may hold beyond twice the cap before it is pruned.
+const PRUNE_SLACK: usize = 16;
 
 /// Whom a permit given back wakes.
 enum Wake {
@@ -125,9 +127,13 @@ pub(crate) struct Gate {
     freed: Condvar,
     /// Where blocking connects wait for a connection slot.
     closed: Condvar,
-    /// Connects waiting for a slot now (both paths), read without the lock by a connection
-    /// going idle, so that the blocking path's calls pay no lock for it.
-    slot_waiters: AtomicU32,
+    /// Where the event loop's connects wait for a connection slot: each slot given back, and
+    /// each blocking connection going idle (one the loop may close), wakes one.
+    slot_freed: tokio::sync::Notify,
+    /// Connects waiting for a slot now, by [`Side`], read without the lock by a connection
+    /// going idle, so that neither path's requests pay a lock or a wake-up for it when no
+    /// connect waits.
+    slot_waiters: [AtomicU32; 2],
 }
 
 /// Which path a request or connection is on (which pool its connection is in).
@@ -148,7 +154,6 @@ impl Side {
 
 /// A connection the gate may ask to close, so that another opens within the cap.
 pub(crate) trait Shed: Send + Sync {
-    fn side(&self) -> Side;
     /// Closes the connection if it carries no request now (the event loop's: as soon as its
     /// loop sees the ask), and says whether it will; `false` when it is busy or already closing.
     fn shed(&self) -> bool;
@@ -165,8 +170,12 @@ impl ConnSlot {
     /// Lists the connection as one the gate may ask to close.
     pub fn register(&self, connection: Weak<dyn Shed>) {
         let mut slots = self.gate.lock();
-        slots.connections.retain(|known| known.strong_count() > 0);
-        slots.connections.push(connection);
+        let bound = 2 * slots.max as usize + PRUNE_SLACK;
+        let known = &mut slots.connections[self.side as usize];
+        if known.len() >= bound {
+            known.retain(|known| known.strong_count() > 0);
+        }
+        known.push(connection);
     }
 
     /// Whether the place was given back (the connection is closed).
@@ -179,25 +188,29 @@ impl ConnSlot {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
         }
-        let wakers = {
+        {
             let mut slots = self.gate.lock();
             slots.open -= 1;
             if self.side == Side::Events {
                 slots.open_events -= 1;
             }
-            std::mem::take(&mut slots.slot_wakers)
-        };
+        }
         self.gate.closed.notify_one();
-        wakers.into_iter().for_each(Waker::wake);
+        self.gate.slot_freed.notify_one();
     }
 
-    /// The connection carries no request any more: connects waiting at the cap look again for
-    /// one to close. Cheap when none waits (one atomic load).
+    /// The connection carries no request any more: connects waiting at the cap that may close
+    /// it look again (blocking ones close either path's; the event loop's only blocking ones).
+    /// Cheap when none waits (two atomic loads).
     pub fn idle_now(&self) {
-        if self.gate.slot_waiters.load(Ordering::Relaxed) > 0 {
-            let wakers = std::mem::take(&mut self.gate.lock().slot_wakers);
-            self.gate.closed.notify_all();
-            wakers.into_iter().for_each(Waker::wake);
+        let gate = &self.gate;
+        if gate.slot_waiters[Side::Blocking as usize].load(Ordering::Relaxed) > 0 {
+            // The lock orders this with a waiter between its look and its wait.
+            drop(gate.lock());
+            gate.closed.notify_all();
+        }
+        if self.side == Side::Blocking && gate.slot_waiters[Side::Events as usize].load(Ordering::Relaxed) > 0 {
+            gate.slot_freed.notify_one();
         }
     }
 }
@@ -358,14 +371,14 @@ impl Gate {
             used_by: [0; 2],
             open: 0,
             open_events: 0,
-            connections: Vec::new(),
-            slot_wakers: Vec::new(),
+            connections: [Vec::new(), Vec::new()],
         };
         Arc::new(Gate {
             slots: Mutex::new(slots),
             freed: Condvar::new(),
             closed: Condvar::new(),
-            slot_waiters: 0.into(),
+            slot_freed: tokio::sync::Notify::new(),
+            slot_waiters: [0.into(), 0.into()],
         })
     }
 
@@ -398,10 +411,15 @@ impl Gate {
     /// connect waits for a slot instead, and is dropped when the pool wins.
     fn shed_one(&self, side: Side) -> bool {
         // Upgraded under the lock, asked outside it (a blocking one gives its slot back at once).
-        let known: Vec<Arc<dyn Shed>> = self.lock().connections.iter().filter_map(Weak::upgrade).collect();
-        let (other, own): (Vec<_>, Vec<_>) = known.into_iter().partition(|connection| connection.side() != side);
-        let own = if side == Side::Events { &[][..] } else { &own[..] };
-        other.iter().chain(own.iter()).any(|connection| connection.shed())
+        let known: Vec<Arc<dyn Shed>> = {
+            let slots = self.lock();
+            let own = match side {
+                Side::Blocking => &slots.connections[Side::Blocking as usize][..],
+                Side::Events => &[][..],
+            };
+            slots.connections[side.other() as usize].iter().chain(own).filter_map(Weak::upgrade).collect()
+        };
+        known.iter().any(|connection| connection.shed())
     }
 
     /// A connection slot for a blocking connect if one is free now (or made free at once).
@@ -415,9 +433,10 @@ impl Gate {
         if let Some(slot) = self.try_open(Side::Blocking) {
             return Ok(slot);
         }
-        self.slot_waiters.fetch_add(1, Ordering::Relaxed);
+        let waiters = &self.slot_waiters[Side::Blocking as usize];
+        waiters.fetch_add(1, Ordering::Relaxed);
         let outcome = self.wait_for_slot(deadline, stopped);
-        self.slot_waiters.fetch_sub(1, Ordering::Relaxed);
+        waiters.fetch_sub(1, Ordering::Relaxed);
         outcome
     }
 
@@ -449,7 +468,8 @@ impl Gate {
         if let Some(slot) = self.try_open(Side::Events) {
             return Ok(slot);
         }
-        self.slot_waiters.fetch_add(1, Ordering::Relaxed);
+        let waiters = &self.slot_waiters[Side::Events as usize];
+        waiters.fetch_add(1, Ordering::Relaxed);
         /// Counts the connect out of the waiters however the wait ends (a dropped future too).
         struct Waiting<'a>(&'a AtomicU32);
         impl Drop for Waiting<'_> {
@@ -457,9 +477,15 @@ impl Gate {
                 self.0.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        let _waiting = Waiting(&self.slot_waiters);
+        let _waiting = Waiting(waiters);
         // Bounded by the deadline: each turn waits at most ASK_AGAIN.
         loop {
+            // Listening before the look: a slot given back in between is not missed. A wake
+            // this connect does not use (another took the slot first) goes to the next
+            // connect that waits, if it is dropped before it looks (tokio's `Notify`).
+            let freed = self.slot_freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
             if let Some(slot) = self.try_open(Side::Events) {
                 return Ok(slot);
             }
@@ -467,17 +493,7 @@ impl Gate {
             if now >= deadline {
                 return Err(Refused::Deadline);
             }
-            let closed = std::future::poll_fn(|cx| {
-                let mut slots = self.lock();
-                if slots.open < slots.max {
-                    return Poll::Ready(());
-                }
-                if !slots.slot_wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
-                    slots.slot_wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            });
-            let _ = tokio::time::timeout((deadline - now).min(ASK_AGAIN), closed).await;
+            let _ = tokio::time::timeout((deadline - now).min(ASK_AGAIN), freed).await;
         }
     }
 
@@ -512,6 +528,9 @@ impl Gate {
             slots.wakers.iter().map(|(_, waker)| waker.clone()).collect()
         };
         self.freed.notify_all();
+        // A raised cap may let connects waiting for a slot go too.
+        self.closed.notify_all();
+        self.slot_freed.notify_waiters();
         // A raised cap may let several queued futures go: each looks again.
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -790,16 +809,11 @@ mod tests {
 
     /// A connection of the test's own: idle or not, it gives its slot back when shed.
     struct Fake {
-        side: Side,
         idle: bool,
         slot: Mutex<Option<ConnSlot>>,
     }
 
     impl Shed for Fake {
-        fn side(&self) -> Side {
-            self.side
-        }
-
         fn shed(&self) -> bool {
             self.idle && self.slot.lock().unwrap().take().is_some()
         }
@@ -810,7 +824,7 @@ mod tests {
             Side::Blocking => gate.try_open_blocking().unwrap(),
             Side::Events => event_loop().block_on(gate.open_async(Instant::now())).unwrap(),
         };
-        let connection = Arc::new(Fake { side, idle, slot: Mutex::new(None) });
+        let connection = Arc::new(Fake { idle, slot: Mutex::new(None) });
         slot.register(Arc::downgrade(&connection) as Weak<dyn Shed>);
         *connection.slot.lock().unwrap() = Some(slot);
         connection

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Type};
 
-use crate::net::gate::{ConnSlot, Gate, Refused, Shed, Side, SlotWait};
+use crate::net::gate::{ConnSlot, Gate, Refused, Shed, SlotWait};
 use crate::net::wire::Wire;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle, Transport,
@@ -103,10 +103,6 @@ impl<In: Transport> Slotted<In> {
 }
 
 impl Shed for SlottedMark {
-    fn side(&self) -> Side {
-        Side::Blocking
-    }
-
     fn shed(&self) -> bool {
         if self.state.compare_exchange(IDLE, SHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
@@ -314,10 +310,6 @@ impl ShutdownHandle for Socket {
 }
 
 impl Shed for Socket {
-    fn side(&self) -> Side {
-        Side::Blocking
-    }
-
     fn shed(&self) -> bool {
         if self.state.compare_exchange(IDLE, SHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;

@@ -148,7 +148,10 @@ impl Http2Pool {
         let mut resent = false;
         loop {
             let mut taken = self.shared.take();
-            let opened = taken.connection.opened.get_or_init(|| self.shared.open(uri.clone(), &taken.connection)).await;
+            // Boxed: opening (TLS and the handshake) is the largest state by far, and rare; inline,
+            // it would size every request's future (about 15 KiB) for the whole request.
+            let open = || Box::pin(self.shared.open(uri.clone(), &taken.connection));
+            let opened = taken.connection.opened.get_or_init(open).await;
             let mut sender = match opened {
                 Opened::Http2(sender) => {
                     // In the poll that picked the connection: no close to make room comes between.

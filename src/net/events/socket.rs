@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::net::gate::{ConnSlot, Gate, Shed, Side};
+use crate::net::gate::{ConnSlot, Gate, Shed};
 use crate::net::wire::Wire;
 
 /// The most connections being set up at once. A burst of thousands of connects overflows a
@@ -141,10 +141,6 @@ impl Track {
 }
 
 impl Shed for Track {
-    fn side(&self) -> Side {
-        Side::Events
-    }
-
     fn shed(&self) -> bool {
         let set_up = self.used.load(Ordering::Acquire) || self.opened.elapsed() >= self.settle;
         // Closed already (the handle outlives the connection in requests' captures): no room
