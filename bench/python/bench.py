@@ -39,6 +39,9 @@ from typing import Optional
 
 IMAGE = base64.b64encode(b"bench image").decode()
 
+# libcapmonster's cap of connections: PY_BENCH_MAX_CONNECTIONS, else the library's default.
+MAX_CONNECTIONS = int(os.environ["PY_BENCH_MAX_CONNECTIONS"]) if os.environ.get("PY_BENCH_MAX_CONNECTIONS") else None
+
 
 def os_threads() -> int:
     with open("/proc/self/status") as f:
@@ -126,7 +129,7 @@ async def solve_libcapmonster(n: int, url: str, solve_after: float) -> None:
     failures: collections.Counter[str] = collections.Counter()
     lateness: list[float] = []
     threads0, sampler, cpu0, started = cpu_by_thread(), Sampler(), cpu_now(), time.monotonic()
-    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False) as client:
+    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False, max_connections=MAX_CONNECTIONS) as client:
         async def one() -> bool:
             # One call creates and polls, as the official client's: readiness is counted from the
             # call, a conservative bound (the emulator creates the task a little later).
@@ -180,7 +183,7 @@ async def wait_libcapmonster(n: int, url: str, solve_after_ms: int, first_ms: in
     failures: collections.Counter[str] = collections.Counter()
     lateness: list[float] = []
     threads0, sampler, cpu0, started = cpu_by_thread(), Sampler(), cpu_now(), time.monotonic()
-    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False) as client:
+    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False, max_connections=MAX_CONNECTIONS) as client:
         async def one(task_id: int) -> bool:
             try:
                 result = await client.wait_result(
@@ -205,7 +208,7 @@ async def cancel_libcapmonster(n: int, url: str) -> None:
         first = json.load(answer)["firstTaskId"]
     raised: list[float] = []
     out: list[float] = []
-    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False) as client:
+    async with capmonster.AsyncClient("bench-key", base_url=url, proxy=False, max_connections=MAX_CONNECTIONS) as client:
         waits = [asyncio.ensure_future(client.wait_result(first + i, first_delay=0, interval=0.05, timeout=600))
                  for i in range(n)]
         await asyncio.sleep(0.5)  # every wait polling

@@ -221,8 +221,8 @@ impl Drop for ConnSlot {
     }
 }
 
-/// How often a connect waiting at the cap asks again for a connection to close (a busy one
-/// asked in vain may be idle by then; an idle one going idle wakes it sooner).
+/// How often a blocking connect waiting at the cap asks again for a connection to close (a busy
+/// one asked in vain may be idle by then; an idle one going idle wakes it sooner).
 const ASK_AGAIN: Duration = Duration::from_millis(100);
 
 /// Why no permit was granted.
@@ -478,22 +478,27 @@ impl Gate {
             }
         }
         let _waiting = Waiting(waiters);
-        // Bounded by the deadline: each turn waits at most ASK_AGAIN.
+        // No asking again on a timer, unlike a blocking connect: whatever could let this one
+        // go wakes it (a slot given back, a blocking connection going idle, a raised cap). So
+        // a connect that lost its race to a pooled connection (hyper's pool goes on with it in
+        // the background) costs nothing while it waits: at the cap there may be thousands.
+        let expiry = tokio::time::sleep_until(deadline.into());
+        let mut expiry = std::pin::pin!(expiry);
+        // Bounded by the deadline.
         loop {
             // Listening before the look: a slot given back in between is not missed. A wake
-            // this connect does not use (another took the slot first) goes to the next
-            // connect that waits, if it is dropped before it looks (tokio's `Notify`).
+            // this connect does not use (it is dropped before it looks) goes to the next one
+            // that waits (tokio's `Notify`).
             let freed = self.slot_freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
             if let Some(slot) = self.try_open(Side::Events) {
                 return Ok(slot);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Refused::Deadline);
+            tokio::select! {
+                _ = freed => {}
+                _ = &mut expiry => return Err(Refused::Deadline),
             }
-            let _ = tokio::time::timeout((deadline - now).min(ASK_AGAIN), freed).await;
         }
     }
 
