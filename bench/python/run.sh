@@ -3,7 +3,10 @@
 # on one emulator, and the binding alone at scale. Prints a Markdown table (bench/python/
 # results.md has a run's).
 #
-#   bench/python/run.sh                 1,000 solves each, then 10,000 and 100,000 waits
+#   bench/python/run.sh                 1,000 solves each (3 runs of each client in turn),
+#                                       then 10,000 and 100,000 waits
+#   PY_BENCH_ROUNDS=5 ...                runs of each client side by side
+#   PY_BENCH_MAX_CONNECTIONS=64 ...      the library's cap of connections (default: its own)
 #   PY_BENCH_SOLVES="1000 10000" PY_BENCH_WAITS="10000" bench/python/run.sh
 #   PY_BENCH_OFFICIAL="1000 10000" ...   the official client at 10,000 too (minutes, 10,000 threads)
 #   CAPMONSTER_ENGINE=events bench/python/run.sh   the library's engine on its event loop
@@ -25,6 +28,8 @@ SOLVES=${PY_BENCH_SOLVES:-1000}
 # minutes of CPU and every solve times out, so by default only where it can keep up.
 OFFICIAL=${PY_BENCH_OFFICIAL:-1000}
 WAITS=${PY_BENCH_WAITS:-10000 100000}
+# Runs of each client side by side where both run (PY_BENCH_ROUNDS).
+ROUNDS=${PY_BENCH_ROUNDS:-3}
 
 # This package as a wheel, installed into the benchmark's environment.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-bench-python.XXXXXX")
@@ -72,11 +77,36 @@ PY
     threads+=("- $label, $n: $(/usr/bin/python3 -c 'import json, sys; print(json.dumps(json.loads(sys.stdin.read() or "{}").get("cpu_by_thread_s", {})))' <"$tmp/out")")
 }
 
+cpu_of() { # the last case's CPU seconds
+    /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read() or "{}").get("cpu_s", ""))' <"$tmp/out"
+}
+ratios=()
 for n in $SOLVES; do
-    run_case "libcapmonster solve" "$n" "$venv/bin/python" bench/python/bench.py solve libcapmonster "$n" "$EMULATOR_URL" 2000
-    if [[ " $OFFICIAL " == *" $n "* ]]; then
-        run_case "capmonstercloudclient 4.3.1" "$n" "$venv/bin/python" bench/python/bench.py solve official "$n" "$EMULATOR_URL" 2000
+    if [[ " $OFFICIAL " != *" $n "* ]]; then
+        run_case "libcapmonster solve" "$n" "$venv/bin/python" bench/python/bench.py solve libcapmonster "$n" "$EMULATOR_URL" 2000
+        continue
     fi
+    # Side by side, ROUNDS times in turn: the CPU of one run moves by up to 1.5x with the
+    # machine's other load, so the comparison is of the medians.
+    ours=() theirs=()
+    for _ in $(seq 1 "$ROUNDS"); do
+        run_case "libcapmonster solve" "$n" "$venv/bin/python" bench/python/bench.py solve libcapmonster "$n" "$EMULATOR_URL" 2000
+        ours+=("$(cpu_of)")
+        run_case "capmonstercloudclient 4.3.1" "$n" "$venv/bin/python" bench/python/bench.py solve official "$n" "$EMULATOR_URL" 2000
+        theirs+=("$(cpu_of)")
+    done
+    ratios+=("$(/usr/bin/python3 - "$n" "${ours[*]}" "${theirs[*]}" <<'PY'
+import statistics, sys
+n = int(sys.argv[1])
+ours = [float(x) for x in sys.argv[2].split() if x]
+theirs = [float(x) for x in sys.argv[3].split() if x]
+if ours and theirs:
+    a, b = statistics.median(ours) / n * 1000, statistics.median(theirs) / n * 1000
+    print(f"- {n:,} solves, median CPU per solve of {len(ours)} runs each: libcapmonster {a:.2f} ms"
+          f" ({min(ours) / n * 1000:.2f}-{max(ours) / n * 1000:.2f}), capmonstercloudclient {b:.2f} ms"
+          f" ({min(theirs) / n * 1000:.2f}-{max(theirs) / n * 1000:.2f}): {b / a:.1f}x less CPU")
+PY
+)")
 done
 for n in $WAITS; do
     run_case "libcapmonster wait_result" "$n" "$venv/bin/python" bench/python/bench.py wait "$n" "$EMULATOR_URL" 2000 2500 20000
@@ -91,6 +121,8 @@ echo
 echo "| client | n | right (failures) | wall | CPU (per solve) | CPU per request | peak RSS | OS threads, peak | connections | requests per solve | lateness p50 / p99 / max ms |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+printf '%s\n' "${ratios[@]}"
 echo
 echo "CPU seconds by thread (loop: the event loop's; capmonster-wait: the library's waits (with CAPMONSTER_ENGINE=events, its timer thread); capmonster-even(ts): the library's event loop; capmonster-crea(te): its solves' createTask off that loop; python: Python's other threads, the sampler's 20 ms reads among them; threads that ended, such as the official client's timers, not counted):"
 echo

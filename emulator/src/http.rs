@@ -22,9 +22,9 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most connections served at once by default ([`crate::Config::max_connections`]); further
 /// ones are accepted and closed at once. Above the library's largest default cap of
-/// connections (1,024, on the event loop), so that a client left at its defaults never meets
+/// connections (2,048, on the event loop), so that a client left at its defaults never meets
 /// this limit; a test of more sets its own.
-pub const MAX_CONNECTIONS: usize = 2048;
+pub const MAX_CONNECTIONS: usize = 4096;
 /// The most [`crate::Config::max_connections`] may raise it to: each connection is a thread.
 pub const MAX_CONNECTIONS_LIMIT: usize = 16_384;
 /// A connection silent this long (between or inside requests) is closed.

@@ -39,7 +39,7 @@ options:
                        solution: the wall clock (µs since the Unix epoch) just before
                        the answer was written
   --max-connections N  serve at most N connections at once, more are closed at once
-                       (default 2048, at most 16384: a thread each)
+                       (default 4096, at most 16384: a thread each)
   --verbose            log one line per request to stderr
   --help               print this help
 

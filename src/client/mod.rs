@@ -984,10 +984,13 @@ impl Engine {
 /// The threads engine's default cap: a request in flight is a thread there.
 const THREADS_MAX_CONNECTIONS: u32 = 64;
 
+/// The event loop's largest default cap (see [`Engine::default_max_connections`]).
+const EVENT_LOOP_MOST_CONNECTIONS: u32 = 2048;
+
 /// The event loop's default cap under an open-files limit of `limit` (see
 /// [`Engine::default_max_connections`]).
 fn event_loop_max_connections(limit: u64) -> u32 {
-    (limit / 4).clamp(u64::from(THREADS_MAX_CONNECTIONS), 1024) as u32
+    (limit / 4).clamp(u64::from(THREADS_MAX_CONNECTIONS), u64::from(EVENT_LOOP_MOST_CONNECTIONS)) as u32
 }
 
 /// The process's soft limit of open files; `u64::MAX` when there is none to read.
@@ -1113,11 +1116,12 @@ mod tests {
     }
 
     #[test]
-    fn the_event_loops_default_cap_is_a_quarter_of_the_open_files_limit_within_64_and_1024() {
+    fn the_event_loops_default_cap_is_a_quarter_of_the_open_files_limit_within_64_and_2048() {
         assert_eq!(event_loop_max_connections(1024), 256);
         assert_eq!(event_loop_max_connections(100), 64);
-        assert_eq!(event_loop_max_connections(65_536), 1024);
-        assert_eq!(event_loop_max_connections(u64::MAX), 1024);
+        assert_eq!(event_loop_max_connections(4096), 1024);
+        assert_eq!(event_loop_max_connections(65_536), 2048);
+        assert_eq!(event_loop_max_connections(u64::MAX), 2048);
         assert_eq!(Engine::Threads.default_max_connections(), 64);
     }
 

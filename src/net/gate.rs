@@ -57,6 +57,9 @@ struct Slots {
     open: u32,
     /// Of them, the event loop's.
     open_events: u32,
+    /// The most the event loop may open, `1..=max`: its channel's allowance of HTTP/1.1
+    /// requests in flight, which grows with the server's round trip (`net/events/admission.rs`).
+    events_allowed: u32,
     /// Connections that may be asked to close, by [`Side`]: both paths' open ones, and
     /// blocking ones shed but not yet dropped by ureq's pool. Kept apart so that the event
     /// loop, which closes only blocking ones, never walks its own thousands. A list is pruned
@@ -371,6 +374,7 @@ impl Gate {
             used_by: [0; 2],
             open: 0,
             open_events: 0,
+            events_allowed: u32::MAX,
             connections: [Vec::new(), Vec::new()],
         };
         Arc::new(Gate {
@@ -386,6 +390,9 @@ impl Gate {
     /// an idle blocking connection when there is one (see the module docs).
     fn try_open(self: &Arc<Self>, side: Side) -> Option<ConnSlot> {
         let mut slots = self.lock();
+        if side == Side::Events && slots.open_events >= slots.events_allowed {
+            return None;
+        }
         let first_on_loop = side == Side::Events && slots.open_events == 0 && slots.open > 0;
         if slots.open >= slots.max || first_on_loop {
             drop(slots);
@@ -463,8 +470,21 @@ impl Gate {
         }
     }
 
-    /// A connection slot for the event loop's connect, waiting until `deadline`.
-    pub async fn open_async(self: &Arc<Self>, deadline: Instant) -> Result<ConnSlot, Refused> {
+    /// Sets how many connections the event loop may open (`1..=max` in effect); connects
+    /// waiting for a slot look again.
+    pub fn allow_events(&self, allowed: u32) {
+        self.lock().events_allowed = allowed.max(1);
+        self.slot_freed.notify_waiters();
+    }
+
+    /// A connection slot for the event loop's connect, waiting until `deadline`, or until
+    /// `unneeded` ends (the request that started the connect has a connection already):
+    /// [`Refused::Cancelled`] then.
+    pub async fn open_async(
+        self: &Arc<Self>,
+        deadline: Instant,
+        unneeded: impl Future<Output = ()>,
+    ) -> Result<ConnSlot, Refused> {
         if let Some(slot) = self.try_open(Side::Events) {
             return Ok(slot);
         }
@@ -484,6 +504,7 @@ impl Gate {
         // the background) costs nothing while it waits: at the cap there may be thousands.
         let expiry = tokio::time::sleep_until(deadline.into());
         let mut expiry = std::pin::pin!(expiry);
+        let mut unneeded = std::pin::pin!(unneeded);
         // Bounded by the deadline.
         loop {
             // Listening before the look: a slot given back in between is not missed. A wake
@@ -498,6 +519,7 @@ impl Gate {
             tokio::select! {
                 _ = freed => {}
                 _ = &mut expiry => return Err(Refused::Deadline),
+                _ = &mut unneeded => return Err(Refused::Cancelled),
             }
         }
     }
@@ -827,7 +849,7 @@ mod tests {
     fn fake(gate: &Arc<Gate>, side: Side, idle: bool) -> Arc<Fake> {
         let slot = match side {
             Side::Blocking => gate.try_open_blocking().unwrap(),
-            Side::Events => event_loop().block_on(gate.open_async(Instant::now())).unwrap(),
+            Side::Events => event_loop().block_on(gate.open_async(Instant::now(), std::future::pending())).unwrap(),
         };
         let connection = Arc::new(Fake { idle, slot: Mutex::new(None) });
         slot.register(Arc::downgrade(&connection) as Weak<dyn Shed>);
@@ -861,7 +883,7 @@ mod tests {
         // below the cap.
         let gate = Gate::new(4);
         let idle_blocking = fake(&gate, Side::Blocking, true);
-        let first = event_loop().block_on(gate.open_async(Instant::now())).unwrap();
+        let first = event_loop().block_on(gate.open_async(Instant::now(), std::future::pending())).unwrap();
         assert!(idle_blocking.slot.lock().unwrap().is_none());
         assert_eq!(gate.lock().open, 1);
         drop(first);

@@ -3,21 +3,22 @@
 //! the blocking path. Used only by the waiters' engine when it runs on an event loop
 //! (`src/wait/events.rs`); single blocking calls keep ureq (`transport.rs`).
 //!
-//! Connections: requests in flight hold a permit of [`EventChannel`]'s semaphore, and while
-//! they speak HTTP/1.1 one of the client's gate too (`net/gate.rs`), shared with its blocking
-//! calls, so that both paths together keep to `max_connections` requests in flight. Over TLS,
-//! until the first answer says which protocol the server speaks, one request goes out at a time (so that
-//! HTTP/2 starts on one connection, not on `max_connections` raced ones); then the permits are
-//! `max_connections` for HTTP/1.1 (a request in flight is a connection, in hyper-util's pool)
-//! or `max_connections` × the streams the server allows per connection for HTTP/2 (`h2.rs`: a
-//! new connection when every open one is full, up to `max_connections`).
+//! Connections: requests in flight hold a permit of [`EventChannel`]'s admission
+//! (`admission.rs`: one at a time over TLS until the protocol is known; on HTTP/1.1 an
+//! allowance that grows with the server's round trip up to `max_connections`; on HTTP/2
+//! `max_connections` × the streams the server allows per connection), and while they speak
+//! HTTP/1.1 one of the client's gate too (`net/gate.rs`), shared with its blocking calls, so
+//! that both paths together keep to `max_connections` requests in flight. On HTTP/1.1 a
+//! request in flight is a connection, in hyper-util's pool; HTTP/2 opens a new connection when
+//! every open one is full, up to `max_connections` (`h2.rs`).
 
+mod admission;
 mod cancelled;
 mod connector;
 mod h2;
 mod socket;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, Uri, Version};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use admission::{Admission, Admitted};
 pub(crate) use cancelled::cancelled;
 use h2::STREAMS_PER_CONNECTION;
 use h2::{Handoff, Http2Pool, Taken, Unsent};
@@ -55,13 +56,8 @@ pub(crate) struct EventChannel {
     pub request_timeout: Duration,
     /// The proxy the connections go through, for messages (its credentials are scrubbed).
     pub proxy: Option<ProxyUrl>,
-    max_connections: u32,
-    permits: Arc<Semaphore>,
-    /// Whether the first answer (or failure) set the permits for the protocol.
-    sized: AtomicBool,
-    multiplexed: AtomicBool,
-    /// The permits the semaphore was given in all (it has no getter): what a resize starts from.
-    granted: AtomicUsize,
+    /// How many requests go out at once (`admission.rs`).
+    admission: Arc<Admission>,
     /// The client's count of requests in flight on the event loop without a gate permit
     /// (HTTP/2 streams; the gate counts the others), for its stats.
     in_flight: Arc<AtomicU32>,
@@ -71,7 +67,7 @@ pub(crate) struct EventChannel {
 
 /// A request's right to go out on the event loop; counted in flight until dropped.
 pub(crate) struct EventPermit {
-    _permit: OwnedSemaphorePermit,
+    _admitted: Admitted,
     /// The gate's permit of an HTTP/1.1 request (`None` for an HTTP/2 stream).
     gate: Option<OwnedPermit>,
     in_flight: Arc<AtomicU32>,
@@ -129,11 +125,7 @@ impl EventChannel {
             urls,
             request_timeout,
             proxy,
-            max_connections,
-            permits: Arc::new(Semaphore::new(if plain { max_connections as usize } else { 1 })),
-            sized: AtomicBool::new(plain),
-            multiplexed: AtomicBool::new(false),
-            granted: AtomicUsize::new(if plain { max_connections as usize } else { 1 }),
+            admission: Admission::new(max_connections, plain, gate),
             in_flight: Arc::clone(in_flight),
             gate: Arc::clone(gate),
         }))
@@ -141,11 +133,7 @@ impl EventChannel {
 
     /// The most requests in flight at once now (for messages).
     pub fn max_in_flight(&self) -> u32 {
-        if self.multiplexed.load(Ordering::Relaxed) {
-            self.max_connections.saturating_mul(self.streams_per_connection())
-        } else {
-            self.max_connections
-        }
+        self.admission.max_in_flight(self.streams_per_connection())
     }
 
     /// The streams the HTTP/2 server allows per connection (capped), as last heard.
@@ -156,21 +144,17 @@ impl EventChannel {
 
     /// Waits for a permit until `deadline`, or until a token triggers. `bool`: it was queued.
     pub async fn permit(&self, deadline: Instant, cancels: &[&Arc<Cancel>]) -> Result<(EventPermit, bool), Refused> {
-        let permits = Arc::clone(&self.permits);
-        let (permit, mut queued) = match permits.clone().try_acquire_owned() {
-            Ok(permit) => (permit, false),
-            Err(_) => {
-                let acquire = permits.acquire_owned();
-                tokio::select! {
-                    permit = acquire => (permit.map_err(|_| Refused::Cancelled)?, true),
-                    _ = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Deadline),
-                    _ = cancelled(cancels) => return Err(Refused::Cancelled),
-                }
-            }
+        let (admitted, mut queued) = match self.admission.try_admit() {
+            Ok(admitted) => (admitted, false),
+            Err(_) => tokio::select! {
+                admitted = self.admission.admit() => (admitted, true),
+                _ = tokio::time::sleep_until(deadline.into()) => return Err(Refused::Deadline),
+                _ = cancelled(cancels) => return Err(Refused::Cancelled),
+            },
         };
         // HTTP/1.1 (or not known yet): a request in flight is a connection, counted in the
         // client's one cap with its blocking calls.
-        let gate = if self.multiplexed.load(Ordering::Relaxed) {
+        let gate = if self.admission.multiplexed() {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             None
         } else {
@@ -186,35 +170,12 @@ impl EventChannel {
                 }
             })
         };
-        Ok((EventPermit { _permit: permit, gate, in_flight: Arc::clone(&self.in_flight) }, queued))
+        Ok((EventPermit { _admitted: admitted, gate, in_flight: Arc::clone(&self.in_flight) }, queued))
     }
 
-    /// Learns the protocol from the first answer (or failure) and opens the permits for it; on
-    /// HTTP/2, follows the server's stream limit at every answer (it is read from the
-    /// connection as its SETTINGS are applied, which may be after the first answer).
+    /// Learns the protocol from the first answer (`None`: a failure) and sizes the permits.
     fn size_for(&self, version: Option<Version>) {
-        let h2 = version == Some(Version::HTTP_2);
-        if h2 {
-            self.multiplexed.store(true, Ordering::Relaxed);
-        }
-        if !self.sized.swap(true, Ordering::Relaxed) || h2 {
-            self.resize();
-        }
-    }
-
-    /// Brings the permits to [`Self::max_in_flight`]: adds the missing ones, or forgets free
-    /// ones (those in use are forgotten at a later answer, when they are back).
-    fn resize(&self) {
-        let target = self.max_in_flight() as usize;
-        let granted = self.granted.load(Ordering::Relaxed);
-        if target > granted {
-            if self.granted.compare_exchange(granted, target, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                self.permits.add_permits(target - granted);
-            }
-        } else if target < granted {
-            let forgotten = self.permits.forget_permits(granted - target);
-            self.granted.fetch_sub(forgotten, Ordering::Relaxed);
-        }
+        self.admission.size_for(version == Some(Version::HTTP_2), self.streams_per_connection());
     }
 
     /// Sends `request` on HTTP/2 when the server speaks it, else on hyper-util's HTTP/1.1 pool.

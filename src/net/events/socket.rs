@@ -12,7 +12,15 @@
 //! end of stream read while idle) only when no request marks it. A connection never used yet
 //! (being set up, or pooled by a connect that lost its race) is not shed until the request
 //! timeout has passed since it opened.
+//!
+//! A connect knows the request that started it ([`Want`]): hyper's pool starts one for a
+//! request that finds no idle connection, and goes on with it in the background when a pooled
+//! connection comes back first. Such a connect gives up while it waits for a slot or its turn
+//! to connect, rather than open a connection nobody asked for: at the loop's allowance of
+//! connections (`admission.rs`) every request hands its connection to the next, and each
+//! hand-over would otherwise leave one such connect behind.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -25,9 +33,9 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
-use crate::net::gate::{ConnSlot, Gate, Shed};
+use crate::net::gate::{ConnSlot, Gate, Refused, Shed};
 use crate::net::wire::Wire;
 
 /// The most connections being set up at once. A burst of thousands of connects overflows a
@@ -80,15 +88,39 @@ impl tower_service::Service<Uri> for Counted {
         let permits = Arc::clone(&self.connecting);
         let mut inner = self.inner.clone();
         let (gate, request_timeout) = (Arc::clone(&self.gate), self.request_timeout);
+        // Called in the poll of the request that needs a connection now (a resent one too).
+        let want = REQUESTING.with(|requesting| requesting.borrow().clone());
+        if let Some(want) = &want {
+            want.served.store(false, Ordering::Release);
+        }
         Box::pin(async move {
-            let slot = gate.open_async(Instant::now() + request_timeout).await.map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no connection closed within the request timeout to make room under the connection cap",
-                )
-            })?;
+            let want = want.as_deref();
+            let unneeded = async {
+                match want {
+                    Some(want) => want.served().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let slot = match gate.open_async(Instant::now() + request_timeout, unneeded).await {
+                Ok(slot) => slot,
+                Err(Refused::Cancelled) => return Err(unneeded_error()),
+                Err(Refused::Deadline) => {
+                    return Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no connection closed within the request timeout to make room under the connection cap",
+                    )))
+                }
+            };
             // Never closed: the semaphore lives as long as this connector.
-            let _permit = permits.acquire_owned().await.ok();
+            let _permit = tokio::select! {
+                permit = permits.acquire_owned() => permit.ok(),
+                _ = async { match want { Some(want) => want.served().await, None => std::future::pending().await } } => {
+                    return Err(unneeded_error())
+                }
+            };
+            if want.is_some_and(Want::is_served) {
+                return Err(unneeded_error());
+            }
             let stream = inner.call(uri).await?.into_inner();
             wire.count_opened();
             let track = Arc::new(Track {
@@ -103,6 +135,58 @@ impl tower_service::Service<Uri> for Counted {
             track.slot.register(Arc::downgrade(&track) as Weak<dyn Shed>);
             Ok(TokioIo::new(Metered { stream: std::mem::ManuallyDrop::new(stream), wire, track }))
         })
+    }
+}
+
+/// What a connect that gave up fails with: only hyper's background task sees it, as the
+/// request it was started for has a connection already.
+fn unneeded_error() -> ConnectError {
+    Box::new(std::io::Error::other("not needed: its request took a pooled connection"))
+}
+
+thread_local! {
+    /// The request being polled on this thread ([`while_busy`]), for the connects it starts.
+    static REQUESTING: RefCell<Option<Arc<Want>>> = const { RefCell::new(None) };
+}
+
+/// Whether a request still waits for a connection: served once it was given one (or ended),
+/// unserved again when hyper starts a connect for it once more (a resend).
+pub(crate) struct Want {
+    served: AtomicBool,
+    changed: Notify,
+}
+
+impl Want {
+    fn is_served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
+    }
+
+    fn serve(&self) {
+        self.served.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Ends once the request is served.
+    async fn served(&self) {
+        // Bounded by the request's life: each turn is a change of its state.
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_served() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Serves the request's [`Want`] however it ends (a dropped future too).
+struct Ended(Arc<Want>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.serve();
     }
 }
 
@@ -196,8 +280,12 @@ pub(crate) async fn while_busy<F: Future>(
 ) -> (F::Output, Option<Busy>) {
     let mut request = std::pin::pin!(request);
     let mut mark: Option<Busy> = None;
+    let want = Arc::new(Want { served: false.into(), changed: Notify::new() });
+    let _ended = Ended(Arc::clone(&want));
     let output = std::future::poll_fn(|cx| {
+        let outer = REQUESTING.with(|requesting| requesting.replace(Some(Arc::clone(&want))));
         let polled = request.as_mut().poll(cx);
+        REQUESTING.with(|requesting| *requesting.borrow_mut() = outer);
         if let Some(connected) = capture.connection_metadata().as_ref() {
             let mut extras = hyper::http::Extensions::new();
             connected.get_extras(&mut extras);
@@ -207,6 +295,7 @@ pub(crate) async fn while_busy<F: Future>(
                     track.used.store(true, Ordering::Release);
                     // The earlier connection's mark, if any, goes.
                     mark = Some(Busy(track));
+                    want.serve();
                 }
             }
         }
