@@ -236,6 +236,10 @@ fn two_thousand_waits_at_150_ms_finish_on_schedule_on_three_threads() {
 /// hand-over of a connection from one request to the next leaves no connect behind either: a
 /// connect whose request took a pooled connection gives up (socket.rs, `Want`).
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "under Wine the loop's sockets answer slowly (docs/engine.md, Windows): no server is nearby there"
+)]
 fn a_server_nearby_gets_few_connections_however_many_waits_are_due() {
     let _serial = one_at_a_time();
     let emulator = emulator_with(Duration::ZERO);

@@ -124,10 +124,6 @@ commas() { echo "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 LINES=() # "delay n contender|rc|LATENCY line|nginx accepts during the run|protocols"
 FAILED=0
 for delay in ${DELAYS//,/ }; do
-  start_emulator --answer-delay-ms "$delay" --stamp-ready --max-connections 16384
-  port=${EMULATOR_URL##*:}
-  [ "$NEED_H2" = 1 ] && start_nginx "$port"
-  log "emulator (pid $EMULATOR_PID) at $EMULATOR_URL answering after $delay ms${H2_PORT:+; nginx h2 at https://127.0.0.1:$H2_PORT}"
   for n in ${WAITS//,/ }; do
     for c in ${CONTENDERS//,/ }; do
       rc=0 line="" accepts="" protos=""
@@ -139,6 +135,12 @@ for delay in ${DELAYS//,/ }; do
         log "$c, $(commas "$n") waits: skipped (ulimit -n $FDS)"
         LINES+=("$delay $n $c|skip||"); continue
       fi
+      # Servers of the case's own: connections an earlier case left open (nginx keeps its
+      # upstream ones alive, a thread each in the emulator) would count against the next.
+      start_emulator --answer-delay-ms "$delay" --stamp-ready --max-connections 16384
+      port=${EMULATOR_URL##*:}
+      case $c in lib-tls:* | go-h2) start_nginx "$port" ;; esac
+      log "emulator (pid $EMULATOR_PID) at $EMULATOR_URL answering after $delay ms${NGINX_PID:+; nginx h2 at https://127.0.0.1:$H2_PORT}"
       cap=$n
       case $c in lib:* | lib-tls:*) cap=${c#*:} ;; esac
       # Generous: three polls per wait at cap / delay requests per second, twice over, plus the schedule.
@@ -162,10 +164,10 @@ for delay in ${DELAYS//,/ }; do
       [ "$rc" = 0 ] || { log "$c $n $delay ms: exit status $rc$( [ "$rc" = 124 ] && echo ' (timed out: a hang?)')"; FAILED=1; }
       echo "$line" >&2
       LINES+=("$delay $n $c|$rc|$line|$accepts|$protos")
+      stop_nginx
+      stop_emulator
     done
   done
-  stop_nginx
-  stop_emulator
 done
 
 # ---- the report --------------------------------------------------------------------------------

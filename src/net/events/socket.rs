@@ -95,13 +95,7 @@ impl tower_service::Service<Uri> for Counted {
         }
         Box::pin(async move {
             let want = want.as_deref();
-            let unneeded = async {
-                match want {
-                    Some(want) => want.served().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let slot = match gate.open_async(Instant::now() + request_timeout, unneeded).await {
+            let slot = match gate.open_async(Instant::now() + request_timeout, served(want)).await {
                 Ok(slot) => slot,
                 Err(Refused::Cancelled) => return Err(unneeded_error()),
                 Err(Refused::Deadline) => {
@@ -114,9 +108,7 @@ impl tower_service::Service<Uri> for Counted {
             // Never closed: the semaphore lives as long as this connector.
             let _permit = tokio::select! {
                 permit = permits.acquire_owned() => permit.ok(),
-                _ = async { match want { Some(want) => want.served().await, None => std::future::pending().await } } => {
-                    return Err(unneeded_error())
-                }
+                _ = served(want) => return Err(unneeded_error()),
             };
             if want.is_some_and(Want::is_served) {
                 return Err(unneeded_error());
@@ -167,7 +159,7 @@ impl Want {
     }
 
     /// Ends once the request is served.
-    async fn served(&self) {
+    async fn until_served(&self) {
         // Bounded by the request's life: each turn is a change of its state.
         loop {
             let changed = self.changed.notified();
@@ -178,6 +170,31 @@ impl Want {
             }
             changed.await;
         }
+    }
+}
+
+/// Ends once the request that started a connect is served; never for a connect no request
+/// started (`None`).
+async fn served(want: Option<&Want>) {
+    match want {
+        Some(want) => want.until_served().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The request being polled on this thread, for the connects it starts: set for the poll,
+/// and what was there before put back however the poll ends (a panic too).
+struct Requesting(Option<Arc<Want>>);
+
+impl Requesting {
+    fn now(want: &Arc<Want>) -> Requesting {
+        Requesting(REQUESTING.with(|requesting| requesting.replace(Some(Arc::clone(want)))))
+    }
+}
+
+impl Drop for Requesting {
+    fn drop(&mut self) {
+        REQUESTING.with(|requesting| *requesting.borrow_mut() = self.0.take());
     }
 }
 
@@ -283,9 +300,10 @@ pub(crate) async fn while_busy<F: Future>(
     let want = Arc::new(Want { served: false.into(), changed: Notify::new() });
     let _ended = Ended(Arc::clone(&want));
     let output = std::future::poll_fn(|cx| {
-        let outer = REQUESTING.with(|requesting| requesting.replace(Some(Arc::clone(&want))));
-        let polled = request.as_mut().poll(cx);
-        REQUESTING.with(|requesting| *requesting.borrow_mut() = outer);
+        let polled = {
+            let _requesting = Requesting::now(&want);
+            request.as_mut().poll(cx)
+        };
         if let Some(connected) = capture.connection_metadata().as_ref() {
             let mut extras = hyper::http::Extensions::new();
             connected.get_extras(&mut extras);
