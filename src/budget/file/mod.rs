@@ -37,7 +37,7 @@ use insert::pick_free_way;
 use mapping::Mapping;
 use slot::{scan, unix_now, Held, Scan, State, REGISTERED};
 
-pub use layout::{BUCKETS, CAPACITY, FILE_BYTES, WAYS};
+pub use layout::{bucket_of, BUCKETS, CAPACITY, FILE_BYTES, WAYS};
 pub use place::default_path;
 pub use stops::STOP_RECORDS;
 
