@@ -34,8 +34,10 @@ pub(super) fn header() -> [u8; HEADER_BYTES] {
     header
 }
 
-/// The bucket of a task: a mix of both halves of the key, so consecutive task ids spread.
-pub(super) fn bucket_of(digest: KeyDigest, task_id: i64) -> usize {
+/// The bucket of a task: a mix of both halves of the key, so consecutive task ids spread. Part
+/// of the file's layout (every process must agree on it); public so that tests can crowd one
+/// bucket.
+pub fn bucket_of(digest: KeyDigest, task_id: i64) -> usize {
     let mut x = digest.value() ^ (task_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 31;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);

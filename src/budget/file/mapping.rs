@@ -15,8 +15,6 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::budget::file::layout::{header, FILE_BYTES, HEADER_BYTES};
-#[cfg(unix)]
-use crate::budget::file::lock::Locked;
 use crate::budget::file::BudgetFile;
 
 /// The file mapped into memory: `FILE_BYTES` at a page-aligned address, shared with every
@@ -161,7 +159,7 @@ impl BudgetFile {
             }
             // SAFETY: fstat succeeded, so it filled `stat`.
             if (unsafe { stat.assume_init() }.st_size as u64) < FILE_BYTES {
-                let _lock = Locked::new(&self.file)?;
+                let _lock = self.lock()?;
                 if self.file.metadata()?.len() < FILE_BYTES {
                     self.file.set_len(FILE_BYTES)?;
                     reserve(&self.file)?;

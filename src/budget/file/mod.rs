@@ -27,17 +27,17 @@ mod stops;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::api::REQUESTS_PER_TASK;
 use crate::budget::admission::Admission;
 use crate::budget::disowned::Disowned;
 use crate::budget::key::KeyDigest;
 use insert::pick_free_way;
-use lock::Locked;
 use mapping::Mapping;
 use slot::{scan, unix_now, Held, Scan, State, REGISTERED};
 
-pub use layout::{BUCKETS, CAPACITY, FILE_BYTES, WAYS};
+pub use layout::{bucket_of, BUCKETS, CAPACITY, FILE_BYTES, WAYS};
 pub use place::default_path;
 pub use stops::STOP_RECORDS;
 
@@ -45,6 +45,9 @@ pub use stops::STOP_RECORDS;
 pub(crate) struct BudgetFile {
     map: Mapping,
     file: File,
+    /// Orders this process's threads under the file's lock, which orders processes only
+    /// (`lock.rs`).
+    threads: Mutex<()>,
     path: PathBuf,
     /// `forks()` when it was opened: a forked child shares the open file, and with it the
     /// lock, so it must open its own.
@@ -144,7 +147,7 @@ impl BudgetFile {
         self.restore_if_cut_short()?;
         let now = unix_now();
         let bucket = self.bucket(digest, task_id);
-        let _lock = Locked::new(&self.file)?;
+        let _lock = self.lock()?;
         for _ in 0..LOCKED_PICKS {
             match scan(&bucket, digest, task_id, now) {
                 Scan::Counted(admission) => return Ok(admission),
@@ -167,7 +170,7 @@ impl BudgetFile {
         self.restore_if_cut_short()?;
         let now = unix_now();
         let bucket = self.bucket(digest, task_id);
-        let _lock = Locked::new(&self.file)?;
+        let _lock = self.lock()?;
         if bucket.iter().any(|cell| matches!(cell.holds(digest, task_id), Held::Yes(..))) {
             return Ok(());
         }
@@ -185,7 +188,7 @@ impl BudgetFile {
         self.restore_if_cut_short()?;
         let now = unix_now();
         let bucket = self.bucket(digest, task_id);
-        let _lock = Locked::new(&self.file)?;
+        let _lock = self.lock()?;
         // Under the lock no slot changes hands: the slot found is the task's.
         if let Some(cell) = bucket.iter().find(|cell| matches!(cell.holds(digest, task_id), Held::Yes(..))) {
             cell.disown(disowned);
@@ -204,7 +207,7 @@ impl BudgetFile {
         // Bounded: a look that meets a slot changing hands is repeated under the lock, where
         // no slot changes hands.
         for attempt in 0..2 {
-            let _lock = if attempt == 0 { None } else { Some(Locked::new(&self.file)?) };
+            let _lock = if attempt == 0 { None } else { Some(self.lock()?) };
             let found = bucket.iter().map(|cell| cell.holds(digest, task_id)).try_fold(0, |sent, held| match held {
                 Held::Yes(state, _) => Some(state.requests().min(REQUESTS_PER_TASK)),
                 Held::No => Some(sent),
@@ -329,7 +332,7 @@ mod tests {
         // A slot given to another task forgets the answer.
         let neighbour = (5..).find(|&id| bucket_of(digest, id) == bucket_of(digest, 3)).unwrap();
         let slot = testing::slot_of(&file, digest, 3);
-        let lock = Locked::new(&file.file).unwrap();
+        let lock = file.lock().unwrap();
         assert!(slot.claim(slot.state(), digest, neighbour, unix_now()));
         drop(lock);
         assert_eq!(file.take(digest, neighbour).unwrap(), Granted { nth: 2 }, "the slot now counts another task");

@@ -15,6 +15,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 #[cfg(unix)]
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::budget::file::place::private_dir;
 use crate::budget::file::BudgetFile;
@@ -81,9 +82,9 @@ impl BudgetFile {
         notes.extend(repair);
         let note = (!notes.is_empty()).then(|| format!("the shared budget file {shown}: {}", notes.join("; ")));
         #[cfg(unix)]
-        let budget = BudgetFile { map, file, path: path.to_owned(), forks: forks() };
+        let budget = BudgetFile { map, file, threads: Mutex::new(()), path: path.to_owned(), forks: forks() };
         #[cfg(windows)]
-        let budget = BudgetFile { map, file, path: path.to_owned() };
+        let budget = BudgetFile { map, file, threads: Mutex::new(()), path: path.to_owned() };
         Ok((budget, note))
     }
 

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::Mutex;
 
 use crate::budget::file::layout::{header, FILE_BYTES};
 use crate::budget::file::lock::Locked;
@@ -17,7 +18,9 @@ impl BudgetFile {
     /// rebuilt empty when it was new or damaged (wrong size or header). Returns the mapping and
     /// what was repaired. Never shrinks the file below its size: others may have it mapped.
     pub(super) fn map_checked(file: &File) -> io::Result<(Mapping, Option<String>)> {
-        let _lock = Locked::new(file)?;
+        // No other thread has this open file yet: a mutex of its own.
+        let alone = Mutex::new(());
+        let _lock = Locked::new(file, &alone)?;
         let size = file.metadata()?.len();
         if size != FILE_BYTES {
             file.set_len(FILE_BYTES)?;

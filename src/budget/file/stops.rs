@@ -16,7 +16,6 @@
 use std::io;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use crate::budget::file::lock::Locked;
 use crate::budget::file::BudgetFile;
 use crate::budget::guard::policy::{Stop, StopState, BAN_LENGTH, MAX_CODE_BYTES, MAX_DESCRIPTION_BYTES};
 use crate::budget::key::KeyDigest;
@@ -100,7 +99,7 @@ impl BudgetFile {
             }
             std::hint::spin_loop();
         }
-        let _lock = Locked::new(&self.file)?;
+        let _lock = self.lock()?;
         Ok(self.find(key, stop).and_then(|index| read_record(self.record(index))))
     }
 
@@ -112,7 +111,7 @@ impl BudgetFile {
         change: &mut dyn FnMut(Option<StopState>) -> Option<StopState>,
     ) -> io::Result<()> {
         self.restore_if_cut_short()?;
-        let _lock = Locked::new(&self.file)?;
+        let _lock = self.lock()?;
         self.free_damaged();
         let found = self.find(key, stop);
         let next = change(found.and_then(|index| read_record(self.record(index))));
