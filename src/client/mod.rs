@@ -940,14 +940,16 @@ impl Engine {
     /// The cap of connections of a client that chose none (`cm_client_set_max_connections`):
     /// - threads: 64, since each request in flight is a thread;
     /// - event loop: a quarter of the process's open-files limit (its soft `RLIMIT_NOFILE`),
-    ///   at least 64 and at most 1,024; on Windows 64, as on the threads, until the loop is
+    ///   at least 64 and at most 2,048; on Windows 64, as on the threads, until the loop is
     ///   measured there.
     ///
     /// At internet latency the requests in flight a client needs are its polls a second × the
-    /// round trip (10,000 waits polled every 2 s at 150 ms: 750), and on the event loop a request
-    /// in flight costs a socket, not a thread. A quarter of the limit leaves the rest to the
-    /// program: 256 under the common limit of 1,024; 1,024 where the limit is raised (Go raises
-    /// it to the hard limit at start). On HTTP/2 each connection carries many streams.
+    /// round trip (10,000 waits polled every 2 s at 150 ms: 750, and their first burst 10,000),
+    /// and on the event loop a request in flight costs a socket, not a thread. A quarter of the
+    /// limit leaves the rest to the program: 256 under the common limit of 1,024; 2,048 where
+    /// the limit is raised (Go raises it to the hard limit at start). The loop opens only as
+    /// many as the round trip needs (`net/events/admission.rs`). On HTTP/2 each connection
+    /// carries many streams.
     pub fn default_max_connections(self) -> u32 {
         match self {
             Engine::Threads => THREADS_MAX_CONNECTIONS,

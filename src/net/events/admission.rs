@@ -163,16 +163,18 @@ impl Admission {
             self.gate.allow_events(self.max_connections);
         }
         if !self.sized.swap(true, Ordering::Relaxed) || http2 {
-            self.resize(streams);
+            let target = if self.multiplexed() {
+                self.max_in_flight(streams)
+            } else {
+                self.http1_allowed.load(Ordering::Relaxed)
+            };
+            self.resize(target as usize);
         }
     }
 
-    /// Brings the permits to what the protocol allows now: adds the missing ones, or forgets
-    /// free ones (those in use are forgotten at a later answer, when they are back).
-    fn resize(&self, streams: u32) {
-        let target =
-            if self.multiplexed() { self.max_in_flight(streams) } else { self.http1_allowed.load(Ordering::Relaxed) }
-                as usize;
+    /// Brings the permits to `target`: adds the missing ones, or forgets free ones (those in
+    /// use are forgotten at a later answer, when they are back).
+    fn resize(&self, target: usize) {
         let granted = self.granted.load(Ordering::Relaxed);
         if target > granted {
             if self.granted.compare_exchange(granted, target, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
@@ -212,7 +214,7 @@ async fn grow(admission: Arc<Admission>) {
                 let grown = allowed.saturating_mul(2).min(admission.max_connections);
                 admission.http1_allowed.store(grown, Ordering::Relaxed);
                 admission.gate.allow_events(grown);
-                admission.resize(0);
+                admission.resize(grown as usize);
             }
             continue;
         }
