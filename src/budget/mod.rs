@@ -533,14 +533,16 @@ impl Budget {
             return; // another thread of the child reopened it
         }
         let (path, default_location) = (current.file.path().to_owned(), current.default_location);
-        *slot = match crate::budget::file::BudgetFile::open(&path, default_location) {
-            Ok((file, _)) => Some(Shared { file, default_location }),
+        match crate::budget::file::BudgetFile::open(&path, default_location) {
+            Ok((file, _)) => *slot = Some(Shared { file, default_location }),
             Err(why) => {
+                // The parent's mapping is still this child's to read.
+                self.carry_on_alone(&current.file);
+                *slot = None;
                 self.notices
                     .add(notice::not_shared(&format!("the shared file cannot be used in this forked process ({why})")));
-                None
             }
-        };
+        }
     }
 
     /// The file failed: given up (once, said once).
@@ -548,8 +550,33 @@ impl Budget {
     #[cold]
     fn give_up(&self, shared: &RwLock<Option<Shared>>, (error, path): (std::io::Error, String)) {
         let mut slot = shared.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.take().is_some() {
+        if let Some(given_up) = slot.take() {
+            self.carry_on_alone(&given_up.file);
             self.notices.add(notice::no_longer_shared(&format!("the shared file {path} failed ({error})")));
+        }
+    }
+
+    /// The process's tables take over from the file: its counts and stops are copied in, so
+    /// that a task it had counted to the limit stays spent and a stopped key stays stopped.
+    /// Called with the file's slot locked for writing, so that no thread of the process counts
+    /// in its own table before the copy. If the mapping cannot be read, the process starts
+    /// from nothing, as before (the notice says it counts alone).
+    #[cfg(any(unix, windows))]
+    fn carry_on_alone(&self, file: &crate::budget::file::BudgetFile) {
+        use guard::Store;
+        let Ok(mut snapshot) = file.snapshot() else { return };
+        // The most recently used first: the process table keeps at least MIN_TRACKED of them.
+        snapshot.tasks.sort_unstable_by_key(|task| task.idle_secs);
+        snapshot.tasks.truncate(MIN_TRACKED);
+        let now = Instant::now();
+        let mut tasks = lock(&self.tasks);
+        for task in &snapshot.tasks {
+            let last_used = now.checked_sub(std::time::Duration::from_secs(task.idle_secs)).unwrap_or(now);
+            tasks.carry_over(task.key, task.task_id, task.requests, last_used, task.disowned);
+        }
+        drop(tasks);
+        for kept in snapshot.stops {
+            self.stops.update(kept.key, kept.stop, &mut |_| Some(kept.state.clone()));
         }
     }
 
@@ -746,5 +773,40 @@ mod tests {
             .map(|t| t.join().unwrap())
             .sum();
         assert_eq!(granted, REQUESTS_PER_TASK);
+    }
+
+    /// A process that stops using the file goes on from its counts and stops: a task it
+    /// counted to 117 has 3 requests left, not 120, and a stopped key stays stopped.
+    #[cfg(any(unix, windows))]
+    #[test]
+    fn a_process_that_gives_up_the_file_goes_on_from_its_counts() {
+        use guard::policy::{Stop, StopState};
+        use guard::Store;
+        let dir = std::env::temp_dir().join(format!("capmonster-budget-give-up-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let budget = Budget::from_settings(None, Some(dir.join("budget").into()));
+        assert!(budget.is_shared());
+        let (key, told) = (KeyDigest::of("k", "give up"), NoticesTold::default());
+        let take = |task_id| budget.take(key, task_id, &told, &mut |_| Ok(())).admission.unwrap();
+        for _ in 0..117 {
+            assert!(take(1).is_granted());
+        }
+        budget.register(key, 2);
+        let stopped = StopState::start("ERROR_IP_BANNED", None, 1);
+        budget.update(KeyDigest::of("stopped", "give up"), Stop::Key, &mut |_| Some(stopped.clone()));
+        assert!(!budget.stops.any(), "kept in the file while it serves");
+
+        budget.give_up(budget.shared.as_ref().unwrap(), (std::io::Error::other("test"), "f".into()));
+        assert!(!budget.is_shared());
+        assert!(budget.stops.any(), "the file's stop is the process's now");
+        let mut granted = 0;
+        while take(1).is_granted() {
+            granted += 1;
+        }
+        assert_eq!(granted, 3, "counted on from the file's 117");
+        assert_eq!(budget.sent(key, 2), 0);
+        assert!(lock(&budget.tasks).knows(key, 2), "a registered task stays known");
+        drop(budget);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -69,6 +69,22 @@ impl Table {
         self.entry(key, task_id, now);
     }
 
+    /// A task another table counted (the shared file this process stops using): its count,
+    /// unless this table counted more, and its final answer.
+    pub fn carry_over(
+        &mut self,
+        key: KeyDigest,
+        task_id: i64,
+        sent: u32,
+        last_used: Instant,
+        disowned: Option<Disowned>,
+    ) {
+        let entry = self.entry(key, task_id, last_used);
+        entry.sent = entry.sent.max(sent);
+        entry.last_used = entry.last_used.max(last_used);
+        entry.disowned = entry.disowned.or(disowned);
+    }
+
     /// Keeps the service's final answer about the task.
     pub fn disown(&mut self, key: KeyDigest, task_id: i64, disowned: Disowned, now: Instant) {
         self.entry(key, task_id, now).disowned = Some(disowned);

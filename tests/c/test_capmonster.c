@@ -489,6 +489,55 @@ static void test_budget_across_fork(void) {
     /* The file they shared is this test's own (own_budget.h), not the user's. */
     CHECK(access(own_budget_file, R_OK | W_OK) == 0);
 }
+
+/* A forked child that cannot open the file for itself (its path is now a link, which is never
+ * followed) counts alone, but from what the file had counted: 100 polls in the parent, then
+ * the child is granted the last 20 of its 50, not 50. */
+static void test_a_child_counting_alone_goes_on_from_the_file(void) {
+    cm_client *client = emulator_client("c-fork-alone");
+    cm_result *result = NULL;
+    int64_t task_id = 0;
+    int i, status, ok = 0;
+    pid_t child;
+    char moved[sizeof own_budget_file + sizeof ".moved"];
+
+    CHECK_CODE(cm_create_task(client,
+                              "{\"type\":\"ImageToTextTask\",\"body\":\"aGVsbG8=\",\"emulatorSolveAfterMs\":3600000}",
+                              NULL, &task_id, &result),
+               CM_OK);
+    cm_result_free(result);
+    for (i = 0; i < 100; i++) {
+        if (cm_get_task_result(client, task_id, &result) == CM_OK) ok++;
+        cm_result_free(result);
+    }
+    CHECK(ok == 100);
+    cm_client_free(client);
+    snprintf(moved, sizeof moved, "%s.moved", own_budget_file);
+    CHECK(rename(own_budget_file, moved) == 0);
+    CHECK(symlink(moved, own_budget_file) == 0);
+    fflush(NULL);
+    child = fork();
+    if (child == 0) {
+        cm_client *own = emulator_client("c-fork-alone");
+        ok = 0;
+        for (i = 0; i < 50; i++) {
+            cm_code code = cm_get_task_result(own, task_id, &result);
+            if (code == CM_OK) ok++;
+            else if (code != CM_ERR_BUDGET_EXHAUSTED) ok = 100;
+            cm_result_free(result);
+        }
+        cm_client_free(own);
+        _exit(ok);
+    }
+    CHECK(child > 0);
+    ok = -1;
+    if (child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status)) ok = WEXITSTATUS(status);
+    CHECK(ok == 20);
+    if (ok != 20) fprintf(stderr, "the child sent %d, expected 20\n", ok);
+    /* The file back in its place, for the tests after this one and the cleanup. */
+    CHECK(unlink(own_budget_file) == 0);
+    CHECK(rename(moved, own_budget_file) == 0);
+}
 #endif
 
 #define THREADS 8
@@ -693,9 +742,10 @@ int main(int argc, char **argv) {
     test_user_agent();
     test_budget();
 #ifdef _WIN32
-    printf("skipped on Windows: test_budget_across_fork (no fork)\n");
+    printf("skipped on Windows: test_budget_across_fork, test_a_child_counting_alone_goes_on_from_the_file (no fork)\n");
 #else
     test_budget_across_fork();
+    test_a_child_counting_alone_goes_on_from_the_file();
 #endif
     test_threads_share_a_client();
     test_secret_key_stays_out_of_messages();

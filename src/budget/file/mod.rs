@@ -11,6 +11,7 @@
 //! - `insert.rs`: giving a slot to a new task under that lock: busy, filled, published;
 //! - `stops.rs`: the account guard's stops, after the table: read without a lock, changed
 //!   under it;
+//! - `snapshot.rs`: what a process that stops using the file takes with it, to count on alone;
 //! - `repair.rs`: what the library repairs: a new or damaged file, a slot a killed process
 //!   left busy.
 
@@ -22,6 +23,7 @@ mod open;
 mod place;
 mod repair;
 mod slot;
+mod snapshot;
 mod stops;
 
 use std::fs::File;

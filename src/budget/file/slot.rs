@@ -79,6 +79,12 @@ impl SlotCell<'_> {
         State(self.0[2].load(Ordering::Acquire))
     }
 
+    /// The (key, task) its words name: read without the generation check, so only a guess
+    /// until [`holds`](SlotCell::holds) confirms it.
+    pub(super) fn owner(&self) -> (KeyDigest, i64) {
+        (KeyDigest::from_value(self.0[0].load(Ordering::Relaxed)), self.0[1].load(Ordering::Relaxed) as i64)
+    }
+
     /// Whether the slot holds the task, read as a seqlock reader reads: the state, then the
     /// task, then the state again, of the same generation.
     pub(super) fn holds(&self, digest: KeyDigest, task_id: i64) -> Held {

@@ -103,6 +103,16 @@ impl BudgetFile {
         Ok(self.find(key, stop).and_then(|index| read_record(self.record(index))))
     }
 
+    /// The stop a record holds, read as [`stop`](BudgetFile::stop) reads it, lock-free (for a
+    /// [`snapshot`](BudgetFile::snapshot)): `None` when the record is free, damaged or being
+    /// written.
+    pub(super) fn stop_in_record(&self, index: usize) -> Option<(KeyDigest, Stop, StopState)> {
+        let record = self.record(index);
+        let key = KeyDigest::from_value(record[KEY].load(Ordering::Acquire));
+        let stop = *Stop::ALL.get((record[WHICH].load(Ordering::Acquire) as usize).checked_sub(1)?)?;
+        read_consistent(record, key, stop).flatten().map(|state| (key, stop, state))
+    }
+
     /// Changes the key's stop under the file's lock (see `guard::Store::update`).
     pub fn update_stop(
         &self,
