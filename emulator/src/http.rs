@@ -153,11 +153,7 @@ impl Drop for OpenConnection {
 
 impl Server {
     pub(crate) fn new(service: Arc<Service>, max_connections: usize) -> Server {
-        Server {
-            service,
-            open: AtomicUsize::new(0),
-            max_connections: max_connections.clamp(1, MAX_CONNECTIONS_LIMIT),
-        }
+        Server { service, open: AtomicUsize::new(0), max_connections: max_connections.clamp(1, MAX_CONNECTIONS_LIMIT) }
     }
 
     /// Takes a place for a new connection; `None` when at the limit.
