@@ -17,8 +17,8 @@
 //! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 4,096 simultaneous
 //! connections unless [`Config::max_connections`] says otherwise (more are accepted and
 //! closed at once), [`WORKER_THREADS`] threads however many connections are open,
-//! connections idle for 60 s are closed, ≤ 1,000,000 tasks (then createTask answers ERROR_NO_SLOT_AVAILABLE),
-//! ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
+//! connections idle for 60 s are closed, ≤ 1,000,000 tasks (then createTask answers
+//! ERROR_NO_SLOT_AVAILABLE), ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
 //! ≤ 1 GiB.
 //!
 //! Emulator-only extension: a createTask `task` may carry `"emulatorSolveAfterMs": N`

@@ -525,8 +525,8 @@ fn threads_now() -> usize {
 }
 
 /// Raises the soft limit of open files to the hard one; returns the limit now.
-#[cfg(unix)]
-fn raise_open_files_limit() -> u64 {
+#[cfg(target_os = "linux")]
+fn raise_open_files_limit() -> usize {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
@@ -540,7 +540,7 @@ fn raise_open_files_limit() -> u64 {
             }
         }
     }
-    limit.rlim_cur as u64
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
 #[test]
@@ -549,7 +549,7 @@ fn twenty_thousand_connections_at_once_are_served_on_a_few_threads() {
     // Each connection takes two descriptors here (the client's and the emulator's end); the
     // other tests of this binary and the harness keep a few hundred more.
     const WANTED: usize = 20_000;
-    let fits = (raise_open_files_limit() as usize).saturating_sub(400) / 2;
+    let fits = raise_open_files_limit().saturating_sub(400) / 2;
     let n = WANTED.min(fits);
     if n < 5_000 {
         eprintln!("skipped: the limit of open files allows {n} connections here, this test wants {WANTED}");
