@@ -595,12 +595,13 @@ fn try_post(port: u16, path: &str, body: &str) -> Option<common::Resp> {
 #[test]
 fn a_pause_ends_when_the_client_hangs_up() {
     // One connection at most: the next is served only once the paused one's task and socket
-    // are gone, long before the pause would have ended.
-    let em = Emulator::start(Config { max_connections: 1, ..Config::default() }).unwrap();
-    let port = em.port();
-    em.script_task(1, vec![Step::processing().delay(30_000)]);
-    em.script_task(2, vec![serde_json::from_value(json!({"fault": "stall", "ms": 30_000})).unwrap()]);
+    // are gone, long before the pause would have ended. An emulator for each kind of pause, so
+    // that no earlier connection can still hold the place when the paused one connects.
     for task in [1, 2] {
+        let em = Emulator::start(Config { max_connections: 1, ..Config::default() }).unwrap();
+        let port = em.port();
+        em.script_task(1, vec![Step::processing().delay(30_000)]);
+        em.script_task(2, vec![serde_json::from_value(json!({"fault": "stall", "ms": 30_000})).unwrap()]);
         let mut paused = Conn::open(port);
         paused.send("POST", "/getTaskResult", &format!(r#"{{"taskId":{task}}}"#));
         let asked = Instant::now();
