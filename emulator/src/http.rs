@@ -506,8 +506,9 @@ async fn drain(stream: &TcpStream) {
     }
 }
 
-/// The address to connect to in order to wake a listener bound to `bound`.
-pub(crate) fn wake_address(bound: SocketAddr) -> SocketAddr {
+/// The address a local client connects to for a listener bound to `bound` (a wildcard
+/// address becomes the loopback one).
+pub(crate) fn connect_address(bound: SocketAddr) -> SocketAddr {
     let mut addr = bound;
     if addr.ip().is_unspecified() {
         addr.set_ip(match bound {

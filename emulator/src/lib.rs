@@ -147,7 +147,7 @@ impl Emulator {
     /// The base URL, e.g. `http://127.0.0.1:4242` (no trailing slash). A wildcard bind
     /// address is reported as the loopback address, which is what local clients can use.
     pub fn url(&self) -> String {
-        format!("http://{}", http::wake_address(self.addr))
+        format!("http://{}", http::connect_address(self.addr))
     }
 
     /// The port listened on.
