@@ -8,7 +8,8 @@
 # Options (each takes a comma-separated list or a number; defaults in brackets):
 #   --delays MS,...        the emulator's answer delay, i.e. the round trip [0,50,150,300]
 #   --waits N,...          waits per run [10000]; 100000 adds ~10 minutes (and 1e5 Go connections
-#                          do not fit ulimit -n, at most 65,536 here: Go's HTTP/1.1 row is then skipped)
+#                          do not fit ulimit -n, which this script raises to 65,536 at most: Go's
+#                          HTTP/1.1 row is then skipped)
 #   --contenders C,...     lib:CAP (libcapmonster, max_connections CAP, HTTP/1.1 to the emulator),
 #                          lib-tls:CAP (the same through nginx with TLS: HTTP/2 if the library
 #                          offers it), go (net/http, HTTP/1.1 to the emulator), go-h2 (net/http,
