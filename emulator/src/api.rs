@@ -104,7 +104,7 @@ impl State {
     }
 }
 
-/// The emulated service, shared by all connection threads.
+/// The emulated service, shared by all connection tasks.
 pub(crate) struct Service {
     config: Config,
     state: Mutex<State>,

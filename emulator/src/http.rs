@@ -1,16 +1,21 @@
 //! Connection handling: the accept loop, HTTP/1.1 request reading (httparse heads,
 //! Content-Length bodies, keep-alive), response writing and the scripted connection faults.
 //!
-//! One thread per connection, at most [`MAX_CONNECTIONS`] at once. Everything a connection
-//! can make the server hold is bounded: head, body, idle time, pauses and write stalls.
+//! A task per connection on the emulator's own tokio runtime ([`WORKER_THREADS`] threads),
+//! with non-blocking sockets: thousands of open connections cost sockets and small tasks, not
+//! threads. At most [`MAX_CONNECTIONS`] at once by default. Everything a connection can make
+//! the server hold is bounded: head, body, idle time, pauses and write stalls.
 
-use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::time;
 
 use crate::api::Service;
 use crate::exchange::{Outcome, Request, Response};
@@ -25,8 +30,16 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// connections (2,048, on the event loop), so that a client left at its defaults never meets
 /// this limit; a test of more sets its own.
 pub const MAX_CONNECTIONS: usize = 4096;
-/// The most [`crate::Config::max_connections`] may raise it to: each connection is a thread.
-pub const MAX_CONNECTIONS_LIMIT: usize = 16_384;
+/// The most [`crate::Config::max_connections`] may raise it to. Each connection is a socket
+/// and a small task (a few KiB), not a thread, so what bounds it in practice is the process's
+/// limit of open files (`RLIMIT_NOFILE`); a million is far above what a benchmark opens.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// Threads of the emulator's runtime, which run the accept loop and every connection. Two:
+/// the service's work per request is short (a lock held briefly), so more threads would only
+/// take CPU from the client measured beside it on a small machine.
+pub const WORKER_THREADS: usize = 2;
+/// How long accept waits after an error (typically EMFILE) instead of spinning on it.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// A connection silent this long (between or inside requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that doesn't read for this long loses its connection (bounds oversize bodies).
@@ -106,7 +119,7 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// Raises the listen queue of a listening socket to [`LISTEN_BACKLOG`]: on Linux and the
 /// BSDs, listen(2) on a listening socket changes its backlog. Best effort: on failure the
 /// socket keeps std's queue.
-pub(crate) fn widen_backlog(listener: &TcpListener) {
+pub(crate) fn widen_backlog(listener: &StdTcpListener) {
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
@@ -119,104 +132,92 @@ pub(crate) fn widen_backlog(listener: &TcpListener) {
     let _ = listener;
 }
 
-/// The listening side, shared by the accept thread and the connection threads.
+/// The listening side, shared by the accept loop and the connection tasks.
 pub(crate) struct Server {
     pub service: Arc<Service>,
-    stopping: AtomicBool,
-    /// Clones of the open connections (≤ `max_connections`), so that stopping can shut
-    /// them down and no connection thread outlives the emulator by more than a moment.
-    live: Mutex<HashMap<u64, TcpStream>>,
-    next_connection: AtomicU64,
+    /// Connections being served now (≤ `max_connections`).
+    open: AtomicUsize,
     /// Most connections served at once, 1..=[`MAX_CONNECTIONS_LIMIT`].
     max_connections: usize,
 }
 
+/// One admitted connection's place among the open ones, given back when its task ends (or is
+/// dropped with the runtime).
+struct OpenConnection(Arc<Server>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Server {
     pub(crate) fn new(service: Arc<Service>, max_connections: usize) -> Server {
-        Server {
-            service,
-            stopping: AtomicBool::new(false),
-            live: Mutex::new(HashMap::new()),
-            next_connection: AtomicU64::new(0),
-            max_connections: max_connections.clamp(1, MAX_CONNECTIONS_LIMIT),
-        }
+        Server { service, open: AtomicUsize::new(0), max_connections: max_connections.clamp(1, MAX_CONNECTIONS_LIMIT) }
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
-        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Stops accepting (the caller then wakes the accept loop) and ends open connections.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for stream in self.live().values() {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Registers a connection; `None` when at the limit (or the socket can't be cloned).
-    fn admit(&self, stream: &TcpStream) -> Option<u64> {
-        let mut live = self.live();
-        if live.len() >= self.max_connections {
-            return None;
-        }
-        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        live.insert(id, stream.try_clone().ok()?);
-        self.service.note_open_connections(live.len());
-        Some(id)
+    /// Takes a place for a new connection; `None` when at the limit.
+    fn admit(self: &Arc<Self>) -> Option<OpenConnection> {
+        let before = self
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < self.max_connections).then_some(open + 1))
+            .ok()?;
+        self.service.note_open_connections(before + 1);
+        Some(OpenConnection(Arc::clone(self)))
     }
 }
 
-/// Starts the accept loop on its own thread.
-pub(crate) fn spawn_accept_loop(listener: TcpListener, server: Arc<Server>) -> io::Result<JoinHandle<()>> {
-    thread::Builder::new().name("capmonster-emulator-accept".into()).spawn(move || accept_loop(listener, server))
+/// Builds the emulator's runtime and starts the accept loop on it. Dropping (or shutting
+/// down) the runtime stops the server: the listener and every connection task are dropped,
+/// which closes their sockets.
+pub(crate) fn start(listener: StdTcpListener, server: Arc<Server>) -> io::Result<Runtime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        // Nothing here calls spawn_blocking; the pool is kept to its minimum anyway.
+        .max_blocking_threads(1)
+        .thread_name("capmonster-emulator")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    runtime.spawn(accept_loop(listener, server));
+    Ok(runtime)
 }
 
-fn accept_loop(listener: TcpListener, server: Arc<Server>) {
-    for stream in listener.incoming() {
-        if server.stopping() {
-            break;
-        }
-        let stream = match stream {
-            Ok(s) => s,
+async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(_) => {
-                // Typically EMFILE: back off a little instead of spinning on the error.
-                thread::sleep(Duration::from_millis(10));
+                time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
         server.service.count_connection();
-        let Some(id) = server.admit(&stream) else {
+        let Some(place) = server.admit() else {
             drop(stream); // over the limit: accept and close at once
             continue;
         };
         let conn_server = Arc::clone(&server);
-        let spawned = thread::Builder::new().name("capmonster-emulator-conn".into()).spawn(move || {
-            serve_connection(&conn_server, stream);
-            conn_server.live().remove(&id);
+        tokio::spawn(async move {
+            serve_connection(&conn_server, stream).await;
+            drop(place);
         });
-        if spawned.is_err() {
-            server.live().remove(&id);
-        }
     }
 }
 
 /// Serves requests on one connection until either side closes it.
-fn serve_connection(server: &Server, mut stream: TcpStream) {
+async fn serve_connection(server: &Server, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     // Bytes read but not yet used: the start of a pipelined next request. Bounded by the
     // head and body limits plus one read chunk.
     let mut pending = Vec::new();
-    while !server.stopping() {
-        if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err() {
-            return;
-        }
-        let request = match read_request(&mut stream, &mut pending) {
+    loop {
+        let request = match read_request(&mut stream, &mut pending).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(reject) => {
@@ -224,8 +225,8 @@ fn serve_connection(server: &Server, mut stream: TcpStream) {
                 let mut out =
                     head_bytes(reject.status, "text/plain; charset=utf-8", body.len() as u64, false, None, &[]);
                 out.extend_from_slice(body.as_bytes());
-                let _ = stream.write_all(&out);
-                close_gracefully(&mut stream);
+                let _ = write_all(&mut stream, &out).await;
+                close_gracefully(&mut stream).await;
                 return;
             }
         };
@@ -238,23 +239,23 @@ fn serve_connection(server: &Server, mut stream: TcpStream) {
             // Method and path only: keys travel in the body and are never logged.
             eprintln!("capmonster-emulator: {} {} -> {what}", request.method, request.path);
         }
-        if !reply.delay.is_zero() && !pause(&stream, reply.delay) {
+        if !reply.delay.is_zero() && !pause(&stream, reply.delay).await {
             return; // the client hung up while we waited
         }
         match reply.outcome {
             Outcome::Fault(fault) => {
-                run_fault(&mut stream, fault);
-                close_gracefully(&mut stream);
+                run_fault(&mut stream, fault).await;
+                close_gracefully(&mut stream).await;
                 return;
             }
             Outcome::Respond(mut response) => {
                 response.stamp_now();
                 let head_only = request.method == "HEAD";
-                if write_response(&mut stream, &response, request.keep_alive, head_only).is_err() {
+                if write_response(&mut stream, &response, request.keep_alive, head_only).await.is_err() {
                     return;
                 }
                 if !request.keep_alive || reply.close_after {
-                    close_gracefully(&mut stream);
+                    close_gracefully(&mut stream).await;
                     return;
                 }
             }
@@ -340,26 +341,26 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
 }
 
 /// Reads one request. `Ok(None)`: the connection ended (closed, reset, idle or slow).
-fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<Option<Request>, Reject> {
+async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<Option<Request>, Reject> {
     let head = loop {
         if !pending.is_empty() {
             if let Some(head) = parse_head(pending)? {
                 break head;
             }
         }
-        if !read_more(stream, pending) {
+        if !read_more(stream, pending).await {
             return Ok(None);
         }
     };
     let total = head.len + head.content_length;
     // Clients that ask (curl does for large bodies) wait for this before sending the body.
     let wants_continue = head.expect_continue && pending.len() < total;
-    if wants_continue && stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+    if wants_continue && write_all(stream, b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
         return Ok(None);
     }
     pending.reserve(total.saturating_sub(pending.len()));
     while pending.len() < total {
-        if !read_more(stream, pending) {
+        if !read_more(stream, pending).await {
             return Ok(None);
         }
     }
@@ -368,23 +369,48 @@ fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<Option<
     Ok(Some(Request { method: head.method, path: head.path, body, keep_alive: head.keep_alive }))
 }
 
-/// Appends what the socket has to `pending`; false on EOF, timeout or error.
-fn read_more(stream: &mut TcpStream, pending: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; READ_CHUNK];
+/// Appends what the socket has to `pending`; false on EOF, error, or [`IDLE_TIMEOUT`]
+/// without a byte.
+async fn read_more(stream: &TcpStream, pending: &mut Vec<u8>) -> bool {
+    let deadline = time::Instant::now() + IDLE_TIMEOUT;
     loop {
-        match stream.read(&mut chunk) {
+        match time::timeout_at(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return false,
+        }
+        match read_ready(stream, |bytes| pending.extend_from_slice(bytes)) {
             Ok(0) => return false,
-            Ok(n) => {
-                pending.extend_from_slice(&chunk[..n]);
-                return true;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Ok(_) => return true,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(_) => return false,
         }
     }
 }
 
-fn write_response(stream: &mut TcpStream, response: &Response, keep_alive: bool, head_only: bool) -> io::Result<()> {
+/// One non-blocking read, handed to `take`. The chunk lives on the stack of this plain
+/// function, never across an await, so an idle connection's task holds no read buffer.
+fn read_ready(stream: &TcpStream, take: impl FnOnce(&[u8])) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.try_read(&mut chunk)?;
+    take(&chunk[..n]);
+    Ok(n)
+}
+
+/// Writes all of `bytes`; a client that takes none of them for [`WRITE_TIMEOUT`] loses the
+/// connection (bounds oversize bodies and stalled readers).
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    match time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
     let length = response.body.len() as u64;
     let mut out = head_bytes(
         response.status,
@@ -397,108 +423,92 @@ fn write_response(stream: &mut TcpStream, response: &Response, keep_alive: bool,
     if !head_only {
         out.extend_from_slice(&response.body);
     }
-    stream.write_all(&out)?;
-    stream.flush()
+    write_all(stream, &out).await
 }
 
-/// The last stretch of a pause is slept, not waited for on the socket: socket timeouts run
-/// on the kernel's tick and can end up to a tick late (10 ms at HZ=100), which would make a
-/// 10 ms answer delay take 10 to 20 ms. A hang-up in that stretch is seen only afterwards.
-const PRECISE_TAIL: Duration = Duration::from_millis(20);
-
 /// Waits `total` without reading, ending early (false) if the client hangs up, so stalled
-/// tests don't leave threads behind. If the client already sent more bytes (a pipelined
-/// request) a hang-up can't be seen without consuming them, so it just sleeps.
-fn pause(stream: &TcpStream, total: Duration) -> bool {
-    let deadline = Instant::now() + total;
+/// tests don't leave tasks and sockets behind. If the client already sent more bytes (a
+/// pipelined request) a hang-up can't be seen without consuming them, so it just sleeps.
+/// tokio's timer has 1 ms steps: a 10 ms delay takes 10 to 11 ms.
+async fn pause(stream: &TcpStream, total: Duration) -> bool {
+    let sleep = time::sleep(total);
+    tokio::pin!(sleep);
     let mut probe = [0u8; 1];
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return true;
-        }
-        if deadline - now <= PRECISE_TAIL {
-            thread::sleep(deadline - now);
-            return true;
-        }
-        if stream.set_read_timeout(Some(deadline - now - PRECISE_TAIL)).is_err() {
-            thread::sleep(deadline - now);
-            return true;
-        }
-        match stream.peek(&mut probe) {
-            Ok(0) => return false,
+    tokio::select! {
+        () = &mut sleep => true,
+        peeked = stream.peek(&mut probe) => match peeked {
+            Ok(0) | Err(_) => false,
             Ok(_) => {
-                thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                return true;
+                sleep.await;
+                true
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
-            Err(_) => return false,
-        }
+        },
     }
 }
 
-fn run_fault(stream: &mut TcpStream, fault: Fault) {
+async fn run_fault(stream: &mut TcpStream, fault: Fault) {
     const JSON: &str = "application/json; charset=utf-8";
     // Write errors mean the client left; nothing more to do either way.
     let _ = match fault {
         Fault::Close => Ok(()),
         Fault::Stall(duration) => {
-            pause(stream, duration);
+            pause(stream, duration).await;
             Ok(())
         }
         Fault::Truncate => {
             let mut out = head_bytes(200, JSON, 1000, true, None, &[]);
             out.extend_from_slice(TRUNCATED_BODY);
-            stream.write_all(&out)
+            write_all(stream, &out).await
         }
-        Fault::Oversize(bytes) => write_oversize(stream, bytes),
-        Fault::Garbage => stream.write_all(GARBAGE),
+        Fault::Oversize(bytes) => write_oversize(stream, bytes).await,
+        Fault::Garbage => write_all(stream, GARBAGE).await,
     };
-    let _ = stream.flush();
 }
 
 /// `{"errorId":0,"status":"processing","pad":"xxx…"}` of exactly `bytes` bytes (the step
 /// guarantees at least the frame's length), written piece by piece.
-fn write_oversize(stream: &mut TcpStream, bytes: u64) -> io::Result<()> {
-    stream.write_all(&head_bytes(200, "application/json; charset=utf-8", bytes, false, None, &[]))?;
-    stream.write_all(OVERSIZE_PREFIX.as_bytes())?;
+async fn write_oversize(stream: &mut TcpStream, bytes: u64) -> io::Result<()> {
+    write_all(stream, &head_bytes(200, "application/json; charset=utf-8", bytes, false, None, &[])).await?;
+    write_all(stream, OVERSIZE_PREFIX.as_bytes()).await?;
     let frame = (OVERSIZE_PREFIX.len() + OVERSIZE_SUFFIX.len()) as u64;
     let mut left = bytes.saturating_sub(frame);
     while left > 0 {
         let n = left.min(PAD.len() as u64) as usize;
-        stream.write_all(&PAD[..n])?;
+        write_all(stream, &PAD[..n]).await?;
         left -= n as u64;
     }
-    stream.write_all(OVERSIZE_SUFFIX.as_bytes())
+    write_all(stream, OVERSIZE_SUFFIX.as_bytes()).await
 }
 
 /// Sends FIN, then drains what the client still sends for a moment (bounded by
 /// [`LINGER_TIME`] and [`LINGER_BYTES`]): closing with unread input would send RST, which
 /// can destroy the answer before the client reads it.
-fn close_gracefully(stream: &mut TcpStream) {
-    let _ = stream.flush();
-    if stream.shutdown(Shutdown::Write).is_err() {
+async fn close_gracefully(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
         return;
     }
-    let deadline = Instant::now() + LINGER_TIME;
+    let _ = time::timeout(LINGER_TIME, drain(stream)).await;
+}
+
+/// Reads and drops the client's bytes until EOF, an error or [`LINGER_BYTES`].
+async fn drain(stream: &TcpStream) {
     let mut drained = 0;
-    let mut scratch = [0u8; READ_CHUNK];
     while drained < LINGER_BYTES {
-        let now = Instant::now();
-        if now >= deadline || stream.set_read_timeout(Some(deadline - now)).is_err() {
+        if stream.readable().await.is_err() {
             return;
         }
-        match stream.read(&mut scratch) {
+        match read_ready(stream, |_| {}) {
             Ok(0) => return,
             Ok(n) => drained += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(_) => return,
         }
     }
 }
 
-/// The address to connect to in order to wake a listener bound to `bound`.
-pub(crate) fn wake_address(bound: SocketAddr) -> SocketAddr {
+/// The address a local client connects to for a listener bound to `bound` (a wildcard
+/// address becomes the loopback one).
+pub(crate) fn connect_address(bound: SocketAddr) -> SocketAddr {
     let mut addr = bound;
     if addr.ip().is_unspecified() {
         addr.set_ip(match bound {

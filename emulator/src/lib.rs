@@ -4,20 +4,21 @@
 //! the service. Unscripted, it behaves like the service (see `api.rs`); tests can script
 //! per-task or per-method answers, including connection-level faults ([`Step`]).
 //!
-//! Why std `TcpListener` and a thread per connection rather than a server crate such as
-//! tiny_http: the tests need connection-level faults (count TCP connections, close without
-//! answering, stall, send a truncated body, close an idle keep-alive connection) that a
-//! server crate hides from its handlers. `httparse` parses request heads; bodies must come
+//! Why its own connection layer (tokio sockets, a task per connection on a runtime of
+//! [`WORKER_THREADS`] threads) rather than a server crate such as hyper or tiny_http: the
+//! tests need connection-level faults (count TCP connections, close without answering,
+//! stall, send a truncated body, close an idle keep-alive connection) that a server crate
+//! hides from its handlers. `httparse` parses request heads; bodies must come
 //! with Content-Length (chunked bodies get 411); HTTP/1.1 keep-alive is supported
 //! (`Connection: close` honoured; HTTP/1.0 connections close after one answer).
 //!
 //! The HTTP interface (step JSON forms, control endpoints, CLI) is described in README.md.
 //!
-//! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 512 simultaneous
+//! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 4,096 simultaneous
 //! connections unless [`Config::max_connections`] says otherwise (more are accepted and
-//! closed at once), connections idle for 60 s are
-//! closed, ≤ 1,000,000 tasks (then createTask answers ERROR_NO_SLOT_AVAILABLE),
-//! ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
+//! closed at once), [`WORKER_THREADS`] threads however many connections are open,
+//! connections idle for 60 s are closed, ≤ 1,000,000 tasks (then createTask answers
+//! ERROR_NO_SLOT_AVAILABLE), ≤ 100,000 scripts of ≤ 10,000 steps, delays and stalls ≤ 10 minutes, oversize bodies
 //! ≤ 1 GiB.
 //!
 //! Emulator-only extension: a createTask `task` may carry `"emulatorSolveAfterMs": N`
@@ -44,9 +45,8 @@ mod script;
 mod solutions;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use account::{Account, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES};
@@ -54,7 +54,10 @@ pub use api::{
     is_api_method, API_METHODS, MAX_COUNTED_TASKS, MAX_POLLS_PER_TASK, MAX_SCRIPTS, MAX_SOLVE_AFTER_MS, MAX_TASKS,
     READY_STAMP_FIELD, STAMP_FIELD,
 };
-pub use http::{IDLE_TIMEOUT, LISTEN_BACKLOG, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES};
+pub use http::{
+    IDLE_TIMEOUT, LISTEN_BACKLOG, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES,
+    WORKER_THREADS,
+};
 pub use script::{
     Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
     MIN_OVERSIZE_BYTES,
@@ -89,8 +92,8 @@ pub struct Config {
     /// (default false).
     pub stamp_ready: bool,
     /// Most connections served at once; further ones are accepted and closed at once
-    /// (default [`MAX_CONNECTIONS`]; 1 to [`MAX_CONNECTIONS_LIMIT`], a thread each). Raised
-    /// for benchmarks of clients that open a connection per request.
+    /// (default [`MAX_CONNECTIONS`]; 1 to [`MAX_CONNECTIONS_LIMIT`], a socket and a small task
+    /// each). Raised for benchmarks of clients that open a connection per request.
     pub max_connections: usize,
 }
 
@@ -111,12 +114,17 @@ impl Default for Config {
     }
 }
 
-/// A running emulator. Dropping it stops the server: the accept loop ends and open
-/// connections are shut down.
+/// How long dropping an [`Emulator`] waits for its runtime's threads to end (they end in
+/// moments: every task is dropped at its next await, and none blocks).
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// A running emulator. Dropping it stops the server: the listener closes and open
+/// connections are closed.
 pub struct Emulator {
     server: Arc<http::Server>,
     addr: SocketAddr,
-    accept_thread: Option<JoinHandle<()>>,
+    /// Runs the accept loop and the connections; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Emulator {
@@ -132,14 +140,14 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let max_connections = config.max_connections;
         let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config)), max_connections));
-        let accept_thread = http::spawn_accept_loop(listener, Arc::clone(&server))?;
-        Ok(Emulator { server, addr, accept_thread: Some(accept_thread) })
+        let runtime = http::start(listener, Arc::clone(&server))?;
+        Ok(Emulator { server, addr, runtime: Some(runtime) })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:4242` (no trailing slash). A wildcard bind
     /// address is reported as the loopback address, which is what local clients can use.
     pub fn url(&self) -> String {
-        format!("http://{}", http::wake_address(self.addr))
+        format!("http://{}", http::connect_address(self.addr))
     }
 
     /// The port listened on.
@@ -235,15 +243,15 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        self.server.stop();
-        // The accept loop blocks in accept(): a connection wakes it to see the stop flag.
-        // If that fails, don't join (it would wait forever); the thread ends on the next
-        // connection instead.
-        let woke = TcpStream::connect_timeout(&http::wake_address(self.addr), Duration::from_secs(1)).is_ok();
-        if let Some(thread) = self.accept_thread.take() {
-            if woke {
-                let _ = thread.join();
-            }
+        let Some(runtime) = self.runtime.take() else { return };
+        // Shutting down drops the accept loop and every connection task, which closes the
+        // listener and the sockets. Waiting for that would panic inside another runtime's
+        // task (blocking is not allowed there): then it happens on the emulator's own
+        // threads a moment later, without waiting.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            runtime.shutdown_background();
+        } else {
+            runtime.shutdown_timeout(STOP_WAIT);
         }
     }
 }

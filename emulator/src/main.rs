@@ -39,7 +39,8 @@ options:
                        solution: the wall clock (µs since the Unix epoch) just before
                        the answer was written
   --max-connections N  serve at most N connections at once, more are closed at once
-                       (default 4096, at most 16384: a thread each)
+                       (default 4096, at most 1000000: a socket each; the process's
+                       limit of open files, ulimit -n, must allow them)
   --verbose            log one line per request to stderr
   --help               print this help
 
@@ -275,9 +276,9 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(o.config.max_connections, capmonster_emulator::MAX_CONNECTIONS);
-        let Ok(Parsed::Run(o)) = parse(&["--max-connections", "16384"]) else { panic!("should parse") };
+        let Ok(Parsed::Run(o)) = parse(&["--max-connections", "1000000"]) else { panic!("should parse") };
         assert_eq!(o.config.max_connections, MAX_CONNECTIONS_LIMIT);
-        for bad in [&["--max-connections", "0"][..], &["--max-connections", "16385"], &["--max-connections"]] {
+        for bad in [&["--max-connections", "0"][..], &["--max-connections", "1000001"], &["--max-connections"]] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

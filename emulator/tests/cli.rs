@@ -128,3 +128,50 @@ fn stderr_of(child: &mut Child) -> String {
     }
     text
 }
+
+/// CPU time (user + system, in clock ticks) a process has used so far.
+#[cfg(target_os = "linux")]
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn out_of_file_descriptors_it_waits_rather_than_spins_and_then_serves_the_rest() {
+    // 32 descriptors: after its own (stdio, listener, the runtime's), about 25 connections fit.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n 32 && exec {BIN} --port 0"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Running(child);
+    let pid = child.0.id();
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().expect(&line);
+
+    // 60 connections, each with a request: the kernel completes them all; the emulator can
+    // accept only some, and accept fails (EMFILE) for the others while they wait.
+    let mut conns: Vec<common::Conn> = (0..60).map(|_| common::Conn::open(port)).collect();
+    for conn in &mut conns {
+        conn.send("POST", "/getBalance", r#"{"clientKey":"k"}"#);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(pid) - before;
+    // Spinning on the error would take a whole CPU (about 100 ticks a second).
+    assert!(spent < 20, "{spent} ticks in a second without descriptors");
+
+    // The first 40 hang up: their descriptors come back, and the waiting ones are served.
+    let mut rest = conns.split_off(40);
+    drop(conns);
+    for conn in &mut rest {
+        assert_eq!(conn.read().status, 200);
+    }
+}

@@ -517,3 +517,180 @@ fn the_account_can_be_revoked_emptied_and_banned() {
     assert_eq!(em.account().revoked_keys, Vec::<String>::new());
     assert_eq!(call("/getBalance", "k", Value::Null)["balance"], 345.678);
 }
+
+/// The process's threads now (Linux: the entries of /proc/self/task).
+#[cfg(target_os = "linux")]
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
+}
+
+/// Raises the soft limit of open files to the hard one; returns the limit now.
+#[cfg(target_os = "linux")]
+fn raise_open_files_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn twenty_thousand_connections_at_once_are_served_on_a_few_threads() {
+    // Each connection takes two descriptors here (the client's and the emulator's end); the
+    // other tests of this binary and the harness keep a few hundred more.
+    const WANTED: usize = 20_000;
+    let fits = raise_open_files_limit().saturating_sub(400) / 2;
+    let n = WANTED.min(fits);
+    if n < 5_000 {
+        eprintln!("skipped: the limit of open files allows {n} connections here, this test wants {WANTED}");
+        return;
+    }
+    if n < WANTED {
+        eprintln!("the limit of open files (ulimit -Hn) allows {n} of the {WANTED} connections this test wants");
+    }
+    let em = Emulator::start(Config { max_connections: WANTED + 1, ..Config::default() }).unwrap();
+    let port = em.port();
+    // Counted with the emulator's threads already started: what connections add to them.
+    let threads_before = threads_now();
+    let mut conns: Vec<Conn> = (0..n).map(|_| Conn::open(port)).collect();
+    for conn in &mut conns {
+        conn.send("POST", "/getBalance", r#"{"clientKey":"k"}"#);
+    }
+    for conn in &mut conns {
+        assert_eq!(conn.read().status, 200);
+    }
+    // The other tests of this binary start and stop emulators meanwhile: a little slack.
+    let threads_open = threads_now();
+    assert!(threads_open <= threads_before + 16, "{threads_before} threads, {threads_open} with {n} connections open");
+    let stats = Conn::open(port).request("GET", "/_emulator/stats", "").json();
+    assert_eq!(stats["connections"], n as u64 + 1);
+    assert_eq!(stats["peakConnections"], n as u64 + 1);
+    // Still open and served: a second request on every connection.
+    for conn in &mut conns {
+        assert_eq!(conn.request("POST", "/getBalance", r#"{"clientKey":"k"}"#).status, 200);
+    }
+    assert_eq!(em.method_requests("getBalance"), 2 * n as u32);
+}
+
+/// Sends a request on a fresh connection and reads its answer; `None` when the emulator
+/// closed the connection instead (over its limit of connections).
+fn try_post(port: u16, path: &str, body: &str) -> Option<common::Resp> {
+    let mut conn = Conn::open(port);
+    let request = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    // A connection closed at once may refuse the write: that is the same "no".
+    std::io::Write::write_all(&mut conn.stream, request.as_bytes()).ok()?;
+    conn.try_read()
+}
+
+#[test]
+fn a_pause_ends_when_the_client_hangs_up() {
+    // One connection at most: the next is served only once the paused one's task and socket
+    // are gone, long before the pause would have ended. An emulator for each kind of pause, so
+    // that no earlier connection can still hold the place when the paused one connects.
+    for task in [1, 2] {
+        let em = Emulator::start(Config { max_connections: 1, ..Config::default() }).unwrap();
+        let port = em.port();
+        em.script_task(1, vec![Step::processing().delay(30_000)]);
+        em.script_task(2, vec![serde_json::from_value(json!({"fault": "stall", "ms": 30_000})).unwrap()]);
+        let mut paused = Conn::open(port);
+        paused.send("POST", "/getTaskResult", &format!(r#"{{"taskId":{task}}}"#));
+        let asked = Instant::now();
+        while em.task_requests(task) == 0 {
+            assert!(asked.elapsed() < Duration::from_secs(5), "the request never arrived");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(try_post(port, "/getBalance", r#"{"clientKey":"k"}"#).is_none(), "the paused one holds the place");
+        drop(paused);
+        let hung_up = Instant::now();
+        loop {
+            if let Some(resp) = try_post(port, "/getBalance", r#"{"clientKey":"k"}"#) {
+                assert_eq!(resp.status, 200);
+                break;
+            }
+            assert!(hung_up.elapsed() < Duration::from_secs(2), "task {task}: the pause outlived its client");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn a_pause_with_a_pipelined_request_behind_it_runs_to_its_end() {
+    let em = start(0);
+    em.script_task(1, vec![Step::processing().delay(300), Step::processing()]);
+    let mut conn = Conn::open(em.port());
+    let started = Instant::now();
+    let one = r#"{"taskId":1}"#;
+    let request = format!("POST /getTaskResult HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{one}", one.len());
+    conn.send_raw(format!("{request}{request}").as_bytes());
+    assert_eq!(conn.read().status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!(conn.read().status, 200);
+    assert_eq!(em.task_requests(1), 2);
+}
+
+#[test]
+fn answer_delays_are_kept_to_the_millisecond() {
+    // tokio's timer has 1 ms steps; a timer on the kernel's tick could add up to 10 ms.
+    let em = Emulator::start(Config { answer_delay: Duration::from_millis(10), ..Config::default() }).unwrap();
+    let mut conn = Conn::open(em.port());
+    let mut took: Vec<Duration> = (0..20)
+        .map(|_| {
+            let started = Instant::now();
+            assert_eq!(conn.request("POST", "/getBalance", r#"{"clientKey":"k"}"#).status, 200);
+            started.elapsed()
+        })
+        .collect();
+    took.sort_unstable();
+    assert!(took[0] >= Duration::from_millis(10), "{took:?}");
+    // The fastest of 20: a loaded machine may delay some answers, not all of them.
+    assert!(took[0] < Duration::from_millis(12), "{took:?}");
+}
+
+#[test]
+fn dropping_the_emulator_closes_a_thousand_idle_connections_at_once() {
+    let em = start(0);
+    let port = em.port();
+    let mut conns: Vec<Conn> = (0..1000).map(|_| Conn::open(port)).collect();
+    for conn in &mut conns {
+        assert_eq!(conn.request("POST", "/getBalance", r#"{"clientKey":"k"}"#).status, 200);
+    }
+    let started = Instant::now();
+    drop(em);
+    assert!(started.elapsed() < Duration::from_secs(1), "drop took {:?}", started.elapsed());
+    for conn in &mut conns {
+        assert!(conn.closed_by_server());
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "EOF came after {:?}", started.elapsed());
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing listens any more");
+}
+
+#[test]
+fn an_emulator_can_be_dropped_inside_another_runtime() {
+    // A caller's async test may own one: dropping must neither panic nor block its thread
+    // for long, and the server still stops.
+    let outer = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let port = outer.block_on(async {
+        let em = start(0);
+        let port = em.port();
+        assert_eq!(post(port, "/getBalance", r#"{"clientKey":"k"}"#).status, 200);
+        let started = Instant::now();
+        drop(em);
+        assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+        port
+    });
+    let dropped = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(dropped.elapsed() < Duration::from_secs(1), "still listening");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
