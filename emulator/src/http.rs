@@ -27,9 +27,9 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most connections served at once by default ([`crate::Config::max_connections`]); further
 /// ones are accepted and closed at once. Above the library's largest default cap of
-/// connections (2,048, on the event loop), so that a client left at its defaults never meets
+/// connections (4,096, on the event loop), so that a client left at its defaults never meets
 /// this limit; a test of more sets its own.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub const MAX_CONNECTIONS: usize = 8192;
 /// The most [`crate::Config::max_connections`] may raise it to. Each connection is a socket
 /// and a small task (a few KiB), not a thread, so what bounds it in practice is the process's
 /// limit of open files (`RLIMIT_NOFILE`); a million is far above what a benchmark opens.

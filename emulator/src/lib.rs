@@ -14,7 +14,7 @@
 //!
 //! The HTTP interface (step JSON forms, control endpoints, CLI) is described in README.md.
 //!
-//! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 4,096 simultaneous
+//! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 8,192 simultaneous
 //! connections unless [`Config::max_connections`] says otherwise (more are accepted and
 //! closed at once), [`WORKER_THREADS`] threads however many connections are open,
 //! connections idle for 60 s are closed, ≤ 1,000,000 tasks (then createTask answers

@@ -39,7 +39,7 @@ options:
                        solution: the wall clock (µs since the Unix epoch) just before
                        the answer was written
   --max-connections N  serve at most N connections at once, more are closed at once
-                       (default 4096, at most 1000000: a socket each; the process's
+                       (default 8192, at most 1000000: a socket each; the process's
                        limit of open files, ulimit -n, must allow them)
   --verbose            log one line per request to stderr
   --help               print this help

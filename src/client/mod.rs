@@ -940,14 +940,15 @@ impl Engine {
     /// The cap of connections of a client that chose none (`cm_client_set_max_connections`):
     /// - threads: 64, since each request in flight is a thread;
     /// - event loop: a quarter of the process's open-files limit (its soft `RLIMIT_NOFILE`),
-    ///   at least 64 and at most 2,048; on Windows 64, as on the threads, until the loop is
+    ///   at least 64 and at most 4,096; on Windows 64, as on the threads, until the loop is
     ///   measured there.
     ///
     /// At internet latency the requests in flight a client needs are its polls a second × the
     /// round trip (10,000 waits polled every 2 s at 150 ms: 750, and their first burst 10,000),
     /// and on the event loop a request in flight costs a socket, not a thread. A quarter of the
-    /// limit leaves the rest to the program: 256 under the common limit of 1,024; 2,048 where
-    /// the limit is raised (Go raises it to the hard limit at start). The loop opens only as
+    /// limit leaves the rest to the program: 256 under the common limit of 1,024; 4,096 where
+    /// the limit is raised (Go raises it to the hard limit at start): HTTP/1.1 then carries up
+    /// to 4,096 / round trip requests a second, 27,000 at 150 ms. The loop opens only as
     /// many as the round trip needs (`net/events/admission.rs`). On HTTP/2 each connection
     /// carries many streams.
     pub fn default_max_connections(self) -> u32 {
@@ -987,7 +988,7 @@ impl Engine {
 const THREADS_MAX_CONNECTIONS: u32 = 64;
 
 /// The event loop's largest default cap (see [`Engine::default_max_connections`]).
-const EVENT_LOOP_MOST_CONNECTIONS: u32 = 2048;
+const EVENT_LOOP_MOST_CONNECTIONS: u32 = 4096;
 
 /// The event loop's default cap under an open-files limit of `limit` (see
 /// [`Engine::default_max_connections`]).
@@ -1118,12 +1119,13 @@ mod tests {
     }
 
     #[test]
-    fn the_event_loops_default_cap_is_a_quarter_of_the_open_files_limit_within_64_and_2048() {
+    fn the_event_loops_default_cap_is_a_quarter_of_the_open_files_limit_within_64_and_4096() {
         assert_eq!(event_loop_max_connections(1024), 256);
         assert_eq!(event_loop_max_connections(100), 64);
         assert_eq!(event_loop_max_connections(4096), 1024);
-        assert_eq!(event_loop_max_connections(65_536), 2048);
-        assert_eq!(event_loop_max_connections(u64::MAX), 2048);
+        assert_eq!(event_loop_max_connections(8192), 2048);
+        assert_eq!(event_loop_max_connections(65_536), 4096);
+        assert_eq!(event_loop_max_connections(u64::MAX), 4096);
         assert_eq!(Engine::Threads.default_max_connections(), 64);
     }
 

@@ -13,7 +13,8 @@
 //!   busy), the loop's own work is what bounds them, and another connection would only cost
 //!   its setup (about 150 µs of the loop's CPU on loopback: 1,000 solves at once took 0.6 ms
 //!   of CPU each on 1,001 connections, 0.38 ms on 64). At a 150 ms round trip the allowance
-//!   reaches 2,048 about 45 ms after the first requests queue.
+//!   reaches 2,048 about 45 ms after the first requests queue (4,096, the largest default cap,
+//!   a step later).
 //!
 //! The growth is one timer task per channel, only while requests queue and the allowance is
 //! below the cap. It never shrinks: idle connections close after the pool's idle timeout.
