@@ -351,7 +351,7 @@ cm_code CM_CALL cm_client_set_ca_file(cm_client *client, const char *path, cm_re
 // blocking calls and waiters together (at least 1). Without a cap of the program's, the
 // engine's (cm_client_set_engine): 64 on CM_ENGINE_THREADS (a waiter runs at most this many
 // threads); on CM_ENGINE_EVENT_LOOP a quarter of the process's open-files limit, from 64 to
-// 2,048 (64 on Windows, until the event loop is measured there), of which HTTP/1.1 opens only
+// 4,096 (64 on Windows, until the event loop is measured there), of which HTTP/1.1 opens only
 // as many as the server's round trip needs (docs/engine.md). A call beyond the cap waits
 // for a connection within its deadline, and its cancel stops that wait. `out_result` may be
 // NULL.
