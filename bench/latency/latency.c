@@ -17,10 +17,11 @@
  * (peak of /proc/self/task minus the program's own two), peak RSS, and the emulator's
  * connection counters. bench/latency/go prints the same line for the Go contender.
  *
- * LATENCY_WAITERS=W (1 to 16, default 1) splits the waits over W waiters of the one client, wait j
- * on waiter j % W, each drained by a thread of the program's own: each waiter is an engine with
- * an event loop of its own, so W waiters use up to W CPUs (the threads count leaves out the
- * program's W collectors).
+ * LATENCY_CLIENTS=W (1 to 16, default 1) splits the waits over W clients, each with
+ * MAX_CONNECTIONS / W connections and one waiter, wait j on client j % W, each waiter drained by
+ * a thread of the program's own: a client's waiters share its engine, whose event loop is one
+ * thread, so W clients use up to W CPUs (the threads count leaves out the program's W
+ * collectors).
  *
  * Exit status: 0 when every wait ended ready, 1 otherwise, 2 on a bad setup.
  */
@@ -42,7 +43,7 @@
 
 #define KEY "bench-key"
 #define QUIET_MS 60000 /* no wait coming out for this long is reported as a hang */
-#define MOST_WAITERS 16
+#define MOST_CLIENTS 16
 
 static int g_port;
 
@@ -58,7 +59,7 @@ typedef struct {
     uint32_t requests;
 } wait_rec;
 
-/* One waiter's share of the waits, taken out by a thread of its own. */
+/* One client's share of the waits, taken out of its waiter by a thread of its own. */
 typedef struct {
     cm_waiter *waiter;
     long expected; /* waits added to it */
@@ -115,22 +116,25 @@ int main(int argc, char **argv) {
     uint32_t ready_ms = (uint32_t)atol(argv[6]), delay_ms = (uint32_t)atol(argv[7]);
     unsigned max_connections = (unsigned)atol(argv[8]);
     if (n < 1 || g_port <= 0) return 2;
-    const char *waiters_env = getenv("LATENCY_WAITERS");
-    int waiters = waiters_env && *waiters_env ? atoi(waiters_env) : 1;
-    if (waiters < 1 || waiters > MOST_WAITERS) {
-        fprintf(stderr, "latency: LATENCY_WAITERS must be 1 to %d\n", MOST_WAITERS);
+    const char *clients_env = getenv("LATENCY_CLIENTS");
+    int nclients = clients_env && *clients_env ? atoi(clients_env) : 1;
+    if (nclients < 1 || nclients > MOST_CLIENTS || (unsigned)nclients > max_connections) {
+        fprintf(stderr, "latency: LATENCY_CLIENTS must be 1 to %d, and at most MAX_CONNECTIONS\n", MOST_CLIENTS);
         return 2;
     }
     /* A control request to an emulator that closed its connection (out of connections at the
        biggest runs) reports an error rather than killing the driver with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
-    cm_client *client = new_client(url, KEY, max_connections);
+    cm_client *clients[MOST_CLIENTS] = {0};
     cm_result *r = NULL;
     const char *ca = getenv("LATENCY_CA_FILE");
-    if (ca && *ca) {
-        r = NULL;
-        must(cm_client_set_ca_file(client, ca, &r), r, "cm_client_set_ca_file");
+    for (int i = 0; i < nclients; i++) {
+        clients[i] = new_client(url, KEY, max_connections / (unsigned)nclients);
+        if (ca && *ca) {
+            r = NULL;
+            must(cm_client_set_ca_file(clients[i], ca, &r), r, "cm_client_set_ca_file");
+        }
     }
 
     pthread_t sampler_id;
@@ -157,16 +161,16 @@ int main(int argc, char **argv) {
     }
     free(made);
 
-    cm_waiter *ws[MOST_WAITERS] = {0};
-    for (int i = 0; i < waiters; i++)
-        if (cm_waiter_new(client, &ws[i]) != CM_OK) return 2;
+    cm_waiter *ws[MOST_CLIENTS] = {0};
+    for (int i = 0; i < nclients; i++)
+        if (cm_waiter_new(clients[i], &ws[i]) != CM_OK) return 2;
     double add0 = mono_ms(), add0_wall = wall_ms();
     for (long j = 0; j < n; j++) {
         cm_wait_options o;
         cm_wait_options_init(&o);
         o.first_delay_ms = (uint32_t)((uint64_t)spread_ms * (uint64_t)j / (uint64_t)n);
         o.interval_ms = interval_ms;
-        cm_code c = cm_waiter_add(ws[j % waiters], first_task + j, &o, (uint64_t)j);
+        cm_code c = cm_waiter_add(ws[j % nclients], first_task + j, &o, (uint64_t)j);
         if (c != CM_OK) {
             fprintf(stderr, "latency: cm_waiter_add %ld: %s\n", j, cm_code_name(c));
             return 2;
@@ -175,13 +179,13 @@ int main(int argc, char **argv) {
     double add_ms = mono_ms() - add0;
 
     atomic_int hang = 0;
-    collector collectors[MOST_WAITERS];
-    pthread_t collector_ids[MOST_WAITERS];
-    for (int i = 0; i < waiters; i++) {
-        collectors[i] = (collector){ws[i], n / waiters + (i < n % waiters), n, recs, &hang};
+    collector collectors[MOST_CLIENTS];
+    pthread_t collector_ids[MOST_CLIENTS];
+    for (int i = 0; i < nclients; i++) {
+        collectors[i] = (collector){ws[i], n / nclients + (i < n % nclients), n, recs, &hang};
         if (pthread_create(&collector_ids[i], NULL, collect, &collectors[i]) != 0) return 2;
     }
-    for (int i = 0; i < waiters; i++) pthread_join(collector_ids[i], NULL);
+    for (int i = 0; i < nclients; i++) pthread_join(collector_ids[i], NULL);
     double all_done_s = (mono_ms() - add0) / 1e3;
     atomic_store(&g_sampling, 0);
     pthread_join(sampler_id, NULL);
@@ -209,17 +213,19 @@ int main(int argc, char **argv) {
     printf("LATENCY contender=lib max_connections=%u n=%ld interval_ms=%u spread_ms=%u ready_ms=%u delay_ms=%u "
            "add_ms=%.1f all_done_s=%.2f ok=%ld hang=%d req_per_wait=%.3f req_schedule=%ld emu_requests=%lld "
            "late_n=%ld late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f threads_peak=%d hwm_kib=%ld "
-           "emu_connections=%lld emu_peak_connections=%lld first_polls_ms=%.0f waiters=%d\n",
+           "emu_connections=%lld emu_peak_connections=%lld first_polls_ms=%.0f clients=%d\n",
            max_connections, n, interval_ms, spread_ms, ready_ms, delay_ms, add_ms, all_done_s, ok, hang,
            (double)req_sum / (double)n, schedule_polls(interval_ms, ready_ms, delay_ms),
            json_int(stats, "getTaskResult"), nlate, p.p50, p.p99, p.max,
-           atomic_load(&g_peak_threads) - OWN_THREADS - waiters,
+           atomic_load(&g_peak_threads) - OWN_THREADS - nclients,
            hwm, json_int(stats, "connections"), json_int(stats, "peakConnections"),
-           last_ready_wall > 0 ? last_ready_wall - ready_ms - add0_wall : -1.0, waiters);
+           last_ready_wall > 0 ? last_ready_wall - ready_ms - add0_wall : -1.0, nclients);
     fflush(stdout);
     free(stats);
-    for (int i = 0; i < waiters; i++) cm_waiter_free(ws[i]);
-    cm_client_free(client);
+    for (int i = 0; i < nclients; i++) {
+        cm_waiter_free(ws[i]);
+        cm_client_free(clients[i]);
+    }
     free(recs);
     free(late);
     return ok == n && !atomic_load(&hang) ? 0 : 1;
