@@ -40,6 +40,13 @@ pub const GROWTH_TICK: Duration = Duration::from_millis(5);
 /// internet round trip (50-300 ms).
 pub const SLOW_AFTER: Duration = Duration::from_millis(20);
 
+/// HTTP/2 requests in flight at once, whatever the cap and the server's streams per
+/// connection (which would allow `max_connections` × up to 1,000). A request in flight costs
+/// about 13 KiB (its future, hyper's stream and buffers): this bounds a burst's memory near
+/// 200 MiB, and what one client asks of a server at once. It costs no speed: 16,384 requests
+/// per round trip is far more than the loop sends a second (about 22,000 at 45 µs a request).
+pub const MOST_STREAMS_IN_FLIGHT: u32 = 16_384;
+
 /// The ticks [`SLOW_AFTER`] spans.
 const WINDOW_TICKS: usize = (SLOW_AFTER.as_millis() / GROWTH_TICK.as_millis()) as usize;
 
@@ -116,10 +123,10 @@ impl Admission {
     }
 
     /// The most requests in flight at once: `max_connections` on HTTP/1.1, times the streams
-    /// a connection carries (`streams`) on HTTP/2.
+    /// a connection carries (`streams`) on HTTP/2, at most [`MOST_STREAMS_IN_FLIGHT`].
     pub fn max_in_flight(&self, streams: u32) -> u32 {
         if self.multiplexed() {
-            self.max_connections.saturating_mul(streams)
+            self.max_connections.saturating_mul(streams).min(MOST_STREAMS_IN_FLIGHT)
         } else {
             self.max_connections
         }
@@ -226,5 +233,27 @@ async fn grow(admission: Arc<Admission>) {
         if !again || admission.growing.swap(true, Ordering::AcqRel) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http2_requests_in_flight_follow_the_server_up_to_the_bound() {
+        let admission = Admission::new(4096, false, &Gate::new(4096));
+        assert_eq!(admission.permits.available_permits(), 1, "one at a time until the protocol is known");
+        // 8 connections of 128 streams: the server's limit decides.
+        let few = Admission::new(8, false, &Gate::new(8));
+        few.size_for(true, 128);
+        assert_eq!(few.permits.available_permits(), 8 * 128);
+        // 4,096 connections of 128 streams would be 524,288 in flight: bounded.
+        admission.size_for(true, 128);
+        assert_eq!(admission.max_in_flight(128), MOST_STREAMS_IN_FLIGHT);
+        assert_eq!(admission.permits.available_permits(), MOST_STREAMS_IN_FLIGHT as usize);
+        // HTTP/1.1: a request in flight is a connection, up to the cap.
+        let plain = Admission::new(4096, true, &Gate::new(4096));
+        assert_eq!(plain.max_in_flight(128), 4096);
     }
 }
