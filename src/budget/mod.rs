@@ -782,9 +782,8 @@ mod tests {
     fn a_process_that_gives_up_the_file_goes_on_from_its_counts() {
         use guard::policy::{Stop, StopState};
         use guard::Store;
-        let dir = std::env::temp_dir().join(format!("capmonster-budget-give-up-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let budget = Budget::from_settings(None, Some(dir.join("budget").into()));
+        let path = crate::budget::file::testing::scratch("give-up");
+        let budget = Budget::from_settings(None, Some(path.as_os_str().to_owned()));
         assert!(budget.is_shared());
         let (key, told) = (KeyDigest::of("k", "give up"), NoticesTold::default());
         let take = |task_id| budget.take(key, task_id, &told, &mut |_| Ok(())).admission.unwrap();
@@ -806,7 +805,5 @@ mod tests {
         assert_eq!(granted, 3, "counted on from the file's 117");
         assert_eq!(budget.sent(key, 2), 0);
         assert!(lock(&budget.tasks).knows(key, 2), "a registered task stays known");
-        drop(budget);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

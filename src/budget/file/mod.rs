@@ -230,7 +230,7 @@ fn bucket_states(bucket: &[slot::SlotCell<'_>; WAYS]) -> ([State; WAYS], [bool; 
 
 /// What the tests of this folder share: scratch files, and a task's slot.
 #[cfg(test)]
-mod testing {
+pub(super) mod testing {
     use std::path::PathBuf;
 
     use crate::budget::file::layout::{bucket_of, WAYS};
@@ -273,7 +273,7 @@ mod testing {
     }
 
     /// The slot of a task, found through the file's own words.
-    pub fn slot_of<'a>(file: &'a BudgetFile, digest: KeyDigest, task_id: i64) -> SlotCell<'a> {
+    pub(in crate::budget::file) fn slot_of<'a>(file: &'a BudgetFile, digest: KeyDigest, task_id: i64) -> SlotCell<'a> {
         let way = file
             .bucket(digest, task_id)
             .iter()

@@ -189,7 +189,12 @@ pub(super) fn scan(bucket: &[SlotCell<'_>; WAYS], digest: KeyDigest, task_id: i6
 impl BudgetFile {
     /// The slots of the task's bucket.
     pub(super) fn bucket(&self, digest: KeyDigest, task_id: i64) -> [SlotCell<'_>; WAYS] {
-        let words = &self.map.words()[bucket_of(digest, task_id) * BUCKET_BYTES / 8..];
+        self.bucket_at(bucket_of(digest, task_id))
+    }
+
+    /// The slots of bucket `index` (below `BUCKETS`).
+    pub(super) fn bucket_at(&self, index: usize) -> [SlotCell<'_>; WAYS] {
+        let words = &self.map.words()[index * BUCKET_BYTES / 8..];
         std::array::from_fn(|way| SlotCell(&words[way * SLOT_BYTES / 8..(way + 1) * SLOT_BYTES / 8]))
     }
 }

@@ -11,8 +11,8 @@ use std::io;
 
 use crate::budget::admission::IDLE_EXPIRY;
 use crate::budget::disowned::Disowned;
-use crate::budget::file::layout::{BUCKETS, BUCKET_BYTES, SLOT_BYTES, WAYS};
-use crate::budget::file::slot::{unix_now, Held, SlotCell};
+use crate::budget::file::layout::BUCKETS;
+use crate::budget::file::slot::{unix_now, Held};
 use crate::budget::file::stops::STOP_RECORDS;
 use crate::budget::file::BudgetFile;
 use crate::budget::guard::policy::{Stop, StopState};
@@ -49,14 +49,10 @@ impl BudgetFile {
     pub(crate) fn snapshot(&self) -> io::Result<Snapshot> {
         self.restore_if_cut_short()?;
         let now = unix_now();
-        let words = self.map.words();
         let mut tasks = Vec::new();
         for bucket in 0..BUCKETS {
-            let bucket_words = &words[bucket * BUCKET_BYTES / 8..(bucket + 1) * BUCKET_BYTES / 8];
-            for way in 0..WAYS {
-                let cell = SlotCell(&bucket_words[way * SLOT_BYTES / 8..(way + 1) * SLOT_BYTES / 8]);
-                let state = cell.state();
-                if !state.live() {
+            for cell in self.bucket_at(bucket) {
+                if !cell.state().live() {
                     continue;
                 }
                 let (key, task_id) = cell.owner();
