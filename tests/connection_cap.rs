@@ -48,26 +48,44 @@ fn peak_connections(emulator: &Emulator) -> u64 {
 
 /// This process's sockets connected to `port` and not closed by it (established, connecting,
 /// or closed by the server only): the client's side of its connections, where the emulator's
-/// count lags (it notices a close only when its connection's thread reads the end).
+/// count lags (it notices a close only when its connection's thread reads the end). Each is
+/// described (state, local port) for a failure's message. `/proc/net/tcp` lists the whole
+/// machine's sockets, so only those whose inode is one of this process's descriptors count:
+/// another process's socket to a port this emulator took over later is not the client's.
 #[cfg(target_os = "linux")]
-fn client_sockets(port: u16) -> Option<usize> {
+fn client_sockets(port: u16) -> Option<Vec<String>> {
+    let own: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
     let remote = format!(":{port:04X} ");
-    let mut count = 0;
+    let mut seen = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else { continue };
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(remote_address), Some(state)) = (fields.get(2), fields.get(3)) else { continue };
-            if format!("{remote_address} ").ends_with(&remote) && matches!(*state, "01" | "02" | "08") {
-                count += 1;
+            let (Some(local), Some(remote_address), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(2), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            if format!("{remote_address} ").ends_with(&remote)
+                && matches!(*state, "01" | "02" | "08")
+                && own.contains(*inode)
+            {
+                seen.push(format!("{local} state {state}"));
             }
         }
     }
-    Some(count)
+    Some(seen)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn client_sockets(_port: u16) -> Option<usize> {
+fn client_sockets(_port: u16) -> Option<Vec<String>> {
     None
 }
 
@@ -75,20 +93,39 @@ fn port_of(emulator: &Emulator) -> u16 {
     emulator.url().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap()
 }
 
+/// The most client sockets seen at once while a test ran, and what the two reads that saw
+/// them listed.
+struct SocketPeak {
+    count: usize,
+    seen: String,
+}
+
+impl std::fmt::Display for SocketPeak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} sockets open at once ({})", self.count, self.seen)
+    }
+}
+
 /// Runs `body` while sampling the client's sockets to `emulator` every millisecond: its
 /// outcome and the most seen at once (0 where they cannot be counted). The kernel writes
 /// `/proc/net/tcp` a piece at a time, not at one instant, so one read may list a socket just
 /// closed beside the one that took its place: a count holds only if the next read sees it
 /// too (a connection over the cap would stay for its request's time, many reads).
-fn watching_sockets<R>(emulator: &Emulator, body: impl FnOnce() -> R) -> (R, usize) {
+fn watching_sockets<R>(emulator: &Emulator, body: impl FnOnce() -> R) -> (R, SocketPeak) {
     let port = port_of(emulator);
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
-            let (mut peak, mut last) = (0, 0);
+            let mut peak = SocketPeak { count: 0, seen: String::new() };
+            let mut last: Vec<String> = Vec::new();
             while !done.load(Ordering::Relaxed) {
-                let now = client_sockets(port).unwrap_or(0);
-                peak = peak.max(now.min(last));
+                let now = client_sockets(port).unwrap_or_default();
+                if now.len().min(last.len()) > peak.count {
+                    peak = SocketPeak {
+                        count: now.len().min(last.len()),
+                        seen: format!("read: {}; the read before: {}", now.join(", "), last.join(", ")),
+                    };
+                }
                 last = now;
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -163,21 +200,22 @@ fn blocking_calls_and_a_waiter_on_the_event_loop_share_eight_connections() {
     assert_eq!(emulator.method_requests("getBalance"), 600);
     assert!(peak.load(Ordering::Relaxed) <= 8, "{} requests in flight", peak.load(Ordering::Relaxed));
     eprintln!(
-        "mixed, cap 8: {} connections opened, at most {} at once (the emulator's count), {} sockets",
+        "mixed, cap 8: {} connections opened, at most {} at once (the emulator's count), {} sockets {:?}",
         emulator.connections(),
         peak_connections(&emulator),
-        peak_sockets
+        peak_sockets.count,
+        client.stats()
     );
     // The client's side of the connections (sampled): the emulator's own count lags here, as
     // it notices a close only when the connection's thread reads it, and under this load that
     // is often after the connection that took its place was admitted.
     if cfg!(target_os = "linux") {
-        assert!(peak_sockets <= 8, "{peak_sockets} sockets open at once");
+        assert!(peak_sockets.count <= 8, "{peak_sockets}");
     }
     assert!(peak_connections(&emulator) <= 8 + 4, "{} connections at once for a cap of 8", peak_connections(&emulator));
     // Both paths busy, each keeps about half the cap on its own connections: a few are closed
     // and reopened as the load moves from one path to the other, not one per request.
-    assert!(emulator.connections() <= 4 * 8, "{} connections opened", emulator.connections());
+    assert!(emulator.connections() <= 4 * 8, "{} connections opened: {:?}", emulator.connections(), client.stats());
     let stats = client.stats();
     assert!(stats.connections_open <= 8, "{stats:?}");
 }
@@ -214,7 +252,7 @@ fn a_path_at_the_cap_closes_the_other_paths_idle_connections() {
     // Blocking, then the loop's (which closed the blocking ones), then blocking again (which
     // closed the loop's, idle in its pool while the waiter lives).
     assert!(emulator.connections() >= 4, "{} connections", emulator.connections());
-    assert!(peak_sockets <= 2, "{peak_sockets} sockets at once for a cap of 2");
+    assert!(peak_sockets.count <= 2, "{peak_sockets} for a cap of 2");
     let stats = client.stats();
     assert!(stats.connections_open <= 2, "{stats:?}");
     drop(waiter);
@@ -235,7 +273,7 @@ fn a_waiters_first_connection_takes_the_place_of_an_idle_blocking_one() {
         all_ready(&waiter, 1);
     });
     assert_eq!(emulator.connections(), 2);
-    assert!(peak_sockets <= 1, "{peak_sockets} sockets: the blocking connection closed before the loop's opened");
+    assert!(peak_sockets.count <= 1, "{peak_sockets}: the blocking connection closes before the loop's opens");
     assert_eq!(client.stats().connections_open, 1);
     drop(waiter);
     assert!(client.get_balance().result.is_ok());

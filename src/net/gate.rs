@@ -25,7 +25,8 @@
 //! are at most `max` too: if every connection is open and its request has none, one connection
 //! carries no request. The event loop's first connection takes the place of an idle one of the
 //! blocking pool, if there is one, so that a waiter starting on a client that made a blocking
-//! call does not double its sockets.
+//! call does not double its sockets. But a loop connect at the cap closes none while the loop
+//! has a connection for each of its permits: one of them is on its way back to its pool.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -394,9 +395,17 @@ impl Gate {
             return None;
         }
         let first_on_loop = side == Side::Events && slots.open_events == 0 && slots.open > 0;
+        // The loop's HTTP/1.1 requests hold permits (`used_by`), each busy connection carries
+        // one, and the request connecting has none yet: with as many loop connections as
+        // permits, one is idle or on its way back to hyper's pool (a finished request gives its
+        // permit to the next before its connection is back). That one will serve the request;
+        // closing the other path's for it would make that path close one of the loop's in turn.
+        let own_coming = side == Side::Events
+            && slots.used_by[Side::Events as usize] > 0
+            && slots.open_events >= slots.used_by[Side::Events as usize];
         if slots.open >= slots.max || first_on_loop {
             drop(slots);
-            if !self.shed_one(side) && !first_on_loop {
+            if own_coming || (!self.shed_one(side) && !first_on_loop) {
                 return None;
             }
             slots = self.lock();
@@ -888,5 +897,30 @@ mod tests {
         assert_eq!(gate.lock().open, 1);
         drop(first);
         assert_eq!(gate.lock().open, 0);
+    }
+    #[test]
+    fn a_loop_connect_waits_for_its_own_connection_rather_than_close_a_blocking_one() {
+        let gate = Gate::new(2);
+        let runtime = event_loop();
+        let cancel = Arc::new(Cancel::new());
+        let first = runtime.block_on(permit_within(&gate, Duration::from_secs(5), &cancel)).unwrap();
+        // The loop's connection of that request, idle now (back to its pool, or on its way),
+        // and an idle blocking one: the cap is reached.
+        let _loop_connection = fake(&gate, Side::Events, true);
+        let idle_blocking = fake(&gate, Side::Blocking, true);
+        // The next loop request took the permit the first gave back, before its connection was
+        // back in the pool: its connect waits for that connection and closes nothing.
+        drop(first);
+        let _second = runtime.block_on(permit_within(&gate, Duration::from_secs(5), &cancel)).unwrap();
+        let connect =
+            runtime.block_on(gate.open_async(Instant::now() + Duration::from_millis(20), std::future::pending()));
+        assert_eq!(connect.err(), Some(Refused::Deadline));
+        assert!(idle_blocking.slot.lock().unwrap().is_some(), "the blocking connection was closed");
+        // Two loop requests on one loop connection: the second has none coming, so its
+        // connect makes room.
+        let _third = runtime.block_on(permit_within(&gate, Duration::from_secs(5), &cancel)).unwrap();
+        let connect = runtime.block_on(gate.open_async(Instant::now(), std::future::pending()));
+        assert!(connect.is_ok(), "no room was made");
+        assert!(idle_blocking.slot.lock().unwrap().is_none(), "the idle blocking connection stayed open");
     }
 }
