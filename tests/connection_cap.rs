@@ -200,19 +200,24 @@ fn blocking_calls_and_a_waiter_on_the_event_loop_share_eight_connections() {
     assert_eq!(emulator.method_requests("getBalance"), 600);
     assert!(peak.load(Ordering::Relaxed) <= 8, "{} requests in flight", peak.load(Ordering::Relaxed));
     eprintln!(
-        "mixed, cap 8: {} connections opened, at most {} at once (the emulator's count), {} sockets {:?}",
+        "mixed, cap 8: {} connections opened, at most {} at once (the emulator's count), {} sockets",
         emulator.connections(),
         peak_connections(&emulator),
-        peak_sockets.count,
-        client.stats()
+        peak_sockets.count
     );
-    // The client's side of the connections (sampled): the emulator's own count lags here, as
-    // it notices a close only when the connection's thread reads it, and under this load that
-    // is often after the connection that took its place was admitted.
+    // The client's side of the connections (sampled) where it can be counted. The emulator's
+    // own count lags: it notices a close only when the connection's task reads it, and on a
+    // loaded machine that is often after the connection that took its place was admitted (16
+    // at once was seen, with the client's sockets at 8), so it is only a loose check.
     if cfg!(target_os = "linux") {
         assert!(peak_sockets.count <= 8, "{peak_sockets}");
+    } else {
+        assert!(
+            peak_connections(&emulator) <= 8 + 4,
+            "{} connections at once for a cap of 8",
+            peak_connections(&emulator)
+        );
     }
-    assert!(peak_connections(&emulator) <= 8 + 4, "{} connections at once for a cap of 8", peak_connections(&emulator));
     // Both paths busy, each keeps about half the cap on its own connections: a few are closed
     // and reopened as the load moves from one path to the other, not one per request.
     assert!(emulator.connections() <= 4 * 8, "{} connections opened: {:?}", emulator.connections(), client.stats());
