@@ -64,11 +64,11 @@ pub use http::{
     IDLE_TIMEOUT, LISTEN_BACKLOG, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_CONNECTIONS_LIMIT, MAX_HEAD_BYTES,
     WORKER_THREADS,
 };
-pub use tls::{TlsIdentity, H2_CONNECTION_WINDOW, H2_MAX_CONCURRENT_STREAMS, HANDSHAKE_TIMEOUT};
 pub use script::{
     Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
     MIN_OVERSIZE_BYTES,
 };
+pub use tls::{TlsIdentity, H2_CONNECTION_WINDOW, H2_MAX_CONCURRENT_STREAMS, HANDSHAKE_TIMEOUT};
 
 /// How the emulated service behaves when not scripted.
 #[derive(Debug, Clone, PartialEq)]

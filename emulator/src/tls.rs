@@ -41,9 +41,7 @@ use tokio::time::{self, Instant};
 use tokio_rustls::TlsAcceptor;
 
 use crate::exchange::{Outcome, Request, Response};
-use crate::http::{
-    Server, ACCEPT_BACKOFF, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
-};
+use crate::http::{Server, ACCEPT_BACKOFF, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 use crate::script::Fault;
 
 /// Streams one HTTP/2 connection may carry at once. nginx allows 128; the library opens another
