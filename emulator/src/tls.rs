@@ -333,7 +333,9 @@ async fn answer(
         eprintln!("capmonster-emulator: {} {} ({protocol}) -> {what}", request.method, request.path);
     }
     // A client that resets its stream or closes its connection meanwhile drops this future.
-    time::sleep(reply.delay).await;
+    if !reply.delay.is_zero() {
+        time::sleep(reply.delay).await;
+    }
     match reply.outcome {
         Outcome::Fault(fault) => {
             if let Fault::Stall(duration) = fault {
