@@ -169,3 +169,88 @@ fn the_library_takes_an_identity_and_reports_the_https_url() {
     let plain = Emulator::start(Config::default()).unwrap();
     assert_eq!((plain.tls_url(), plain.tls_port()), (None, None));
 }
+
+/// A blocking TLS client of the emulator's HTTPS port trusting `cert_pem`, offering `alpn`.
+fn tls_stream(port: u16, cert_pem: &str, alpn: &[&[u8]]) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    rustls::StreamOwned::new(connection, socket)
+}
+
+/// Sends `head` (and no body) and reads the answer until the server closes or 5 s pass.
+fn exchange(stream: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>, head: &str) -> String {
+    use std::io::{Read, Write};
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && !head.contains("Connection: close") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// HTTP/1.1 over TLS keeps the plain listener's limits: a body over 16 MiB is refused with 413
+/// before it is sent, more than 100 headers or a head over 64 KiB with 431; a client offering
+/// no ALPN gets HTTP/1.1.
+#[test]
+fn http1_over_tls_keeps_the_limits() {
+    let (cert, key) = self_signed();
+    let identity = TlsIdentity::from_pem(cert.clone(), key).unwrap();
+    let emulator = Emulator::start(Config { tls: Some(identity), ..Config::default() }).unwrap();
+    let port = emulator.tls_port().unwrap();
+
+    let mut stream = tls_stream(port, &cert, &[b"http/1.1"]);
+    let body = r#"{"clientKey":"k"}"#;
+    let ok = exchange(
+        &mut stream,
+        &format!("POST /getBalance HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert_eq!(stream.conn.alpn_protocol(), Some(b"http/1.1".as_slice()));
+
+    let too_big = capmonster_emulator::MAX_BODY_BYTES + 1;
+    let mut stream = tls_stream(port, &cert, &[]);
+    let answer =
+        exchange(&mut stream, &format!("POST /createTask HTTP/1.1\r\nHost: x\r\nContent-Length: {too_big}\r\n\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert_eq!(stream.conn.alpn_protocol(), None);
+
+    let many: String = (0..=100).map(|i| format!("X{i}: 1\r\n")).collect();
+    let mut stream = tls_stream(port, &cert, &[b"h2", b"http/1.1"]);
+    // Offered both, the emulator prefers HTTP/2: this client then speaks HTTP/1.1 where HTTP/2
+    // is expected, and gets no HTTP/1.1 answer.
+    let answer = exchange(&mut stream, &format!("GET / HTTP/1.1\r\n{many}\r\n"));
+    assert_eq!(stream.conn.alpn_protocol(), Some(b"h2".as_slice()));
+    assert!(!answer.starts_with("HTTP/1.1"), "{answer}");
+    let mut stream = tls_stream(port, &cert, &[b"http/1.1"]);
+    let answer = exchange(&mut stream, &format!("GET / HTTP/1.1\r\n{many}\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let huge = "a".repeat(capmonster_emulator::MAX_HEAD_BYTES);
+    let mut stream = tls_stream(port, &cert, &[b"http/1.1"]);
+    let answer = exchange(&mut stream, &format!("GET / HTTP/1.1\r\nX: {huge}\r\n\r\n"));
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+    let stats = emulator.stats_json();
+    assert_eq!((stats["tlsConnections"].as_u64(), stats["http2Requests"].as_u64()), (Some(5), Some(0)), "{stats}");
+    // The two refused heads never became requests; the 413 did (refused at its head).
+    assert_eq!(stats["tlsHttp1Requests"], 2, "{stats}");
+}
