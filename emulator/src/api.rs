@@ -111,6 +111,11 @@ pub(crate) struct Service {
     connections: AtomicU64,
     /// Most connections open at once since the last reset.
     peak_connections: AtomicU64,
+    /// Connections accepted by the TLS listener (also counted in `connections`).
+    tls_connections: AtomicU64,
+    /// Requests the TLS listener read over HTTP/1.1 and over HTTP/2.
+    tls_http1_requests: AtomicU64,
+    http2_requests: AtomicU64,
     verbose: AtomicBool,
 }
 
@@ -241,6 +246,9 @@ impl Service {
             state: Mutex::new(state),
             connections: AtomicU64::new(0),
             peak_connections: AtomicU64::new(0),
+            tls_connections: AtomicU64::new(0),
+            tls_http1_requests: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             verbose: AtomicBool::new(false),
         }
     }
@@ -265,6 +273,16 @@ impl Service {
 
     pub(crate) fn count_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_tls_connection(&self) {
+        self.tls_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request read by the TLS listener, by protocol.
+    pub(crate) fn count_tls_request(&self, http2: bool) {
+        let counter = if http2 { &self.http2_requests } else { &self.tls_http1_requests };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Notes how many connections are open now (one was just admitted), for the peak.
@@ -300,6 +318,9 @@ impl Service {
         json!({
             "connections": self.connections(),
             "peakConnections": self.peak_connections.load(Ordering::Relaxed),
+            "tlsConnections": self.tls_connections.load(Ordering::Relaxed),
+            "tlsHttp1Requests": self.tls_http1_requests.load(Ordering::Relaxed),
+            "http2Requests": self.http2_requests.load(Ordering::Relaxed),
             "methods": methods,
             "tasks": tasks,
             "lastSoftId": state.last_soft_id,
@@ -322,6 +343,9 @@ impl Service {
         *self.lock() = State::new(&self.config);
         self.connections.store(0, Ordering::Relaxed);
         self.peak_connections.store(0, Ordering::Relaxed);
+        for counter in [&self.tls_connections, &self.tls_http1_requests, &self.http2_requests] {
+            counter.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Installs (or, with no steps, removes) a script; fails only when the table is full.

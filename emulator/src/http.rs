@@ -39,18 +39,18 @@ pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// take CPU from the client measured beside it on a small machine.
 pub const WORKER_THREADS: usize = 2;
 /// How long accept waits after an error (typically EMFILE) instead of spinning on it.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// A connection silent this long (between or inside requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that doesn't read for this long loses its connection (bounds oversize bodies).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most headers in one request; more is answered 431 like an oversized head.
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 8 * 1024;
 /// When closing, how long to keep draining what the client still sends, so the kernel
 /// sends FIN rather than RST and the client reliably reads everything written before.
-const LINGER_TIME: Duration = Duration::from_secs(1);
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(1);
 /// ... and at most this many bytes drained.
 const LINGER_BYTES: usize = 1024 * 1024;
 /// Bytes the garbage fault writes: what a client connecting to an SSH port would see.
@@ -143,7 +143,7 @@ pub(crate) struct Server {
 
 /// One admitted connection's place among the open ones, given back when its task ends (or is
 /// dropped with the runtime).
-struct OpenConnection(Arc<Server>);
+pub(crate) struct OpenConnection(Arc<Server>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -157,7 +157,7 @@ impl Server {
     }
 
     /// Takes a place for a new connection; `None` when at the limit.
-    fn admit(self: &Arc<Self>) -> Option<OpenConnection> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<OpenConnection> {
         let before = self
             .open
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < self.max_connections).then_some(open + 1))

@@ -12,6 +12,11 @@
 //! with Content-Length (chunked bodies get 411); HTTP/1.1 keep-alive is supported
 //! (`Connection: close` honoured; HTTP/1.0 connections close after one answer).
 //!
+//! Optionally ([`Config::tls`]) a second listener serves the same service over TLS, HTTP/2 and
+//! HTTP/1.1 by ALPN, with hyper (`tls.rs`): for clients' HTTP/2 paths without a proxy in
+//! front. Scripted connection faults there reset the stream (HTTP/2) or close the connection
+//! (HTTP/1.1) instead of being played byte for byte.
+//!
 //! The HTTP interface (step JSON forms, control endpoints, CLI) is described in README.md.
 //!
 //! Bounds: request head ≤ 64 KiB (431), body ≤ 16 MiB (413), ≤ 8,192 simultaneous
@@ -43,6 +48,7 @@ mod exchange;
 mod http;
 mod script;
 mod solutions;
+mod tls;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -62,6 +68,7 @@ pub use script::{
     Action, Fault, ScriptEntry, Step, Target, MAX_OVERSIZE_BYTES, MAX_PAUSE_MS, MAX_STEPS, MAX_STEP_HEADERS,
     MIN_OVERSIZE_BYTES,
 };
+pub use tls::{TlsIdentity, H2_CONNECTION_WINDOW, H2_MAX_CONCURRENT_STREAMS, HANDSHAKE_TIMEOUT};
 
 /// How the emulated service behaves when not scripted.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +102,12 @@ pub struct Config {
     /// (default [`MAX_CONNECTIONS`]; 1 to [`MAX_CONNECTIONS_LIMIT`], a socket and a small task
     /// each). Raised for benchmarks of clients that open a connection per request.
     pub max_connections: usize,
+    /// The certificate and key of a second listener serving HTTP/2 and HTTP/1.1 over TLS
+    /// ([`Emulator::tls_url`]; default `None`: no such listener). It shares the service, the
+    /// counters and `max_connections` with the plain listener.
+    pub tls: Option<TlsIdentity>,
+    /// The TLS listener's port, on the plain listener's address (default 0: a free port).
+    pub tls_port: u16,
 }
 
 impl Default for Config {
@@ -110,6 +123,8 @@ impl Default for Config {
             answer_delay: Duration::ZERO,
             stamp_ready: false,
             max_connections: MAX_CONNECTIONS,
+            tls: None,
+            tls_port: 0,
         }
     }
 }
@@ -123,6 +138,8 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 pub struct Emulator {
     server: Arc<http::Server>,
     addr: SocketAddr,
+    /// The TLS listener's address, if [`Config::tls`] asked for one.
+    tls_addr: Option<SocketAddr>,
     /// Runs the accept loop and the connections; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -133,15 +150,32 @@ impl Emulator {
         Emulator::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
     }
 
-    /// Starts on `addr` (port 0 picks a free port).
+    /// Starts on `addr` (port 0 picks a free port), and with [`Config::tls`] a TLS listener on
+    /// the same address at [`Config::tls_port`].
     pub fn start_on(addr: SocketAddr, config: Config) -> io::Result<Emulator> {
         let listener = TcpListener::bind(addr)?;
         http::widen_backlog(&listener);
         let addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(identity) => {
+                let tls_listener = TcpListener::bind(SocketAddr::new(addr.ip(), config.tls_port))?;
+                http::widen_backlog(&tls_listener);
+                Some((tls_listener, identity.clone()))
+            }
+            None => None,
+        };
         let max_connections = config.max_connections;
         let server = Arc::new(http::Server::new(Arc::new(api::Service::new(config)), max_connections));
         let runtime = http::start(listener, Arc::clone(&server))?;
-        Ok(Emulator { server, addr, runtime: Some(runtime) })
+        let tls_addr = match tls {
+            Some((tls_listener, identity)) => {
+                let tls_addr = tls_listener.local_addr()?;
+                tls::start(&runtime, tls_listener, Arc::clone(&server), &identity)?;
+                Some(tls_addr)
+            }
+            None => None,
+        };
+        Ok(Emulator { server, addr, tls_addr, runtime: Some(runtime) })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:4242` (no trailing slash). A wildcard bind
@@ -153,6 +187,17 @@ impl Emulator {
     /// The port listened on.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The TLS listener's base URL, e.g. `https://127.0.0.1:4243`, if [`Config::tls`] asked
+    /// for one. Its certificate must name that address for a client to accept it.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_addr.map(|addr| format!("https://{}", http::connect_address(addr)))
+    }
+
+    /// The TLS listener's port, if there is one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_addr.map(|addr| addr.port())
     }
 
     /// Scripts the getTaskResult answers for `task_id` (created or not), replacing any
@@ -198,7 +243,8 @@ impl Emulator {
         self.server.service.method_requests(method)
     }
 
-    /// TCP connections accepted so far (including ones refused over the limit).
+    /// TCP connections accepted so far by both listeners (including ones refused over the
+    /// limit).
     pub fn connections(&self) -> u64 {
         self.server.service.connections()
     }

@@ -7,14 +7,15 @@ use std::time::Duration;
 use std::{env, fs, io::Write};
 
 use capmonster_emulator::{
-    is_api_method, Config, Emulator, ScriptEntry, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES, MAX_CONNECTIONS_LIMIT,
-    MAX_PAUSE_MS,
+    is_api_method, Config, Emulator, ScriptEntry, TlsIdentity, ADDRESS_BANS, MAX_ACCOUNT_ENTRIES,
+    MAX_CONNECTIONS_LIMIT, MAX_PAUSE_MS,
 };
 
 const USAGE: &str = "\
 usage: capmonster-emulator [options]
 
-A local CapMonster Cloud API emulator (HTTP/1.1). Runs until killed.
+A local CapMonster Cloud API emulator (HTTP/1.1; with --tls-cert also HTTP/2 and
+HTTP/1.1 over TLS on a second port). Runs until killed.
 
 options:
   --port N             port to listen on (default 0: a free port)
@@ -41,10 +42,18 @@ options:
   --max-connections N  serve at most N connections at once, more are closed at once
                        (default 8192, at most 1000000: a socket each; the process's
                        limit of open files, ulimit -n, must allow them)
+  --tls-cert FILE      with --tls-key: also serve HTTPS on a second port, HTTP/2 and
+                       HTTP/1.1 by ALPN; FILE holds the PEM certificate chain
+  --tls-key FILE       the PEM private key of --tls-cert
+  --tls-port N         the HTTPS port (default 0: a free port)
+  --tls-port-file PATH write the HTTPS port number to PATH once listening
   --verbose            log one line per request to stderr
   --help               print this help
 
-The first stdout line is `capmonster-emulator listening on http://HOST:PORT`.
+The first stdout line is `capmonster-emulator listening on http://HOST:PORT`; with
+--tls-cert the second is `capmonster-emulator listening on https://HOST:PORT`.
+On HTTPS a scripted fault resets the request's HTTP/2 stream, or closes the
+HTTP/1.1 connection, without an answer.
 Control endpoints: POST /_emulator/script, GET /_emulator/stats,
 POST /_emulator/reset, POST /_emulator/task, POST /_emulator/tasks,
 GET and POST /_emulator/account.
@@ -57,6 +66,9 @@ struct Options {
     config: Config,
     script: Option<PathBuf>,
     port_file: Option<PathBuf>,
+    /// The TLS listener's certificate chain and key files (both or neither).
+    tls_files: Option<(PathBuf, PathBuf)>,
+    tls_port_file: Option<PathBuf>,
     verbose: bool,
 }
 
@@ -72,8 +84,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
         config: Config::default(),
         script: None,
         port_file: None,
+        tls_files: None,
+        tls_port_file: None,
         verbose: false,
     };
+    let (mut tls_cert, mut tls_key) = (None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -87,7 +102,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             "--stamp-ready" => options.config.stamp_ready = true,
             "--port" | "--bind" | "--client-key" | "--solve-after-ms" | "--balance" | "--first-task-id"
             | "--script" | "--port-file" | "--answer-delay-ms" | "--revoked-key" | "--address-ban"
-            | "--banned-proxy" | "--max-connections" => {
+            | "--banned-proxy" | "--max-connections" | "--tls-cert" | "--tls-key" | "--tls-port"
+            | "--tls-port-file" => {
                 let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
                 let bad = || format!("bad value for {flag}");
                 match flag.as_str() {
@@ -136,12 +152,24 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
                         }
                         options.config.max_connections = n;
                     }
+                    "--tls-cert" => tls_cert = Some(PathBuf::from(value)),
+                    "--tls-key" => tls_key = Some(PathBuf::from(value)),
+                    "--tls-port" => options.config.tls_port = value.parse().map_err(|_| bad())?,
+                    "--tls-port-file" => options.tls_port_file = Some(PathBuf::from(value)),
                     _ => options.port_file = Some(PathBuf::from(value)),
                 }
             }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
+    options.tls_files = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) if options.tls_port_file.is_some() => {
+            return Err("--tls-port-file needs --tls-cert and --tls-key".into())
+        }
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok(Parsed::Run(Box::new(options)))
 }
 
@@ -191,7 +219,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let emulator = match Emulator::start_on(SocketAddr::new(options.bind, options.port), options.config) {
+    let mut config = options.config;
+    if let Some((cert, key)) = &options.tls_files {
+        match TlsIdentity::from_files(cert, key) {
+            Ok(identity) => config.tls = Some(identity),
+            Err(e) => {
+                eprintln!("capmonster-emulator: --tls-cert/--tls-key: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let emulator = match Emulator::start_on(SocketAddr::new(options.bind, options.port), config) {
         Ok(emulator) => emulator,
         Err(e) => {
             eprintln!("capmonster-emulator: cannot listen on {}:{}: {e}", options.bind, options.port);
@@ -208,9 +246,14 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     // A closed stdout is no reason to stop serving: the port file / port may still be used.
     let _ = writeln!(stdout, "capmonster-emulator listening on {}", emulator.url());
+    if let Some(url) = emulator.tls_url() {
+        let _ = writeln!(stdout, "capmonster-emulator listening on {url}");
+    }
     let _ = stdout.flush();
-    if let Some(path) = &options.port_file {
-        if let Err(e) = write_port_file(path, emulator.port()) {
+    let port_files = [(&options.port_file, Some(emulator.port())), (&options.tls_port_file, emulator.tls_port())];
+    for (path, port) in port_files {
+        let (Some(path), Some(port)) = (path, port) else { continue };
+        if let Err(e) = write_port_file(path, port) {
             eprintln!("capmonster-emulator: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
@@ -279,6 +322,25 @@ mod tests {
         let Ok(Parsed::Run(o)) = parse(&["--max-connections", "1000000"]) else { panic!("should parse") };
         assert_eq!(o.config.max_connections, MAX_CONNECTIONS_LIMIT);
         for bad in [&["--max-connections", "0"][..], &["--max-connections", "1000001"], &["--max-connections"]] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_the_tls_options() {
+        let args = ["--tls-cert", "c.pem", "--tls-key=k.pem", "--tls-port", "8443", "--tls-port-file", "t"];
+        let Ok(Parsed::Run(o)) = parse(&args) else { panic!("should parse") };
+        assert_eq!(o.tls_files, Some((PathBuf::from("c.pem"), PathBuf::from("k.pem"))));
+        assert_eq!((o.config.tls_port, o.tls_port_file), (8443, Some(PathBuf::from("t"))));
+        let Ok(Parsed::Run(o)) = parse(&[]) else { panic!("should parse") };
+        assert_eq!((o.tls_files, o.config.tls_port, o.config.tls), (None, 0, None));
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls-port-file", "t"],
+            &["--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-port", "70000"],
+            &["--tls-cert"],
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
