@@ -124,7 +124,8 @@ for arch in "${rust_arches[@]}"; do
     echo "== the waiters' engine on its event loop ($arch, Wine)"
     # The waiter's tests again with the event loop on (tokio's Windows backend), and the event
     # loop's own tests but those that start nginx (ignored on Windows: Wine would hand it
-    # Windows paths). The one
+    # Windows paths); HTTP/2 over TLS runs against the emulator's own listener, in the same
+    # Wine process (emulator_tls). The one
     # timed at 150 ms waits 150 times, not 2,000: its emulator runs in the same Wine process, and
     # Wine's server spends per socket event time that grows with the sockets open
     # (docs/engine.md, what remains: 2.0-2.2 s for 200 waits against the bound of 2.6 s).
@@ -132,7 +133,7 @@ for arch in "${rust_arches[@]}"; do
         RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
         /usr/bin/cargo test --release --quiet -Zbuild-std=std,panic_unwind --target "$target" \
         --config "target.$target.linker=\"$arch-w64-mingw32-gcc\"" \
-        --test waiter --test engine_events -- --test-threads 2
-    echo "ignored under Wine: the event loop's nginx tests (HTTP/2, TLS without HTTP/2, a cancelled stream, a reset under 100 streams, the cap with HTTP/2); its waits at 150 ms ran 150 of them, not 2,000"
+        --test waiter --test engine_events --test emulator_tls -- --test-threads 2
+    echo "ignored under Wine: the event loop's nginx tests (HTTP/2, TLS without HTTP/2, a cancelled stream, a reset under 100 streams, the cap with HTTP/2); HTTP/2 ran against the emulator's own TLS listener instead (emulator_tls: 1,000 waits multiplexed, a reset stream among 30); its waits at 150 ms ran 150 of them, not 2,000"
 done
 echo "Windows tests passed (build $((build_minutes / 60)) min $((build_minutes % 60)) s, in all $((SECONDS / 60)) min $((SECONDS % 60)) s)"
