@@ -213,13 +213,14 @@ int main(int argc, char **argv) {
     printf("LATENCY contender=lib max_connections=%u n=%ld interval_ms=%u spread_ms=%u ready_ms=%u delay_ms=%u "
            "add_ms=%.1f all_done_s=%.2f ok=%ld hang=%d req_per_wait=%.3f req_schedule=%ld emu_requests=%lld "
            "late_n=%ld late_p50_ms=%.1f late_p99_ms=%.1f late_max_ms=%.1f threads_peak=%d hwm_kib=%ld "
-           "emu_connections=%lld emu_peak_connections=%lld first_polls_ms=%.0f clients=%d\n",
+           "emu_connections=%lld emu_peak_connections=%lld first_polls_ms=%.0f clients=%d emu_http2_requests=%lld\n",
            max_connections, n, interval_ms, spread_ms, ready_ms, delay_ms, add_ms, all_done_s, ok, hang,
            (double)req_sum / (double)n, schedule_polls(interval_ms, ready_ms, delay_ms),
            json_int(stats, "getTaskResult"), nlate, p.p50, p.p99, p.max,
            atomic_load(&g_peak_threads) - OWN_THREADS - nclients,
            hwm, json_int(stats, "connections"), json_int(stats, "peakConnections"),
-           last_ready_wall > 0 ? last_ready_wall - ready_ms - add0_wall : -1.0, nclients);
+           last_ready_wall > 0 ? last_ready_wall - ready_ms - add0_wall : -1.0, nclients,
+           json_int(stats, "http2Requests"));
     fflush(stdout);
     free(stats);
     for (int i = 0; i < nclients; i++) {

@@ -12,8 +12,10 @@
 #                          HTTP/1.1 row is then skipped)
 #   --contenders C,...     lib:CAP (libcapmonster, max_connections CAP, HTTP/1.1 to the emulator),
 #                          lib-tls:CAP (the same through nginx with TLS: HTTP/2 if the library
-#                          offers it), go (net/http, HTTP/1.1 to the emulator), go-h2 (net/http,
-#                          HTTP/2 through nginx) [lib:64,lib:512,lib:2048,go,go-h2]
+#                          offers it), lib-tls-direct:CAP (TLS straight to the emulator's own
+#                          HTTP/2 listener, no nginx), go (net/http, HTTP/1.1 to the emulator),
+#                          go-h2 (net/http, HTTP/2 through nginx), go-h2-direct (net/http, HTTP/2
+#                          straight to the emulator) [lib:64,lib:512,lib:2048,go,go-h2]
 #   --interval MS          the waits' interval [2000]
 #   --ready MS             each task turns ready this long after its first poll [3000]
 #   --spread MS            wait j's first delay is SPREAD * j / N [0: all polled at once]
@@ -31,7 +33,7 @@ INTERVAL=2000
 READY=3000
 SPREAD=0
 OUTPUT=$ROOT/bench/latency/results.md
-usage() { sed -n '2,22p' "$0"; }
+usage() { sed -n '2,24p' "$0"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --delays | --waits | --contenders | --interval | --ready | --spread | --output)
@@ -48,14 +50,17 @@ done
 for v in ${DELAYS//,/ } ${WAITS//,/ } $INTERVAL $READY $SPREAD; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "not a number: $v" >&2; exit 2; }
 done
-NEED_H2=0
+NEED_H2=0   # nginx
+NEED_CERT=0 # the emulator's own TLS listener
 for c in ${CONTENDERS//,/ }; do
   case $c in
     lib:[1-9]*) [[ ${c#lib:} =~ ^[0-9]+$ ]] || { echo "bad contender $c" >&2; exit 2; } ;;
     lib-tls:[1-9]*) [[ ${c#lib-tls:} =~ ^[0-9]+$ ]] || { echo "bad contender $c" >&2; exit 2; }; NEED_H2=1 ;;
+    lib-tls-direct:[1-9]*) [[ ${c#lib-tls-direct:} =~ ^[0-9]+$ ]] || { echo "bad contender $c" >&2; exit 2; }; NEED_CERT=1 ;;
     go) ;;
     go-h2) NEED_H2=1 ;;
-    *) echo "unknown contender $c (lib:CAP, lib-tls:CAP, go, go-h2)" >&2; exit 2 ;;
+    go-h2-direct) NEED_CERT=1 ;;
+    *) echo "unknown contender $c (lib:CAP, lib-tls:CAP, lib-tls-direct:CAP, go, go-h2, go-h2-direct)" >&2; exit 2 ;;
   esac
 done
 
@@ -83,6 +88,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/capmonster-latency.XXXXXX")
 at_exit rm -rf "$TMP"
 # A budget file of this run's own (the emulator's task ids restart with every reset).
 export CAPMONSTER_BUDGET_FILE=$TMP/budget
+
+# The emulator's own TLS listener (HTTP/2 by ALPN): a certificate for 127.0.0.1 from a CA of the
+# run's own (the one nginx uses, made the same way).
+[ "$NEED_CERT" = 0 ] || "$ROOT/tests/nginx/make-cert.sh" "$TMP/cert" >/dev/null
 
 # ---- nginx (HTTP/2, TLS) in front of the emulator -----------------------------------------------
 NGINX_PID=
@@ -136,12 +145,23 @@ for delay in ${DELAYS//,/ }; do
       # upstream ones alive) would count against the next. No cap of the emulator's own: a
       # connection is a socket and a small task there, and ulimit -n (checked above for Go's
       # connection per wait) is the bound.
-      start_emulator --answer-delay-ms "$delay" --stamp-ready --max-connections 1000000
+      tls=()
+      case $c in
+        lib-tls-direct:* | go-h2-direct)
+          rm -f "$TMP/tls-port"
+          tls=(--tls-cert "$TMP/cert/server.pem" --tls-key "$TMP/cert/server.key" --tls-port-file "$TMP/tls-port") ;;
+      esac
+      start_emulator --answer-delay-ms "$delay" --stamp-ready --max-connections 1000000 "${tls[@]}"
       port=${EMULATOR_URL##*:}
+      TLS_URL=
+      if [ ${#tls[@]} -gt 0 ]; then
+        for _ in $(seq 1 100); do [ -s "$TMP/tls-port" ] && break; sleep 0.05; done
+        TLS_URL=https://127.0.0.1:$(cat "$TMP/tls-port")
+      fi
       case $c in lib-tls:* | go-h2) start_nginx "$port" ;; esac
-      log "emulator (pid $EMULATOR_PID) at $EMULATOR_URL answering after $delay ms${NGINX_PID:+; nginx h2 at https://127.0.0.1:$H2_PORT}"
+      log "emulator (pid $EMULATOR_PID) at $EMULATOR_URL${TLS_URL:+ and $TLS_URL} answering after $delay ms${NGINX_PID:+; nginx h2 at https://127.0.0.1:$H2_PORT}"
       cap=$n
-      case $c in lib:* | lib-tls:*) cap=${c#*:} ;; esac
+      case $c in lib:* | lib-tls:* | lib-tls-direct:*) cap=${c#*:} ;; esac
       # Generous: three polls per wait at cap / delay requests per second, twice over, plus the schedule.
       limit=$((120 + (INTERVAL * 3 + SPREAD + READY) / 1000 + 6 * n * (delay + 5) / (cap * 1000)))
       log "$c, $(commas "$n") waits, $delay ms round trip (at most $limit s)"
@@ -149,6 +169,8 @@ for delay in ${DELAYS//,/ }; do
       case $c in
         lib:*) line=$(timeout "$limit" "$OUT/latency" "$EMULATOR_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay" "$cap") || rc=$? ;;
         go) line=$(timeout "$limit" "$OUT/latency-go" "$EMULATOR_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay") || rc=$? ;;
+        lib-tls-direct:*) line=$(LATENCY_CA_FILE=$TMP/cert/ca.pem timeout "$limit" "$OUT/latency" "$TLS_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay" "$cap") || rc=$? ;;
+        go-h2-direct) line=$(LATENCY_CA_FILE=$TMP/cert/ca.pem timeout "$limit" "$OUT/latency-go" "$TLS_URL" "$port" "$n" "$INTERVAL" "$SPREAD" "$READY" "$delay") || rc=$? ;;
         lib-tls:* | go-h2)
           : >"$TMP/nginx/protocol.log"
           before=$(nginx_accepts)
@@ -178,6 +200,7 @@ for l in "${LINES[@]}"; do
   case $c in
     lib:*) who="libcapmonster, cap ${c#lib:}"; proto="HTTP/1.1" ;;
     lib-tls:*) who="libcapmonster, cap ${c#lib-tls:}" ;;
+    lib-tls-direct:*) who="libcapmonster, cap ${c#lib-tls-direct:}" ;;
     go*) who="Go net/http"; proto="HTTP/1.1" ;;
   esac
   # Through nginx: the protocol(s) its log saw, e.g. "HTTP/2 (TLS, nginx)".
@@ -186,6 +209,17 @@ for l in "${LINES[@]}"; do
     proto="$proto (TLS, nginx)"
   elif [ "$c" = go-h2 ] || [ "${c%%:*}" = lib-tls ]; then
     proto="TLS, nginx"
+  elif [ "$c" = go-h2-direct ] || [ "${c%%:*}" = lib-tls-direct ]; then
+    # Straight to the emulator: the answers that came over HTTP/2 (the emulator's count for
+    # the library, the client's own for Go), of all getTaskResult answers.
+    h2=$(echo "$line" | field emu_http2_requests)
+    [ "$c" = go-h2-direct ] && h2=$(echo "$line" | field h2_answers)
+    all_requests=$(echo "$line" | field emu_requests)
+    if [ -n "$h2" ] && [ "$h2" = "$all_requests" ]; then
+      proto="HTTP/2 (TLS, the emulator's own)"
+    else
+      proto="HTTP/2 for ${h2:-?} of ${all_requests:-?} (TLS, the emulator's own)"
+    fi
   fi
   if [ "$rc" = skip ]; then
     TABLE+=("| $(commas "$n") | $delay ms | $who | $proto | not run: a connection per wait is more than ulimit -n allows | | | | | |")
@@ -208,6 +242,8 @@ for l in "${LINES[@]}"; do
   [ "$rc" != 0 ] && note="$note (exit status $rc)"
   if [ "$c" = go-h2 ]; then
     conns="$(commas "$accepts") to nginx, $(echo "$line" | field client_connections) used"
+  elif [ "$c" = go-h2-direct ]; then
+    conns="$(commas "$(( $(echo "$line" | field emu_connections) - 2 ))") TLS, $(echo "$line" | field client_connections) used"
   elif [ -n "$accepts" ]; then
     conns="$(commas "$accepts") to nginx"
   else
@@ -242,7 +278,9 @@ REPORT=$TMP/results.md
   echo "- connections: straight to the emulator, those it accepted during the run (its control requests"
   echo "  left out) and the most open at once; through nginx, those nginx accepted (TLS handshakes: Go dials"
   echo "  one per request waiting for a connection, then keeps the first and closes the rest) and those Go used."
-  echo "- protocol through nginx: what nginx's log saw for the run's API requests."
+  echo "- protocol through nginx: what nginx's log saw for the run's API requests; straight to the"
+  echo "  emulator's own TLS listener (\`--tls-cert\`, HTTP/2 by ALPN): the emulator's count of HTTP/2"
+  echo "  requests (Go: the answers Go read over HTTP/2)."
   echo "- peak RSS: VmHWM of the whole client process."
 } >"$REPORT"
 echo
