@@ -2,15 +2,19 @@
 //! waits over HTTP/2 on a few connections with no proxy in front, a blocking call over
 //! HTTP/1.1 (ALPN) on the same port, and the scripted faults there: a reset stream fails its
 //! one request as a network error while the others on its connection complete, and on
-//! HTTP/1.1 a closed connection does the same for its call.
+//! HTTP/1.1 a closed connection does the same for its call. Then the HTTP/2 cases the engine's
+//! tests run through nginx on Linux (`common::h2`): a cancelled stream among 50, and the
+//! server gone under 100 streams. With no program outside the test, all of it runs under Wine
+//! too.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capmonster::{Client, Code, Engine, Finished, Next, Schedule, Waiter};
+use capmonster::{Client, Code, Engine, Schedule, Waiter};
 use capmonster_emulator::TlsIdentity;
+use common::h2::{self, finished};
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{json, Value};
@@ -40,14 +44,8 @@ fn tls_emulator(name: &str, answer_delay: Duration) -> TlsEmulator {
 }
 
 impl TlsEmulator {
-    /// A client of the HTTPS URL trusting the test CA, on the event loop.
     fn client(&self, key: &str) -> Arc<Client> {
-        let client = Client::new(key).unwrap();
-        client.set_base_url(&self.emulator.tls_url().unwrap()).unwrap();
-        client.set_proxy(None).unwrap();
-        client.set_ca_file(Some(self.dir.join("ca.pem").to_str().unwrap())).unwrap();
-        client.set_engine(Engine::EventLoop);
-        Arc::new(client)
+        tls_client(&self.emulator, &self.dir, key)
     }
 
     fn stat(&self, name: &str) -> u64 {
@@ -60,11 +58,14 @@ impl TlsEmulator {
     }
 }
 
-fn finished(waiter: &Waiter, within: Duration) -> Finished {
-    match waiter.next(within) {
-        Next::Finished(finished) => finished,
-        other => panic!("no wait finished within {within:?}: {other:?}"),
-    }
+/// A client of `emulator`'s HTTPS URL trusting the test CA in `dir`, on the event loop.
+fn tls_client(emulator: &Emulator, dir: &std::path::Path, key: &str) -> Arc<Client> {
+    let client = Client::new(key).unwrap();
+    client.set_base_url(&emulator.tls_url().unwrap()).unwrap();
+    client.set_proxy(None).unwrap();
+    client.set_ca_file(Some(dir.join("ca.pem").to_str().unwrap())).unwrap();
+    client.set_engine(Engine::EventLoop);
+    Arc::new(client)
 }
 
 fn schedule(max_requests: u32) -> Schedule {
@@ -186,4 +187,23 @@ fn a_fault_resets_its_stream_and_the_others_on_the_connection_complete() {
     assert_eq!((tls.stat("http2Requests"), tls.stat("tlsConnections")), (33, 1));
     let stats: Value = tls.emulator.stats_json();
     assert_eq!(stats["tasks"]["20000"], 1, "{stats}");
+}
+
+/// A wait cancelled mid-request resets its stream only: the 49 others on the connection
+/// complete (the case nginx runs on Linux in `engine_events.rs`; this one runs under Wine too).
+#[test]
+fn a_cancelled_stream_leaves_its_connection_to_the_others() {
+    let tls = tls_emulator("cancel", Duration::from_millis(400));
+    let client = tls.client("emulator-tls-cancel");
+    h2::a_cancelled_stream_leaves_its_connection_to_the_others(&tls.emulator, &client, 30_000);
+    assert_eq!(tls.stat("tlsConnections"), 1);
+}
+
+/// The server goes away under 100 streams (the emulator dropped: its runtime ends and every
+/// connection with it): each stream fails at once as a network error within its budget.
+#[test]
+fn a_connection_reset_under_100_streams_fails_each_stream() {
+    let TlsEmulator { emulator, dir } = tls_emulator("gone", Duration::from_millis(1000));
+    let client = tls_client(&emulator, &dir, "emulator-tls-gone");
+    h2::a_connection_reset_under_100_streams_fails_each_stream(emulator, &client, 40_000, drop);
 }

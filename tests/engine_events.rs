@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capmonster::{Cancel, Client, Code, Engine, Finished, Next, Schedule, Waiter};
+use capmonster::{Client, Code, Engine, Schedule, Waiter};
+use common::h2::{self, finished};
 use common::servers::{free_port, scratch_dir};
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -51,22 +52,6 @@ fn events_client(base_url: &str, key: &str) -> Arc<Client> {
     client.set_proxy(None).unwrap();
     client.set_engine(Engine::EventLoop);
     Arc::new(client)
-}
-
-/// Waits until `count` requests of `client` are in flight at once (5 s at most).
-fn until_in_flight(client: &Client, count: u32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while client.requests_in_flight() < count {
-        assert!(Instant::now() < deadline, "{} of {count} requests in flight", client.requests_in_flight());
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn finished(waiter: &Waiter, within: Duration) -> Finished {
-    match waiter.next(within) {
-        Next::Finished(finished) => finished,
-        other => panic!("no wait finished within {within:?}: {other:?}"),
-    }
 }
 
 /// nginx terminating TLS with HTTP/2 (ALPN) in front of `upstream`, with room for every
@@ -438,7 +423,8 @@ fn tls_without_http2_keeps_http1_connections() {
 }
 
 /// A stream cancelled mid-request ends within milliseconds; the 49 others on its connection
-/// complete on it, and no connection is opened again.
+/// complete on it, and no connection is opened again (`common::h2`; the same against the
+/// emulator's own HTTP/2 in `emulator_tls.rs`).
 #[test]
 #[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn a_cancelled_stream_leaves_its_connection_to_the_others() {
@@ -446,37 +432,7 @@ fn a_cancelled_stream_leaves_its_connection_to_the_others() {
     let emulator = emulator_with(Duration::from_millis(400));
     let nginx = nginx_h2("cancel", &emulator.url());
     let client = https_events_client(&nginx, "events-cancel");
-    // Warm: the connection is up and known to be HTTP/2.
-    emulator.script_task(70_999, vec![Step::ready(json!({}))]);
-    let waiter = Waiter::new(&client).unwrap();
-    let schedule = Schedule {
-        first_delay: Duration::ZERO,
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(30),
-        max_requests: 10,
-    };
-    waiter.add(70_999, &schedule, None, 999).unwrap();
-    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
-
-    let cancel = Arc::new(Cancel::new());
-    for task in 0..50 {
-        emulator.script_task(70_000 + task, vec![Step::ready(json!({"text": "ok"}))]);
-        let token = (task == 7).then(|| Arc::clone(&cancel));
-        waiter.add(70_000 + task, &schedule, token, task as u64).unwrap();
-    }
-    until_in_flight(&client, 50);
-    let triggered = Instant::now();
-    cancel.trigger();
-    let first = finished(&waiter, Duration::from_secs(5));
-    let ended_in = triggered.elapsed();
-    assert_eq!(first.task_id, 70_007);
-    assert_eq!(first.report.result.unwrap_err().code, Code::Cancelled);
-    assert!(ended_in < Duration::from_millis(100), "the cancelled wait ended {ended_in:?} after its cancel");
-    for _ in 0..49 {
-        let done = finished(&waiter, Duration::from_secs(5));
-        assert!(done.report.result.is_ok(), "task {}: {:?}", done.task_id, done.report.result);
-    }
-    assert_eq!(client.connections_opened(), 1, "the reset stream left its connection up");
+    h2::a_cancelled_stream_leaves_its_connection_to_the_others(&emulator, &client, 70_000);
 }
 
 /// The server closes every connection without answering, under 100 requests at once (HTTP/1.1,
@@ -519,7 +475,8 @@ fn connections_closed_under_100_requests_fail_each_as_a_blocking_call() {
 }
 
 /// nginx dies under 100 HTTP/2 streams: each fails at once as a network error, retried at its
-/// next poll within its budget, as on the threads.
+/// next poll within its budget, as on the threads (`common::h2`; the emulator's own HTTP/2
+/// dropping its connections, in `emulator_tls.rs`).
 #[test]
 #[cfg_attr(windows, ignore = "nginx is a Linux program here: under Wine it would be handed Windows paths")]
 fn a_connection_reset_under_100_streams_fails_each_stream() {
@@ -527,30 +484,8 @@ fn a_connection_reset_under_100_streams_fails_each_stream() {
     let emulator = emulator_with(Duration::from_millis(1000));
     let mut nginx = nginx_h2("reset", &emulator.url());
     let client = https_events_client(&nginx, "events-reset");
-    let schedule = Schedule {
-        first_delay: Duration::ZERO,
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_secs(30),
-        max_requests: 1,
-    };
-    let waiter = Waiter::new(&client).unwrap();
-    emulator.script_task(90_999, vec![Step::ready(json!({}))]);
-    waiter.add(90_999, &schedule, None, 999).unwrap();
-    assert!(finished(&waiter, Duration::from_secs(10)).report.result.is_ok());
-    for task in 0..100 {
-        emulator.script_task(90_000 + task, vec![Step::ready(json!({}))]);
-        waiter.add(90_000 + task, &schedule, None, task as u64).unwrap();
-    }
-    until_in_flight(&client, 100);
-    let killed = Instant::now();
-    let _ = nginx.child.kill();
-    let _ = nginx.child.wait();
-    for _ in 0..100 {
-        let done = finished(&waiter, Duration::from_secs(5));
-        let error = done.report.result.unwrap_err();
-        assert_eq!(error.code, Code::BudgetExhausted, "{}", error.message);
-        assert!(error.message.contains("(last: getTaskResult: "), "{}", error.message);
-    }
-    assert!(killed.elapsed() < Duration::from_millis(500), "the streams failed {:?} after the reset", killed.elapsed());
-    assert_eq!(client.stats().answers_network_error, 100);
+    h2::a_connection_reset_under_100_streams_fails_each_stream(emulator, &client, 90_000, |_emulator| {
+        let _ = nginx.child.kill();
+        let _ = nginx.child.wait();
+    });
 }

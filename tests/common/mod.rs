@@ -2,6 +2,7 @@
 //! budget file of the test process's own (never the user's).
 #![allow(dead_code, unused_imports)]
 
+pub mod h2;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
