@@ -39,7 +39,7 @@ pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// take CPU from the client measured beside it on a small machine.
 pub const WORKER_THREADS: usize = 2;
 /// How long accept waits after an error (typically EMFILE) instead of spinning on it.
-pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// A connection silent this long (between or inside requests) is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that doesn't read for this long loses its connection (bounds oversize bodies).
@@ -184,11 +184,29 @@ pub(crate) fn start(listener: StdTcpListener, server: Arc<Server>) -> io::Result
         let _entered = runtime.enter();
         TcpListener::from_std(listener)?
     };
-    runtime.spawn(accept_loop(listener, server));
+    runtime.spawn(accept_loop(
+        listener,
+        server,
+        |_| {},
+        |server, stream| async move {
+            serve_connection(&server, stream).await;
+        },
+    ));
     Ok(runtime)
 }
 
-async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+/// Accepts connections until the runtime stops (both listeners, plain and TLS): each is
+/// counted (`count` adds a listener's own count), admitted under the shared connection limit
+/// (over it, accepted and closed at once) and served by `serve` as a task of its own, which
+/// holds its place until it ends.
+pub(crate) async fn accept_loop<Fut>(
+    listener: TcpListener,
+    server: Arc<Server>,
+    count: impl Fn(&Server),
+    serve: impl Fn(Arc<Server>, TcpStream) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -198,13 +216,14 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
             }
         };
         server.service.count_connection();
+        count(&server);
         let Some(place) = server.admit() else {
-            drop(stream); // over the limit: accept and close at once
+            drop(stream);
             continue;
         };
-        let conn_server = Arc::clone(&server);
+        let served = serve(Arc::clone(&server), stream);
         tokio::spawn(async move {
-            serve_connection(&conn_server, stream).await;
+            served.await;
             drop(place);
         });
     }

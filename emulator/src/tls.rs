@@ -41,7 +41,7 @@ use tokio::time::{self, Instant};
 use tokio_rustls::TlsAcceptor;
 
 use crate::exchange::{Outcome, Request, Response};
-use crate::http::{Server, ACCEPT_BACKOFF, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
+use crate::http::{accept_loop, Server, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 use crate::script::Fault;
 
 /// Streams one HTTP/2 connection may carry at once. nginx allows 128; the library opens another
@@ -150,32 +150,11 @@ pub(crate) fn start(
         let _entered = runtime.enter();
         TcpListener::from_std(listener)?
     };
-    runtime.spawn(accept_loop(listener, server, acceptor));
+    let count_tls = |server: &Server| server.service.count_tls_connection();
+    runtime.spawn(accept_loop(listener, server, count_tls, move |server, stream| {
+        serve_connection(server, acceptor.clone(), stream)
+    }));
     Ok(())
-}
-
-async fn accept_loop(listener: TcpListener, server: Arc<Server>, acceptor: TlsAcceptor) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        server.service.count_connection();
-        server.service.count_tls_connection();
-        let Some(place) = server.admit() else {
-            drop(stream); // over the shared limit: accept and close at once
-            continue;
-        };
-        let server = Arc::clone(&server);
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            serve_connection(server, acceptor, stream).await;
-            drop(place);
-        });
-    }
 }
 
 /// Whether a connection is idle: requests in flight, and when the last one began or ended.

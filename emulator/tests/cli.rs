@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::post;
+use common::{post, Running};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_capmonster-emulator");
@@ -21,16 +21,6 @@ fn scratch(name: &str) -> PathBuf {
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run the binary")
-}
-
-/// Kills the child when the test ends, even on a failed assertion.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -8,10 +8,11 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use capmonster_emulator::{Config, Emulator, TlsIdentity};
+use common::Running;
 use rcgen::{CertificateParams, KeyPair};
 
 const BIN: &str = env!("CARGO_BIN_EXE_capmonster-emulator");
@@ -49,16 +50,6 @@ fn identity_files(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&cert_path, cert).unwrap();
     std::fs::write(&key_path, key).unwrap();
     (cert_path, key_path)
-}
-
-/// Kills the child when the test ends, even on a failed assertion.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

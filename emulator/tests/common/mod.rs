@@ -1,10 +1,11 @@
 //! A tiny raw HTTP/1.1 client for the tests: real sockets, nothing hidden, so tests can see
-//! exactly what the emulator writes and when it closes.
+//! exactly what the emulator writes and when it closes. And a guard for an emulator process.
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -140,4 +141,15 @@ impl Conn {
 /// One request on a fresh connection.
 pub fn post(port: u16, path: &str, body: &str) -> Resp {
     Conn::open(port).request("POST", path, body)
+}
+
+/// Kills the child (an emulator started as a process) when the test ends, even on a failed
+/// assertion.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
