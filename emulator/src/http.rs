@@ -143,7 +143,7 @@ pub(crate) struct Server {
 
 /// One admitted connection's place among the open ones, given back when its task ends (or is
 /// dropped with the runtime).
-pub(crate) struct OpenConnection(Arc<Server>);
+struct OpenConnection(Arc<Server>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -157,7 +157,7 @@ impl Server {
     }
 
     /// Takes a place for a new connection; `None` when at the limit.
-    pub(crate) fn admit(self: &Arc<Self>) -> Option<OpenConnection> {
+    fn admit(self: &Arc<Self>) -> Option<OpenConnection> {
         let before = self
             .open
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < self.max_connections).then_some(open + 1))
@@ -179,27 +179,43 @@ pub(crate) fn start(listener: StdTcpListener, server: Arc<Server>) -> io::Result
         .enable_io()
         .enable_time()
         .build()?;
-    listener.set_nonblocking(true)?;
-    let listener = {
-        let _entered = runtime.enter();
-        TcpListener::from_std(listener)?
-    };
-    runtime.spawn(accept_loop(
+    listen(
+        &runtime,
         listener,
         server,
         |_| {},
         |server, stream| async move {
             serve_connection(&server, stream).await;
         },
-    ));
+    )?;
     Ok(runtime)
 }
 
-/// Accepts connections until the runtime stops (both listeners, plain and TLS): each is
-/// counted (`count` adds a listener's own count), admitted under the shared connection limit
-/// (over it, accepted and closed at once) and served by `serve` as a task of its own, which
-/// holds its place until it ends.
-pub(crate) async fn accept_loop<Fut>(
+/// Starts accepting on `listener` in `runtime` (both listeners, plain and TLS; see
+/// [`accept_loop`]).
+pub(crate) fn listen<Fut>(
+    runtime: &Runtime,
+    listener: StdTcpListener,
+    server: Arc<Server>,
+    count: impl Fn(&Server) + Send + 'static,
+    serve: impl Fn(Arc<Server>, TcpStream) -> Fut + Send + 'static,
+) -> io::Result<()>
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    runtime.spawn(accept_loop(listener, server, count, serve));
+    Ok(())
+}
+
+/// Accepts connections until the runtime stops: each is counted (`count` adds a listener's
+/// own count), admitted under the shared connection limit (over it, accepted and closed at
+/// once) and served by `serve` as a task of its own, which holds its place until it ends.
+async fn accept_loop<Fut>(
     listener: TcpListener,
     server: Arc<Server>,
     count: impl Fn(&Server),

@@ -35,13 +35,13 @@ use hyper::{StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::time::{self, Instant};
 use tokio_rustls::TlsAcceptor;
 
 use crate::exchange::{Outcome, Request, Response};
-use crate::http::{accept_loop, Server, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
+use crate::http::{listen, Server, IDLE_TIMEOUT, LINGER_TIME, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 use crate::script::Fault;
 
 /// Streams one HTTP/2 connection may carry at once. nginx allows 128; the library opens another
@@ -87,11 +87,8 @@ fn invalid(message: String) -> io::Error {
 impl TlsIdentity {
     /// An identity from PEM text; an error says what is missing or wrong.
     pub fn from_pem(cert_chain_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> io::Result<TlsIdentity> {
-        let identity = TlsIdentity { cert_chain_pem: cert_chain_pem.into(), key_pem: key_pem.into() };
-        identity.certificates().map_err(|m| invalid(format!("the certificate chain: {m}")))?;
-        identity.key().map_err(|m| invalid(format!("the private key: {m}")))?;
-        identity.server_config().map_err(|m| invalid(format!("the certificate and key: {m}")))?;
-        Ok(identity)
+        TlsIdentity { cert_chain_pem: cert_chain_pem.into(), key_pem: key_pem.into() }
+            .checked("the certificate chain", "the private key")
     }
 
     /// An identity from a certificate chain file and a key file; an error names the file.
@@ -99,13 +96,17 @@ impl TlsIdentity {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
         };
-        let identity = TlsIdentity { cert_chain_pem: read(cert_chain)?, key_pem: read(key)? };
-        identity.certificates().map_err(|m| invalid(format!("{}: {m}", cert_chain.display())))?;
-        identity.key().map_err(|m| invalid(format!("{}: {m}", key.display())))?;
-        identity
-            .server_config()
-            .map_err(|m| invalid(format!("{} and {}: {m}", cert_chain.display(), key.display())))?;
-        Ok(identity)
+        TlsIdentity { cert_chain_pem: read(cert_chain)?, key_pem: read(key)? }
+            .checked(&cert_chain.display().to_string(), &key.display().to_string())
+    }
+
+    /// The identity if its certificates and key parse and match; an error names the part
+    /// (`cert_chain`, `key`: what the caller calls them) that is wrong.
+    fn checked(self, cert_chain: &str, key: &str) -> io::Result<TlsIdentity> {
+        self.certificates().map_err(|m| invalid(format!("{cert_chain}: {m}")))?;
+        self.key().map_err(|m| invalid(format!("{key}: {m}")))?;
+        self.server_config().map_err(|m| invalid(format!("{cert_chain} and {key}: {m}")))?;
+        Ok(self)
     }
 
     fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -145,16 +146,10 @@ pub(crate) fn start(
     identity: &TlsIdentity,
 ) -> io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(identity.server_config().map_err(invalid)?));
-    listener.set_nonblocking(true)?;
-    let listener = {
-        let _entered = runtime.enter();
-        TcpListener::from_std(listener)?
-    };
     let count_tls = |server: &Server| server.service.count_tls_connection();
-    runtime.spawn(accept_loop(listener, server, count_tls, move |server, stream| {
+    listen(runtime, listener, server, count_tls, move |server, stream| {
         serve_connection(server, acceptor.clone(), stream)
-    }));
-    Ok(())
+    })
 }
 
 /// Whether a connection is idle: requests in flight, and when the last one began or ended.

@@ -898,6 +898,7 @@ mod tests {
         drop(first);
         assert_eq!(gate.lock().open, 0);
     }
+
     #[test]
     fn a_loop_connect_waits_for_its_own_connection_rather_than_close_a_blocking_one() {
         let gate = Gate::new(2);
